@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` runs the default experiment, `make test` the test suite.
+# Each bootstraps .venv first (about 5 minutes the first time, nothing after).
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+TORCH   := torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0
+# torchsort compiles its CUDA kernel where nvcc exists; these flags keep that build working.
+CUDA_HOME ?= $(if $(wildcard /usr/local/cuda-13.0),/usr/local/cuda-13.0,/usr/local/cuda)
+export CUDA_HOME
+export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0
+
+.PHONY: venv demo test test-fast bench clean
+
+venv: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q --no-build-isolation torchsort==0.1.10
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: venv
+	$(PY) run.py
+
+test: venv
+	$(PY) -m pytest -q -m "" tests
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" tests
+
+bench: venv
+	$(PY) scripts/benchmark_heads.py
+
+clean:
+	rm -rf .venv

@@ -1,0 +1,116 @@
+"""The result store: one JSON per finished split, written atomically. Result files are the interface.
+
+Layout::
+
+    <results_root>/runs/<dataset>/<extractor>/<head>/<run_id>/split_<s>.json
+
+``run_id`` is ``<readable hparams>-<8-hex hash>`` of the config that matters (everything
+but the splits, paths, logging and launch settings), so two configurations never share
+a folder and a rerun of the same configuration finds its finished splits.
+
+A result file holds (``format_version`` 1)::
+
+    format_version, dataset, extractor, head, split, run_id,
+    hparams     {similarity, embed_dim, batch_size, ...}   the head's tuned settings
+    metrics     {test_mse, val_mse            (labels min–max scaled on train, [0, 1]),
+                 test_mse_x1e3, val_mse_x1e3  (the paper's Table 1 unit),
+                 test_mse_orig, val_mse_orig  (original label units)}
+    best_epoch, epochs_run, wall_time_s, n_train, n_val, n_test,
+    config      the resolved config,  git_commit,  versions {python, torch, torchsort, transformers},
+    finished_at ISO time
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+FORMAT_VERSION = 1
+REQUIRED = {
+    "format_version": int, "dataset": str, "extractor": str, "head": str, "split": int, "run_id": str,
+    "hparams": dict, "metrics": dict, "best_epoch": int, "epochs_run": int, "config": dict,
+}
+REQUIRED_METRICS = ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
+
+
+class ResultError(ValueError):
+    """A malformed result file or an inconsistent set of them; the message names the file."""
+
+
+def run_dir(root: str | Path, dataset: str, extractor: str, head: str, run_id: str) -> Path:
+    return Path(root) / "runs" / dataset / extractor / head / run_id
+
+
+def split_path(root, dataset, extractor, head, run_id, split: int) -> Path:
+    return run_dir(root, dataset, extractor, head, run_id) / f"split_{split}.json"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(path: str | Path, result: dict[str, Any]) -> None:
+    validate(result, path)
+    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def validate(result: Any, path: str | Path = "<memory>") -> dict:
+    """Check one result's fields and types; raise :class:`ResultError` naming the file and the field."""
+    if not isinstance(result, dict):
+        raise ResultError(f"{path}: a result must be a JSON object, got {type(result).__name__}")
+    for key, typ in REQUIRED.items():
+        if key not in result:
+            raise ResultError(f"{path}: missing field {key!r} (a result file needs {', '.join(REQUIRED)})")
+        if not isinstance(result[key], typ) or (typ is int and isinstance(result[key], bool)):
+            raise ResultError(f"{path}: field {key!r} must be {typ.__name__}, got {result[key]!r}")
+    if result["format_version"] != FORMAT_VERSION:
+        raise ResultError(f"{path}: format_version {result['format_version']} is not {FORMAT_VERSION}; rerun or convert it")
+    for key in REQUIRED_METRICS:
+        value = result["metrics"].get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value or value < 0:
+            raise ResultError(f"{path}: metrics.{key} must be a finite number >= 0, got {value!r}")
+    return result
+
+
+def read_result(path: str | Path) -> dict:
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ResultError(f"{path}: not a readable JSON result file ({e})") from e
+    validate(result, path)
+    result["_path"] = str(path)
+    return result
+
+
+def iter_result_paths(root: str | Path) -> Iterable[Path]:
+    return sorted((Path(root) / "runs").glob("*/*/*/*/split_*.json")) if (Path(root) / "runs").is_dir() else []
+
+
+def read_results(root: str | Path) -> list[dict]:
+    """Every result under ``root`` (each validated, with ``_path`` added)."""
+    return [read_result(p) for p in iter_result_paths(root)]
+
+
+def finished_splits(root, dataset, extractor, head, run_id) -> set[int]:
+    """Splits of one configuration whose result file exists and is valid (the skip-if-done check)."""
+    done = set()
+    for p in run_dir(root, dataset, extractor, head, run_id).glob("split_*.json"):
+        try:
+            done.add(read_result(p)["split"])
+        except ResultError:
+            pass  # a corrupt file is not done: the split reruns and replaces it
+    return done

@@ -1,0 +1,216 @@
+"""Regression heads with one call signature: ``head(z, z_ref, y_ref, exclude_self=False)``.
+
+``z`` (B, d) are the queries; ``z_ref`` (N, d) and ``y_ref`` (N,) or (N, m) the
+reference set: the other items of the batch in training (``exclude_self=True``,
+``z_ref is z``), the whole training split at evaluation. Neighbour heads predict
+ŷ = softmax(logits) @ y_ref and expose the weights as :meth:`neighbor_weights`.
+For a large reference set use :meth:`NeighborHead.predict`, the memory-bounded path.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import functional as Fn
+from .softstep import SoftKStep, SoftStep
+
+
+def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool) -> None:
+    """Validate inputs at the door; raises ValueError saying what is wrong and what is allowed."""
+    if z.dim() != 2 or z_ref.dim() != 2:
+        raise ValueError(f"z and z_ref must be 2-D (B, d) and (N, d); got {tuple(z.shape)} and {tuple(z_ref.shape)}")
+    if z.shape[1] != z_ref.shape[1]:
+        raise ValueError(f"embedding dimensions differ: z has d={z.shape[1]}, z_ref has d={z_ref.shape[1]}")
+    n = z_ref.shape[0]
+    if n < 1:
+        raise ValueError("the reference set is empty; it needs at least 1 item (2 with exclude_self=True)")
+    if exclude_self:
+        if z.shape[0] != n:
+            raise ValueError(f"exclude_self=True means z_ref is z; got {z.shape[0]} queries and {n} references")
+        if n < 2:
+            raise ValueError("exclude_self=True needs a reference set of at least 2 (each query excludes itself)")
+    if y_ref is not None and (y_ref.dim() not in (1, 2) or y_ref.shape[0] != n):
+        raise ValueError(f"y_ref must be (N,) or (N, m) with N={n}; got {tuple(y_ref.shape)}")
+    for name, x in (("z", z), ("z_ref", z_ref), ("y_ref", y_ref)):
+        if x is not None and not torch.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
+
+
+def _self_mask(b: int, n: int, device, offset: int = 0) -> torch.Tensor:
+    """(b, n) mask, True where query ``offset + i`` meets itself at reference ``offset + i``."""
+    rows = torch.arange(offset, offset + b, device=device).unsqueeze(1)
+    return rows == torch.arange(n, device=device)
+
+
+class LinearHead(nn.Module):
+    """ŷ = W z + b. Accepts and ignores the reference set."""
+
+    def __init__(self, embed_dim: int, out_dim: int = 1):
+        super().__init__()
+        self.linear = nn.Linear(embed_dim, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, z, z_ref=None, y_ref=None, exclude_self: bool = False):
+        y = self.linear(z)
+        return y.squeeze(-1) if self.out_dim == 1 else y
+
+    def predict(self, z, z_ref=None, y_ref=None, **_):
+        """Same as forward: a linear head needs no memory-bounded path."""
+        return self(z)
+
+
+class NeighborHead(nn.Module):
+    """Base of the neighbour heads: weights = softmax(logits(z, z_ref)), ŷ = weights @ y_ref."""
+
+    def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None):
+        super().__init__()
+        if similarity not in Fn.SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r}; allowed: {', '.join(Fn.SIMILARITIES)}")
+        if embed_dim < 1:
+            raise ValueError(f"embed_dim must be >= 1; got {embed_dim}")
+        self.embed_dim, self.similarity, self.gamma = embed_dim, similarity, gamma
+
+    def sim(self, z, z_ref):
+        return Fn.similarity(z, z_ref, self.similarity, gamma=self.gamma)
+
+    def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def neighbor_weights(self, z, z_ref, exclude_self: bool = False) -> torch.Tensor:
+        """(B, N) weights the prediction averages with: rows sum to 1, excluded entries are exactly 0."""
+        _check(z, z_ref, None, exclude_self)
+        mask = _self_mask(z.shape[0], z_ref.shape[0], z.device) if exclude_self else None
+        return torch.softmax(self.logits(z, z_ref, mask), dim=-1)
+
+    def forward(self, z, z_ref, y_ref, exclude_self: bool = False):
+        _check(z, z_ref, y_ref, exclude_self)
+        w = self.neighbor_weights(z, z_ref, exclude_self)
+        return w @ y_ref.to(w.dtype)
+
+    @torch.no_grad()
+    def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
+        """Memory-bounded evaluation: same result as ``forward`` without building a B×N matrix
+        larger than ``max_elements`` entries (chunks over queries; see subclasses for the reference set)."""
+        _check(z, z_ref, y_ref, False)
+        n = z_ref.shape[0]
+        rows = max(1, max_elements // n)
+        return torch.cat([self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements) for i in range(0, len(z), rows)])
+
+    def _predict_rows(self, z, z_ref, y_ref, max_elements):
+        return torch.softmax(self.logits(z, z_ref), dim=-1) @ y_ref.to(z.dtype)
+
+
+class NCAHead(NeighborHead):
+    """Neighbourhood component analysis, optionally with SoftStep (Algorithm 2).
+
+    ``softstep=None``: logits = Sim(z, z_ref) (plain NCA, as scikit-learn's NCA:
+    the query's own entry is −inf, weight exactly 0).
+    ``softstep="global" | "instance"``: logits = Sim + log SoftStep(Norm(Sim)),
+    where Norm is the row min–max of :func:`softstep.functional.row_minmax`
+    (computed without the query's own entry).
+    """
+
+    def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str | None = None, *, gamma=None):
+        super().__init__(embed_dim, similarity, gamma=gamma)
+        self.softstep = None if softstep is None else SoftStep(param_mode=softstep, embed_dim=embed_dim)
+
+    def logits(self, z, z_ref, mask=None):
+        sim = self.sim(z, z_ref)
+        return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, mask), mask)
+
+    def _logits_from_sim(self, sim, z, lo, hi, mask=None):
+        if self.softstep is not None:
+            sim = sim + self.softstep(Fn.scale_rows(sim, lo, hi, mask), z)
+        return sim if mask is None else sim.masked_fill(mask, -torch.inf)
+
+    def _predict_rows(self, z, z_ref, y_ref, max_elements):
+        """Streams over the reference set in tiles when one row block would exceed ``max_elements``:
+        a first pass finds each row's min and max similarity, a second accumulates an online softmax."""
+        n = z_ref.shape[0]
+        cols = max(1, max_elements // len(z))
+        if cols >= n:
+            return super()._predict_rows(z, z_ref, y_ref, max_elements)
+        y = y_ref.to(z.dtype)
+        y2 = y.unsqueeze(-1) if y.dim() == 1 else y
+        tiles = [slice(j, j + cols) for j in range(0, n, cols)]
+        lo = hi = None
+        if self.softstep is not None:
+            bounds = [Fn.row_bounds(self.sim(z, z_ref[s]), None) for s in tiles]
+            lo = torch.stack([b[0] for b in bounds]).amin(0)
+            hi = torch.stack([b[1] for b in bounds]).amax(0)
+        run_max = torch.full((len(z), 1), -torch.inf, dtype=z.dtype, device=z.device)
+        denom = torch.zeros_like(run_max)
+        acc = torch.zeros(len(z), y2.shape[1], dtype=z.dtype, device=z.device)
+        for s in tiles:
+            logit = self._logits_from_sim(self.sim(z, z_ref[s]), z, lo, hi)
+            new_max = torch.maximum(run_max, logit.amax(-1, keepdim=True))
+            shift = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)
+            scale = torch.exp(run_max - shift)
+            p = torch.exp(logit - shift)
+            denom = denom * scale + p.sum(-1, keepdim=True)
+            acc = acc * scale + p @ y2[s]
+            run_max = new_max
+        out = acc / denom
+        return out.squeeze(-1) if y.dim() == 1 else out
+
+
+class DiffKNNHead(NeighborHead):
+    """Differentiable k-NN with SoftKStep (Algorithm 1).
+
+    ranks = soft_rank(−Sim) − 1 (torchsort, L2 regularisation, strength
+    ``rank_strength``; 0-based, 0 = most similar); k = max(σ(·)(N − 1), 1);
+    logits = Sim + SoftKStep(ranks, k, q, t). In training the query's own entry is
+    pushed to the worst rank before ranking (line 10) and its weight is exactly 0.
+
+    ``rank_strength`` defaults to 0.1, not torchsort's 1.0: soft ranks are close to
+    hard ranks only where consecutive similarities differ by more than the
+    strength, and bounded similarities (cos, rbf) lie in [0, 1], where 1.0 makes
+    every rank nearly the mean rank. The memory-bounded path chunks over queries
+    only: a soft rank needs the whole row.
+    """
+
+    def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
+                 q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1):
+        super().__init__(embed_dim, similarity, gamma=gamma)
+        if rank_strength <= 0:
+            raise ValueError(f"rank_strength must be > 0; got {rank_strength}")
+        self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t)
+        self.rank_strength = rank_strength
+
+    def logits(self, z, z_ref, mask=None):
+        import torchsort  # imported here so the rest of the library works without the compiled extension
+
+        sim = self.sim(z, z_ref)
+        n = sim.shape[1] - (0 if mask is None else 1)
+        to_rank = sim
+        if mask is not None:  # line 10: the query itself goes below every other candidate
+            worst = sim.detach().amin(-1, keepdim=True) - (sim.detach().amax(-1, keepdim=True) - sim.detach().amin(-1, keepdim=True)) - 1
+            to_rank = torch.where(mask, worst, sim)
+        ranks = torchsort.soft_rank(-to_rank, regularization="l2", regularization_strength=self.rank_strength) - 1.0
+        out = sim + self.kstep(ranks, z, n)
+        return out if mask is None else out.masked_fill(mask, -torch.inf)
+
+
+HEADS = {
+    "linear": lambda d, **kw: LinearHead(d),
+    "nca": lambda d, **kw: NCAHead(d, softstep=None, **kw),
+    "nca_g": lambda d, **kw: NCAHead(d, softstep="global", **kw),
+    "nca_i": lambda d, **kw: NCAHead(d, softstep="instance", **kw),
+    "diffknn_g": lambda d, **kw: DiffKNNHead(d, softstep="global", **kw),
+    "diffknn_i": lambda d, **kw: DiffKNNHead(d, softstep="instance", **kw),
+}
+
+
+def build_head(name: str, embed_dim: int, **kwargs) -> nn.Module:
+    """Build one of the six heads by name: ``linear``, ``nca``, ``nca_g``, ``nca_i``, ``diffknn_g``, ``diffknn_i``.
+
+    Keyword arguments (``similarity``, ``gamma``, and for k-NN ``q``, ``t``, ``rank_strength``)
+    go to the head; the linear head ignores them.
+
+    >>> head = build_head("nca_i", 25, similarity="rbf")
+    >>> z = torch.randn(8, 25); head(z, z, torch.rand(8), exclude_self=True).shape
+    torch.Size([8])
+    """
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; allowed: {', '.join(HEADS)}")
+    return HEADS[name](embed_dim, **kwargs)
