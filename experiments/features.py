@@ -1,0 +1,46 @@
+"""The frozen-feature cache: a frozen extractor runs once per (dataset, preprocessing, extractor).
+
+Later epochs, splits, heads and reruns read ``<cache_dir>/features/<key>.pt`` and build no
+extractor at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from data.base import RegressionData, collate
+from experiments.results import atomic_write_bytes
+
+
+def cache_key(data: RegressionData, extractor_name: str, extractor_settings: str) -> str:
+    raw = f"{data.name}|{data.preprocessing}|{len(data)}|{extractor_name}|{extractor_settings}"
+    return f"{data.name}-{extractor_name}-{hashlib.sha1(raw.encode()).hexdigest()[:12]}"
+
+
+@torch.no_grad()
+def extract(extractor, data: RegressionData, *, batch_size: int = 64, device="cpu", progress: bool = True) -> torch.Tensor:
+    """Run ``extractor`` in eval mode over every item; returns (n, out_dim) float32 on the CPU."""
+    extractor.eval().to(device)
+    out = []
+    ds = data.dataset(range(len(data)))
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    for x, _ in tqdm(loader, desc=f"extracting {data.name}", disable=not progress, leave=False):
+        x = x.to(device) if torch.is_tensor(x) else x
+        out.append(extractor(x).float().cpu())
+    return torch.cat(out)
+
+
+def cached_features(path: Path, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Load features from ``path``, or compute and store them atomically."""
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    feats = compute()
+    buf = io.BytesIO()
+    torch.save(feats, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return feats

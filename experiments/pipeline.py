@@ -1,0 +1,220 @@
+"""One configuration over its splits: the paper's protocol as a program (``python run.py``).
+
+for each split seed: skip if its result file exists (unless ``force``) → split 80/20 → 85/15 →
+scale labels on train → features (cached when the extractor is frozen) → fit → write the
+result JSON atomically. At the end print mean ± std × 10³ beside the paper's number.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from data.base import DataError, RegressionData
+from experiments import features as F
+from experiments.results import FORMAT_VERSION, finished_splits, read_result, run_dir, split_path, write_result
+from experiments.splits import MinMaxScaler, paper_split
+from experiments.tracking import make_tracker
+from experiments.train import Inputs, Regressor, fit
+from softstep import HEADS, SIMILARITIES, build_head
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
+#: Config keys that do not change a result: left out of the run id.
+NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra"}
+TRAINER_NOT_IN_RUN_ID = {"device", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message names the field and what is allowed."""
+
+
+def validate(cfg: DictConfig) -> list[int]:
+    """Check the values the pipeline relies on, before any data or model is touched. Returns the splits."""
+    def bad(field, value, allowed):
+        raise ConfigError(f"bad config value {field}={value!r}: {allowed}")
+
+    splits = OmegaConf.to_container(cfg.splits) if OmegaConf.is_list(cfg.splits) else cfg.splits
+    if isinstance(splits, int) and not isinstance(splits, bool):
+        splits = [splits]
+    if not isinstance(splits, list) or not splits or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in splits):
+        bad("splits", cfg.splits, "a non-empty list of split seeds >= 0, e.g. splits=[0,1,2] (default 0-9)")
+    if len(set(splits)) != len(splits):
+        bad("splits", splits, "each split seed once")
+    if cfg.head.name not in HEADS:
+        bad("head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
+    if cfg.head.name != "linear" and cfg.head.similarity not in SIMILARITIES:
+        bad("head.similarity", cfg.head.similarity, f"one of {', '.join(SIMILARITIES)}")
+    for field, value, lo in (("head.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 1),
+                             ("trainer.batch_size", cfg.trainer.batch_size, 2), ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
+                             ("trainer.patience", cfg.trainer.patience, 1), ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            bad(field, value, f"an integer >= {lo}")
+    for field, value in (("trainer.lr", cfg.trainer.lr), ("trainer.extractor_lr", cfg.trainer.extractor_lr)):
+        if not isinstance(value, (int, float)) or value <= 0:
+            bad(field, value, "a number > 0")
+    return splits
+
+
+def run_id(cfg: DictConfig) -> str:
+    """``<sim>-e<embed>-b<batch>-<hash>``: the hash covers every setting that can change a result."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    key = {k: v for k, v in c.items() if k not in NOT_IN_RUN_ID}
+    key["trainer"] = {k: v for k, v in key["trainer"].items() if k not in TRAINER_NOT_IN_RUN_ID}
+    if cfg.head.name == "linear":
+        key["head"] = {k: v for k, v in key["head"].items() if k not in ("similarity", "kwargs")}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    sim = "linear" if cfg.head.name == "linear" else cfg.head.similarity
+    return f"{sim}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"
+
+
+def _device(name: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for mod in ("torchsort", "transformers"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing optional package is recorded, not fatal
+            out[mod] = None
+    return out
+
+
+def _instantiate(node, **kwargs):
+    """hydra's instantiate, re-raising our own clear errors instead of its wrapper around them."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, (DataError, ConfigError, FileNotFoundError, ValueError)):
+            raise e.__cause__ from None
+        raise
+
+
+def load_data(cfg: DictConfig) -> RegressionData:
+    data = _instantiate(cfg.dataset.loader)
+    if not isinstance(data, RegressionData):
+        raise DataError(f"dataset {cfg.dataset.name!r}: loader {cfg.dataset.loader._target_} returned {type(data).__name__}, not RegressionData")
+    return data
+
+
+def build_extractor(cfg: DictConfig, data: RegressionData):
+    in_dim = int(np.prod(np.shape(data.load(data.items[0])))) if data.modality == "table" else None
+    ext = _instantiate(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
+    if ext.modality != data.modality:
+        raise ConfigError(f"extractor {cfg.extractor.name!r} reads {ext.modality} but dataset {cfg.dataset.name!r} "
+                          f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)")
+    return ext
+
+
+def _inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, object | None, int]:
+    """Cached features (frozen extractor: no extractor is built on a cache hit) or the raw items."""
+    if cfg.extractor.finetune:
+        ext = build_extractor(cfg, data)
+        return Inputs(data=data, num_workers=cfg.trainer.num_workers), ext, ext.out_dim
+    builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
+    key = F.cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
+    path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
+
+    def compute():
+        return F.extract(build_extractor(cfg, data), data, batch_size=cfg.trainer.eval_batch_size, device=device,
+                         progress=cfg.progress)
+
+    feats = F.cached_features(path, compute)
+    if len(feats) != len(data):
+        raise DataError(f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file")
+    return Inputs(features=feats), None, feats.shape[1]
+
+
+def run_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor, in_dim: int, split: int, rid: str,
+              device) -> dict:
+    train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
+    scaler = MinMaxScaler(data.labels[train_idx])
+    torch.manual_seed(split)
+    head = build_head(cfg.head.name, cfg.model.embed_dim, **({} if cfg.head.name == "linear" else
+                      dict(similarity=cfg.head.similarity, **OmegaConf.to_container(cfg.head.kwargs, resolve=True))))
+    if extractor is not None:  # fine-tuning: start every split from the same pretrained weights
+        extractor = build_extractor(cfg, data)
+    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout)
+    out_dir = run_dir(cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
+    tracker = make_tracker(cfg, rid, split)
+    t = cfg.trainer
+    try:
+        res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, seed=split,
+                  max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
+                  weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size, max_elements=t.max_elements, device=device,
+                  checkpoint=(out_dir / f"split_{split}.ckpt.pt") if t.checkpoint else None, progress=cfg.progress,
+                  log=tracker.log, desc=f"split {split}")
+    finally:
+        tracker.finish()
+    return {
+        "format_version": FORMAT_VERSION, "dataset": cfg.dataset.name, "extractor": cfg.extractor.name,
+        "head": cfg.head.name, "split": split, "run_id": rid,
+        "hparams": {"similarity": None if cfg.head.name == "linear" else cfg.head.similarity,
+                    "embed_dim": cfg.model.embed_dim, "batch_size": cfg.trainer.batch_size,
+                    "finetune": bool(cfg.extractor.finetune)},
+        "metrics": {"test_mse": res.test_mse, "val_mse": res.val_mse,
+                    "test_mse_x1e3": 1e3 * res.test_mse, "val_mse_x1e3": 1e3 * res.val_mse,
+                    "test_mse_orig": scaler.mse_to_original(res.test_mse), "val_mse_orig": scaler.mse_to_original(res.val_mse)},
+        "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "wall_time_s": res.wall_time_s,
+        "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
+        "label_range": [scaler.lo, scaler.hi], "history": res.history,
+        "config": OmegaConf.to_container(cfg, resolve=True), "git_commit": _git_commit(), "versions": versions(),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def paper_number(dataset: str, head: str) -> str | None:
+    if not PAPER_TABLE.exists():
+        return None
+    for line in PAPER_TABLE.read_text().splitlines()[1:]:
+        d, h, mean, std = line.split(",")
+        if d == dataset and h == head:
+            return f"{mean} ± {std}"
+    return None
+
+
+def summary(cfg: DictConfig, rid: str) -> str:
+    root, args = cfg.paths.results_root, (cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
+    done = sorted(finished_splits(root, *args))
+    mses = np.array([read_result(split_path(root, *args, s))["metrics"]["test_mse_x1e3"] for s in done])
+    std = mses.std(ddof=1) if len(mses) > 1 else 0.0
+    line = f"{cfg.dataset.name} / {cfg.head.name}: test MSE x 10^3 = {mses.mean():.3g} ± {std:.3g} over {len(done)} split(s)"
+    paper = paper_number(cfg.dataset.name, cfg.head.name)
+    return line + (f"   (paper: {paper})" if paper else "") + f"\n  results: {run_dir(root, *args)}"
+
+
+def run(cfg: DictConfig) -> str:
+    """Run every requested split that has no result yet; return the summary line."""
+    splits = validate(cfg)
+    rid = run_id(cfg)
+    root, args = cfg.paths.results_root, (cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
+    todo = splits if cfg.force else [s for s in splits if s not in finished_splits(root, *args)]
+    if todo:
+        device = _device(cfg.trainer.device)
+        data = load_data(cfg)
+        inputs, extractor, in_dim = _inputs(cfg, data, device)
+        for split in tqdm(todo, desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress):
+            result = run_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
+            write_result(split_path(root, *args, split), result)
+            (run_dir(root, *args) / f"split_{split}.ckpt.pt").unlink(missing_ok=True)
+    return summary(cfg, rid)

@@ -1,0 +1,270 @@
+"""The paper's figures, drawn from result files (and, for Figure 3, from a surfaces file), never the trainer.
+
+- Figure 2: the SoftStep function on [0, 1] for several t, l and u marked (:func:`plot_figure2`).
+- Figure 3: true and learned regression surfaces of synthetic 2-D targets (:func:`plot_figure3`,
+  :func:`load_surfaces`, :func:`write_figure3_table`).
+- Figures 4 and 5: the appendix-A tuning grid, one bar per (similarity, embed_dim, batch_size)
+  with the std over splits as error bar, one panel per head (:func:`plot_tuning_figure`).
+
+Each figure is written as PNG (200 dpi) and PDF. Figures are built with
+:class:`matplotlib.figure.Figure` (no pyplot state, the Agg renderer for PNG) and constrained
+layout. Colours are the Okabe–Ito palette, safe for the common colour-vision deficiencies;
+surfaces use viridis.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from .tables import HEAD_LABELS, TuningCell, mean_std, sig
+
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
+}
+MSE_LABEL = "test MSE × 10³"
+FIGURE4_HEADS = ("nca", "nca_g", "nca_i")
+FIGURE5_HEADS = ("diffknn_g", "diffknn_i")
+FIGURE3_COLUMNS = ("true", "linear", "nca", "softstep")
+
+
+def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
+    """Write ``fig`` as ``<out_dir>/<stem>.png`` and ``.pdf``; return both paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=200)
+    fig.savefig(paths[1])
+    return paths
+
+
+# ----------------------------------------------------------------------------- Figure 2
+
+def plot_figure2(out_dir: str | Path, *, ts=(0.1, 0.25, 0.5, 0.75, 1.0), l: float = 0.25, u: float = 0.75) -> list[Path]:
+    """SoftStep(s; l, u, t) on s ∈ [0, 1] for each t in ``ts``, with l and u marked; ``figure2_softstep.{png,pdf}``."""
+    import torch
+
+    from softstep.functional import soft_step
+
+    s = torch.linspace(0.0, 1.0, 1001, dtype=torch.float64)
+    colours = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "reddish_purple", "black", "sky_blue", "vermillion")]
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    for i, t in enumerate(ts):
+        y = soft_step(s, torch.tensor(l, dtype=s.dtype), torch.tensor(u, dtype=s.dtype), torch.tensor(t, dtype=s.dtype))
+        ax.plot(s.numpy(), y.numpy(), color=colours[i % len(colours)], lw=2, label=f"t = {t:g}")
+    for x, name in ((l, "l"), (u, "u")):
+        ax.axvline(x, color="0.4", ls="--", lw=1)
+        ax.annotate(f"{name} = {x:g}", (x, 1.04), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=10)
+    ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="normalised similarity s", ylabel="SoftStep(s; l, u, t)")
+    ax.set_title("SoftStep: 0 below l, 1 above u, transition shaped by t", pad=22)
+    ax.legend(title="transition t", loc="upper left", frameon=False)
+    ax.grid(alpha=0.3)
+    return save(fig, out_dir, "figure2_softstep")
+
+
+# ----------------------------------------------------------------------------- Figures 4 and 5
+
+def plot_tuning_figure(cells: list[TuningCell], heads, out_dir: str | Path, stem: str, *, title: str | None = None) -> list[Path]:
+    """One panel per head in ``heads`` (those with cells): bars of mean test MSE × 10³ per
+    (similarity, embed_dim, batch_size) with std over splits as error bars; the best mean is
+    highlighted, starred and named in the panel title. Returns [] when no head has cells."""
+    heads = [h for h in heads if any(c.head == h for c in cells)]
+    if not heads:
+        return []
+    n_max = max(sum(c.head == h for c in cells) for h in heads)
+    fig = Figure(figsize=(max(6.0, 0.42 * n_max + 2.0), 3.3 * len(heads)), layout="constrained")
+    axes = fig.subplots(len(heads), 1, squeeze=False)[:, 0]
+    normal, best_colour = OKABE_ITO["sky_blue"], OKABE_ITO["vermillion"]
+    for ax, head in zip(axes, heads):
+        row = [c for c in cells if c.head == head]
+        x = np.arange(len(row))
+        means = np.array([c.mean for c in row])
+        stds = np.array([0.0 if math.isnan(c.std) else c.std for c in row])
+        colours = [best_colour if c.best else normal for c in row]
+        bars = ax.bar(x, means, yerr=stds, color=colours, edgecolor="black", linewidth=0.6,
+                      error_kw={"elinewidth": 1, "capsize": 3, "ecolor": "black"})
+        for bar, c in zip(bars, row):
+            if c.best:
+                bar.set_hatch("//")
+        top = means + stds
+        for i, c in enumerate(row):
+            if c.best:
+                ax.plot(i, top[i] + 0.07 * top.max(), marker="*", ms=14, color=best_colour, mec="black", mew=0.6)
+        ax.set_ylim(0, top.max() * 1.18)
+        ax.set_xticks(x, [c.label for c in row], rotation=45, ha="right", rotation_mode="anchor", fontsize=9)
+        ax.set_xlim(-0.6, len(row) - 0.4)
+        ax.set_ylabel(MSE_LABEL)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        best = [c for c in row if c.best]
+        ns = sorted({c.n for c in row})
+        n_text = f"n = {ns[0]} splits" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} splits"
+        ax.set_title(f"{HEAD_LABELS.get(head, head)}: best {', '.join(c.label for c in best)} = "
+                     f"{mean_std(best[0].mean, best[0].std)}  ({n_text})", fontsize=11)
+    axes[-1].set_xlabel("(similarity, embedding dimension, batch size)")
+    handles = [Patch(facecolor=normal, edgecolor="black", label="mean over splits (error bar: ± std)"),
+               Patch(facecolor=best_colour, edgecolor="black", hatch="//", label="best mean"),
+               Line2D([], [], ls="", marker="*", ms=12, color=best_colour, mec="black", label="best configuration")]
+    if title:
+        fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
+    return save(fig, out_dir, stem)
+
+
+def plot_figure4(cells: list[TuningCell], out_dir: str | Path, dataset: str = "rsna") -> list[Path]:
+    """Figure 4: NCA, NCA g, NCA i over the tuning grid (``figure4_nca_tuning.{png,pdf}``)."""
+    return plot_tuning_figure(cells, FIGURE4_HEADS, out_dir, "figure4_nca_tuning",
+                              title=f"Figure 4: NCA heads over the tuning grid ({dataset})")
+
+
+def plot_figure5(cells: list[TuningCell], out_dir: str | Path, dataset: str = "rsna") -> list[Path]:
+    """Figure 5: DiffKNN g, DiffKNN i over the tuning grid (``figure5_diffknn_tuning.{png,pdf}``)."""
+    return plot_tuning_figure(cells, FIGURE5_HEADS, out_dir, "figure5_diffknn_tuning",
+                              title=f"Figure 5: DiffKNN heads over the tuning grid ({dataset})")
+
+
+# ----------------------------------------------------------------------------- Figure 3
+
+def load_surfaces(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Read a Figure 3 surfaces file.
+
+    Format, ``.npz`` (``np.savez(path, **{"<target>/<name>": array})``): for each target
+    function name (e.g. ``sinusoidal``, ``checkerboard``, ``spiral``, ``multiplicative``) the keys
+
+    - ``<target>/grid_x1`` (n1,) and ``<target>/grid_x2`` (n2,): the grid's coordinates on [−1, 1];
+    - ``<target>/true`` (n2, n1): the target function on the grid, row i at x2 = grid_x2[i] and
+      column j at x1 = grid_x1[j] (``np.meshgrid(grid_x1, grid_x2)`` order);
+    - ``<target>/<head>`` (n2, n1) for each head drawn, head in ``linear``, ``nca``, ``nca_g``,
+      ``nca_i``: the head's prediction on the same grid (same units as ``true``).
+
+    ``.json`` holds the same as nested lists: ``{"<target>": {"grid_x1": [...], "true": [[...]], ...}}``.
+    Returns ``{target: {name: array}}``.
+    """
+    path = Path(path)
+    surfaces: dict[str, dict[str, np.ndarray]] = {}
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            for key in data.files:
+                target, sep, name = key.partition("/")
+                if not sep or not name:
+                    raise ValueError(f"{path}: key {key!r} is not <target>/<name>")
+                surfaces.setdefault(target, {})[name] = np.asarray(data[key], dtype=float)
+    elif path.suffix == ".json":
+        raw = json.loads(path.read_text())
+        surfaces = {t: {k: np.asarray(v, dtype=float) for k, v in d.items()} for t, d in raw.items()}
+    else:
+        raise ValueError(f"{path}: a surfaces file must be .npz or .json")
+    for target, d in surfaces.items():
+        _check_surface(target, d, path)
+    return surfaces
+
+
+def save_surfaces(surfaces: Mapping[str, Mapping[str, np.ndarray]], path: str | Path) -> None:
+    """Write ``surfaces`` in the ``.npz`` format of :func:`load_surfaces`."""
+    np.savez(path, **{f"{t}/{k}": np.asarray(v) for t, d in surfaces.items() for k, v in d.items()})
+
+
+def _check_surface(target: str, d: Mapping[str, np.ndarray], where="<memory>") -> None:
+    for key in ("grid_x1", "grid_x2", "true"):
+        if key not in d:
+            raise ValueError(f"{where}: target {target!r} has no {key!r} (has {', '.join(d)})")
+    shape = (len(d["grid_x2"]), len(d["grid_x1"]))
+    for key, arr in d.items():
+        if key not in ("grid_x1", "grid_x2") and np.shape(arr) != shape:
+            raise ValueError(f"{where}: {target}/{key} has shape {np.shape(arr)}, expected (len(grid_x2), len(grid_x1)) = {shape}")
+
+
+def _softstep_head(d: Mapping) -> str | None:
+    return "nca_i" if "nca_i" in d else ("nca_g" if "nca_g" in d else None)
+
+
+def surface_mse(surfaces: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Mean squared difference between each head's surface and the true one on the grid."""
+    return {t: {h: float(np.mean((np.asarray(d[h]) - np.asarray(d["true"])) ** 2))
+                for h in ("linear", "nca", "nca_g", "nca_i") if h in d} for t, d in surfaces.items()}
+
+
+def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str | Path, *,
+                 mse: Mapping[str, Mapping[str, float]] | None = None, mse_label: str = "MSE",
+                 stem: str = "figure3_synthetic") -> list[Path]:
+    """Figure 3: one row per target, columns true | Linear | NCA | NCA + SoftStep (nca_i, else nca_g).
+
+    ``surfaces``: ``{target: {"grid_x1": (n1,), "grid_x2": (n2,), "true": (n2, n1), "linear": ...,
+    "nca": ..., "nca_g" or "nca_i": ...}}`` (see :func:`load_surfaces` for the layout). Each row
+    shares one colour scale (its colour bar on the right). ``mse`` ({target: {head: value}}),
+    when given, is shown under each panel's title as ``<mse_label> <value>``. A missing head
+    leaves its panel empty ("not available"). Writes ``<stem>.{png,pdf}``.
+    """
+    if not surfaces:
+        raise ValueError("plot_figure3 needs at least one target surface")
+    for target, d in surfaces.items():
+        _check_surface(target, d)
+    targets = list(surfaces)
+    fig = Figure(figsize=(12.0, 2.9 * len(targets) + 0.5), layout="constrained")
+    axes = fig.subplots(len(targets), 4, squeeze=False)
+    for r, target in enumerate(targets):
+        d = surfaces[target]
+        ss = _softstep_head(d)
+        keys = ["true", "linear", "nca", ss]
+        titles = ["true target", "Linear", "NCA", f"NCA + SoftStep ({ss.split('_')[1]})" if ss else "NCA + SoftStep"]
+        arrays = [np.asarray(d[k], dtype=float) for k in keys if k and k in d]
+        vmin, vmax = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)
+        x1, x2 = np.asarray(d["grid_x1"], dtype=float), np.asarray(d["grid_x2"], dtype=float)
+        image = None
+        for c, (key, title) in enumerate(zip(keys, titles)):
+            ax = axes[r, c]
+            ax.set_aspect("equal")
+            if key is None or key not in d:
+                ax.text(0.5, 0.5, "not available", ha="center", va="center", transform=ax.transAxes, color="0.4")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(title, fontsize=10)
+                continue
+            image = ax.pcolormesh(x1, x2, np.asarray(d[key], dtype=float), cmap="viridis", vmin=vmin, vmax=vmax,
+                                  shading="nearest", rasterized=True)
+            if mse is not None and key != "true" and key in mse.get(target, {}):
+                title += f"\n{mse_label} {sig(mse[target][key])}"
+            ax.set_title(title, fontsize=10)
+            ax.set_xticks([-1, 0, 1])
+            ax.set_yticks([-1, 0, 1])
+            if r == len(targets) - 1:
+                ax.set_xlabel("x₁")
+            else:
+                ax.tick_params(labelbottom=False)
+            if c == 0:
+                ax.set_ylabel(f"{target}\nx₂", fontsize=10)
+            else:
+                ax.tick_params(labelleft=False)
+        if image is not None:
+            fig.colorbar(image, ax=list(axes[r]), shrink=0.9, label="target / prediction")
+    fig.suptitle("Figure 3: regression surfaces on [−1, 1]² (shared colour scale per row)")
+    return save(fig, out_dir, stem)
+
+
+def write_figure3_table(mse: Mapping[str, Mapping[str, float]], path: str | Path, *,
+                        note: str = "MSE of each head on the synthetic targets.") -> Path:
+    """A small Markdown table: rows targets, columns Linear | NCA | NCA g | NCA i (those present); best bold."""
+    heads = [h for h in ("linear", "nca", "nca_g", "nca_i") if any(h in row for row in mse.values())]
+    lines = ["| Target | " + " | ".join(HEAD_LABELS[h] for h in heads) + " |", "| --- |" + " ---: |" * len(heads)]
+    for target, row in mse.items():
+        best = min(row.values()) if row else None
+        cells = []
+        for h in heads:
+            if h not in row:
+                cells.append("–")
+            else:
+                text = sig(row[h])
+                cells.append(f"**{text}**" if row[h] == best else text)
+        lines.append(f"| {target} | " + " | ".join(cells) + " |")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Figure 3: synthetic targets\n\n" + "\n".join(lines) + f"\n\n{note} Bold: lowest of the row.\n")
+    return path

@@ -1,0 +1,200 @@
+"""Training and evaluation of one split: Adam, early stopping on validation MSE, resumable.
+
+- Neighbour heads use each training batch as their own reference set (``exclude_self=True``);
+  the batch order is reshuffled every epoch from (seed, epoch), so a resumed run sees the
+  same batches.
+- Evaluation embeds the whole training split in eval mode as the reference set and predicts
+  through the head's memory-bounded ``predict``.
+- Early stopping keeps the epoch with the LOWEST validation MSE and restores its weights.
+- With a checkpoint path, the state is saved after every epoch, and mid-epoch when a stop is
+  requested (``STOP.set()``, e.g. from SLURM's pre-termination signal); a rerun resumes there.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from data.base import RegressionData, collate
+from experiments.results import atomic_write_bytes
+from softstep import LinearHead
+
+#: Set to ask the training loop to checkpoint at the next batch boundary and raise :class:`Preempted`.
+STOP = threading.Event()
+
+
+class Preempted(Exception):
+    """Training stopped on request after saving a checkpoint; rerun to resume."""
+
+
+class Regressor(nn.Module):
+    """extractor (optional: absent when features are precomputed) → MLP(hidden) → embedding → head."""
+
+    def __init__(self, in_dim: int, hidden: int, embed_dim: int, head: nn.Module, extractor: nn.Module | None = None,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.extractor = extractor
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
+        self.head = head
+
+    @property
+    def uses_reference(self) -> bool:
+        return not isinstance(self.head, LinearHead)
+
+    def embed(self, x) -> torch.Tensor:
+        return self.mlp(self.extractor(x) if self.extractor is not None else x)
+
+
+class Inputs:
+    """Model inputs by index: rows of a cached feature matrix, or raw items collated per batch (fine-tuning)."""
+
+    def __init__(self, features: torch.Tensor | None = None, data: RegressionData | None = None, num_workers: int = 0):
+        self.features, self.data, self.num_workers = features, data, num_workers
+
+    def batches(self, idx: np.ndarray, batch_size: int, device):
+        if self.features is not None:
+            for i in range(0, len(idx), batch_size):
+                yield self.features[torch.as_tensor(idx[i : i + batch_size])].to(device)
+            return
+        loader = torch.utils.data.DataLoader(self.data.dataset(idx), batch_size=batch_size, shuffle=False,
+                                             collate_fn=collate, num_workers=self.num_workers)
+        for x, _ in loader:
+            yield x.to(device) if torch.is_tensor(x) else x
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    epochs_run: int
+    val_mse: float
+    test_mse: float
+    history: list = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+class EarlyStopping:
+    """Keeps the lowest validation MSE seen; ``step`` returns True when patience has run out."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, float("inf"), -1, 0
+
+    def step(self, val_mse: float, epoch: int) -> bool:
+        if val_mse < self.best:
+            self.best, self.best_epoch, self.bad_epochs = val_mse, epoch, 0
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    @property
+    def improved(self) -> bool:
+        return self.bad_epochs == 0
+
+
+def _embed(model: Regressor, inputs: Inputs, idx, batch_size, device) -> torch.Tensor:
+    return torch.cat([model.embed(x) for x in inputs.batches(idx, batch_size, device)])
+
+
+@torch.no_grad()
+def evaluate(model: Regressor, inputs: Inputs, y: torch.Tensor, train_idx, query_sets: dict, *, eval_batch_size=512,
+             max_elements=2**22, device="cpu") -> dict[str, float]:
+    """MSE of each query set, with the whole training split (embedded in eval mode) as the reference set."""
+    model.eval()
+    z_ref = _embed(model, inputs, train_idx, eval_batch_size, device) if model.uses_reference else None
+    y_ref = y[torch.as_tensor(train_idx)].to(device)
+    out = {}
+    for name, idx in query_sets.items():
+        zq = _embed(model, inputs, idx, eval_batch_size, device)
+        pred = model.head.predict(zq, z_ref, y_ref, max_elements=max_elements)
+        out[name] = float(torch.mean((pred - y[torch.as_tensor(idx)].to(device)) ** 2))
+    return out
+
+
+def _save(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_idx, test_idx, *, seed: int,
+        max_epochs: int, patience: int, batch_size: int, lr: float, extractor_lr: float = 1e-5,
+        weight_decay: float = 0.0, eval_batch_size: int = 512, max_elements: int = 2**22, device="cpu",
+        checkpoint: Path | None = None, progress: bool = True, log: Callable[[dict, int], None] | None = None,
+        desc: str = "") -> FitResult:
+    """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch."""
+    start = time.time()
+    y = torch.as_tensor(y_scaled, dtype=torch.float32)
+    model.to(device)
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad], "lr": lr}]
+    ext = [p for p in model.extractor.parameters() if p.requires_grad] if model.extractor is not None else []
+    if ext:
+        groups.append({"params": ext, "lr": extractor_lr})
+    opt = torch.optim.Adam(groups, weight_decay=weight_decay, foreach=True)
+    stopper, best_state, history, epoch, first_batch = EarlyStopping(patience), None, [], 0, 0
+
+    if checkpoint is not None and checkpoint.exists():
+        ck = torch.load(checkpoint, weights_only=False, map_location=device)  # our own file (holds RNG state)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        best_state, history, epoch, first_batch = ck["best_state"], ck["history"], ck["epoch"], ck["batch"]
+        stopper.best, stopper.best_epoch, stopper.bad_epochs = ck["best"], ck["best_epoch"], ck["bad_epochs"]
+        torch.set_rng_state(ck["torch_rng"])
+
+    def save(next_epoch: int, next_batch: int) -> None:
+        if checkpoint is not None:
+            _save(checkpoint, dict(model=model.state_dict(), optim=opt.state_dict(), best_state=best_state,
+                                   history=history, epoch=next_epoch, batch=next_batch, best=stopper.best,
+                                   best_epoch=stopper.best_epoch, bad_epochs=stopper.bad_epochs,
+                                   torch_rng=torch.get_rng_state()))
+
+    bar = tqdm(total=max_epochs, initial=epoch, desc=desc or "epochs", disable=not progress, leave=False)
+    done = epoch >= max_epochs or (history and stopper.bad_epochs >= patience)
+    while not done:
+        model.train()
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        perm = np.asarray(train_idx)[torch.randperm(len(train_idx), generator=g).numpy()]
+        starts = range(0, len(perm), batch_size)
+        for b, s in enumerate(starts):
+            if b < first_batch:
+                continue
+            idx = perm[s : s + batch_size]
+            if model.uses_reference and len(idx) < 2:
+                continue  # a neighbour head needs another item in the batch
+            x = next(inputs.batches(idx, len(idx), device))
+            yb = y[torch.as_tensor(idx)].to(device)
+            z = model.embed(x)
+            pred = model.head(z, z, yb, exclude_self=True) if model.uses_reference else model.head(z)
+            loss = torch.mean((pred - yb) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if STOP.is_set():
+                save(epoch, b + 1)
+                raise Preempted(f"stopped in epoch {epoch} after batch {b}; checkpoint {checkpoint}")
+        first_batch = 0
+        val = evaluate(model, inputs, y, train_idx, {"val": val_idx}, eval_batch_size=eval_batch_size,
+                       max_elements=max_elements, device=device)["val"]
+        done = stopper.step(val, epoch)
+        if stopper.improved:
+            best_state = copy.deepcopy(model.state_dict())
+        history.append({"epoch": epoch, "val_mse": val})
+        if log:
+            log({"val_mse": val, "best_val_mse": stopper.best}, epoch)
+        epoch += 1
+        done = done or epoch >= max_epochs
+        bar.update(1)
+        bar.set_postfix(val_mse=f"{val:.4g}", best=f"{stopper.best:.4g}")
+        save(epoch, 0)
+    bar.close()
+    model.load_state_dict(best_state)
+    final = evaluate(model, inputs, y, train_idx, {"val": val_idx, "test": test_idx}, eval_batch_size=eval_batch_size,
+                     max_elements=max_elements, device=device)
+    return FitResult(stopper.best_epoch, epoch, final["val"], final["test"], history, time.time() - start)

@@ -1,0 +1,43 @@
+"""Entry point: ``python run.py dataset=<name> head=<name> [key=value ...]`` (Hydra; ``-m`` for sweeps)."""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("softstep")
+
+
+@hydra.main(config_path="configs", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from data.base import DataError
+    from experiments.pipeline import ConfigError, run
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        line = run(cfg)
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as e:
+        if multirun:  # one bad job must not stop the sweep
+            log.error("job failed: %s", e)
+            print(f"error: {e}", file=sys.stderr)
+            return None
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception:
+        if not multirun:
+            raise
+        log.error("job failed:\n%s", traceback.format_exc())  # lands in the job's log; the sweep goes on
+        print(traceback.format_exc(), file=sys.stderr)
+        return None
+    print(line)
+    return line
+
+
+if __name__ == "__main__":
+    main()

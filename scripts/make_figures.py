@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Regenerate the paper's figures from result files (never from the trainer).
+
+    python scripts/make_figures.py [--results-root results] [--out results/figures] [--figure3-from surfaces.npz]
+
+Figure 2 (SoftStep) always; Figures 4 and 5 when the tuning dataset has results of their heads;
+Figure 3 from a surfaces file (format: experiments.report.figures.load_surfaces), with a table of
+each head's MSE against the true surface on the grid. PNG and PDF, into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments.report import figures as F  # noqa: E402
+from experiments.report import tables as T  # noqa: E402
+from experiments.results import ResultError, read_results  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results-root", type=Path, default=Path("results"), help="folder holding runs/ (default: results)")
+    p.add_argument("--out", type=Path, default=Path("results/figures"), help="output folder (default: results/figures)")
+    p.add_argument("--tune-dataset", default="rsna", help="dataset of the appendix-A tuning grid (default: rsna)")
+    p.add_argument("--figure3-from", type=Path, metavar="FILE",
+                   help="surfaces file (.npz with keys <target>/<name>, or .json) for Figure 3")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    written: list[Path] = []
+    try:
+        written += F.plot_figure2(args.out)
+        results = read_results(args.results_root)
+        cells = T.tuning_cells(results, args.tune_dataset)
+        for number, plot, heads in ((4, F.plot_figure4, F.FIGURE4_HEADS), (5, F.plot_figure5, F.FIGURE5_HEADS)):
+            paths = plot(cells, args.out, args.tune_dataset)
+            if paths:
+                written += paths
+            else:
+                print(f"Figure {number}: no results of {', '.join(heads)} on dataset {args.tune_dataset} "
+                      f"under {args.results_root / 'runs'}; skipped")
+        if args.figure3_from:
+            surfaces = F.load_surfaces(args.figure3_from)
+            mse = F.surface_mse(surfaces)
+            written += F.plot_figure3(surfaces, args.out, mse=mse, mse_label="grid MSE")
+            written.append(F.write_figure3_table(
+                mse, args.out / "figure3_mse.md",
+                note=f"Mean squared difference between each head's surface and the true target on the grid of {args.figure3_from.name}."))
+        else:
+            print("Figure 3: no --figure3-from surfaces file; skipped")
+    except (ResultError, ValueError, OSError) as e:
+        print(f"make_figures.py: error: {e}", file=sys.stderr)
+        return 1
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The experiment pipeline: configs, splits, scaling, early stopping, results, resume, caching, errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from experiments import pipeline
+from experiments.results import read_results
+from experiments.splits import MinMaxScaler, paper_split
+from experiments.train import EarlyStopping, Inputs, Regressor, fit
+from softstep import build_head
+
+REPO = Path(__file__).resolve().parents[1]
+HEADS = ["linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"]
+
+
+def make_cfg(*overrides):
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def tiny(tmp_path, *overrides):
+    """A synthetic config small enough for a unit test."""
+    return make_cfg("dataset=synthetic", "dataset.loader.n=120", "splits=[0,1]", "trainer.max_epochs=3",
+                    "trainer.patience=2", f"paths.results_root={tmp_path}/results", "progress=false", *overrides)
+
+
+# ---------------------------------------------------------------- configs
+def test_dataset_picks_its_extractor_and_head_carries_tuned_hparams():
+    cfg = make_cfg()
+    assert (cfg.dataset.name, cfg.extractor.name, cfg.head.name) == ("vader", "minilm", "nca_i")
+    assert make_cfg("dataset=synthetic").extractor.name == "identity"
+    assert make_cfg("dataset=synthetic", "extractor=minilm").extractor.name == "minilm"  # command line wins
+    tuned = {r.split(",")[0]: r.split(",")[1:] for r in (REPO / "results/paper/tuned_hparams.csv").read_text().split()[1:]}
+    for head, (sim, embed, batch) in tuned.items():
+        c = make_cfg(f"head={head}")
+        assert (c.model.embed_dim, c.trainer.batch_size) == (int(embed), int(batch))
+        if sim:
+            assert c.head.similarity == sim
+    assert make_cfg("head=nca", "head.embed_dim=7").model.embed_dim == 7
+
+
+@pytest.mark.parametrize("group", ["dataset", "extractor", "head", "trainer", "logger", "model", "experiment"])
+def test_every_group_option_composes(group):
+    options = sorted(p.stem for p in (REPO / "configs" / group).glob("*.yaml"))
+    assert options, f"no options in configs/{group}"
+    for opt in options:
+        cfg = make_cfg(f"{group}={opt}")
+        assert cfg.head.name in HEADS
+
+
+def test_unknown_option_names_the_choices():
+    with pytest.raises((MissingConfigException, ConfigCompositionException)) as e:
+        make_cfg("head=nope")
+    assert "nca_i" in str(e.value) and "head" in str(e.value)
+
+
+@pytest.mark.parametrize("override,field", [("splits=[0,0]", "splits"), ("splits=[-1]", "splits"), ("splits=[]", "splits"),
+                                            ("head.embed_dim=0", "head.embed_dim"), ("trainer.patience=0", "trainer.patience"),
+                                            ("head.similarity=manhattan", "head.similarity"), ("trainer.lr=-1", "trainer.lr")])
+def test_bad_values_fail_before_any_work(tmp_path, override, field):
+    with pytest.raises(pipeline.ConfigError, match=field.replace(".", r"\.")):
+        pipeline.run(tiny(tmp_path, override))
+    assert not (tmp_path / "results").exists()
+
+
+def test_nan_label_is_a_clear_error(tmp_path):
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("good\t2.0\t0.5\t[2]\nbad\tnan\t0.5\t[1]\nok\t0.1\t0.5\t[0]\n")
+    from data.base import DataError
+
+    with pytest.raises(DataError, match="bad.*NaN"):
+        pipeline.run(make_cfg(f"dataset.loader.path={lexicon}", f"paths.results_root={tmp_path}"))
+
+
+# ---------------------------------------------------------------- protocol pieces
+def test_splits_are_deterministic_disjoint_and_80_20_85_15():
+    y = np.random.default_rng(0).gamma(2.0, size=1000)
+    tr, va, te = paper_split(y, 3)
+    assert len(set(tr) | set(va) | set(te)) == 1000 and len(tr) + len(va) + len(te) == 1000
+    assert len(te) == 200 and len(va) == 120 and len(tr) == 680
+    again = paper_split(y, 3)
+    assert all((a == b).all() for a, b in zip((tr, va, te), again))
+    assert not (paper_split(y, 4)[2] == te).all()
+    # stratified: each label quintile is represented in the test set close to its share
+    q = np.quantile(y, [0.2, 0.4, 0.6, 0.8])
+    counts = np.bincount(np.searchsorted(q, y[te]), minlength=5)
+    assert counts.min() >= 35
+
+
+def test_scaler_uses_train_only(tmp_path):
+    cfg = tiny(tmp_path, "head=linear", "splits=[0]")
+    pipeline.run(cfg)
+    (res,) = read_results(tmp_path / "results")
+    data = pipeline.load_data(cfg)
+    tr, _, _ = paper_split(data.labels, 0)
+    assert res["label_range"] == [data.labels[tr].min(), data.labels[tr].max()]
+    assert res["label_range"] != [data.labels.min(), data.labels.max()]  # the full set's range differs
+    s = MinMaxScaler(data.labels[tr])
+    assert np.allclose(res["metrics"]["test_mse_orig"], res["metrics"]["test_mse"] * (s.hi - s.lo) ** 2)
+
+
+def test_early_stopping_keeps_the_lowest_validation_mse():
+    stopper = EarlyStopping(patience=3)
+    seq = [0.9, 0.5, 0.7, 0.2, 0.6, 0.8, 0.3, 0.25, 0.1]
+    for epoch, v in enumerate(seq):
+        if stopper.step(v, epoch):
+            break
+    assert (stopper.best, stopper.best_epoch) == (0.2, 3)  # a max/min mix-up would keep 0.9 or 0.8
+    assert epoch == 6  # three epochs without beating 0.2
+
+
+def test_fit_restores_the_best_epoch(monkeypatch):
+    """A scripted validation sequence: the returned model must be the one from the lowest-MSE epoch."""
+    import experiments.train as T
+
+    seq = iter([0.5, 0.1, 0.4, 0.3, 0.45])
+    weights = []
+
+    def fake_eval(model, inputs, y, train_idx, sets, **kw):
+        weights.append(model.mlp[0].weight.detach().clone())
+        return {k: (next(seq) if k == "val" and len(sets) == 1 else 0.0) for k in sets}
+
+    monkeypatch.setattr(T, "evaluate", fake_eval)
+    x = torch.randn(40, 3)
+    model = Regressor(3, 8, 4, build_head("linear", 4))
+    res = fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40),
+              seed=0, max_epochs=10, patience=3, batch_size=8, lr=1e-2, progress=False)
+    assert res.best_epoch == 1 and res.epochs_run == 5
+    assert torch.equal(weights[-1], weights[1])  # final evaluation ran with epoch 1's weights
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.mark.parametrize("head", HEADS)
+def test_end_to_end_each_head(tmp_path, head):
+    line = pipeline.run(tiny(tmp_path, f"head={head}"))
+    results = read_results(tmp_path / "results")
+    assert sorted(r["split"] for r in results) == [0, 1]
+    for r in results:
+        assert r["head"] == head and r["dataset"] == "synthetic-sinusoidal" and r["extractor"] == "identity"
+        assert r["n_train"] + r["n_val"] + r["n_test"] == 120
+        assert r["metrics"]["test_mse_x1e3"] == pytest.approx(1e3 * r["metrics"]["test_mse"])
+        assert 0 <= r["best_epoch"] < r["epochs_run"] <= 3
+        assert r["config"]["head"]["name"] == head and r["versions"]["torch"] == torch.__version__
+        assert len(r["git_commit"]) >= 7
+        assert Path(r["_path"]).parent.name == pipeline.run_id(tiny(tmp_path, f"head={head}"))
+    assert "over 2 split(s)" in line
+    assert not list((tmp_path / "results").rglob("*.ckpt.pt")) and not list((tmp_path / "results").rglob("*.tmp"))
+
+
+def test_rerun_skips_finished_splits_unless_forced(tmp_path, monkeypatch):
+    cfg = tiny(tmp_path, "head=nca")
+    pipeline.run(cfg)
+    calls = []
+    monkeypatch.setattr(pipeline, "run_split", lambda *a, **k: calls.append(a[5]) or pytest.fail("should skip"))
+    pipeline.run(cfg)
+    assert calls == []
+    monkeypatch.undo()
+    before = {r["_path"]: r["finished_at"] for r in read_results(tmp_path / "results")}
+    pipeline.run(tiny(tmp_path, "head=nca", "splits=[0,1,2]"))  # one more split, same run id
+    after = read_results(tmp_path / "results")
+    assert len(after) == 3 and all(r["finished_at"] == before[r["_path"]] for r in after if r["_path"] in before)
+
+
+def test_same_config_same_metrics_on_cpu(tmp_path):
+    a = pipeline.run(tiny(tmp_path / "a", "head=diffknn_i", "splits=[1]"))
+    b = pipeline.run(tiny(tmp_path / "b", "head=diffknn_i", "splits=[1]"))
+    ra, rb = read_results(tmp_path / "a/results")[0], read_results(tmp_path / "b/results")[0]
+    assert ra["metrics"] == rb["metrics"] and a.split("\n")[0] == b.split("\n")[0]
+
+
+def test_resume_mid_training_from_checkpoint(tmp_path):
+    """A stop request mid-epoch checkpoints; the rerun resumes there and ends as an uninterrupted run would."""
+    import experiments.train as T
+
+    x = torch.randn(60, 3)
+    y = np.random.default_rng(0).random(60)
+    idx = (np.arange(40), np.arange(40, 50), np.arange(50, 60))
+
+    def new_model():
+        torch.manual_seed(0)
+        return Regressor(3, 8, 4, build_head("nca_g", 4))
+
+    ref = fit(new_model(), Inputs(features=x), y, *idx, seed=0, max_epochs=4, patience=10, batch_size=8, lr=1e-2, progress=False)
+    ck = tmp_path / "split.ckpt.pt"
+    calls = {"n": 0}
+    orig = T.Regressor.embed
+
+    def embed_then_stop(self, x_):
+        calls["n"] += 1
+        if calls["n"] == 12:  # somewhere in epoch 1
+            T.STOP.set()
+        return orig(self, x_)
+
+    T.Regressor.embed = embed_then_stop
+    try:
+        with pytest.raises(T.Preempted):
+            fit(new_model(), Inputs(features=x), y, *idx, seed=0, max_epochs=4, patience=10, batch_size=8, lr=1e-2,
+                progress=False, checkpoint=ck)
+    finally:
+        T.Regressor.embed = orig
+        T.STOP.clear()
+    state = torch.load(ck, weights_only=False)
+    assert state["epoch"] == 1 and state["batch"] > 0  # resumes inside epoch 1, not at epoch 0
+    resumed = fit(new_model(), Inputs(features=x), y, *idx, seed=0, max_epochs=4, patience=10, batch_size=8, lr=1e-2,
+                  progress=False, checkpoint=ck)
+    assert resumed.val_mse == pytest.approx(ref.val_mse, rel=1e-5) and resumed.test_mse == pytest.approx(ref.test_mse, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_killed_run_loses_nothing_and_rerun_runs_only_missing_splits(tmp_path):
+    root = tmp_path / "results"
+    args = [sys.executable, "run.py", "dataset=synthetic", "dataset.loader.n=400", "head=nca", "splits=[0,1,2]",
+            "trainer.max_epochs=30", "trainer.patience=30", f"paths.results_root={root}", "progress=false",
+            f"hydra.run.dir={tmp_path}/hydra"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(root.rglob("split_0.json")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {p.name: p.read_bytes() for p in root.rglob("split_*.json")}
+    assert "split_0.json" in first and len(first) < 3, "kill the run between its first and last split"
+    assert not list(root.rglob("*.tmp"))
+    out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    results = read_results(root)
+    assert sorted(r["split"] for r in results) == [0, 1, 2]
+    for name, blob in first.items():
+        assert next(root.rglob(name)).read_bytes() == blob  # finished splits untouched
+
+
+@pytest.mark.slow
+def test_frozen_extractor_runs_once_then_cache(tmp_path, monkeypatch):
+    from extractors.text import HFTextEncoder
+
+    calls = {"n": 0}
+    orig = HFTextEncoder.forward
+
+    def counting(self, texts):
+        calls["n"] += 1
+        return orig(self, texts)
+
+    monkeypatch.setattr(HFTextEncoder, "forward", counting)
+    over = ("dataset.loader.limit=150", "splits=[0]", "trainer.max_epochs=2", f"paths.results_root={tmp_path}", "progress=false")
+    pipeline.run(make_cfg("head=nca", *over))
+    assert calls["n"] > 0
+    calls["n"] = 0
+    pipeline.run(make_cfg("head=linear", *over))  # another head, same dataset and extractor
+    pipeline.run(make_cfg("head=nca", "force=true", *over))
+    assert calls["n"] == 0
+
+
+@pytest.mark.slow
+def test_default_run_py_end_to_end(tmp_path):
+    """`python run.py` with its defaults (vader + real MiniLM + nca_i), shortened."""
+    out = subprocess.run([sys.executable, "run.py", "splits=[0]", "trainer.max_epochs=2", "dataset.loader.limit=400",
+                          f"paths.results_root={tmp_path}", f"hydra.run.dir={tmp_path}/hydra"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "vader / nca_i: test MSE x 10^3 =" in out.stdout
+    (res,) = read_results(tmp_path)
+    assert (res["dataset"], res["extractor"], res["head"]) == ("vader", "minilm", "nca_i")
+
+
+def test_cli_errors_are_one_line_not_tracebacks(tmp_path):
+    common = [f"paths.results_root={tmp_path}", f"hydra.run.dir={tmp_path}/h"]
+    out = subprocess.run([sys.executable, "run.py", "dataset=synthetic", "head.embed_dim=0", *common],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "head.embed_dim" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "run.py", "dataset=nope", *common], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "synthetic" in out.stderr and "vader" in out.stderr  # lists the choices
+
+
+def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_API_KEY", "secret-key-1234567890abcdef1234567890abcdef12")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = tiny(tmp_path, "head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb")
+    from experiments.tracking import wandb_run_id
+
+    rid = pipeline.run_id(cfg)
+    assert rid == pipeline.run_id(tiny(tmp_path, "head=nca", "splits=[0]"))  # logging does not change the run id
+    pipeline.run(cfg)
+    runs = list((tmp_path / "wandb").rglob(f"*-{wandb_run_id(cfg, rid, 0)}"))
+    assert runs, "an offline wandb run dir named by the deterministic id"
+    pipeline.run(tiny(tmp_path, "head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb", "force=true"))
+    again = {p.name.split("-")[-1] for p in (tmp_path / "wandb").rglob("offline-run-*")}
+    assert again == {wandb_run_id(cfg, rid, 0)}  # the rerun resumed the same id, no duplicate run
+    for p in (tmp_path / "results").rglob("*.json"):
+        assert "secret-key" not in p.read_text()
