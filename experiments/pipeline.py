@@ -26,14 +26,14 @@ from experiments import features as F
 from experiments.results import FORMAT_VERSION, finished_splits, read_result, run_dir, split_path, write_result
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.tracking import make_tracker
-from experiments.train import Inputs, Regressor, fit
+from experiments.train import FitResult, Inputs, Regressor, fit
 from softstep import HEADS, SIMILARITIES, build_head
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 #: Config keys that do not change a result: left out of the run id.
 NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra"}
-TRAINER_NOT_IN_RUN_ID = {"device", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
+TRAINER_NOT_IN_RUN_ID = {"device", "threads", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
 
 
 class ConfigError(ValueError):
@@ -145,8 +145,9 @@ def _inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, obje
     return Inputs(features=feats), None, feats.shape[1]
 
 
-def run_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor, in_dim: int, split: int, rid: str,
-              device) -> dict:
+def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor, in_dim: int, split: int, rid: str,
+                device) -> tuple[FitResult, Regressor, MinMaxScaler, tuple]:
+    """Split, scale, build and fit one model: returns the fit, the trained model (best epoch), the scaler and the split."""
     train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
     scaler = MinMaxScaler(data.labels[train_idx])
     torch.manual_seed(split)
@@ -166,6 +167,19 @@ def run_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor, 
                   log=tracker.log, desc=f"split {split}")
     finally:
         tracker.finish()
+    return res, model, scaler, (train_idx, val_idx, test_idx)
+
+
+def run_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor, in_dim: int, split: int, rid: str,
+              device) -> dict:
+    """Train one split and return its result record (the result file's content)."""
+    res, _, scaler, idx = train_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
+    return result_record(cfg, res, scaler, split, rid, idx)
+
+
+def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: int, rid: str, idx: tuple) -> dict:
+    """The content of one result file (format in experiments/results.py)."""
+    train_idx, val_idx, test_idx = idx
     return {
         "format_version": FORMAT_VERSION, "dataset": cfg.dataset.name, "extractor": cfg.extractor.name,
         "head": cfg.head.name, "split": split, "run_id": rid,
@@ -213,8 +227,16 @@ def run(cfg: DictConfig) -> str:
         device = _device(cfg.trainer.device)
         data = load_data(cfg)
         inputs, extractor, in_dim = _inputs(cfg, data, device)
-        for split in tqdm(todo, desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress):
-            result = run_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
-            write_result(split_path(root, *args, split), result)
-            (run_dir(root, *args) / f"split_{split}.ckpt.pt").unlink(missing_ok=True)
+        threads = cfg.trainer.threads
+        if threads == "auto":  # a small MLP on cached features: one thread has the least overhead
+            threads = 1 if (device.type == "cpu" and not cfg.extractor.finetune) else None
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads or before))
+        try:
+            for split in tqdm(todo, desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress):
+                result = run_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
+                write_result(split_path(root, *args, split), result)
+                (run_dir(root, *args) / f"split_{split}.ckpt.pt").unlink(missing_ok=True)
+        finally:
+            torch.set_num_threads(before)
     return summary(cfg, rid)
