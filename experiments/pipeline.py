@@ -56,7 +56,7 @@ def validate(cfg: DictConfig) -> list[int]:
         bad("head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
     if cfg.head.name != "linear" and cfg.head.similarity not in SIMILARITIES:
         bad("head.similarity", cfg.head.similarity, f"one of {', '.join(SIMILARITIES)}")
-    for field, value, lo in (("head.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 1),
+    for field, value, lo in (("head.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 0),
                              ("trainer.batch_size", cfg.trainer.batch_size, 2), ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
                              ("trainer.patience", cfg.trainer.patience, 1), ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:

@@ -37,13 +37,17 @@ class Preempted(Exception):
 
 
 class Regressor(nn.Module):
-    """extractor (optional: absent when features are precomputed) → MLP(hidden) → embedding → head."""
+    """extractor (optional: absent when features are precomputed) → MLP(hidden) → embedding → head.
+
+    ``hidden=0`` replaces the MLP by one linear map to the embedding (used by Figure 3 to show
+    what the heads do without a nonlinear feature learner in front of them)."""
 
     def __init__(self, in_dim: int, hidden: int, embed_dim: int, head: nn.Module, extractor: nn.Module | None = None,
                  dropout: float = 0.0):
         super().__init__()
         self.extractor = extractor
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
+        self.mlp = (nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
+                    if hidden > 0 else nn.Linear(in_dim, embed_dim))  # hidden=0: a linear embedding, no MLP
         self.head = head
 
     @property
