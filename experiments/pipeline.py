@@ -117,6 +117,13 @@ def load_data(cfg: DictConfig) -> RegressionData:
     return data
 
 
+def check_modality(cfg: DictConfig, data: RegressionData) -> None:
+    """The extractor config's ``modality`` must match the data's, checked before any model or cache is touched."""
+    if cfg.extractor.modality != data.modality:
+        raise ConfigError(f"extractor {cfg.extractor.name!r} reads {cfg.extractor.modality} but dataset {cfg.dataset.name!r} "
+                          f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)")
+
+
 def build_extractor(cfg: DictConfig, data: RegressionData):
     in_dim = int(np.prod(np.shape(data.load(data.items[0])))) if data.modality == "table" else None
     ext = _instantiate(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
@@ -226,6 +233,7 @@ def run(cfg: DictConfig) -> str:
     if todo:
         device = _device(cfg.trainer.device)
         data = load_data(cfg)
+        check_modality(cfg, data)
         inputs, extractor, in_dim = _inputs(cfg, data, device)
         threads = cfg.trainer.threads
         if threads == "auto":  # a small MLP on cached features: one thread has the least overhead

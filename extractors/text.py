@@ -93,6 +93,7 @@ def text_config(family: str, size: str = "tiny", tiny: dict | None = None, vocab
     if size != "tiny":
         raise ValueError(f"random_size must be 'tiny' or 'full'; got {size!r}")
     t = {**TINY_TEXT, **dict(tiny or {})}
+    vocab_size = vocab_size or len(char_vocab())
     if family == "distilbert":
         return cfg_cls(vocab_size=vocab_size, dim=t["hidden"], hidden_dim=t["intermediate"], n_layers=t["layers"], n_heads=t["heads"])
     return cfg_cls(vocab_size=vocab_size, hidden_size=t["hidden"], intermediate_size=t["intermediate"],

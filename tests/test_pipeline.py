@@ -301,3 +301,11 @@ def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, monkeypat
     assert again == {wandb_run_id(cfg, rid, 0)}  # the rerun resumed the same id, no duplicate run
     for p in (tmp_path / "results").rglob("*.json"):
         assert "secret-key" not in p.read_text()
+
+
+def test_extractor_of_the_wrong_modality_is_refused_before_any_model(tmp_path, monkeypatch):
+    import extractors.text as T
+
+    monkeypatch.setattr(T, "minilm", lambda **_: pytest.fail("no extractor may be built"))
+    with pytest.raises(pipeline.ConfigError, match="minilm.*text.*table"):
+        pipeline.run(tiny(tmp_path, "extractor=minilm"))

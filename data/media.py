@@ -1,0 +1,168 @@
+"""Image and audio files → model-ready tensors. Each loader is a small picklable callable that
+also describes itself (``describe()``), which goes into ``RegressionData.preprocessing``.
+
+Audio is read with ``soundfile`` (torchaudio 2.11's ``load`` needs TorchCodec); torchaudio is
+used only to resample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .base import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WINDOWS = ("first", "center", "loudest")
+
+
+def _tuple(x) -> tuple[float, ...]:
+    if isinstance(x, (int, float)):
+        return (float(x),)
+    return tuple(float(v) for v in x)
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """PIL image → float tensor (C, H, W).
+
+    mode : ``"L"`` (one grey channel) or ``"RGB"``; the image is converted first.
+    size : resize to ``size`` × ``size`` (square, aspect ratio not kept, as in appendix B), or None.
+    crop : then centre-crop to ``crop`` × ``crop``, or None.
+    mean, std : per-channel normalisation after scaling to [0, 1]; one value or one per channel.
+    """
+
+    mode: str = "RGB"
+    size: int | None = 224
+    crop: int | None = None
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    def __post_init__(self):
+        if self.mode not in ("L", "RGB"):
+            raise DataError(f"image mode must be 'L' (grey) or 'RGB'; got {self.mode!r}")
+        object.__setattr__(self, "mean", _tuple(self.mean))
+        object.__setattr__(self, "std", _tuple(self.std))
+        channels = 1 if self.mode == "L" else 3
+        for field in ("mean", "std"):
+            if len(getattr(self, field)) not in (1, channels):
+                raise DataError(f"image {field} needs 1 or {channels} values for mode {self.mode!r}; got {getattr(self, field)}")
+
+    def __call__(self, img) -> torch.Tensor:
+        import torchvision.transforms.functional as TF
+
+        img = img.convert(self.mode)
+        if self.size:
+            img = TF.resize(img, [int(self.size), int(self.size)], antialias=True)
+        if self.crop:
+            img = TF.center_crop(img, [int(self.crop), int(self.crop)])
+        x = TF.pil_to_tensor(img).float().div_(255.0)
+        return TF.normalize(x, list(self.mean), list(self.std))
+
+    def describe(self) -> str:
+        fmt = lambda v: ",".join(f"{a:g}" for a in v)  # noqa: E731
+        return f"{self.mode}-resize{self.size}-crop{self.crop}-mean{fmt(self.mean)}-std{fmt(self.std)}"
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """Image path → tensor; an unreadable or corrupt file raises a DataError that names it."""
+
+    transform: ImageTransform
+
+    def __call__(self, path) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                img.load()
+                return self.transform(img)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+            raise DataError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """Audio path → 1-D float32 waveform at ``sample_rate``.
+
+    Multi-channel audio is averaged to mono, then resampled. With ``denoise`` the whole clip
+    goes through ``noisereduce.reduce_noise`` (non-stationary spectral gating, its default).
+    With ``seconds`` set, one window of that length is kept: ``first`` (from the start),
+    ``center``, or ``loudest`` (the window of highest energy, searched on a 10 ms grid); a
+    shorter clip is zero-padded at the end, so every item has the same length.
+    ``seconds=None`` keeps the whole clip (``collate`` zero-pads a batch to its longest clip).
+    """
+
+    sample_rate: int = 16000
+    seconds: float | None = None
+    window: str = "first"
+    denoise: bool = False
+
+    def __post_init__(self):
+        if self.window not in WINDOWS:
+            raise DataError(f"audio window must be one of {', '.join(WINDOWS)}; got {self.window!r}")
+        if self.seconds is not None and self.seconds <= 0:
+            raise DataError(f"audio seconds must be > 0 or null; got {self.seconds}")
+
+    def read(self, path) -> np.ndarray:
+        import soundfile as sf
+
+        path = Path(path)
+        try:
+            wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as e:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError, TypeError...
+            hint = ""
+            if path.suffix.lower() in (".webm", ".m4a", ".mp4", ".aac"):
+                hint = f" ({path.suffix} is not readable by libsndfile: convert to WAV first, e.g. ffmpeg -i IN -ar 16000 OUT.wav)"
+            raise DataError(f"cannot read audio {path}: {type(e).__name__}: {e}{hint}") from e
+        if wave.shape[0] == 0:
+            raise DataError(f"audio {path} has no samples")
+        wave = wave.mean(axis=1)
+        if not np.isfinite(wave).all():
+            raise DataError(f"audio {path} holds NaN or infinite samples")
+        if sr != self.sample_rate:
+            import torchaudio.functional as AF
+
+            wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), int(sr), int(self.sample_rate)).numpy()
+        return wave
+
+    def __call__(self, path) -> torch.Tensor:
+        wave = self.read(path)
+        if self.denoise:
+            import noisereduce
+
+            wave = np.asarray(noisereduce.reduce_noise(y=wave, sr=self.sample_rate), dtype=np.float32)
+        if self.seconds is not None:
+            wave = select_window(wave, int(round(self.seconds * self.sample_rate)), self.window, hop=self.sample_rate // 100)
+        return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+
+    def describe(self) -> str:
+        return f"sr{self.sample_rate}-sec{self.seconds}-{self.window}-denoise{int(self.denoise)}"
+
+
+def select_window(wave: np.ndarray, n: int, how: str, *, hop: int = 160) -> np.ndarray:
+    """Exactly ``n`` samples of ``wave``: a window chosen by ``how`` (see :class:`AudioFile`), or zero-padded."""
+    if len(wave) <= n:
+        return np.pad(wave, (0, n - len(wave)))
+    if how == "first":
+        start = 0
+    elif how == "center":
+        start = (len(wave) - n) // 2
+    else:  # loudest: energy of every window starting on the hop grid (plus the last one)
+        energy = np.concatenate([[0.0], np.cumsum(wave.astype(np.float64) ** 2)])
+        starts = np.unique(np.append(np.arange(0, len(wave) - n + 1, max(hop, 1)), len(wave) - n))
+        start = int(starts[np.argmax(energy[starts + n] - energy[starts])])
+    return wave[start:start + n]
+
+
+def check_files(paths: Sequence[Path], *, name: str, table, column: str, root) -> None:
+    """Every listed file exists; otherwise name the table, the column and the first missing files."""
+    absent = [p for p in paths if not Path(p).is_file()]
+    if absent:
+        shown = "\n".join(f"    {p}" for p in absent[:5])
+        raise DataError(f"dataset {name!r}: {len(absent)} of {len(paths)} files listed in {table} (column {column!r}) "
+                        f"are missing under {Path(root).resolve()}, e.g.\n{shown}")

@@ -1,0 +1,262 @@
+"""The ten paper datasets: each loader on a tiny copy in its public release's format, and its errors."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fixtures_data as F  # noqa: E402
+
+from data.base import DataError  # noqa: E402
+from data.media import select_window  # noqa: E402
+
+NAMES = list(F.WRITERS)
+
+
+def _load(name, root, **kw):
+    return importlib.import_module(f"data.{name}").load(root=str(root), **{**F.FAST.get(name, {}), **kw})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loader_reads_release_format(name, tmp_path):
+    n = F.write(name, tmp_path)
+    data = _load(name, tmp_path / name)
+    assert data.name == name and data.modality == F.MODALITY[name]
+    assert len(data) == n and np.isfinite(data.labels).all()
+    assert data.preprocessing
+    x = data.load(data.items[0])
+    if data.modality == "text":
+        assert isinstance(x, str) and x
+    elif data.modality == "image":
+        assert x.dtype == torch.float32 and x.dim() == 3 and x.shape[0] in (1, 3)
+    else:
+        assert x.dtype == torch.float32 and x.dim() == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_missing_folder_names_root_files_and_readme(name, tmp_path):
+    root = tmp_path / "nowhere" / name
+    with pytest.raises(DataError) as e:
+        _load(name, root)
+    msg = str(e.value)
+    assert str(root.resolve()) in msg
+    assert f"data/{name}/README.md".replace("/", "/") in msg.replace("\\", "/")
+    assert "expected" in msg
+    assert Path(__file__).resolve().parents[1].joinpath("data", name, "README.md").is_file()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_folder_is_incomplete(name, tmp_path):
+    root = tmp_path / name
+    root.mkdir()
+    with pytest.raises(DataError) as e:
+        _load(name, root)
+    assert "README.md" in str(e.value)
+
+
+def test_rsna_labels_and_grey_normalisation(tmp_path):
+    F.write("rsna", tmp_path)
+    data = _load("rsna", tmp_path / "rsna")
+    assert data.labels[:5].tolist() == pd.read_csv(tmp_path / "rsna" / "boneage-training-dataset.csv")["boneage"].tolist()
+    x = data.load(data.items[0])
+    assert x.shape == (1, 32, 32) and x.min() >= -1 and x.max() <= 1  # mean = std = 0.5 on [0, 1]
+    assert len(_load("rsna", tmp_path / "rsna", include_validation=False)) == 5
+
+
+def test_rsna_missing_image_and_validation(tmp_path):
+    F.write("rsna", tmp_path)
+    root = tmp_path / "rsna"
+    next((root / "boneage-training-dataset").rglob("1379.png")).unlink()
+    with pytest.raises(DataError, match="1379"):
+        _load("rsna", root)
+    F.write("rsna", tmp_path)
+    (root / "Bone Age Validation Set" / "Validation Dataset.csv").unlink()
+    with pytest.raises(DataError, match="include_validation=false"):
+        _load("rsna", root)
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    F.write("rsna", tmp_path)
+    data = _load("rsna", tmp_path / "rsna")
+    bad = Path(data.items[2])
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(DataError, match="cannot read image") as e:
+        data.load(data.items[2])
+    assert str(bad) in str(e.value)
+
+
+def test_medsegbench_target_is_mask_fraction(tmp_path):
+    F.write("medsegbench", tmp_path)
+    data = _load("medsegbench", tmp_path / "medsegbench")
+    # fixture: mask i of each split has 2(i+1) of 32 rows set
+    expect = [2 * (i + 1) / 32 for n in (4, 2, 3) for i in range(n)]
+    np.testing.assert_allclose(data.labels, expect)
+    counts = _load("medsegbench", tmp_path / "medsegbench", target="pixels").labels
+    np.testing.assert_allclose(counts, np.array(expect) * 32 * 32)
+    assert data.load(data.items[0]).shape == (3, 32, 32)
+    assert len(_load("medsegbench", tmp_path / "medsegbench", splits=["val"])) == 2
+
+
+def test_medsegbench_corrupt_or_wrong_archive(tmp_path):
+    root = tmp_path / "medsegbench"
+    root.mkdir()
+    (root / "brifiseg_256.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match="brifiseg_256.npz"):
+        _load("medsegbench", root)
+    np.savez(root / "brifiseg_256.npz", train_images=np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(DataError, match="train_label"):
+        _load("medsegbench", root)
+
+
+def test_houses_log_price_and_crop(tmp_path):
+    F.write("houses", tmp_path)
+    data = _load("houses", tmp_path / "houses")
+    np.testing.assert_allclose(np.exp(data.labels), [500000 + 25000 * k for k in range(5)])
+    assert data.items[0].endswith("1_frontal.jpg")
+    assert data.load(data.items[0]).shape == (3, 32, 32)
+    assert _load("houses", tmp_path / "houses", view="kitchen").items[1].endswith("2_kitchen.jpg")
+
+
+def test_udacity_subsamples_to_4_fps(tmp_path):
+    F.write("udacity", tmp_path)
+    data = _load("udacity", tmp_path / "udacity")
+    log = pd.read_csv(tmp_path / "udacity" / "driving_log.csv", header=None)
+    np.testing.assert_allclose(data.labels, log[3].to_numpy()[::4])  # frames every 70 ms → every 4th kept
+    assert all(Path(p).parent.name == "IMG" and Path(p).is_file() for p in data.items)
+    assert len(_load("udacity", tmp_path / "udacity", fps=None)) == 20
+
+
+def test_udacity_interpolated_csv(tmp_path):
+    root = tmp_path / "udacity"
+    rows = []
+    for k in range(12):
+        for cam in ("left_camera", "center_camera"):
+            ts = 1479425441182877835 + k * 50_000_000  # 20 fps
+            name = f"{cam.split('_')[0]}/{ts}.jpg"
+            F.write_image(root / name, (24, 16), "RGB", k)
+            rows.append({"index": len(rows), "timestamp": ts, "width": 640, "height": 480, "frame_id": cam,
+                         "filename": name, "angle": k / 100, "torque": 0.1, "speed": 12.0})
+    pd.DataFrame(rows).to_csv(root / "interpolated.csv", index=False)
+    data = _load("udacity", root, log="interpolated.csv", header=True, image_column="filename", target_column="angle",
+                 timestamp_column="timestamp", frame_id="center_camera")
+    np.testing.assert_allclose(data.labels, [0.0, 0.05, 0.10])  # 250 ms = every 5th of 50 ms frames
+    assert all("center/" in p for p in data.items)
+
+
+def test_coughvid_second_and_unlabelled_rows(tmp_path):
+    F.write("coughvid", tmp_path)
+    data = _load("coughvid", tmp_path / "coughvid")
+    assert data.labels.tolist() == [34.0, 21.0, 57.0, 45.0, 19.0, 63.0]  # NaN ages left out
+    assert {Path(p).suffix for p in data.items} == {".wav", ".ogg"}
+    for item in data.items[:3]:
+        assert data.load(item).shape == (16000,)  # 1 s at 16 kHz (48 kHz resampled, short clip padded)
+    assert len(_load("coughvid", tmp_path / "coughvid", min_cough_detected=0.8)) < len(data)
+
+
+def test_coughvid_webm_only_recording(tmp_path):
+    F.write("coughvid", tmp_path)
+    folder = tmp_path / "coughvid" / "public_dataset"
+    wav = sorted(folder.glob("*.wav"))[0]
+    wav.rename(wav.with_suffix(".webm"))
+    with pytest.raises(DataError, match="webm"):
+        _load("coughvid", tmp_path / "coughvid")
+
+
+def test_corrupt_audio_names_the_file(tmp_path):
+    F.write("coughvid", tmp_path)
+    data = _load("coughvid", tmp_path / "coughvid")
+    bad = Path(data.items[1])
+    bad.write_bytes(b"RIFF\x00\x00garbage")
+    with pytest.raises(DataError, match="cannot read audio") as e:
+        data.load(data.items[1])
+    assert str(bad) in str(e.value)
+
+
+def test_nosemic_resampled_denoised_30s(tmp_path):
+    F.write("nosemic", tmp_path)
+    data = _load("nosemic", tmp_path / "nosemic")
+    assert data.labels.tolist() == [62.0, 88.5, 121.0, 95.0]
+    x = data.load(data.items[1])  # a 44.1 kHz file
+    assert x.shape == (30 * 16000,) and torch.isfinite(x).all()
+    raw = _load("nosemic", tmp_path / "nosemic", denoise=False).load(data.items[1])
+    assert not torch.allclose(x, raw)  # the denoiser changed the signal
+    assert "denoise1" in data.preprocessing
+
+
+def test_adresso_txt_and_chat_transcripts(tmp_path):
+    F.write("adresso", tmp_path)
+    data = _load("adresso", tmp_path / "adresso")
+    assert data.labels.tolist() == [28, 17, 30, 12, 25, 21]
+    chat = data.items[1]
+    assert "stealing cookies" in chat and "tipping over" in chat and "drying dishes" in chat
+    assert "tell me" not in chat and "&uh" not in chat and "[//]" not in chat and "\x15" not in chat
+    (tmp_path / "adresso" / "transcripts" / "adrso026.txt").unlink()
+    with pytest.raises(DataError, match="adrso026"):
+        _load("adresso", tmp_path / "adresso")
+
+
+def test_adresso_label_pattern_must_match(tmp_path):
+    F.write("adresso", tmp_path)
+    with pytest.raises(DataError, match="no label table matches"):
+        _load("adresso", tmp_path / "adresso", labels=["**/test-mmse.csv"])
+
+
+def test_pitchfork_sample_is_fixed_by_seed(tmp_path):
+    F.write("pitchfork", tmp_path)
+    a = _load("pitchfork", tmp_path / "pitchfork", n=4, seed=0)
+    b = _load("pitchfork", tmp_path / "pitchfork", n=4, seed=0)
+    c = _load("pitchfork", tmp_path / "pitchfork", n=4, seed=1)
+    assert a.items == b.items and a.items != c.items and a.preprocessing != c.preprocessing
+    assert all(0 <= y <= 10 for y in a.labels)
+    assert any("café" in t for t in _load("pitchfork", tmp_path / "pitchfork", n=None).items)  # Latin-1 file
+
+
+def test_books_reads_csv_export_and_logs_price(tmp_path):
+    F.write("books", tmp_path)
+    data = _load("books", tmp_path / "books")
+    np.testing.assert_allclose(np.exp(data.labels), [220.0, 202.93, 299.0, 180.0, 965.62, 90.0])
+
+
+def test_bad_column_names_file_and_column(tmp_path):
+    F.write("books", tmp_path)
+    with pytest.raises(DataError) as e:
+        _load("books", tmp_path / "books", text_column="Blurb")
+    assert "'Blurb'" in str(e.value) and "Data_Train.csv" in str(e.value) and "Synopsis" in str(e.value)
+
+
+def test_nan_target_names_file_column_and_row(tmp_path):
+    F.write("books", tmp_path)
+    path = tmp_path / "books" / "Data_Train.csv"
+    df = pd.read_csv(path)
+    df.loc[3, "Price"] = np.nan
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError) as e:
+        _load("books", tmp_path / "books")
+    assert "Data_Train.csv" in str(e.value) and "'Price'" in str(e.value) and "row 3" in str(e.value)
+
+
+def test_austin_drops_empty_descriptions_and_rejects_bad_price(tmp_path):
+    F.write("austin", tmp_path)
+    path = tmp_path / "austin" / "austinHousingData.csv"
+    assert len(_load("austin", tmp_path / "austin")) == 5
+    df = pd.read_csv(path)
+    df.loc[1, "latestPrice"] = 0
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match="cannot be log-scaled"):
+        _load("austin", tmp_path / "austin")
+
+
+def test_select_window():
+    wave = np.zeros(1000, dtype=np.float32)
+    wave[600:700] = 1.0
+    loud = select_window(wave, 200, "loudest", hop=10)
+    assert loud.sum() == 100
+    assert select_window(wave, 200, "first", hop=10).sum() == 0
+    assert select_window(wave[:50], 200, "loudest").shape == (200,)
+    assert select_window(np.arange(10.0), 4, "center").tolist() == [3, 4, 5, 6]
