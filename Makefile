@@ -30,7 +30,7 @@ test: venv
 	$(PY) -m pytest -q -m "" tests
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow and not slurm" tests
 
 bench: venv
 	$(PY) scripts/benchmark_heads.py

@@ -16,12 +16,20 @@ def main(cfg: DictConfig) -> str | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from experiments import preemption  # SLURM's warning signal -> mid-epoch checkpoint -> requeue
+
+    preemption.install()
     from data.base import DataError
     from experiments.pipeline import ConfigError, run
+    from experiments.train import Preempted
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    for note in preemption.resume_notes(cfg):
+        print(note, file=sys.stderr, flush=True)
     try:
         line = run(cfg)
+    except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch) and exit
+        preemption.exit_for_requeue(e)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as e:
         if multirun:  # one bad job must not stop the sweep
             log.error("job failed: %s", e)

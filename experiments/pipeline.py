@@ -32,7 +32,7 @@ from softstep import HEADS, SIMILARITIES, build_head
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 #: Config keys that do not change a result: left out of the run id.
-NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra"}
+NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm"}
 TRAINER_NOT_IN_RUN_ID = {"device", "threads", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
 
 

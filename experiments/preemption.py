@@ -1,0 +1,88 @@
+"""Preemption and time limits: checkpoint mid-epoch on SLURM's warning signal, then requeue.
+
+SLURM warns a job before it kills it (preemption, or the time limit): ``sbatch --signal=B:USR1@120``
+in our array template, ``--signal=USR2@120`` under submitit. :func:`install` makes both signals set
+:data:`experiments.train.STOP`; the training loop then saves a mid-epoch checkpoint at the next batch
+and raises :class:`~experiments.train.Preempted`. ``run.py`` hands that to :func:`exit_for_requeue`:
+
+- under submitit (Hydra's submitit launcher), the signal's previous handler is submitit's own; it is
+  called now that the checkpoint is on disk, and it pickles the job (the launcher's ``checkpoint()``
+  resubmits the same overrides), runs ``scontrol requeue`` and exits;
+- otherwise run.py exits with :data:`REQUEUE_EXIT` (75) and ``slurm/array.sbatch`` requeues the task.
+
+Either way the restarted job runs the same config: finished splits are skipped (their result files
+exist), the interrupted split resumes from its checkpoint (:func:`resume_notes` says so in the log),
+and a wandb run resumes under its deterministic id.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import NoReturn
+
+REQUEUE_EXIT = 75
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(signal, name))
+_previous: dict[int, object] = {}
+_caught: list[int] = []
+
+
+def _handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    from experiments.train import STOP
+
+    _caught.append(signum)
+    print(f"[softstep] caught {signal.Signals(signum).name}: checkpointing at the next training step, then requeueing",
+          file=sys.stderr, flush=True)
+    STOP.set()
+
+
+def install() -> bool:
+    """Route SIGUSR1/SIGUSR2 to a checkpoint request; keep any previous handler (submitit's) for afterwards.
+
+    Returns False where signals cannot be installed (not the main thread)."""
+    try:
+        for sig in SIGNALS:
+            prev = signal.getsignal(sig)
+            if prev is not _handler:
+                _previous[sig] = prev
+                signal.signal(sig, _handler)
+    except ValueError:
+        return False
+    return True
+
+
+def exit_for_requeue(err: BaseException) -> NoReturn:
+    """After a preemption checkpoint: let submitit requeue (when it is the job's runner), else exit 75."""
+    print(f"[softstep] preempted: {err}", file=sys.stderr, flush=True)
+    signum = _caught[-1] if _caught else None
+    prev = _previous.get(signum)
+    if callable(prev):  # submitit's checkpoint_and_try_requeue: pickles the job, scontrol requeue, sys.exit
+        prev(signum, None)
+    sys.exit(REQUEUE_EXIT)
+
+
+def resume_notes(cfg) -> list[str]:
+    """One line per requested split that has a checkpoint to resume from (printed at start, for the log)."""
+    from pathlib import Path
+
+    import torch
+
+    from experiments.pipeline import run_id, validate
+    from experiments.results import finished_splits, run_dir
+
+    try:
+        splits = validate(cfg)
+        folder = run_dir(cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))
+    except Exception:  # noqa: BLE001 - a bad config is reported by the run itself
+        return []
+    done = finished_splits(cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, folder.name)
+    notes = []
+    for s in splits:
+        ck = Path(folder) / f"split_{s}.ckpt.pt"
+        if s in done or not ck.exists():
+            continue
+        try:
+            state = torch.load(ck, weights_only=False, map_location="cpu")
+            notes.append(f"[softstep] split {s}: resuming from checkpoint {ck} (epoch {state['epoch']}, batch {state['batch']})")
+        except Exception as e:  # noqa: BLE001 - an unreadable checkpoint: the trainer will say more
+            notes.append(f"[softstep] split {s}: checkpoint {ck} found but unreadable ({e})")
+    return notes

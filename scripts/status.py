@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Where an experiment stands on SLURM: per dataset x head, splits done, running, pending, failed, missing.
+
+    python scripts/status.py table1 [overrides ...] [--log-dir DIR]
+    python scripts/status.py table1 --resubmit [submit options]   # submit just the failed and missing jobs
+
+done: the result file exists. running/pending: in squeue (when SLURM answers). failed: the task's latest
+log ends in a non-zero exit or holds a traceback (or ended without an exit line: killed), and there is
+no result; each failure's log path is printed. missing: never submitted, or lost. Logic: experiments/sweep.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments import sweep  # noqa: E402
+from scripts.submit import add_submit_args, plan_and_submit  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("experiment", help="configs/experiment/<name>.yaml, e.g. table1 or tune_rsna")
+    p.add_argument("--resubmit", action="store_true", help="submit the failed and missing jobs (same path as submit.py)")
+    add_submit_args(p)
+    args, overrides = p.parse_known_args(argv)
+    bad = [o for o in overrides if o.startswith("--")]
+    if bad:
+        p.error(f"unknown option(s) {' '.join(bad)}")
+    try:
+        st = sweep.status(args.experiment, overrides, log_dir=args.log_dir)
+        print(sweep.format_status(st))
+        if args.resubmit:
+            print()
+            plan_and_submit(args, overrides)
+    except sweep.SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

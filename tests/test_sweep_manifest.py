@@ -1,0 +1,149 @@
+"""experiments/sweep.py without a cluster: grid expansion, dedupe, skip-if-done, chunking, sbatch flags, log verdicts."""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import sweep
+from experiments.results import split_path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["dataset=synthetic", "dataset.loader.n=200", "trainer.max_epochs=3", "trainer.device=cpu", "progress=false"]
+
+
+def test_table1_is_the_full_grid_one_job_per_split():
+    fixed, swept = sweep.grid("table1", [])
+    assert fixed == ["experiment=table1"]
+    assert len(swept["dataset"]) == 10 and len(swept["head"]) == 6 and swept["splits"] == [f"splits={i}" for i in range(10)]
+
+
+def test_command_line_narrows_the_grid_and_every_split_is_its_own_line(tmp_path):
+    jobs = sweep.expand("table1", ["head=linear,nca", "splits=0,1", *TINY, f"paths.results_root={tmp_path}"])
+    assert [(j.head, j.split) for j in jobs] == [("linear", 0), ("linear", 1), ("nca", 0), ("nca", 1)]
+    assert all(j.dataset == "synthetic-sinusoidal" and j.results_root == str(tmp_path) for j in jobs)
+    line = shlex.split(jobs[0].line)
+    assert line[0] == "experiment=table1" and "head=linear" in line and line[-1] == "splits=0"
+    # a list of splits (no sweep) also becomes one line per split
+    jobs = sweep.expand("table1", ["head=nca", "splits=[3,4]", *TINY])
+    assert [j.split for j in jobs] == [3, 4] and jobs[0].line.endswith("splits=3")
+
+
+def test_tune_rsna_linear_ignores_similarity_so_its_jobs_collapse():
+    jobs = sweep.expand("tune_rsna", [])
+    heads = {}
+    for j in jobs:
+        heads[j.head] = heads.get(j.head, 0) + 1
+    assert heads == {"linear": 2 * 2 * 3, **{h: 2 * 2 * 3 * 3 for h in ("nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i")}}
+    assert len({j.key for j in jobs}) == len(jobs) and all(j.dataset == "rsna" for j in jobs)
+
+
+def test_finished_splits_are_left_out(tmp_path):
+    over = ["head=nca", "splits=0,1,2", *TINY, f"paths.results_root={tmp_path}"]
+    jobs = sweep.expand("table1", over)
+    done = jobs[1]
+    path = split_path(tmp_path, done.dataset, done.extractor, done.head, done.run_id, done.split)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"format_version": 1, "dataset": done.dataset, "extractor": done.extractor, "head": done.head,
+                                "split": done.split, "run_id": done.run_id, "hparams": {}, "best_epoch": 0, "epochs_run": 1,
+                                "config": {}, "metrics": {k: 0.1 for k in ("test_mse", "val_mse", "test_mse_x1e3",
+                                                                          "val_mse_x1e3", "test_mse_orig", "val_mse_orig")}}))
+    p = sweep.plan("table1", over, log_dir=tmp_path / "logs", launcher="submitit_local_test", max_array=10)
+    assert [j.split for j in p.jobs] == [0, 2] and p.skipped_done == 1
+    st = sweep.status("table1", over, log_dir=tmp_path / "logs")
+    assert [r for r in st.table()] == [dict(dataset="synthetic-sinusoidal", head="nca", total=3, done=1, running=0, pending=0,
+                                            failed=0, missing=2)]
+
+
+def test_chunks_respect_the_array_limit():
+    assert sweep.chunks(2500, 1000) == [(0, 1000), (1000, 1000), (2000, 500)]
+    assert sweep.chunks(3, 1000) == [(0, 3)]
+    assert sweep.chunks(0, 10) == []
+    with pytest.raises(sweep.SweepError):
+        sweep.chunks(5, 0)
+
+
+def test_sbatch_flags_come_from_the_h100_launcher_and_both_gpu_styles(tmp_path):
+    s = sweep.launcher_settings("table1", [], "submitit_h100")
+    assert (s["partition"], s["timeout_min"], s["gres"], s["gpus_per_node"]) == ("gpu", 2880, "gpu:1", None)
+    assert any("HF_HUB_OFFLINE=1" in line and "WANDB_MODE=offline" in line for line in s["setup"])
+    kw = dict(experiment="table1", manifest=tmp_path / "m.txt", setup=tmp_path / "s.sh", log_dir=tmp_path, offset=1000,
+              count=500, parallel=20)
+    cmd = sweep.sbatch_command(s, **kw)
+    assert "--gres=gpu:1" in cmd and not any(c.startswith("--gpus-per-node") for c in cmd)
+    assert "--array=0-499%20" in cmd and f"--output={tmp_path}/%A_%a.out" in cmd and "--signal=B:USR1@120" in cmd
+    assert "--requeue" in cmd and "--time=2880" in cmd and "--mem=64G" in cmd and cmd[-1].endswith("slurm/array.sbatch")
+    assert "SOFTSTEP_OFFSET=1000" in next(c for c in cmd if c.startswith("--export="))
+    other = sweep.launcher_settings("table1", ["+slurm.gres=null", "+slurm.gpus_per_node=1", "+slurm.account=abc"],
+                                    "submitit_h100")
+    cmd = sweep.sbatch_command(other, **kw)
+    assert "--gpus-per-node=1" in cmd and not any(c.startswith("--gres") for c in cmd) and "--account=abc" in cmd
+
+
+def test_dry_run_prints_manifest_and_commands_and_writes_nothing(tmp_path):
+    out = subprocess.run([sys.executable, "scripts/submit.py", "table1", "head=linear,nca", "splits=0,1", *TINY,
+                          f"paths.results_root={tmp_path}/r", "--log-dir", str(tmp_path / "logs"), "--dry-run",
+                          "--max-array-size", "3", "--parallel", "2", "--partition", "debug"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "4 job(s) to submit" in out.stdout and out.stdout.count("experiment=table1 dataset=synthetic") == 4
+    cmds = [line for line in out.stdout.splitlines() if line.startswith("sbatch ")]
+    assert len(cmds) == 2 and "--array=0-2%2" in cmds[0] and "--array=0-0%1" in cmds[1] and "--partition=debug" in cmds[0]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_bad_experiment_or_override_is_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "scripts/submit.py", "table1", "head=nope", "--dry-run"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("text,verdict", [
+    ("[softstep] exit status 0\n", "ok"),
+    ("Traceback (most recent call last):\n  ...\nRuntimeError: x\n[softstep] exit status 1\n", "failed"),
+    ("[softstep] exit status 75\n[softstep] requeueing\n", "requeued"),
+    ("[softstep] exit status 75\n...\n[softstep] exit status 0\n", "ok"),  # requeued, then finished: last attempt wins
+    ("Traceback (most recent call last):\n", "failed"),
+    ("[softstep] task 1_0\n", None),
+])
+def test_log_verdict(text, verdict):
+    assert sweep.log_verdict(text) == verdict
+
+
+def test_squeue_task_ranges():
+    assert sweep._task_ids("3") == [3]
+    assert sweep._task_ids("[0-3%2]") == [0, 1, 2, 3]
+    assert sweep._task_ids("1,4-5") == [1, 4, 5]
+
+
+def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
+    import os
+    import signal
+
+    from experiments import preemption
+    from experiments.train import STOP
+
+    monkeypatch.setattr(preemption, "_previous", {})
+    monkeypatch.setattr(preemption, "_caught", [])
+    old = {s: signal.getsignal(s) for s in preemption.SIGNALS}
+    try:
+        assert preemption.install()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert STOP.is_set()
+        with pytest.raises(SystemExit) as e:
+            preemption.exit_for_requeue(RuntimeError("stopped"))
+        assert e.value.code == preemption.REQUEUE_EXIT == sweep.REQUEUE_EXIT
+        calls = []
+        preemption._previous[signal.SIGUSR2] = lambda signum, frame: calls.append(signum)  # submitit's handler
+        os.kill(os.getpid(), signal.SIGUSR2)
+        with pytest.raises(SystemExit):
+            preemption.exit_for_requeue(RuntimeError("stopped"))
+        assert calls == [signal.SIGUSR2]
+    finally:
+        STOP.clear()
+        for s, h in old.items():
+            signal.signal(s, h)
