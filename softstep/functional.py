@@ -19,8 +19,8 @@ _SQDIST_FLOOR = 1e-12
 
 def _sqdist(z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
     """Pairwise squared Euclidean distances, ||z_i||² + ||r_j||² − 2 z_i·r_j ≥ 0."""
-    sq = (z * z).sum(-1, keepdim=True) + (z_ref * z_ref).sum(-1) - 2.0 * z @ z_ref.T
-    return sq.clamp_min(0.0)
+    norms = (z * z).sum(-1, keepdim=True) + (z_ref * z_ref).sum(-1)
+    return torch.addmm(norms, z, z_ref.T, alpha=-2.0).clamp_min(0.0)  # one fused pass instead of three
 
 
 def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> torch.Tensor:
@@ -32,9 +32,16 @@ def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma:
     z_ref : (N, d) reference embeddings.
     kind : ``"l2"``: −‖z − r‖ (negative Euclidean distance; the squared distance is
         floored at 1e-12 before the root so the gradient stays finite for duplicates);
-        ``"cos"``: cosine similarity; ``"rbf"``: exp(−γ‖z − r‖²); ``"dot"``: z·r.
+        ``"cos"``: cosine similarity; ``"rbf"``: log k(z, r) = −γ‖z − r‖², the log of the RBF
+        kernel; ``"dot"``: z·r.
     gamma : RBF bandwidth γ. ``None`` means γ = 1/d, scikit-learn's ``rbf_kernel``
         default. Paper: "radial basis function (RBF) kernel", bandwidth unstated.
+
+    Every head puts similarities through a softmax, so ``rbf`` returns the log-kernel:
+    softmax(log k) = k / Σ k, the weights of RBF kernel regression. Returning k itself
+    (values in (0, 1]) would cap the ratio of any two weights at e, so no training could
+    make NCA's neighbourhoods sharper than that. SoftStep's row min–max normalisation of
+    −γ‖z − r‖² is monotone in the kernel value, so the step sees the same ordering.
     """
     if kind not in SIMILARITIES:
         raise ValueError(f"unknown similarity {kind!r}; allowed: {', '.join(SIMILARITIES)}")
@@ -52,7 +59,7 @@ def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma:
     g = 1.0 / z.shape[1] if gamma is None else float(gamma)
     if g <= 0:
         raise ValueError(f"rbf gamma must be > 0; got {g}")
-    return torch.exp(-g * sq)
+    return -g * sq
 
 
 def row_minmax(sim: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,12 +15,15 @@ from . import functional as Fn
 from .softstep import SoftKStep, SoftStep
 
 
-def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool) -> None:
+def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool,
+           embed_dim: int | None = None) -> None:
     """Validate inputs at the door; raises ValueError saying what is wrong and what is allowed."""
     if z.dim() != 2 or z_ref.dim() != 2:
         raise ValueError(f"z and z_ref must be 2-D (B, d) and (N, d); got {tuple(z.shape)} and {tuple(z_ref.shape)}")
     if z.shape[1] != z_ref.shape[1]:
         raise ValueError(f"embedding dimensions differ: z has d={z.shape[1]}, z_ref has d={z_ref.shape[1]}")
+    if embed_dim is not None and z.shape[1] != embed_dim:
+        raise ValueError(f"the head was built for embed_dim={embed_dim}; got embeddings with d={z.shape[1]}")
     n = z_ref.shape[0]
     if n < 1:
         raise ValueError("the reference set is empty; it needs at least 1 item (2 with exclude_self=True)")
@@ -51,6 +54,8 @@ class LinearHead(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, z, z_ref=None, y_ref=None, exclude_self: bool = False):
+        if z.dim() != 2 or z.shape[1] != self.linear.in_features:
+            raise ValueError(f"z must be (B, {self.linear.in_features}); got {tuple(z.shape)}")
         y = self.linear(z)
         return y.squeeze(-1) if self.out_dim == 1 else y
 
@@ -78,12 +83,12 @@ class NeighborHead(nn.Module):
 
     def neighbor_weights(self, z, z_ref, exclude_self: bool = False) -> torch.Tensor:
         """(B, N) weights the prediction averages with: rows sum to 1, excluded entries are exactly 0."""
-        _check(z, z_ref, None, exclude_self)
+        _check(z, z_ref, None, exclude_self, self.embed_dim)
         mask = _self_mask(z.shape[0], z_ref.shape[0], z.device) if exclude_self else None
         return torch.softmax(self.logits(z, z_ref, mask), dim=-1)
 
     def forward(self, z, z_ref, y_ref, exclude_self: bool = False):
-        _check(z, z_ref, y_ref, exclude_self)
+        _check(z, z_ref, y_ref, exclude_self, self.embed_dim)
         w = self.neighbor_weights(z, z_ref, exclude_self)
         return w @ y_ref.to(w.dtype)
 
@@ -91,7 +96,7 @@ class NeighborHead(nn.Module):
     def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
         """Memory-bounded evaluation: same result as ``forward`` without building a B×N matrix
         larger than ``max_elements`` entries (chunks over queries; see subclasses for the reference set)."""
-        _check(z, z_ref, y_ref, False)
+        _check(z, z_ref, y_ref, False, self.embed_dim)
         n = z_ref.shape[0]
         rows = max(1, max_elements // n)
         return torch.cat([self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements) for i in range(0, len(z), rows)])
@@ -165,8 +170,12 @@ class DiffKNNHead(NeighborHead):
     ``rank_strength`` defaults to 0.1, not torchsort's 1.0: soft ranks are close to
     hard ranks only where consecutive similarities differ by more than the
     strength, and bounded similarities (cos, rbf) lie in [0, 1], where 1.0 makes
-    every rank nearly the mean rank. The memory-bounded path chunks over queries
-    only: a soft rank needs the whole row.
+    every rank nearly the mean rank. For the same reason k is also clamped below by
+    the row's smallest soft rank, so that every query keeps its best neighbour
+    (weight 1) when near-ties put all soft ranks far from 0; with hard ranks this
+    clamp does nothing. Ranks are computed in float64 (torchsort's float32 ranks
+    lose precision for large similarity spreads). The memory-bounded path chunks
+    over queries only: a soft rank needs the whole row.
     """
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
@@ -182,12 +191,20 @@ class DiffKNNHead(NeighborHead):
 
         sim = self.sim(z, z_ref)
         n = sim.shape[1] - (0 if mask is None else 1)
-        to_rank = sim
+        # Soft ranks do not change when a row is shifted, so each row is ranked relative to its top
+        # (and in float64: torchsort's float32 ranks are wrong, even outside [1, N], once
+        # |sim| / rank_strength reaches about 1e7).
+        lo, hi = Fn.row_bounds(sim.detach(), mask)
+        to_rank = sim.double() - hi.double()
         if mask is not None:  # line 10: the query itself goes below every other candidate
-            worst = sim.detach().amin(-1, keepdim=True) - (sim.detach().amax(-1, keepdim=True) - sim.detach().amin(-1, keepdim=True)) - 1
-            to_rank = torch.where(mask, worst, sim)
-        ranks = torchsort.soft_rank(-to_rank, regularization="l2", regularization_strength=self.rank_strength) - 1.0
-        out = sim + self.kstep(ranks, z, n)
+            to_rank = torch.where(mask, (-2.0 * (hi - lo) - 1.0).double(), to_rank)
+        ranks = torchsort.soft_rank(-to_rank, regularization="l2", regularization_strength=self.rank_strength)
+        ranks = (ranks - 1.0).to(sim.dtype)
+        # Line 18 clamps k >= 1 so that every query keeps a neighbour; that holds for hard ranks only.
+        # Soft ranks of near-ties all sit near the mean rank, so k is also clamped to the row's
+        # smallest rank: the best neighbour always has weight exactly 1 (a no-op for hard ranks).
+        best = ranks if mask is None else ranks.masked_fill(mask, torch.inf)
+        out = sim + self.kstep(ranks, z, n, k_floor=best.amin(-1, keepdim=True))
         return out if mask is None else out.masked_fill(mask, -torch.inf)
 
 

@@ -80,6 +80,14 @@ class SoftKStep(nn.Module):
         """Per-query k, shape (B, 1)."""
         return (self.params(z) * (n_ref - 1)).clamp_min(1.0)
 
-    def forward(self, ranks: torch.Tensor, z: torch.Tensor, n_ref: int) -> torch.Tensor:
-        """Log-weights (B, N) for 0-based soft ``ranks`` over ``n_ref`` candidates."""
-        return soft_k_step(ranks, self.k(z, n_ref), self.q, self.t)
+    def forward(self, ranks: torch.Tensor, z: torch.Tensor, n_ref: int, *, k_floor: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-weights (B, N) for 0-based soft ``ranks`` over ``n_ref`` candidates.
+
+        ``k_floor`` (B, 1), optional: a per-query lower bound on k (the heads pass each row's
+        smallest soft rank, so that the best neighbour keeps weight 1 even when soft ranks of
+        near-ties are all far from 0).
+        """
+        k = self.k(z, n_ref)
+        if k_floor is not None:
+            k = torch.maximum(k, k_floor.to(k.dtype))
+        return soft_k_step(ranks, k, self.q, self.t)

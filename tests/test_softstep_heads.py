@@ -1,0 +1,366 @@
+"""The six regression heads: gradients, weight properties, the chunked path, errors and dtypes.
+
+Reference values come from outside the code under test: scikit-learn's pairwise kernels and
+``NearestNeighbors``, or a plain softmax written out here.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import pairwise
+from sklearn.neighbors import NearestNeighbors
+
+from softstep import SIMILARITIES, DiffKNNHead, NCAHead, build_head
+
+HEADS = ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i")
+NEIGHBOR_HEADS = HEADS[1:]
+D = 3
+
+
+def data(n, d=D, *, seed=0, dtype=torch.float32, m=None):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, d, generator=g, dtype=dtype)
+    y = torch.randn(n, generator=g, dtype=dtype) if m is None else torch.randn(n, m, generator=g, dtype=dtype)
+    return z, y
+
+
+def step_modules(head):
+    """The SoftStep / SoftKStep parameter modules of a head (none for linear and plain nca)."""
+    if isinstance(head, NCAHead) and head.softstep is not None:
+        return [head.softstep.params]
+    if isinstance(head, DiffKNNHead):
+        return [head.kstep.params]
+    return []
+
+
+@torch.no_grad()
+def set_step_params(head, value, *, weight_scale=0.0, seed=0):
+    """Set every SoftStep/SoftKStep pre-activation to ``value`` (global θ, or the instance bias,
+    with instance weights drawn at ``weight_scale``). A list gives (l0, u0, t) for SoftStep; the
+    k-NN heads take its first entry."""
+    g = torch.Generator().manual_seed(seed)
+    for p in step_modules(head):
+        target = p.theta if p.param_mode == "global" else p.linear.bias
+        v = torch.as_tensor(value, dtype=target.dtype).flatten()
+        target.copy_(v[: target.numel()] if v.numel() > 1 else v.expand_as(target))
+        if p.param_mode == "instance":
+            p.linear.weight.copy_(weight_scale * torch.randn(p.linear.weight.shape, generator=g))
+    return head
+
+
+def make_head(name, kind="l2", **kw):
+    return build_head(name, D, **({} if name == "linear" else {"similarity": kind, **kw}))
+
+
+# ---------------------------------------------------------------- gradients
+
+SLOW_SIMILARITIES = ["l2"] + [pytest.param(k, marks=pytest.mark.slow) for k in SIMILARITIES if k != "l2"]
+
+
+@pytest.mark.parametrize("name", HEADS)
+@pytest.mark.parametrize("kind", SLOW_SIMILARITIES)
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_head_gradcheck(name, kind, train):
+    """float64 gradcheck w.r.t. queries, references and every parameter (l2 by default; the
+    other similarities under -m slow)."""
+    torch.manual_seed(0)
+    head = set_step_params(make_head(name, kind), [0.3, -0.2, 0.4], weight_scale=0.3).double()
+    z, y = data(7, dtype=torch.float64, seed=1)
+    z_ref, y_ref = data(9, dtype=torch.float64, seed=2)
+    names = [k for k, _ in head.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in head.parameters()]
+
+    if train:
+        def f(z_, *ps):
+            return torch.func.functional_call(head, dict(zip(names, ps)), (z_, z_, y), {"exclude_self": True})
+        inputs = (z.requires_grad_(), *params)
+    else:
+        def f(z_, zr, *ps):
+            return torch.func.functional_call(head, dict(zip(names, ps)), (z_, zr, y_ref))
+        inputs = (z.requires_grad_(), z_ref.requires_grad_(), *params)
+    assert torch.autograd.gradcheck(f, inputs, atol=1e-6, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- weight properties
+
+@pytest.mark.parametrize("name", NEIGHBOR_HEADS)
+@pytest.mark.parametrize("kind", SIMILARITIES)
+@pytest.mark.parametrize("theta", [-50.0, 0.0, 50.0])
+def test_weights_convex_self_excluded_and_nonempty(name, kind, theta):
+    head = set_step_params(make_head(name, kind), theta, weight_scale=1.0)
+    z, y = data(12, seed=3)
+    for exclude_self in (True, False):
+        with torch.no_grad():
+            w = head.neighbor_weights(z, z, exclude_self=exclude_self)
+            y_hat = head(z, z, y, exclude_self=exclude_self)
+        assert (w >= 0).all() and torch.isfinite(w).all()
+        torch.testing.assert_close(w.sum(-1), torch.ones(12))
+        assert (w.amax(-1) > 0).all(), "every query keeps at least one neighbour"
+        # forward is the weighted mean with these weights, a convex combination of y_ref
+        torch.testing.assert_close(y_hat, w @ y)
+        assert (y_hat >= y.min() - 1e-6).all() and (y_hat <= y.max() + 1e-6).all()
+        if exclude_self:
+            assert torch.equal(w.diagonal(), torch.zeros(12)), "a query's own weight must be exactly 0"
+
+
+@pytest.mark.parametrize("kind", SIMILARITIES)
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_nca_is_softmax_of_similarity(kind, exclude_self):
+    """Plain NCA = softmax(Sim) @ y, Sim from scikit-learn, diagonal −inf when excluding self."""
+    head = make_head("nca", kind).double()
+    z, y = data(10, dtype=torch.float64, seed=4)
+    z_ref, y_ref = (z, y) if exclude_self else data(15, dtype=torch.float64, seed=5)
+    zn, rn = z.numpy(), z_ref.numpy()
+    sim = {"l2": lambda: -pairwise.euclidean_distances(zn, rn), "cos": lambda: pairwise.cosine_similarity(zn, rn),
+           "rbf": lambda: np.log(pairwise.rbf_kernel(zn, rn)), "dot": lambda: zn @ rn.T}[kind]()
+    if exclude_self:
+        np.fill_diagonal(sim, -np.inf)
+    expected = torch.softmax(torch.from_numpy(sim), -1) @ y_ref
+    torch.testing.assert_close(head(z, z_ref, y_ref, exclude_self=exclude_self), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NEIGHBOR_HEADS)
+def test_softstep_sparsifies_when_l_is_high(name):
+    """With a high threshold the step heads give exact zeros; plain NCA never does."""
+    head = set_step_params(make_head(name), 3.0)  # l0 = u0 = t = σ(3) ≈ 0.95; k = 0.95 (N − 1) for k-NN
+    if name.startswith("diffknn"):
+        set_step_params(head, -50.0)  # k = 1 (the clamp): ranks ≥ 1 + q = 5 get weight 0
+    z, _ = data(30, seed=6)
+    with torch.no_grad():
+        w = head.neighbor_weights(z, z)
+    n_zero = (w == 0).sum(-1)
+    if name == "nca":
+        assert (n_zero == 0).all()
+    else:
+        assert (n_zero > 0).all() and (w.amax(-1) > 0).all()
+
+
+@pytest.mark.parametrize("name", HEADS)
+@pytest.mark.parametrize("m", [None, 3], ids=["y(N,)", "y(N,m)"])
+@pytest.mark.parametrize("max_elements", [1, 7, 40, 10**6])
+def test_predict_chunked_equals_dense(name, m, max_elements):
+    """head.predict(max_elements=...) chunks queries (and tiles the reference set for NCA when
+    max_elements < N); it must equal the dense forward, for y of shape (N,) and (N, m)."""
+    head = set_step_params(make_head(name, "l2"), [0.5, -0.3, 0.2], weight_scale=0.5)
+    if name == "linear" and m is not None:
+        head = build_head("linear", D)  # the linear head's output shape does not follow y_ref
+    z, _ = data(13, seed=7)
+    z_ref, y_ref = data(29, seed=8, m=m)
+    with torch.no_grad():
+        dense = head(z, z_ref, y_ref)
+    chunked = head.predict(z, z_ref, y_ref, max_elements=max_elements)
+    if name != "linear":
+        assert dense.shape == ((13,) if m is None else (13, m))
+    torch.testing.assert_close(chunked, dense, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["nca", "nca_g", "nca_i"])
+def test_predict_tiled_nca_with_exact_zeros(name):
+    """The tiled online softmax must handle tiles in which a row has only zero weights."""
+    head = set_step_params(make_head(name, "l2"), 2.0, weight_scale=0.5)  # high l: many exact zeros
+    z, _ = data(5, seed=9)
+    z_ref, y_ref = data(64, seed=10, m=2)
+    with torch.no_grad():
+        dense = head(z, z_ref, y_ref)
+        w = head.neighbor_weights(z, z_ref)
+    if name != "nca":
+        assert ((w == 0).sum(-1) > 8).all()  # so 8-column tiles without any support exist
+    torch.testing.assert_close(head.predict(z, z_ref, y_ref, max_elements=8), dense, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NEIGHBOR_HEADS)
+def test_single_reference_at_evaluation(name):
+    head = make_head(name)
+    z, _ = data(4, seed=11)
+    z_ref, y_ref = data(1, seed=12)
+    with torch.no_grad():
+        out = head(z, z_ref, y_ref)
+    torch.testing.assert_close(out, y_ref.expand(4))
+    torch.testing.assert_close(head.predict(z, z_ref, y_ref, max_elements=1), out)
+
+
+# ---------------------------------------------------------------- k-NN equivalence
+
+@pytest.mark.parametrize("name", ["diffknn_g", "diffknn_i"])
+@pytest.mark.parametrize("K", [2, 5, 10])
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("dtype,scale", [(torch.float64, 10.0), (torch.float32, 1e5)], ids=["f64", "f32-large"])
+def test_near_hard_diffknn_selects_the_k_nearest(name, K, train, dtype, scale):
+    """q = 0.5 and a tiny rank strength make the soft step a hard one: the neighbours with
+    non-zero weight must be exactly scikit-learn's K nearest (ranks are 0-based, full weight for
+    rank ≤ k, so k = K − 1). The float32 case at scale 1e5 has |sim| / rank_strength ≈ 1e10,
+    where float32 soft ranks would be wrong."""
+    head = build_head(name, 4, similarity="l2", q=0.5, rank_strength=1e-4).to(dtype)
+    g = torch.Generator().manual_seed(13)
+    z_ref = scale * torch.randn(60, 4, generator=g, dtype=torch.float64)  # well separated: gaps >> 1e-4
+    z = z_ref if train else scale * torch.randn(15, 4, generator=g, dtype=torch.float64)
+    n_candidates = len(z_ref) - 1 if train else len(z_ref)
+    frac = (K - 1) / (n_candidates - 1)
+    set_step_params(head, math.log(frac / (1 - frac)))  # σ(θ) (n − 1) = K − 1
+    z, z_ref = z.to(dtype), z_ref.to(dtype)
+    with torch.no_grad():
+        torch.testing.assert_close(head.kstep.k(z, n_candidates), torch.full((len(z), 1), K - 1.0, dtype=dtype))
+        w = head.neighbor_weights(z, z_ref, exclude_self=train)
+        # the support is where SoftKStep's log-weight is finite; at scale 1e5 the softmax of the
+        # raw similarities also underflows to 0 beyond the nearest, so check the logits there
+        logits = head.logits(z, z_ref, torch.eye(len(z), dtype=torch.bool) if train else None)
+    nn_ = NearestNeighbors(n_neighbors=K + train).fit(z_ref.numpy())
+    _, idx = nn_.kneighbors(z.numpy())
+    for i in range(len(z)):
+        expected = set(idx[i].tolist()) - ({i} if train else set())
+        assert len(expected) == K
+        assert set(torch.nonzero(torch.isfinite(logits[i])).flatten().tolist()) == expected
+        if scale < 100:
+            assert set(torch.nonzero(w[i]).flatten().tolist()) == expected
+
+
+@pytest.mark.parametrize("name", ["diffknn_g", "diffknn_i"])
+@pytest.mark.parametrize("kind,scale", [("l2", 1.0), ("cos", 1.0), ("rbf", 1e-6), ("dot", 1e4)])
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_diffknn_keeps_a_neighbour_when_all_similarities_tie(name, kind, scale, train):
+    """Constant embeddings: every similarity ties, every soft rank is the mean rank (far above
+    k = 1 when θ = −50). The best neighbour must still get weight 1: here all tie, so the weights
+    are uniform over the other items."""
+    head = set_step_params(make_head(name, kind), -50.0)
+    z = torch.full((20, D), scale)
+    with torch.no_grad():
+        w = head.neighbor_weights(z, z, exclude_self=train)
+    n = 19 if train else 20
+    expected = torch.full((20, 20), 1.0 / n)
+    if train:
+        expected.fill_diagonal_(0.0)
+    torch.testing.assert_close(w, expected)
+
+
+# ---------------------------------------------------------------- no NaN, no inf
+
+PATTERNS = ("random", "duplicates", "constant", "ties")
+
+
+@st.composite
+def head_inputs(draw):
+    name = draw(st.sampled_from(NEIGHBOR_HEADS + ("linear",)))
+    kind = draw(st.sampled_from(SIMILARITIES))
+    train = draw(st.booleans())
+    n = draw(st.integers(2 if train else 1, 12))
+    b = n if train else draw(st.integers(1, 6))
+    d = draw(st.integers(1, 5))
+    pattern = draw(st.sampled_from(PATTERNS))
+    # Scales 1e-6 .. 1e4 for every similarity: even for "dot" (the only unbounded one that grows
+    # with |z|²), |z·r| <= d · (1e4 · 4)² < 1e10, far from float32's overflow at 3e38, so any inf
+    # here is a bug, not a legitimate overflow.
+    scale = draw(st.sampled_from([1e-6, 1e-3, 1.0, 1e2, 1e4]))
+    theta = draw(st.sampled_from([-50.0, -5.0, 0.0, 5.0, 50.0]))
+    seed = draw(st.integers(0, 2**16))
+    return name, kind, train, n, b, d, pattern, scale, theta, seed
+
+
+def pattern_data(pattern, n, d, g):
+    if pattern == "random":
+        return torch.randn(n, d, generator=g)
+    if pattern == "duplicates":  # every row appears at least twice (when n >= 2)
+        base = torch.randn(max(1, n // 2), d, generator=g)
+        return base[torch.arange(n) % len(base)]
+    if pattern == "constant":
+        return torch.randn(1, d, generator=g).expand(n, d).clone()
+    return torch.randint(-1, 2, (n, d), generator=g).float()  # a coarse grid: many tied similarities
+
+
+@given(head_inputs())
+@settings(max_examples=50, deadline=None)
+def test_no_nan_or_inf_in_outputs_or_gradients(args):
+    name, kind, train, n, b, d, pattern, scale, theta, seed = args
+    g = torch.Generator().manual_seed(seed)
+    head = build_head(name, d, **({} if name == "linear" else {"similarity": kind}))
+    set_step_params(head, theta, weight_scale=1.0, seed=seed)
+    z_ref = (scale * pattern_data(pattern, n, d, g)).requires_grad_()
+    z = z_ref if train else (scale * pattern_data(pattern, b, d, g)).requires_grad_()
+    y_ref = torch.randn(n, generator=g)
+    out = head(z, z_ref, y_ref, exclude_self=train)
+    assert out.shape == (b,) and torch.isfinite(out).all()
+    leaves = [z_ref] + ([] if train else [z]) + list(head.parameters())
+    grads = torch.autograd.grad(out.square().sum(), leaves, allow_unused=True)
+    for leaf, grad in zip(leaves, grads):
+        assert grad is None or torch.isfinite(grad).all(), f"non-finite gradient for a leaf of shape {tuple(leaf.shape)}"
+    if name != "linear":
+        with torch.no_grad():
+            w = head.neighbor_weights(z, z_ref, exclude_self=train)
+        assert (w.amax(-1) > 0).all() and torch.isfinite(w).all()
+        assert (out >= y_ref.min() - 1e-5).all() and (out <= y_ref.max() + 1e-5).all()
+
+
+# ---------------------------------------------------------------- errors
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match=r"unknown head 'knn'.*linear, nca, nca_g, nca_i, diffknn_g, diffknn_i"):
+        build_head("knn", 4)
+    for name in NEIGHBOR_HEADS:
+        with pytest.raises(ValueError, match=r"unknown similarity 'manhattan'.*l2, cos, rbf, dot"):
+            build_head(name, 4, similarity="manhattan")
+
+
+@pytest.mark.parametrize("name", NEIGHBOR_HEADS)
+def test_input_errors(name):
+    head = make_head(name)
+    z, y = data(5)
+    with pytest.raises(ValueError, match="embedding dimensions differ"):
+        head(z, torch.randn(5, D + 1), y)
+    with pytest.raises(ValueError, match=f"built for embed_dim={D}"):
+        head(torch.randn(5, D + 1), torch.randn(5, D + 1), y)
+    with pytest.raises(ValueError, match="at least 2"):
+        head(z[:1], z[:1], y[:1], exclude_self=True)
+    with pytest.raises(ValueError, match="exclude_self=True means z_ref is z"):
+        head(z, torch.randn(6, D), torch.randn(6), exclude_self=True)
+    with pytest.raises(ValueError, match=r"y_ref must be \(N,\) or \(N, m\)"):
+        head(z, z, y[:4])
+    for bad in ("z", "z_ref", "y_ref"):
+        args = {"z": z.clone(), "z_ref": z.clone(), "y_ref": y.clone()}
+        args[bad][0] = math.nan
+        with pytest.raises(ValueError, match=f"{bad} contains NaN"):
+            head(args["z"], args["z_ref"], args["y_ref"])
+        with pytest.raises(ValueError, match=f"{bad} contains NaN"):
+            head.predict(args["z"], args["z_ref"], args["y_ref"])
+    with pytest.raises(ValueError, match="2-D"):
+        head.neighbor_weights(z[0], z)
+
+
+def test_linear_head_rejects_wrong_dim():
+    with pytest.raises(ValueError, match=r"z must be \(B, 3\)"):
+        build_head("linear", D)(torch.randn(4, D + 2))
+
+
+# ---------------------------------------------------------------- dtype
+
+@pytest.mark.parametrize("name", HEADS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_outputs_follow_input_dtype(name, dtype):
+    head = make_head(name).to(dtype)
+    z, y = data(6, dtype=dtype)
+    assert head(z, z, y, exclude_self=True).dtype == dtype
+    assert head.predict(z, z, y, max_elements=4).dtype == dtype
+    if name != "linear":
+        assert head.neighbor_weights(z, z).dtype == dtype
+        # y_ref of another dtype is cast to the embeddings' dtype
+        assert head(z, z, y.to(torch.float16 if dtype == torch.float32 else torch.float32)).dtype == dtype
+
+
+@pytest.mark.parametrize("name", ["nca", "nca_g", "diffknn_g"])
+def test_global_heads_follow_dtype_without_conversion(name):
+    """Heads whose parameters never meet z (global SoftStep) accept float64 inputs as they are."""
+    head = make_head(name)
+    z, y = data(6, dtype=torch.float64)
+    assert head(z, z, y, exclude_self=True).dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_multi_output_shape(name):
+    head = make_head(name)
+    z, y = data(6, m=4)
+    if name == "linear":
+        assert head(z, z, y).shape == (6,)
+    else:
+        assert head(z, z, y, exclude_self=True).shape == (6, 4)
+        assert head.predict(z[:3], z, y).shape == (3, 4)
