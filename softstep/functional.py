@@ -86,8 +86,7 @@ def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torc
     """(sim − lo) / (hi − lo) with given per-row bounds; constant rows → 1 (see :func:`row_minmax`)."""
     span = hi - lo
     flat = span <= 0
-    out = (sim - lo) / torch.where(flat, torch.ones_like(span), span)
-    out = torch.where(flat, torch.ones_like(out), out.clamp(0.0, 1.0))
+    out = ((sim - lo) / torch.where(flat, torch.ones_like(span), span)).clamp(0.0, 1.0).masked_fill(flat, 1.0)
     return out if mask is None else out.masked_fill(mask, 0.0)
 
 
@@ -104,14 +103,10 @@ def log_soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Te
     the transition, including at s = l and s = u). ``t`` is clamped to ≥ ``T_MIN``.
     """
     t = torch.as_tensor(t, dtype=s.dtype, device=s.device).clamp_min(T_MIN)
-    inside = (s > l) & (s < u)
-    mid = (l + u) / 2  # a point safely inside, to keep the unused branch finite
-    s_in = torch.where(inside, s, mid)
-    a = (s_in - l).clamp_min(torch.finfo(s.dtype).tiny)
-    b = (u - s_in).clamp_min(torch.finfo(s.dtype).tiny)
-    log_step = F.logsigmoid((torch.log(a) - torch.log(b)) / t)
-    zero = torch.zeros_like(log_step)
-    return torch.where(inside, log_step, torch.where(s >= u, zero, zero - torch.inf))
+    floor = torch.finfo(s.dtype).tiny ** 0.5  # keeps 1/(t·(s−l)) finite next to l and u
+    x = (torch.log((s - l).clamp_min(floor)) - torch.log((u - s).clamp_min(floor))) / t
+    # outside (l, u) the fills replace the (finite) transition value, and their gradient is exactly 0
+    return F.logsigmoid(x).masked_fill(s >= u, 0.0).masked_fill(s <= l, -torch.inf)
 
 
 def soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
