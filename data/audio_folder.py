@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import files as io
-from .base import DataError, RegressionData
-from .media import AudioFile, check_files
+from .base import RegressionData
+from .media import AudioFile
 
 DOC = io.REPO_README
 
@@ -22,19 +22,8 @@ def load(root: str, csv: str = "labels.csv", file_column: str = "file", target_c
          denoise: bool = False, log_target: bool = False, dropna: bool = False, doc=None) -> RegressionData:
     root = Path(root).expanduser()
     doc = Path(doc) if doc else DOC
-    table = Path(csv) if Path(csv).is_absolute() else root / csv
-    io.require(name, root, {f"{csv} (columns {file_column!r}, {target_column!r})": table, "the audio files": root}, doc=doc)
-    df = io.read_table(table, name=name)
-    io.check_columns(df, table, {"file_column": file_column, "target_column": target_column}, name=name)
-    if dropna:
-        df = io.drop_missing(df, [file_column, target_column])
-    y = io.numeric(df, target_column, table, name=name)
-    if log_target:
-        y = io.log_target(y, table, target_column, name=name)
-    files = [root / str(f).strip() for f in df[file_column]]
-    if len(files) == 0:
-        raise DataError(f"dataset {name!r}: {table} lists no audio files")
-    check_files(files, name=name, table=table, column=file_column, root=root)
+    table, files, y = io.file_table(root, csv, file_column, target_column, name=name, what="audio", doc=doc,
+                                    log=log_target, dropna=dropna)
     audio = AudioFile(sample_rate=int(sample_rate), seconds=seconds, window=window, denoise=bool(denoise))
     tag = f"{table.name}-{io.file_digest(table)}-{audio.describe()}-log{int(log_target)}"
     return RegressionData(name, "audio", [str(f) for f in files], y, load=audio, preprocessing=tag)

@@ -174,3 +174,28 @@ def file_digest(path, n: int = 10) -> str:
 
 def text_column(df: pd.DataFrame, column: str) -> list[str]:
     return [" ".join(str(t).split()) for t in df[column].tolist()]
+
+
+def file_table(root: Path, csv: str, file_column: str, target_column: str, *, name: str, what: str,
+               doc: Path, log: bool = False, dropna: bool = False):
+    """The folder types' CSV of (file, target): returns (csv path, listed files, targets), each checked.
+
+    ``what`` names the files in messages ("image", "audio"). The files must exist (see ``media.check_files``).
+    """
+    from .base import DataError
+    from .media import check_files
+
+    table = Path(csv) if Path(csv).is_absolute() else root / csv
+    require(name, root, {f"{csv} (columns {file_column!r}, {target_column!r})": table, f"the {what} files": root}, doc=doc)
+    df = read_table(table, name=name)
+    check_columns(df, table, {"file_column": file_column, "target_column": target_column}, name=name)
+    if dropna:
+        df = drop_missing(df, [file_column, target_column])
+    y = numeric(df, target_column, table, name=name)
+    if log:
+        y = log_target(y, table, target_column, name=name)
+    files = [root / str(f).strip() for f in df[file_column]]
+    if not files:
+        raise DataError(f"dataset {name!r}: {table} lists no {what} files")
+    check_files(files, name=name, table=table, column=file_column, root=root)
+    return table, files, y
