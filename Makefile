@@ -8,7 +8,7 @@ CUDA_HOME ?= $(if $(wildcard /usr/local/cuda-13.0),/usr/local/cuda-13.0,/usr/loc
 export CUDA_HOME
 export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench paper clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -31,6 +31,12 @@ test: venv
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow and not slurm" tests
+
+# Every table and figure from the result files under RESULTS (default results/).
+RESULTS ?= results
+paper: venv
+	$(PY) scripts/make_tables.py --results-root $(RESULTS) --hparams-from results/paper/tuned_hparams.csv --compare-paper
+	$(PY) scripts/make_figures.py --results-root $(RESULTS) --figure3-from results/figure3_surfaces_mlp.npz
 
 bench: venv
 	$(PY) scripts/benchmark_heads.py

@@ -133,7 +133,7 @@ def build_extractor(cfg: DictConfig, data: RegressionData):
     return ext
 
 
-def _inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, object | None, int]:
+def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, object | None, int]:
     """Cached features (frozen extractor: no extractor is built on a cache hit) or the raw items."""
     if cfg.extractor.finetune:
         ext = build_extractor(cfg, data)
@@ -234,7 +234,7 @@ def run(cfg: DictConfig) -> str:
         device = _device(cfg.trainer.device)
         data = load_data(cfg)
         check_modality(cfg, data)
-        inputs, extractor, in_dim = _inputs(cfg, data, device)
+        inputs, extractor, in_dim = prepare_inputs(cfg, data, device)
         threads = cfg.trainer.threads
         if threads == "auto":  # a small MLP on cached features: one thread has the least overhead
             threads = 1 if (device.type == "cpu" and not cfg.extractor.finetune) else None
