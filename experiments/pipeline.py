@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import time
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 #: Config keys that do not change a result: left out of the run id.
 NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm"}
-TRAINER_NOT_IN_RUN_ID = {"device", "threads", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
+TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
 
 
 class ConfigError(ValueError):
@@ -224,6 +225,41 @@ def summary(cfg: DictConfig, rid: str) -> str:
     return line + (f"   (paper: {paper})" if paper else "") + f"\n  results: {run_dir(root, *args)}"
 
 
+def _parallel_splits(cfg: DictConfig, device: torch.device, n_todo: int) -> int:
+    """How many splits train at once: ``trainer.workers``, where ``auto`` means one process per CPU
+    core (one thread each) for cached features on the CPU outside SLURM, else 1. A SLURM job runs its
+    splits in one process, so that the pre-termination signal reaches the training loop."""
+    workers = cfg.trainer.workers
+    if workers == "auto":
+        frozen_cpu = device.type == "cpu" and not cfg.extractor.finetune
+        workers = (os.cpu_count() or 1) if frozen_cpu and "SLURM_JOB_ID" not in os.environ else 1
+    return max(1, min(int(workers), n_todo))
+
+
+def _threads(cfg: DictConfig, device: torch.device) -> int | None:
+    threads = cfg.trainer.threads
+    if threads == "auto":  # a small MLP on cached features: one thread has the least overhead
+        threads = 1 if (device.type == "cpu" and not cfg.extractor.finetune) else None
+    return int(threads) if threads else None
+
+
+def _train_and_write(cfg, data, inputs, extractor, in_dim, split, rid, device, threads, progress) -> int:
+    """One split, start to finish: train, write its result atomically, drop its checkpoint."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        if not progress:
+            cfg = cfg.copy()
+            cfg.progress = False
+        result = run_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
+        args = (cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
+        write_result(split_path(*args, split), result)
+        (run_dir(*args) / f"split_{split}.ckpt.pt").unlink(missing_ok=True)
+        return split
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(cfg: DictConfig) -> str:
     """Run every requested split that has no result yet; return the summary line."""
     splits = validate(cfg)
@@ -235,16 +271,16 @@ def run(cfg: DictConfig) -> str:
         data = load_data(cfg)
         check_modality(cfg, data)
         inputs, extractor, in_dim = prepare_inputs(cfg, data, device)
-        threads = cfg.trainer.threads
-        if threads == "auto":  # a small MLP on cached features: one thread has the least overhead
-            threads = 1 if (device.type == "cpu" and not cfg.extractor.finetune) else None
-        before = torch.get_num_threads()
-        torch.set_num_threads(int(threads or before))
-        try:
-            for split in tqdm(todo, desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress):
-                result = run_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
-                write_result(split_path(root, *args, split), result)
-                (run_dir(root, *args) / f"split_{split}.ckpt.pt").unlink(missing_ok=True)
-        finally:
-            torch.set_num_threads(before)
+        workers, threads = _parallel_splits(cfg, device, len(todo)), _threads(cfg, device)
+        bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
+        if workers == 1:
+            for split in tqdm(todo, **bar):
+                _train_and_write(cfg, data, inputs, extractor, in_dim, split, rid, device, threads, cfg.progress)
+        else:  # independent splits in parallel processes; per-epoch bars off, the split bar stays
+            from joblib import Parallel, delayed
+
+            jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
+                delayed(_train_and_write)(cfg, data, inputs, extractor, in_dim, s, rid, device, threads, False) for s in todo)
+            for _ in tqdm(jobs, **bar):
+                pass
     return summary(cfg, rid)

@@ -309,3 +309,12 @@ def test_extractor_of_the_wrong_modality_is_refused_before_any_model(tmp_path, m
     monkeypatch.setattr(T, "minilm", lambda **_: pytest.fail("no extractor may be built"))
     with pytest.raises(pipeline.ConfigError, match="minilm.*text.*table"):
         pipeline.run(tiny(tmp_path, "extractor=minilm"))
+
+
+def test_parallel_splits_match_sequential_splits(tmp_path):
+    """trainer.workers=2 trains splits in separate processes: same result files' metrics as one process."""
+    pipeline.run(tiny(tmp_path / "seq", "head=nca_g", "trainer.workers=1"))
+    pipeline.run(tiny(tmp_path / "par", "head=nca_g", "trainer.workers=2"))
+    seq = {r["split"]: r["metrics"] for r in read_results(tmp_path / "seq/results")}
+    par = {r["split"]: r["metrics"] for r in read_results(tmp_path / "par/results")}
+    assert seq == par and sorted(seq) == [0, 1]
