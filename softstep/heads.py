@@ -169,8 +169,8 @@ class DiffKNNHead(NeighborHead):
 
     ``rank_strength`` defaults to 0.1, not torchsort's 1.0: soft ranks are close to
     hard ranks only where consecutive similarities differ by more than the
-    strength, and bounded similarities (cos, rbf) lie in [0, 1], where 1.0 makes
-    every rank nearly the mean rank. For the same reason k is also clamped below by
+    strength, and a bounded similarity (cos, in [−1, 1]) would make 1.0 put
+    every rank near the mean rank. For the same reason k is also clamped below by
     the row's smallest soft rank, so that every query keeps its best neighbour
     (weight 1) when near-ties put all soft ranks far from 0; with hard ranks this
     clamp does nothing. Ranks are computed in float64 (torchsort's float32 ranks

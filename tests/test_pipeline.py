@@ -318,3 +318,29 @@ def test_parallel_splits_match_sequential_splits(tmp_path):
     seq = {r["split"]: r["metrics"] for r in read_results(tmp_path / "seq/results")}
     par = {r["split"]: r["metrics"] for r in read_results(tmp_path / "par/results")}
     assert seq == par and sorted(seq) == [0, 1]
+
+
+@pytest.mark.slow
+def test_finetuning_trains_the_extractor_and_caches_nothing(tmp_path, monkeypatch):
+    """extractor.finetune=true: the extractor is part of the model, gets its own learning rate and changes."""
+    import experiments.train as T
+
+    seen = {}
+    orig_fit = T.fit
+
+    def spy(model, *a, **k):
+        seen["before"] = {n: p.detach().clone() for n, p in model.extractor.named_parameters()}
+        res = orig_fit(model, *a, **k)
+        seen["model"] = model
+        return res
+
+    monkeypatch.setattr(pipeline, "fit", spy)
+    cfg = make_cfg("dataset.loader.limit=60", "extractor.builder.source=random", "extractor.finetune=true", "head=nca",
+                   "splits=[0]", "trainer.max_epochs=1", "trainer.extractor_lr=1e-2", f"paths.results_root={tmp_path}",
+                   "progress=false")
+    pipeline.run(cfg)
+    (res,) = read_results(tmp_path)
+    assert res["hparams"]["finetune"] is True
+    after = dict(seen["model"].extractor.named_parameters())
+    assert any(not torch.equal(after[n].detach(), p) for n, p in seen["before"].items()), "extractor weights unchanged"
+    assert not (tmp_path / "cache").exists()  # no frozen-feature cache when fine-tuning
