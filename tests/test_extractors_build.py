@@ -37,8 +37,9 @@ def call(builder, **kw):
 
 
 def build(name, **kw):
+    """A frozen extractor (``finetune=False``) unless ``kw`` says otherwise, with random weights."""
     cfg = OmegaConf.load(REPO / "configs" / "extractor" / f"{name}.yaml")
-    return call(cfg.builder, **{"finetune": cfg.finetune, "in_dim": None, "source": "random", **kw})
+    return call(cfg.builder, **{"finetune": False, "in_dim": None, "source": "random", **kw})
 
 
 @pytest.fixture
