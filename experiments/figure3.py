@@ -50,8 +50,8 @@ def run(results_root: str, *, n: int = 2000, grid_size: int = 100, heads=HEADS, 
             rid, device = pipeline.run_id(cfg), torch.device("cpu")
             data = pipeline.load_data(cfg)
             pipeline.check_modality(cfg, data)
-            inputs, extractor, in_dim = pipeline.prepare_inputs(cfg, data, device)
-            res, model, scaler, idx = pipeline.train_split(cfg, data, inputs, extractor, in_dim, 0, rid, device)
+            inputs, in_dim = pipeline.prepare_inputs(cfg, data, device)
+            res, model, scaler, idx = pipeline.train_split(cfg, data, inputs, in_dim, 0, rid, device)
             write_result(split_path(results_root, cfg.dataset.name, cfg.extractor.name, head, rid, 0),
                          pipeline.result_record(cfg, res, scaler, 0, rid, idx))
             surfaces[name][head] = surface(model, inputs, idx[0], scaler.transform(data.labels), scaler, grid, device).reshape(x1.shape)

@@ -126,19 +126,16 @@ def check_modality(cfg: DictConfig, data: RegressionData) -> None:
 
 
 def build_extractor(cfg: DictConfig, data: RegressionData):
+    """The configured extractor (its modality was checked against the data by :func:`check_modality`)."""
     in_dim = int(np.prod(np.shape(data.load(data.items[0])))) if data.modality == "table" else None
-    ext = _instantiate(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
-    if ext.modality != data.modality:
-        raise ConfigError(f"extractor {cfg.extractor.name!r} reads {ext.modality} but dataset {cfg.dataset.name!r} "
-                          f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)")
-    return ext
+    return _instantiate(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
 
 
-def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, object | None, int]:
-    """Cached features (frozen extractor: no extractor is built on a cache hit) or the raw items."""
+def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
+    """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
+    or the raw items when fine-tuning (width None: each split builds its own extractor)."""
     if cfg.extractor.finetune:
-        ext = build_extractor(cfg, data)
-        return Inputs(data=data, num_workers=cfg.trainer.num_workers), ext, ext.out_dim
+        return Inputs(data=data, num_workers=cfg.trainer.num_workers), None
     builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
     key = F.cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
     path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
@@ -150,10 +147,10 @@ def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Input
     feats = F.cached_features(path, compute)
     if len(feats) != len(data):
         raise DataError(f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file")
-    return Inputs(features=feats), None, feats.shape[1]
+    return Inputs(features=feats), feats.shape[1]
 
 
-def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor, in_dim: int, split: int, rid: str,
+def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, rid: str,
                 device) -> tuple[FitResult, Regressor, MinMaxScaler, tuple]:
     """Split, scale, build and fit one model: returns the fit, the trained model (best epoch), the scaler and the split."""
     train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
@@ -161,8 +158,10 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor
     torch.manual_seed(split)
     head = build_head(cfg.head.name, cfg.model.embed_dim, **({} if cfg.head.name == "linear" else
                       dict(similarity=cfg.head.similarity, **OmegaConf.to_container(cfg.head.kwargs, resolve=True))))
-    if extractor is not None:  # fine-tuning: start every split from the same pretrained weights
+    extractor = None
+    if cfg.extractor.finetune:  # every split starts again from the same pretrained weights
         extractor = build_extractor(cfg, data)
+        in_dim = extractor.out_dim
     model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout)
     out_dir = run_dir(cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
     tracker = make_tracker(cfg, rid, split)
@@ -178,10 +177,10 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor
     return res, model, scaler, (train_idx, val_idx, test_idx)
 
 
-def run_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, extractor, in_dim: int, split: int, rid: str,
+def run_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, rid: str,
               device) -> dict:
     """Train one split and return its result record (the result file's content)."""
-    res, _, scaler, idx = train_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
+    res, _, scaler, idx = train_split(cfg, data, inputs, in_dim, split, rid, device)
     return result_record(cfg, res, scaler, split, rid, idx)
 
 
@@ -243,7 +242,7 @@ def _threads(cfg: DictConfig, device: torch.device) -> int | None:
     return int(threads) if threads else None
 
 
-def _train_and_write(cfg, data, inputs, extractor, in_dim, split, rid, device, threads, progress) -> int:
+def _train_and_write(cfg, data, inputs, in_dim, split, rid, device, threads, progress) -> int:
     """One split, start to finish: train, write its result atomically, drop its checkpoint."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
@@ -251,7 +250,7 @@ def _train_and_write(cfg, data, inputs, extractor, in_dim, split, rid, device, t
         if not progress:
             cfg = cfg.copy()
             cfg.progress = False
-        result = run_split(cfg, data, inputs, extractor, in_dim, split, rid, device)
+        result = run_split(cfg, data, inputs, in_dim, split, rid, device)
         args = (cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
         write_result(split_path(*args, split), result)
         (run_dir(*args) / f"split_{split}.ckpt.pt").unlink(missing_ok=True)
@@ -270,17 +269,17 @@ def run(cfg: DictConfig) -> str:
         device = _device(cfg.trainer.device)
         data = load_data(cfg)
         check_modality(cfg, data)
-        inputs, extractor, in_dim = prepare_inputs(cfg, data, device)
+        inputs, in_dim = prepare_inputs(cfg, data, device)
         workers, threads = _parallel_splits(cfg, device, len(todo)), _threads(cfg, device)
         bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
         if workers == 1:
             for split in tqdm(todo, **bar):
-                _train_and_write(cfg, data, inputs, extractor, in_dim, split, rid, device, threads, cfg.progress)
+                _train_and_write(cfg, data, inputs, in_dim, split, rid, device, threads, cfg.progress)
         else:  # independent splits in parallel processes; per-epoch bars off, the split bar stays
             from joblib import Parallel, delayed
 
             jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-                delayed(_train_and_write)(cfg, data, inputs, extractor, in_dim, s, rid, device, threads, False) for s in todo)
+                delayed(_train_and_write)(cfg, data, inputs, in_dim, s, rid, device, threads, False) for s in todo)
             for _ in tqdm(jobs, **bar):
                 pass
     return summary(cfg, rid)

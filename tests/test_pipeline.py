@@ -344,3 +344,18 @@ def test_finetuning_trains_the_extractor_and_caches_nothing(tmp_path, monkeypatc
     after = dict(seen["model"].extractor.named_parameters())
     assert any(not torch.equal(after[n].detach(), p) for n, p in seen["before"].items()), "extractor weights unchanged"
     assert not (tmp_path / "cache").exists()  # no frozen-feature cache when fine-tuning
+
+
+def test_figure3_trains_through_the_pipeline_and_returns_surfaces(tmp_path):
+    from experiments import figure3
+
+    surfaces, mse = figure3.run(str(tmp_path), n=60, grid_size=5, heads=("linear", "nca_g"), targets=("spiral",),
+                                overrides=("trainer.max_epochs=2", "model.hidden=0"))
+    s = surfaces["spiral"]
+    assert s["true"].shape == s["linear"].shape == s["nca_g"].shape == (5, 5)
+    assert np.isfinite(s["nca_g"]).all() and set(mse["spiral"]) == {"linear", "nca_g"}
+    results = read_results(tmp_path)
+    assert sorted(r["head"] for r in results) == ["linear", "nca_g"]
+    assert all(r["config"]["model"]["hidden"] == 0 for r in results)
+    line = figure3.verdict(mse)[0]
+    assert "spiral" in line and ("agrees" in line)  # "agrees" or "does not agree"
