@@ -17,28 +17,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments import sweep  # noqa: E402
-from scripts.submit import add_submit_args, plan_and_submit  # noqa: E402
+from scripts.submit import exit_status, parse, plan_and_submit  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", help="configs/experiment/<name>.yaml, e.g. table1 or tune_rsna")
     p.add_argument("--resubmit", action="store_true", help="submit the failed and missing jobs (same path as submit.py)")
-    add_submit_args(p)
-    args, overrides = p.parse_known_args(argv)
-    bad = [o for o in overrides if o.startswith("--")]
-    if bad:
-        p.error(f"unknown option(s) {' '.join(bad)}")
-    try:
-        st = sweep.status(args.experiment, overrides, log_dir=args.log_dir)
-        print(sweep.format_status(st))
+    args, overrides = parse(p, argv)
+
+    def report_and_resubmit():
+        print(sweep.format_status(sweep.status(args.experiment, overrides, log_dir=args.log_dir)))
         if args.resubmit:
             print()
             plan_and_submit(args, overrides)
-    except sweep.SweepError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status(report_and_resubmit)
 
 
 if __name__ == "__main__":

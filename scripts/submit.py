@@ -68,20 +68,30 @@ def plan_and_submit(args, overrides: list[str], out=sys.stdout) -> sweep.Plan:
     return p
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse(p: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, list[str]]:
+    """The experiment, the submit options and the Hydra overrides; an unknown ``--option`` is an error."""
     p.add_argument("experiment", help="configs/experiment/<name>.yaml, e.g. table1 or tune_rsna")
     add_submit_args(p)
     args, overrides = p.parse_known_args(argv)
     bad = [o for o in overrides if o.startswith("--")]
     if bad:
         p.error(f"unknown option(s) {' '.join(bad)}")
+    return args, overrides
+
+
+def exit_status(action) -> int:
+    """Run ``action``; a SweepError becomes a one-line message and exit status 2."""
     try:
-        plan_and_submit(args, overrides)
+        action()
     except sweep.SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv=None) -> int:
+    args, overrides = parse(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), argv)
+    return exit_status(lambda: plan_and_submit(args, overrides))
 
 
 if __name__ == "__main__":
