@@ -6,7 +6,6 @@ extractor at all.
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from data.base import RegressionData, collate
-from experiments.results import atomic_write_bytes
+from experiments.results import atomic_torch_save
 
 
 def cache_key(data: RegressionData, extractor_name: str, extractor_settings: str) -> str:
@@ -40,7 +39,5 @@ def cached_features(path: Path, compute: Callable[[], torch.Tensor]) -> torch.Te
     if path.exists():
         return torch.load(path, weights_only=True)
     feats = compute()
-    buf = io.BytesIO()
-    torch.save(feats, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_torch_save(path, feats)
     return feats

@@ -63,6 +63,17 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
         raise
 
 
+def atomic_torch_save(path: str | Path, obj) -> None:
+    """``torch.save`` to ``path`` atomically (features, checkpoints)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from data.base import RegressionData, collate
-from experiments.results import atomic_write_bytes
+from experiments.results import atomic_torch_save
 from softstep import LinearHead
 
 #: Set to ask the training loop to checkpoint at the next batch boundary and raise :class:`Preempted`.
@@ -122,12 +121,6 @@ def evaluate(model: Regressor, inputs: Inputs, y: torch.Tensor, train_idx, query
     return out
 
 
-def _save(path: Path, state: dict) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_idx, test_idx, *, seed: int,
         max_epochs: int, patience: int, batch_size: int, lr: float, extractor_lr: float = 1e-5,
         weight_decay: float = 0.0, eval_batch_size: int = 512, max_elements: int = 2**22, device="cpu",
@@ -154,7 +147,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
 
     def save(next_epoch: int, next_batch: int) -> None:
         if checkpoint is not None:
-            _save(checkpoint, dict(model=model.state_dict(), optim=opt.state_dict(), best_state=best_state,
+            atomic_torch_save(checkpoint, dict(model=model.state_dict(), optim=opt.state_dict(), best_state=best_state,
                                    history=history, epoch=next_epoch, batch=next_batch, best=stopper.best,
                                    best_epoch=stopper.best_epoch, bad_epochs=stopper.bad_epochs,
                                    torch_rng=torch.get_rng_state()))

@@ -84,13 +84,17 @@ class NeighborHead(nn.Module):
     def neighbor_weights(self, z, z_ref, exclude_self: bool = False) -> torch.Tensor:
         """(B, N) weights the prediction averages with: rows sum to 1, excluded entries are exactly 0."""
         _check(z, z_ref, None, exclude_self, self.embed_dim)
-        mask = _self_mask(z.shape[0], z_ref.shape[0], z.device) if exclude_self else None
-        return torch.softmax(self.logits(z, z_ref, mask), dim=-1)
+        return self._weights(z, z_ref, exclude_self)
 
     def forward(self, z, z_ref, y_ref, exclude_self: bool = False):
         _check(z, z_ref, y_ref, exclude_self, self.embed_dim)
-        w = self.neighbor_weights(z, z_ref, exclude_self)
+        w = self._weights(z, z_ref, exclude_self)
         return w @ y_ref.to(w.dtype)
+
+    def _weights(self, z, z_ref, exclude_self: bool) -> torch.Tensor:
+        """softmax(logits) of inputs already checked by the caller."""
+        mask = _self_mask(z.shape[0], z_ref.shape[0], z.device) if exclude_self else None
+        return torch.softmax(self.logits(z, z_ref, mask), dim=-1)
 
     @torch.no_grad()
     def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
