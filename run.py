@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> str | None:
     for note in preemption.resume_notes(cfg):
         print(note, file=sys.stderr, flush=True)
     try:
-        line = run(cfg)
+        line = run(cfg).summary
     except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch) and exit
         preemption.exit_for_requeue(e)
     except (ConfigError, DataError, FileNotFoundError, ValueError) as e:

@@ -6,29 +6,27 @@ its result file lands in the results store like any other run.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
 from data.synthetic import TARGETS, target
 from experiments import pipeline
-from experiments.results import split_path, write_result
+from experiments.compose import compose
 
-HEADS = ("linear", "nca", "nca_g", "nca_i")
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+HEADS = ("linear", "nca", "nca_g", "nca_i")  # the heads of the paper's Figure 3
 
 
 @torch.no_grad()
-def surface(model, inputs, train_idx, y_scaled, scaler, grid: np.ndarray, device) -> np.ndarray:
+def surface(trained: pipeline.Trained, grid: np.ndarray) -> np.ndarray:
     """Predictions (original label units) on ``grid`` (G, 2), the training split as the reference set."""
-    model.eval()
+    model = trained.model.eval()
+    device = next(model.parameters()).device
     z_grid = model.embed(torch.as_tensor(grid, dtype=torch.float32, device=device))
-    z_ref = model.embed(inputs.features[torch.as_tensor(train_idx)].to(device)) if model.uses_reference else None
-    y_ref = torch.as_tensor(y_scaled[train_idx], dtype=torch.float32, device=device)
+    x_ref = trained.inputs.features[torch.as_tensor(trained.train_idx)].to(device)
+    z_ref = model.embed(x_ref) if model.uses_reference else None
+    y_ref = torch.as_tensor(trained.y_train, dtype=torch.float32, device=device)
     pred = model.head.predict(z_grid, z_ref, y_ref).cpu().numpy()
-    return pred * scaler.span + scaler.lo
+    return pred * trained.scaler.span + trained.scaler.lo
 
 
 def run(results_root: str, *, n: int = 2000, grid_size: int = 100, heads=HEADS, targets=tuple(TARGETS),
@@ -42,21 +40,14 @@ def run(results_root: str, *, n: int = 2000, grid_size: int = 100, heads=HEADS, 
         surfaces[name] = {"grid_x1": g, "grid_x2": g, "true": target(name, x1, x2)}
         mse[name] = {}
         for head in heads:
-            with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-                cfg = compose("config", overrides=["dataset=synthetic", f"dataset.loader.target_name={name}",
-                                                   f"dataset.loader.n={n}", f"head={head}", "splits=[0]",
-                                                   f"paths.results_root={results_root}", "progress=false", *overrides])
-            pipeline.validate(cfg)
-            rid, device = pipeline.run_id(cfg), torch.device("cpu")
-            data = pipeline.load_data(cfg)
-            pipeline.check_modality(cfg, data)
-            inputs, in_dim = pipeline.prepare_inputs(cfg, data, device)
-            res, model, scaler, idx = pipeline.train_split(cfg, data, inputs, in_dim, 0, rid, device)
-            write_result(split_path(results_root, cfg.dataset.name, cfg.extractor.name, head, rid, 0),
-                         pipeline.result_record(cfg, res, scaler, 0, rid, idx))
-            surfaces[name][head] = surface(model, inputs, idx[0], scaler.transform(data.labels), scaler, grid, device).reshape(x1.shape)
-            mse[name][head] = 1e3 * res.test_mse
-            print(f"{name:15s} {head:8s} test MSE x 10^3 = {mse[name][head]:.3g} (best epoch {res.best_epoch})", flush=True)
+            cfg = compose(["dataset=synthetic", f"dataset.loader.target_name={name}", f"dataset.loader.n={n}",
+                           f"head={head}", "splits=[0]", "force=true", f"paths.results_root={results_root}",
+                           "progress=false", *overrides])
+            trained = pipeline.run(cfg, keep_models=True).trained[0]
+            surfaces[name][head] = surface(trained, grid).reshape(x1.shape)
+            mse[name][head] = trained.record["metrics"]["test_mse_x1e3"]
+            print(f"{name:15s} {head:8s} test MSE x 10^3 = {mse[name][head]:.3g} "
+                  f"(best epoch {trained.record['best_epoch']})", flush=True)
     return surfaces, mse
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import subprocess
-import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,11 +24,12 @@ from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
 from experiments import features as F
-from experiments.results import FORMAT_VERSION, finished_splits, read_result, run_dir, split_path, write_result
+from experiments.report.tables import read_paper_table1
+from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.tracking import make_tracker
 from experiments.train import FitResult, Inputs, Regressor, fit
-from softstep import HEADS, SIMILARITIES, build_head
+from softstep import SIMILARITIES
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
@@ -53,11 +54,9 @@ def validate(cfg: DictConfig) -> list[int]:
         bad("splits", cfg.splits, "a non-empty list of split seeds >= 0, e.g. splits=[0,1,2] (default 0-9)")
     if len(set(splits)) != len(splits):
         bad("splits", splits, "each split seed once")
-    if cfg.head.name not in HEADS:
-        bad("head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
-    if cfg.head.name != "linear" and cfg.head.similarity not in SIMILARITIES:
+    if cfg.head.similarity is not None and cfg.head.similarity not in SIMILARITIES:
         bad("head.similarity", cfg.head.similarity, f"one of {', '.join(SIMILARITIES)}")
-    for field, value, lo in (("head.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 0),
+    for field, value, lo in (("model.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 0),
                              ("trainer.batch_size", cfg.trainer.batch_size, 2), ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
                              ("trainer.patience", cfg.trainer.patience, 1), ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
@@ -65,19 +64,40 @@ def validate(cfg: DictConfig) -> list[int]:
     for field, value in (("trainer.lr", cfg.trainer.lr), ("trainer.extractor_lr", cfg.trainer.extractor_lr)):
         if not isinstance(value, (int, float)) or value <= 0:
             bad(field, value, "a number > 0")
+    build_head(cfg)  # the head's own arguments, checked by its constructor
     return splits
 
 
+def build_head(cfg: DictConfig) -> torch.nn.Module:
+    """The configured head: ``instantiate(head.module)``; a bad argument is a :class:`ConfigError` naming it."""
+    try:
+        return instantiate(cfg.head.module)
+    except InstantiationException as e:
+        raise ConfigError(f"bad config head.module for head {cfg.head.name!r} "
+                          f"({cfg.head.module.get('_target_')}): {e.__cause__ or e}") from None
+
+
 def run_id(cfg: DictConfig) -> str:
-    """``<sim>-e<embed>-b<batch>-<hash>``: the hash covers every setting that can change a result."""
+    """``<sim>-e<embed>-b<batch>-<hash>``: the hash covers every setting that can change a result.
+
+    Of the head it covers its name and what is built (``head.module``), so a value no head reads
+    (``head.similarity`` of the linear head) does not split one configuration into several."""
     c = OmegaConf.to_container(cfg, resolve=True)
     key = {k: v for k, v in c.items() if k not in NOT_IN_RUN_ID}
     key["trainer"] = {k: v for k, v in key["trainer"].items() if k not in TRAINER_NOT_IN_RUN_ID}
-    if cfg.head.name == "linear":
-        key["head"] = {k: v for k, v in key["head"].items() if k not in ("similarity", "kwargs")}
+    key["head"] = {k: key["head"][k] for k in ("name", "module")}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    sim = "linear" if cfg.head.name == "linear" else cfg.head.similarity
-    return f"{sim}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"
+    return f"{head_similarity(cfg) or cfg.head.name}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"
+
+
+def head_similarity(cfg: DictConfig) -> str | None:
+    """The similarity the built head uses (None for a head without one, e.g. linear)."""
+    return OmegaConf.select(cfg, "head.module.similarity", default=None)
+
+
+def run_key(cfg: DictConfig) -> RunKey:
+    """Where this configuration's results live (see :class:`experiments.results.RunKey`)."""
+    return RunKey(str(cfg.paths.results_root), cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))
 
 
 def _device(name: str) -> torch.device:
@@ -150,38 +170,50 @@ def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Input
     return Inputs(features=feats), feats.shape[1]
 
 
-def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, rid: str,
+@dataclass
+class Trained:
+    """One split trained by this process: its result record and what produced it (``keep_models=True``)."""
+
+    record: dict
+    model: Regressor | None = None
+    scaler: MinMaxScaler | None = None
+    inputs: Inputs | None = None
+    train_idx: np.ndarray | None = None  # the reference set at evaluation: inputs[train_idx], labels y_train
+    y_train: np.ndarray | None = None    # scaled to [0, 1] by ``scaler``
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` did: the configuration's place in the store, the summary line, and the splits it trained."""
+
+    key: RunKey
+    summary: str
+    trained: dict[int, Trained] = field(default_factory=dict)
+
+
+def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, key: RunKey,
                 device) -> tuple[FitResult, Regressor, MinMaxScaler, tuple]:
     """Split, scale, build and fit one model: returns the fit, the trained model (best epoch), the scaler and the split."""
     train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
     scaler = MinMaxScaler(data.labels[train_idx])
     torch.manual_seed(split)
-    head = build_head(cfg.head.name, cfg.model.embed_dim, **({} if cfg.head.name == "linear" else
-                      dict(similarity=cfg.head.similarity, **OmegaConf.to_container(cfg.head.kwargs, resolve=True))))
+    head = build_head(cfg)
     extractor = None
     if cfg.extractor.finetune:  # every split starts again from the same pretrained weights
         extractor = build_extractor(cfg, data)
         in_dim = extractor.out_dim
     model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout)
-    out_dir = run_dir(cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
-    tracker = make_tracker(cfg, rid, split)
+    tracker = make_tracker(cfg, key.run_id, split)
     t = cfg.trainer
     try:
         res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, seed=split,
                   max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
                   weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size, max_elements=t.max_elements, device=device,
-                  checkpoint=(out_dir / f"split_{split}.ckpt.pt") if t.checkpoint else None, progress=cfg.progress,
+                  checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
                   log=tracker.log, desc=f"split {split}")
     finally:
         tracker.finish()
     return res, model, scaler, (train_idx, val_idx, test_idx)
-
-
-def run_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, rid: str,
-              device) -> dict:
-    """Train one split and return its result record (the result file's content)."""
-    res, _, scaler, idx = train_split(cfg, data, inputs, in_dim, split, rid, device)
-    return result_record(cfg, res, scaler, split, rid, idx)
 
 
 def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: int, rid: str, idx: tuple) -> dict:
@@ -190,9 +222,8 @@ def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: 
     return {
         "format_version": FORMAT_VERSION, "dataset": cfg.dataset.name, "extractor": cfg.extractor.name,
         "head": cfg.head.name, "split": split, "run_id": rid,
-        "hparams": {"similarity": None if cfg.head.name == "linear" else cfg.head.similarity,
-                    "embed_dim": cfg.model.embed_dim, "batch_size": cfg.trainer.batch_size,
-                    "finetune": bool(cfg.extractor.finetune)},
+        "hparams": {"similarity": head_similarity(cfg), "embed_dim": cfg.model.embed_dim,
+                    "batch_size": cfg.trainer.batch_size, "finetune": bool(cfg.extractor.finetune)},
         "metrics": {"test_mse": res.test_mse, "val_mse": res.val_mse,
                     "test_mse_x1e3": 1e3 * res.test_mse, "val_mse_x1e3": 1e3 * res.val_mse,
                     "test_mse_orig": scaler.mse_to_original(res.test_mse), "val_mse_orig": scaler.mse_to_original(res.val_mse)},
@@ -205,23 +236,20 @@ def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: 
 
 
 def paper_number(dataset: str, head: str) -> str | None:
+    """The paper's Table 1 cell for (dataset, head) as ``mean ± std``, or None."""
     if not PAPER_TABLE.exists():
         return None
-    for line in PAPER_TABLE.read_text().splitlines()[1:]:
-        d, h, mean, std = line.split(",")
-        if d == dataset and h == head:
-            return f"{mean} ± {std}"
-    return None
+    cell = read_paper_table1(PAPER_TABLE).get((dataset, head))
+    return None if cell is None else f"{cell[0]:g} ± {cell[1]:g}"
 
 
-def summary(cfg: DictConfig, rid: str) -> str:
-    root, args = cfg.paths.results_root, (cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
-    done = sorted(finished_splits(root, *args))
-    mses = np.array([read_result(split_path(root, *args, s))["metrics"]["test_mse_x1e3"] for s in done])
+def summary(cfg: DictConfig, key: RunKey) -> str:
+    done = sorted(key.finished())
+    mses = np.array([read_result(key.split_path(s))["metrics"]["test_mse_x1e3"] for s in done])
     std = mses.std(ddof=1) if len(mses) > 1 else 0.0
     line = f"{cfg.dataset.name} / {cfg.head.name}: test MSE x 10^3 = {mses.mean():.3g} ± {std:.3g} over {len(done)} split(s)"
     paper = paper_number(cfg.dataset.name, cfg.head.name)
-    return line + (f"   (paper: {paper})" if paper else "") + f"\n  results: {run_dir(root, *args)}"
+    return line + (f"   (paper: {paper})" if paper else "") + f"\n  results: {key.dir}"
 
 
 def _parallel_splits(cfg: DictConfig, device: torch.device, n_todo: int) -> int:
@@ -242,7 +270,7 @@ def _threads(cfg: DictConfig, device: torch.device) -> int | None:
     return int(threads) if threads else None
 
 
-def _train_and_write(cfg, data, inputs, in_dim, split, rid, device, threads, progress) -> int:
+def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False) -> Trained:
     """One split, start to finish: train, write its result atomically, drop its checkpoint."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
@@ -250,21 +278,26 @@ def _train_and_write(cfg, data, inputs, in_dim, split, rid, device, threads, pro
         if not progress:
             cfg = cfg.copy()
             cfg.progress = False
-        result = run_split(cfg, data, inputs, in_dim, split, rid, device)
-        args = (cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
-        write_result(split_path(*args, split), result)
-        (run_dir(*args) / f"split_{split}.ckpt.pt").unlink(missing_ok=True)
-        return split
+        res, model, scaler, idx = train_split(cfg, data, inputs, in_dim, split, key, device)
+        record = result_record(cfg, res, scaler, split, key.run_id, idx)
+        write_result(key.split_path(split), record)
+        key.checkpoint(split).unlink(missing_ok=True)
+        if not keep_model:
+            return Trained(record)
+        return Trained(record, model, scaler, inputs, idx[0], scaler.transform(data.labels[idx[0]]))
     finally:
         torch.set_num_threads(before)
 
 
-def run(cfg: DictConfig) -> str:
-    """Run every requested split that has no result yet; return the summary line."""
+def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
+    """Run every requested split that has no result yet (all of them with ``force``).
+
+    Returns the summary line and, per split trained here, its result record (and with ``keep_models``
+    the trained model, label scaler and inputs, e.g. to draw Figure 3's surfaces)."""
     splits = validate(cfg)
-    rid = run_id(cfg)
-    root, args = cfg.paths.results_root, (cfg.dataset.name, cfg.extractor.name, cfg.head.name, rid)
-    todo = splits if cfg.force else [s for s in splits if s not in finished_splits(root, *args)]
+    key = run_key(cfg)
+    todo = splits if cfg.force else [s for s in splits if s not in key.finished()]
+    trained: dict[int, Trained] = {}
     if todo:
         device = _device(cfg.trainer.device)
         data = load_data(cfg)
@@ -272,14 +305,14 @@ def run(cfg: DictConfig) -> str:
         inputs, in_dim = prepare_inputs(cfg, data, device)
         workers, threads = _parallel_splits(cfg, device, len(todo)), _threads(cfg, device)
         bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
+        args = (cfg, data, inputs, in_dim)
         if workers == 1:
-            for split in tqdm(todo, **bar):
-                _train_and_write(cfg, data, inputs, in_dim, split, rid, device, threads, cfg.progress)
+            jobs = (run_split(*args, s, key, device, threads, cfg.progress, keep_models) for s in todo)
         else:  # independent splits in parallel processes; per-epoch bars off, the split bar stays
             from joblib import Parallel, delayed
 
             jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-                delayed(_train_and_write)(cfg, data, inputs, in_dim, s, rid, device, threads, False) for s in todo)
-            for _ in tqdm(jobs, **bar):
-                pass
-    return summary(cfg, rid)
+                delayed(run_split)(*args, s, key, device, threads, False, keep_models) for s in todo)
+        for t in tqdm(jobs, **bar):
+            trained[t.record["split"]] = t
+    return RunResult(key, summary(cfg, key), trained)

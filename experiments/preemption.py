@@ -62,22 +62,19 @@ def exit_for_requeue(err: BaseException) -> NoReturn:
 
 def resume_notes(cfg) -> list[str]:
     """One line per requested split that has a checkpoint to resume from (printed at start, for the log)."""
-    from pathlib import Path
-
     import torch
 
-    from experiments.pipeline import run_id, validate
-    from experiments.results import finished_splits, run_dir
+    from experiments.pipeline import run_key, validate
 
     try:
         splits = validate(cfg)
-        folder = run_dir(cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))
+        key = run_key(cfg)
     except Exception:  # noqa: BLE001 - a bad config is reported by the run itself
         return []
-    done = finished_splits(cfg.paths.results_root, cfg.dataset.name, cfg.extractor.name, cfg.head.name, folder.name)
+    done = key.finished()
     notes = []
     for s in splits:
-        ck = Path(folder) / f"split_{s}.ckpt.pt"
+        ck = key.checkpoint(s)
         if s in done or not ck.exists():
             continue
         try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -39,12 +40,37 @@ class ResultError(ValueError):
     """A malformed result file or an inconsistent set of them; the message names the file."""
 
 
-def run_dir(root: str | Path, dataset: str, extractor: str, head: str, run_id: str) -> Path:
-    return Path(root) / "runs" / dataset / extractor / head / run_id
+@dataclass(frozen=True)
+class RunKey:
+    """Where one configuration's results live: ``<results_root>/runs/<dataset>/<extractor>/<head>/<run_id>/``."""
 
+    results_root: str
+    dataset: str
+    extractor: str
+    head: str
+    run_id: str
 
-def split_path(root, dataset, extractor, head, run_id, split: int) -> Path:
-    return run_dir(root, dataset, extractor, head, run_id) / f"split_{split}.json"
+    @property
+    def dir(self) -> Path:
+        return Path(self.results_root) / "runs" / self.dataset / self.extractor / self.head / self.run_id
+
+    def split_path(self, split: int) -> Path:
+        """The result file of one finished split."""
+        return self.dir / f"split_{split}.json"
+
+    def checkpoint(self, split: int) -> Path:
+        """The checkpoint of a split in progress (deleted when its result file is written)."""
+        return self.dir / f"split_{split}.ckpt.pt"
+
+    def finished(self) -> set[int]:
+        """Splits whose result file exists and is valid (the skip-if-done check); a corrupt file is not done."""
+        done = set()
+        for p in self.dir.glob("split_*.json"):
+            try:
+                done.add(read_result(p)["split"])
+            except ResultError:
+                pass  # the split reruns and replaces it
+        return done
 
 
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
@@ -118,14 +144,3 @@ def iter_result_paths(root: str | Path) -> Iterable[Path]:
 def read_results(root: str | Path) -> list[dict]:
     """Every result under ``root`` (each validated, with ``_path`` added)."""
     return [read_result(p) for p in iter_result_paths(root)]
-
-
-def finished_splits(root, dataset, extractor, head, run_id) -> set[int]:
-    """Splits of one configuration whose result file exists and is valid (the skip-if-done check)."""
-    done = set()
-    for p in run_dir(root, dataset, extractor, head, run_id).glob("split_*.json"):
-        try:
-            done.add(read_result(p)["split"])
-        except ResultError:
-            pass  # a corrupt file is not done: the split reruns and replaces it
-    return done

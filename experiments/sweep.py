@@ -62,15 +62,17 @@ class Job:
     def key(self) -> tuple:
         return (self.dataset, self.extractor, self.head, self.run_id, self.split)
 
-    def result_path(self) -> Path:
-        from experiments.results import split_path
+    @property
+    def run_key(self):
+        from experiments.results import RunKey
 
-        return split_path(self.results_root, self.dataset, self.extractor, self.head, self.run_id, self.split)
+        return RunKey(self.results_root, self.dataset, self.extractor, self.head, self.run_id)
+
+    def result_path(self) -> Path:
+        return self.run_key.split_path(self.split)
 
     def done(self) -> bool:
-        from experiments.results import finished_splits
-
-        return self.split in finished_splits(self.results_root, self.dataset, self.extractor, self.head, self.run_id)
+        return self.split in self.run_key.finished()
 
 
 # ---------------------------------------------------------------- configs

@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 
 from data.base import RegressionData, collate
 from experiments.results import atomic_torch_save
-from softstep import LinearHead
 
 #: Set to ask the training loop to checkpoint at the next batch boundary and raise :class:`Preempted`.
 STOP = threading.Event()
@@ -51,7 +50,8 @@ class Regressor(nn.Module):
 
     @property
     def uses_reference(self) -> bool:
-        return not isinstance(self.head, LinearHead)
+        """Whether the head predicts from a reference set (``head.needs_reference``; False for the linear head)."""
+        return self.head.needs_reference
 
     def embed(self, x) -> torch.Tensor:
         return self.mlp(self.extractor(x) if self.extractor is not None else x)
@@ -168,7 +168,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
             x = next(inputs.batches(idx, len(idx), device))
             yb = y[torch.as_tensor(idx)].to(device)
             z = model.embed(x)
-            pred = model.head(z, z, yb, exclude_self=True) if model.uses_reference else model.head(z)
+            pred = model.head(z, z, yb, exclude_self=True)  # the batch is its own reference set
             loss = torch.mean((pred - yb) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()

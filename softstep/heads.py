@@ -8,6 +8,8 @@ For a large reference set use :meth:`NeighborHead.predict`, the memory-bounded p
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -48,6 +50,9 @@ def _self_mask(b: int, n: int, device, offset: int = 0) -> torch.Tensor:
 class LinearHead(nn.Module):
     """ŷ = W z + b. Accepts and ignores the reference set."""
 
+    #: The trainer gives a head a reference set (and skips one-item batches) only when it needs one.
+    needs_reference = False
+
     def __init__(self, embed_dim: int, out_dim: int = 1):
         super().__init__()
         self.linear = nn.Linear(embed_dim, out_dim)
@@ -66,6 +71,8 @@ class LinearHead(nn.Module):
 
 class NeighborHead(nn.Module):
     """Base of the neighbour heads: weights = softmax(logits(z, z_ref)), ŷ = weights @ y_ref."""
+
+    needs_reference = True
 
     def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None):
         super().__init__()
@@ -212,13 +219,14 @@ class DiffKNNHead(NeighborHead):
         return out if mask is None else out.masked_fill(mask, -torch.inf)
 
 
+#: The paper's six heads by name, in Table 1's order: each a head class with its fixed arguments.
 HEADS = {
-    "linear": lambda d, **kw: LinearHead(d),
-    "nca": lambda d, **kw: NCAHead(d, softstep=None, **kw),
-    "nca_g": lambda d, **kw: NCAHead(d, softstep="global", **kw),
-    "nca_i": lambda d, **kw: NCAHead(d, softstep="instance", **kw),
-    "diffknn_g": lambda d, **kw: DiffKNNHead(d, softstep="global", **kw),
-    "diffknn_i": lambda d, **kw: DiffKNNHead(d, softstep="instance", **kw),
+    "linear": partial(LinearHead),
+    "nca": partial(NCAHead, softstep=None),
+    "nca_g": partial(NCAHead, softstep="global"),
+    "nca_i": partial(NCAHead, softstep="instance"),
+    "diffknn_g": partial(DiffKNNHead, softstep="global"),
+    "diffknn_i": partial(DiffKNNHead, softstep="instance"),
 }
 
 
@@ -226,7 +234,7 @@ def build_head(name: str, embed_dim: int, **kwargs) -> nn.Module:
     """Build one of the six heads by name: ``linear``, ``nca``, ``nca_g``, ``nca_i``, ``diffknn_g``, ``diffknn_i``.
 
     Keyword arguments (``similarity``, ``gamma``, and for k-NN ``q``, ``t``, ``rank_strength``)
-    go to the head; the linear head ignores them.
+    go to a neighbour head; the linear head ignores them.
 
     >>> head = build_head("nca_i", 25, similarity="rbf")
     >>> z = torch.randn(8, 25); head(z, z, torch.rand(8), exclude_self=True).shape
@@ -234,4 +242,5 @@ def build_head(name: str, embed_dim: int, **kwargs) -> nn.Module:
     """
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r}; allowed: {', '.join(HEADS)}")
-    return HEADS[name](embed_dim, **kwargs)
+    factory = HEADS[name]
+    return factory(embed_dim, **(kwargs if factory.func.needs_reference else {}))

@@ -101,7 +101,7 @@ def test_short_training_run_per_dataset(name, tmp_path):
     # the fixtures are tiny: one label bin, batches of 2
     cfg = make_cfg(f"dataset={name}", f"paths.data_root={tmp_path}", "extractor.builder.source=random", "splits=[0]",
                    "trainer.max_epochs=2", f"paths.results_root={tmp_path}/res", "trainer.stratify_bins=1", "progress=false",
-                   "head.batch_size=2", *fast_overrides(name))
-    summary = pipeline.run(cfg)
+                   "trainer.batch_size=2", *fast_overrides(name))
+    summary = pipeline.run(cfg).summary
     assert name in summary
     assert list((tmp_path / "res" / "runs" / name).rglob("split_0.json"))

@@ -48,7 +48,7 @@ def test_dataset_picks_its_extractor_and_head_carries_tuned_hparams():
         assert (c.model.embed_dim, c.trainer.batch_size) == (int(embed), int(batch))
         if sim:
             assert c.head.similarity == sim
-    assert make_cfg("head=nca", "head.embed_dim=7").model.embed_dim == 7
+    assert make_cfg("head=nca", "model.embed_dim=7").model.embed_dim == 7
 
 
 @pytest.mark.parametrize("group", ["dataset", "extractor", "head", "trainer", "logger", "model", "experiment"])
@@ -67,7 +67,7 @@ def test_unknown_option_names_the_choices():
 
 
 @pytest.mark.parametrize("override,field", [("splits=[0,0]", "splits"), ("splits=[-1]", "splits"), ("splits=[]", "splits"),
-                                            ("head.embed_dim=0", "head.embed_dim"), ("trainer.patience=0", "trainer.patience"),
+                                            ("model.embed_dim=0", "model.embed_dim"), ("trainer.patience=0", "trainer.patience"),
                                             ("head.similarity=manhattan", "head.similarity"), ("trainer.lr=-1", "trainer.lr")])
 def test_bad_values_fail_before_any_work(tmp_path, override, field):
     with pytest.raises(pipeline.ConfigError, match=field.replace(".", r"\.")):
@@ -144,7 +144,7 @@ def test_fit_restores_the_best_epoch(monkeypatch):
 # ---------------------------------------------------------------- end to end
 @pytest.mark.parametrize("head", HEADS)
 def test_end_to_end_each_head(tmp_path, head):
-    line = pipeline.run(tiny(tmp_path, f"head={head}"))
+    line = pipeline.run(tiny(tmp_path, f"head={head}")).summary
     results = read_results(tmp_path / "results")
     assert sorted(r["split"] for r in results) == [0, 1]
     for r in results:
@@ -163,7 +163,7 @@ def test_rerun_skips_finished_splits_unless_forced(tmp_path, monkeypatch):
     cfg = tiny(tmp_path, "head=nca")
     pipeline.run(cfg)
     calls = []
-    monkeypatch.setattr(pipeline, "run_split", lambda *a, **k: calls.append(a[5]) or pytest.fail("should skip"))
+    monkeypatch.setattr(pipeline, "run_split", lambda *a, **k: calls.append(a[4]) or pytest.fail("should skip"))
     pipeline.run(cfg)
     assert calls == []
     monkeypatch.undo()
@@ -174,8 +174,8 @@ def test_rerun_skips_finished_splits_unless_forced(tmp_path, monkeypatch):
 
 
 def test_same_config_same_metrics_on_cpu(tmp_path):
-    a = pipeline.run(tiny(tmp_path / "a", "head=diffknn_i", "splits=[1]"))
-    b = pipeline.run(tiny(tmp_path / "b", "head=diffknn_i", "splits=[1]"))
+    a = pipeline.run(tiny(tmp_path / "a", "head=diffknn_i", "splits=[1]")).summary
+    b = pipeline.run(tiny(tmp_path / "b", "head=diffknn_i", "splits=[1]")).summary
     ra, rb = read_results(tmp_path / "a/results")[0], read_results(tmp_path / "b/results")[0]
     assert ra["metrics"] == rb["metrics"] and a.split("\n")[0] == b.split("\n")[0]
 
@@ -276,9 +276,9 @@ def test_default_run_py_end_to_end(tmp_path):
 
 def test_cli_errors_are_one_line_not_tracebacks(tmp_path):
     common = [f"paths.results_root={tmp_path}", f"hydra.run.dir={tmp_path}/h"]
-    out = subprocess.run([sys.executable, "run.py", "dataset=synthetic", "head.embed_dim=0", *common],
+    out = subprocess.run([sys.executable, "run.py", "dataset=synthetic", "model.embed_dim=0", *common],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and "head.embed_dim" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "model.embed_dim" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run([sys.executable, "run.py", "dataset=nope", *common], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "synthetic" in out.stderr and "vader" in out.stderr  # lists the choices
 

@@ -12,7 +12,7 @@ import pytest
 
 from experiments.report import figures as F
 from experiments.report import tables as T
-from experiments.results import read_results, split_path, write_result
+from experiments.results import RunKey, read_results, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = 1024
@@ -38,7 +38,7 @@ def grid_results(root, heads=T.HEADS):
                     for s in range(3):
                         hp = {"embed_dim": e, "batch_size": b} | ({} if sim is None else {"similarity": sim})
                         r = fake_result("rsna", head, s, base + 0.2 * s, hp)
-                        write_result(split_path(root, "rsna", "fake", head, r["run_id"], s), r)
+                        write_result(RunKey(str(root), "rsna", "fake", head, r["run_id"]).split_path(s), r)
 
 
 def surfaces(targets=("sinusoidal", "spiral"), softstep="nca_i", n=40):

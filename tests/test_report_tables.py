@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from experiments.report import tables as T
-from experiments.results import ResultError, read_results, split_path, write_result
+from experiments.results import ResultError, RunKey, read_results, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"similarity": "rbf", "embed_dim": 100, "batch_size": 32}
@@ -39,7 +39,7 @@ def fake_result(dataset, head, split, mse, run_id=None, hparams=None, extractor=
 def put(root, result, split=None):
     """Write ``result`` where the store puts it (``split`` overrides the file name's split)."""
     r = result
-    path = split_path(root, r["dataset"], r["extractor"], r["head"], r["run_id"], r["split"] if split is None else split)
+    path = RunKey(str(root), r["dataset"], r["extractor"], r["head"], r["run_id"]).split_path(r["split"] if split is None else split)
     write_result(path, r)
     return path
 
@@ -176,7 +176,7 @@ def test_summary_and_compare_paper(golden_root):
 
 def test_malformed_files_named(tmp_path):
     golden(tmp_path)
-    bad = split_path(tmp_path, "books", "fake", "nca", "bad-run", 0)
+    bad = RunKey(str(tmp_path), "books", "fake", "nca", "bad-run").split_path(0)
     bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
     with pytest.raises(ResultError, match="bad-run/split_0.json.*not a readable JSON"):
@@ -285,7 +285,7 @@ def test_no_results_is_a_clear_error(tmp_path):
 def test_cli_error_is_one_line_without_traceback(tmp_path):
     """The real command line: exit status 1 and one line naming the file, no traceback."""
     golden(tmp_path)
-    bad = split_path(tmp_path, "books", "fake", "nca", "bad-run", 0)
+    bad = RunKey(str(tmp_path), "books", "fake", "nca", "bad-run").split_path(0)
     bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
     r = subprocess.run([sys.executable, "scripts/make_tables.py", "--results-root", str(tmp_path), "--out",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from experiments import sweep
-from experiments.results import split_path
+from experiments.results import RunKey
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["dataset=synthetic", "dataset.loader.n=200", "trainer.max_epochs=3", "trainer.device=cpu", "progress=false"]
@@ -46,7 +46,7 @@ def test_finished_splits_are_left_out(tmp_path):
     over = ["head=nca", "splits=0,1,2", *TINY, f"paths.results_root={tmp_path}"]
     jobs = sweep.expand("table1", over)
     done = jobs[1]
-    path = split_path(tmp_path, done.dataset, done.extractor, done.head, done.run_id, done.split)
+    path = RunKey(str(tmp_path), done.dataset, done.extractor, done.head, done.run_id).split_path(done.split)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"format_version": 1, "dataset": done.dataset, "extractor": done.extractor, "head": done.head,
                                 "split": done.split, "run_id": done.run_id, "hparams": {}, "best_epoch": 0, "epochs_run": 1,

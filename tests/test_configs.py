@@ -1,0 +1,88 @@
+"""Config smoke tests: every experiment composes, every Table 1 job builds its head, every head YAML
+builds the class it names with the paper's tuned values, each owned by one file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+import softstep
+from experiments import pipeline, sweep
+from experiments.compose import compose, hydra_context
+from experiments.names import HEADS, NEIGHBOUR_HEADS
+
+REPO = Path(__file__).resolve().parents[1]
+HEAD_FILES = sorted(p.stem for p in (REPO / "configs/head").glob("*.yaml"))
+TUNED = {r.split(",")[0]: r.split(",")[1:] for r in (REPO / "results/paper/tuned_hparams.csv").read_text().split()[1:]}
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "configs/experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_builds_its_head(experiment):
+    cfg = compose([f"experiment={experiment}"])
+    assert pipeline.validate(cfg)  # builds the head from head.module, checks every value the pipeline reads
+    assert isinstance(pipeline.build_head(cfg), torch.nn.Module)
+
+
+def test_every_table1_job_composes_and_instantiates_without_data():
+    """Each (dataset, extractor, head) that experiment=table1 expands to: the head builds with its embedding
+    width, and each distinct extractor builds (random weights: no download) for the dataset's modality."""
+    jobs = sweep.expand("table1", [])
+    combos = sorted({(j.dataset, j.extractor, j.head) for j in jobs})
+    assert len(combos) == 60 and {h for _, _, h in combos} == set(HEADS)
+    extractors = {}
+    with hydra_context():
+        for dataset, extractor, head in combos:
+            cfg = compose([f"dataset={dataset}", f"head={head}", "extractor.builder.source=random"])
+            assert (cfg.dataset.name, cfg.extractor.name, cfg.head.name) == (dataset, extractor, head)
+            built = pipeline.build_head(cfg)
+            z = torch.randn(4, cfg.model.embed_dim)
+            assert built(z, z, torch.rand(4), exclude_self=True).shape == (4,)
+            if extractor not in extractors:
+                extractors[extractor] = instantiate(cfg.extractor.builder, finetune=cfg.extractor.finetune, in_dim=3)
+                assert extractors[extractor].modality == cfg.extractor.modality
+    assert len(extractors) >= 5
+
+
+@pytest.mark.parametrize("name", HEAD_FILES)
+def test_head_yaml_builds_the_library_head_with_its_tuned_values(name):
+    cfg = compose([f"head={name}"])
+    built = pipeline.build_head(cfg)
+    assert type(built) is type(softstep.build_head(name, cfg.model.embed_dim, similarity="l2"))
+    assert built.needs_reference == (name in NEIGHBOUR_HEADS)
+    sim, embed, batch = TUNED[name]
+    assert (cfg.model.embed_dim, cfg.trainer.batch_size) == (int(embed), int(batch))
+    assert pipeline.head_similarity(cfg) == (sim or None)
+    if sim:
+        assert built.similarity == sim
+    # model and trainer read nothing back from the head: their values are owned by the head file
+    assert "embed_dim" not in cfg.head and "batch_size" not in cfg.head
+
+
+def test_head_files_are_the_library_heads():
+    assert HEAD_FILES == sorted(softstep.HEADS)
+
+
+def test_tuned_values_override_from_the_command_line_and_experiments():
+    cfg = compose(["head=nca_i", "model.embed_dim=7", "trainer.batch_size=5", "head.similarity=cos"])
+    built = pipeline.build_head(cfg)
+    assert (built.embed_dim, built.similarity, cfg.trainer.batch_size) == (7, "cos", 5)
+    tune = compose(["experiment=tune_rsna", "model.embed_dim=25"])
+    assert tune.model.embed_dim == 25
+
+
+def test_bad_head_argument_is_a_config_error_naming_the_field():
+    with pytest.raises(pipeline.ConfigError, match="head.module"):
+        pipeline.validate(compose(["dataset=synthetic", "head=nca", "+head.module.bogus=1"]))
+    with pytest.raises(pipeline.ConfigError, match="head.similarity"):
+        pipeline.validate(compose(["dataset=synthetic", "head=nca", "head.similarity=manhattan"]))
+
+
+def test_linear_similarity_is_not_part_of_its_run_id():
+    a = compose(["dataset=synthetic", "head=linear", "head.similarity=l2"])
+    b = compose(["dataset=synthetic", "head=linear", "head.similarity=cos"])
+    c = compose(["dataset=synthetic", "head=nca", "head.similarity=l2"])
+    d = compose(["dataset=synthetic", "head=nca", "head.similarity=cos"])
+    assert pipeline.run_id(a) == pipeline.run_id(b) and pipeline.run_id(c) != pipeline.run_id(d)
+    assert pipeline.run_id(a).startswith("linear-e25-b32-") and pipeline.run_id(c).startswith("l2-e100-b32-")
