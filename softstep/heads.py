@@ -8,12 +8,14 @@ For a large reference set use :meth:`NeighborHead.predict`, the memory-bounded p
 """
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import torch
 from torch import nn
 
 from . import functional as Fn
+from .functional import soft_k_step
 from .softstep import SoftKStep, SoftStep
 
 
@@ -70,20 +72,47 @@ class LinearHead(nn.Module):
 
 
 class NeighborHead(nn.Module):
-    """Base of the neighbour heads: weights = softmax(logits(z, z_ref)), ŷ = weights @ y_ref."""
+    """Base of the neighbour heads: weights = softmax(logits(z, z_ref)), ŷ = weights @ y_ref.
+
+    ``learn_scale=True`` (the default) multiplies the similarities by a learned inverse temperature
+    β = exp(θ). The paper states no temperature or bandwidth; without one a fresh model's
+    similarities can span so little that every neighbour gets the same weight (the rbf log-kernel
+    with γ = 1/d spans about 0.07 on a fresh 100-d embedding) and training never leaves the mean, and
+    cos, bounded in [−1, 1], can never give sharp weights. θ is initialised from the first training
+    batch so that the rows of β·Sim have unit standard deviation (a data-dependent initialisation,
+    recorded in the buffer ``scale_initialised``), then learned. Row min–max normalisation and ranks
+    do not change with β, so SoftStep and SoftKStep see the same inputs either way.
+    ``learn_scale=False`` keeps β = 1: the paper's formulas as printed.
+    """
 
     needs_reference = True
 
-    def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None):
+    def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None, learn_scale: bool = True):
         super().__init__()
         if similarity not in Fn.SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; allowed: {', '.join(Fn.SIMILARITIES)}")
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1; got {embed_dim}")
         self.embed_dim, self.similarity, self.gamma = embed_dim, similarity, gamma
+        self.log_scale = nn.Parameter(torch.zeros(())) if learn_scale else None
+        self.register_buffer("scale_initialised", torch.tensor(not learn_scale))
 
-    def sim(self, z, z_ref):
-        return Fn.similarity(z, z_ref, self.similarity, gamma=self.gamma)
+    def sim(self, z, z_ref, mask=None):
+        """β · Sim(z, z_ref); the first call in training initialises β (see the class docstring)."""
+        sim = Fn.similarity(z, z_ref, self.similarity, gamma=self.gamma)
+        if self.log_scale is None:
+            return sim
+        if self.training and not self.scale_initialised:
+            self._init_scale(sim.detach(), mask)
+        return sim * self.log_scale.exp().to(sim.dtype)
+
+    @torch.no_grad()
+    def _init_scale(self, sim, mask) -> None:
+        x = sim if mask is None else sim.masked_fill(mask, torch.nan)
+        std = ((x - x.nanmean(-1, keepdim=True)) ** 2).nanmean(-1).sqrt().nanmean()
+        if torch.isfinite(std) and std > 0:  # else (one reference, all ties) wait for a batch with a spread
+            self.log_scale.copy_(-std.log().to(self.log_scale.dtype))
+            self.scale_initialised.fill_(True)
 
     def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -105,15 +134,24 @@ class NeighborHead(nn.Module):
 
     @torch.no_grad()
     def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
-        """Memory-bounded evaluation: same result as ``forward`` without building a B×N matrix
+        """Memory-bounded evaluation: the eval-mode ``forward`` without building a B×N matrix
         larger than ``max_elements`` entries (chunks over queries; see subclasses for the reference set)."""
         _check(z, z_ref, y_ref, False, self.embed_dim)
-        n = z_ref.shape[0]
-        rows = max(1, max_elements // n)
-        return torch.cat([self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements) for i in range(0, len(z), rows)])
+        was_training = self.training
+        self.eval()
+        try:
+            n = z_ref.shape[0]
+            rows = max(1, max_elements // n)
+            return torch.cat([self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements)
+                              for i in range(0, len(z), rows)])
+        finally:
+            self.train(was_training)
 
     def _predict_rows(self, z, z_ref, y_ref, max_elements):
         return torch.softmax(self.logits(z, z_ref), dim=-1) @ y_ref.to(z.dtype)
+
+
+NORMS = ("paper", "exclude_self")
 
 
 class NCAHead(NeighborHead):
@@ -121,22 +159,42 @@ class NCAHead(NeighborHead):
 
     ``softstep=None``: logits = Sim(z, z_ref) (plain NCA, as scikit-learn's NCA:
     the query's own entry is −inf, weight exactly 0).
-    ``softstep="global" | "instance"``: logits = Sim + log SoftStep(Norm(Sim)),
-    where Norm is the row min–max of :func:`softstep.functional.row_minmax`
-    (computed without the query's own entry).
+    ``softstep="global" | "instance"``: logits = Sim + log SoftStep(Norm(Sim)) with
+    Norm the row min–max (line 13), chosen by ``norm``:
+
+    - ``"paper"`` (default): lines 13–15 as printed. In training (the batch is its own
+      reference set) the min–max covers the whole row, the query's own similarity
+      included, and l = min(l₀, top) − ε, where top is the largest normalised
+      similarity of the other items. For l2, cos and rbf the query's own similarity is
+      the row's maximum, so the neighbours are scaled against it and top < 1.
+    - ``"exclude_self"``: the query's own entry takes no part in the min–max, so top = 1
+      and line 15 does nothing (a training row is scaled like an evaluation row).
+
+    At evaluation the query is not in the reference set: both options normalise over
+    the reference set, top = 1, and they compute the same function.
     """
 
-    def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str | None = None, *, gamma=None):
-        super().__init__(embed_dim, similarity, gamma=gamma)
+    def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str | None = None, *, gamma=None,
+                 norm: str = "paper", learn_scale: bool = True):
+        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale)
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
+        self.norm = norm
         self.softstep = None if softstep is None else SoftStep(param_mode=softstep, embed_dim=embed_dim)
 
     def logits(self, z, z_ref, mask=None):
-        sim = self.sim(z, z_ref)
-        return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, mask), mask)
+        sim = self.sim(z, z_ref, mask)
+        if self.softstep is None:
+            return self._logits_from_sim(sim, z, None, None, mask)
+        if self.norm == "exclude_self" or mask is None:
+            return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, mask), mask)
+        lo, hi = Fn.row_bounds(sim)  # line 13: the whole row, the query's own similarity included
+        top = Fn.scale_rows(sim, lo, hi).masked_fill(mask, -torch.inf).amax(-1, keepdim=True)  # line 14
+        return self._logits_from_sim(sim, z, lo, hi, mask, top)
 
-    def _logits_from_sim(self, sim, z, lo, hi, mask=None):
+    def _logits_from_sim(self, sim, z, lo, hi, mask=None, top=None):
         if self.softstep is not None:
-            sim = sim + self.softstep(Fn.scale_rows(sim, lo, hi, mask), z)
+            sim = sim + self.softstep(Fn.scale_rows(sim, lo, hi, mask), z, top)
         return sim if mask is None else sim.masked_fill(mask, -torch.inf)
 
     def _predict_rows(self, z, z_ref, y_ref, max_elements):
@@ -173,50 +231,76 @@ class NCAHead(NeighborHead):
 class DiffKNNHead(NeighborHead):
     """Differentiable k-NN with SoftKStep (Algorithm 1).
 
-    ranks = soft_rank(−Sim) − 1 (torchsort, L2 regularisation, strength
-    ``rank_strength``; 0-based, 0 = most similar); k = max(σ(·)(N − 1), 1);
-    logits = Sim + SoftKStep(ranks, k, q, t). In training the query's own entry is
-    pushed to the worst rank before ranking (line 10) and its weight is exactly 0.
+    logits = Sim + SoftKStep(ranks, k, q, t), ranks 0-based (0 = most similar), k from
+    :class:`softstep.SoftKStep` (a learned fraction of N − 1, N = |Z_N|).
 
-    ``rank_strength`` defaults to 0.1, not torchsort's 1.0: soft ranks are close to
-    hard ranks only where consecutive similarities differ by more than the
-    strength, and a bounded similarity (cos, in [−1, 1]) would make 1.0 put
-    every rank near the mean rank. For the same reason k is also clamped below by
-    the row's smallest soft rank, so that every query keeps its best neighbour
-    (weight 1) when near-ties put all soft ranks far from 0; with hard ranks this
-    clamp does nothing. Ranks are computed in float64 (torchsort's float32 ranks
-    lose precision for large similarity spreads). The memory-bounded path chunks
-    over queries only: a soft rank needs the whole row.
+    - **Training** (``head.train()``): ranks = soft_rank(−Sim) − 1 (line 12; torchsort, L2
+      regularisation, in float64). The paper does not state the strength. Soft ranks of a
+      large row bunch up around the middle rank unless the strength is small against the
+      gaps between consecutive similarities, so each row is ranked in units of its own mean
+      gap, (max − min) / (N − 2), with strength ``rank_strength`` (default 0.1) in those
+      units. The mean |soft − hard| rank error is then about 0.1 at B = 32…1,024 for l2, cos
+      and rbf (``results/benchmarks/heads.md``, "rank error"). The query itself is pushed
+      below every candidate (line 10) and its weight is exactly 0. k is floored at the row's
+      smallest soft rank: this changes nothing unless the row's best candidates tie so
+      closely that even the best soft rank exceeds k ≥ 1, where it keeps the best neighbour
+      (weight 1) instead of leaving the row without any.
+    - **Evaluation** (``head.eval()``, and always in :meth:`predict`): exact ranks, the
+      strength → 0 limit of soft ranks: a partial sort (``torch.topk``) of the ⌈k + q⌉ most
+      similar references, the only ones with non-zero weight; ties are broken by topk's
+      order. No isotonic regression, no float64 pass, and no floor (the best rank is 0 < 1 ≤ k),
+      so the neighbourhood is exactly the one the learned k describes.
     """
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
-                 q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1):
-        super().__init__(embed_dim, similarity, gamma=gamma)
+                 q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1, learn_scale: bool = True):
+        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale)
         if rank_strength <= 0:
             raise ValueError(f"rank_strength must be > 0; got {rank_strength}")
         self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t)
         self.rank_strength = rank_strength
 
     def logits(self, z, z_ref, mask=None):
-        import torchsort  # imported here so the rest of the library works without the compiled extension
-
-        sim = self.sim(z, z_ref)
-        n = sim.shape[1] - (0 if mask is None else 1)
-        # Soft ranks do not change when a row is shifted, so each row is ranked relative to its top
-        # (and in float64: torchsort's float32 ranks are wrong, even outside [1, N], once
-        # |sim| / rank_strength reaches about 1e7).
-        lo, hi = Fn.row_bounds(sim.detach(), mask)
-        to_rank = sim.double() - hi.double()
-        if mask is not None:  # line 10: the query itself goes below every other candidate
-            to_rank = torch.where(mask, (-2.0 * (hi - lo) - 1.0).double(), to_rank)
-        ranks = torchsort.soft_rank(-to_rank, regularization="l2", regularization_strength=self.rank_strength)
-        ranks = (ranks - 1.0).to(sim.dtype)
-        # Line 18 clamps k >= 1 so that every query keeps a neighbour; that holds for hard ranks only.
-        # Soft ranks of near-ties all sit near the mean rank, so k is also clamped to the row's
-        # smallest rank: the best neighbour always has weight exactly 1 (a no-op for hard ranks).
+        sim = self.sim(z, z_ref, mask)
+        n = z_ref.shape[0]  # line 9: N = |Z_N|, in training the query included
+        if not self.training:
+            out = torch.full_like(sim, -torch.inf)
+            logit, idx = self._top_logits(sim, z, n, mask)
+            return out.scatter_(-1, idx, logit)
+        ranks = self.soft_ranks(sim, mask)
         best = ranks if mask is None else ranks.masked_fill(mask, torch.inf)
         out = sim + self.kstep(ranks, z, n, k_floor=best.amin(-1, keepdim=True))
         return out if mask is None else out.masked_fill(mask, -torch.inf)
+
+    def soft_ranks(self, sim, mask=None):
+        """0-based soft ranks of each row (0 = most similar), in units of the row's mean gap (see class docstring)."""
+        import torchsort  # imported here so the rest of the library works without the compiled extension
+
+        n = sim.shape[1] - (0 if mask is None else 1)
+        lo, hi = Fn.row_bounds(sim.double(), mask)
+        gap = (hi - lo) / max(n - 1, 1)  # not detached: soft ranks do change with the scale of a row
+        gap = torch.where(gap > 0, gap, torch.ones_like(gap))
+        to_rank = (sim.double() - hi.detach()) / gap  # ≤ 0; soft ranks do not change with a shift
+        if mask is not None:  # line 10: the query itself goes below every other candidate
+            to_rank = to_rank.masked_fill(mask, -2.0 * n - 1.0)
+        ranks = torchsort.soft_rank(-to_rank, regularization="l2", regularization_strength=self.rank_strength)
+        return (ranks - 1.0).to(sim.dtype)
+
+    def _top_logits(self, sim, z, n, mask=None):
+        """(logits, reference indices) of each row's ⌈k + q⌉ most similar references, exact ranks 0, 1, 2, …"""
+        if mask is not None:
+            sim = sim.masked_fill(mask, -torch.inf)
+        k = self.kstep.k(z, n)
+        width = min(sim.shape[1] - (0 if mask is None else 1), math.ceil(float(k.detach().max()) + self.kstep.q))
+        top, idx = sim.topk(width, dim=-1)
+        ranks = torch.arange(width, dtype=sim.dtype, device=sim.device).expand_as(top)
+        return top + soft_k_step(ranks, k.to(sim.dtype), self.kstep.q, self.kstep.t), idx
+
+    def _predict_rows(self, z, z_ref, y_ref, max_elements):
+        logit, idx = self._top_logits(self.sim(z, z_ref), z, z_ref.shape[0])
+        w = torch.softmax(logit, dim=-1)
+        y = y_ref.to(w.dtype)[idx]  # (B, width) or (B, width, m)
+        return (w.unsqueeze(-1) * y).sum(1) if y.dim() == 3 else (w * y).sum(1)
 
 
 #: The paper's six heads by name, in Table 1's order: each a head class with its fixed arguments.

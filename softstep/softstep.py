@@ -43,10 +43,12 @@ class SoftStep(nn.Module):
     (l₀, u₀, t) = σ(·) per query; l = min(l₀, top) − ε; u = l + u₀(1 − l); the
     result is log SoftStep(s_norm; l, u, t), added to the raw similarities.
 
-    ``top`` is the row's largest normalised similarity excluding the query itself.
-    Because :func:`softstep.functional.row_minmax` leaves the query out of the min
-    and max, ``top`` is 1 on every row, so l = l₀ − ε < 1 and the nearest
-    neighbour (s_norm = 1) always keeps a non-zero weight.
+    ``top`` (line 14) is the row's largest normalised similarity excluding the query
+    itself; the head passes it. With the paper's normalisation (the query's own
+    similarity inside the row's min–max, line 13) it is below 1 in training, and
+    line 15 keeps the nearest neighbour above l. Where the row's maximum is a
+    neighbour (evaluation, or ``norm="exclude_self"``) top = 1, the default, and
+    l = l₀ − ε.
     """
 
     def __init__(self, *, param_mode: str = "global", embed_dim: int | None = None, eps: float = 1e-4):
@@ -54,21 +56,25 @@ class SoftStep(nn.Module):
         self.params = SigmoidParams(3, param_mode=param_mode, embed_dim=embed_dim)
         self.eps = eps
 
-    def forward(self, s_norm: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Log-weights (B, N) for normalised similarities ``s_norm`` of queries ``z``."""
-        l0, u0, t = self.params(z).unbind(-1)
+    def forward(self, s_norm: torch.Tensor, z: torch.Tensor, top: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-weights (B, N) for normalised similarities ``s_norm`` of queries ``z``; ``top`` (B, 1) or None (= 1)."""
+        l0, u0, t = (p.unsqueeze(-1) for p in self.params(z).unbind(-1))
         eps = max(self.eps, 8 * torch.finfo(s_norm.dtype).eps)
-        l = (l0 - eps).unsqueeze(-1)
-        u = l + u0.unsqueeze(-1) * (1 - l)
-        return log_soft_step(s_norm, l, u, t.unsqueeze(-1))
+        l = (l0 if top is None else torch.minimum(l0, top.to(l0.dtype))) - eps
+        u = l + u0 * (1 - l)
+        return log_soft_step(s_norm, l, u, t)
 
 
 class SoftKStep(nn.Module):
     """The learned neighbourhood size of Algorithm 1 lines 2–5, 13–19 and SoftKStep.
 
-    k = max(σ(·) · (N − 1), 1), so k is a learned *fraction* of the reference
-    set: a batch of 32 at training and the whole training split at evaluation
-    see the same quantile of neighbours. q and t are fixed (4 and 0.75).
+    k = max(σ(·) · (N − 1), 1) with N = |Z_N|, the size of the reference set the head is
+    given (line 9): in training the batch, the query itself included (so N − 1 is the
+    number of candidates), at evaluation the training split. σ is applied once: line 3's
+    "linear layer with sigmoid activation" and line 14's σ are the same sigmoid (applied
+    twice, k could only range over 50–73 % of N). k is thus a learned *fraction* of the
+    reference set: with σ = 0.1 a query keeps about 3 of a batch of 32 and about 1,000
+    of a training split of 10⁴. q and t are fixed (4 and 0.75).
     """
 
     def __init__(self, *, param_mode: str = "global", embed_dim: int | None = None, q: float = 4.0, t: float = 0.75):
@@ -77,15 +83,14 @@ class SoftKStep(nn.Module):
         self.q, self.t = q, t
 
     def k(self, z: torch.Tensor, n_ref: int) -> torch.Tensor:
-        """Per-query k, shape (B, 1)."""
+        """Per-query k, shape (B, 1), for a reference set of ``n_ref`` items."""
         return (self.params(z) * (n_ref - 1)).clamp_min(1.0)
 
     def forward(self, ranks: torch.Tensor, z: torch.Tensor, n_ref: int, *, k_floor: torch.Tensor | None = None) -> torch.Tensor:
-        """Log-weights (B, N) for 0-based soft ``ranks`` over ``n_ref`` candidates.
+        """Log-weights (B, N) for 0-based ``ranks`` over a reference set of ``n_ref`` items.
 
-        ``k_floor`` (B, 1), optional: a per-query lower bound on k (the heads pass each row's
-        smallest soft rank, so that the best neighbour keeps weight 1 even when soft ranks of
-        near-ties are all far from 0).
+        ``k_floor`` (B, 1), optional: a per-query lower bound on k (in training the DiffKNN head
+        passes each row's smallest soft rank; see :class:`softstep.DiffKNNHead`).
         """
         k = self.k(z, n_ref)
         if k_floor is not None:

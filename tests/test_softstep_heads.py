@@ -109,8 +109,9 @@ def test_weights_convex_self_excluded_and_nonempty(name, kind, theta):
 @pytest.mark.parametrize("kind", SIMILARITIES)
 @pytest.mark.parametrize("exclude_self", [True, False])
 def test_nca_is_softmax_of_similarity(kind, exclude_self):
-    """Plain NCA = softmax(Sim) @ y, Sim from scikit-learn, diagonal −inf when excluding self."""
-    head = make_head("nca", kind).double()
+    """Plain NCA with β = 1 (``learn_scale=False``, the paper's formula) = softmax(Sim) @ y, Sim from
+    scikit-learn, diagonal −inf when excluding self; with the learned scale, softmax(β Sim) @ y."""
+    head = make_head("nca", kind, learn_scale=False).double()
     z, y = data(10, dtype=torch.float64, seed=4)
     z_ref, y_ref = (z, y) if exclude_self else data(15, dtype=torch.float64, seed=5)
     zn, rn = z.numpy(), z_ref.numpy()
@@ -120,6 +121,12 @@ def test_nca_is_softmax_of_similarity(kind, exclude_self):
         np.fill_diagonal(sim, -np.inf)
     expected = torch.softmax(torch.from_numpy(sim), -1) @ y_ref
     torch.testing.assert_close(head(z, z_ref, y_ref, exclude_self=exclude_self), expected, rtol=1e-10, atol=1e-12)
+    scaled = make_head("nca", kind).double()
+    with torch.no_grad():
+        scaled.log_scale.fill_(0.7)
+        scaled.scale_initialised.fill_(True)  # else the first training call sets β from the batch
+    expected = torch.softmax(math.exp(0.7) * torch.from_numpy(sim), -1) @ y_ref
+    torch.testing.assert_close(scaled(z, z_ref, y_ref, exclude_self=exclude_self), expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", NEIGHBOR_HEADS)
@@ -143,8 +150,8 @@ def test_softstep_sparsifies_when_l_is_high(name):
 @pytest.mark.parametrize("max_elements", [1, 7, 40, 10**6])
 def test_predict_chunked_equals_dense(name, m, max_elements):
     """head.predict(max_elements=...) chunks queries (and tiles the reference set for NCA when
-    max_elements < N); it must equal the dense forward, for y of shape (N,) and (N, m)."""
-    head = set_step_params(make_head(name, "l2"), [0.5, -0.3, 0.2], weight_scale=0.5)
+    max_elements < N); it must equal the dense eval-mode forward, for y of shape (N,) and (N, m)."""
+    head = set_step_params(make_head(name, "l2"), [0.5, -0.3, 0.2], weight_scale=0.5).eval()
     if name == "linear" and m is not None:
         head = build_head("linear", D)  # the linear head's output shape does not follow y_ref
     z, _ = data(13, seed=7)
@@ -197,12 +204,13 @@ def test_near_hard_diffknn_selects_the_k_nearest(name, K, train, dtype, scale):
     g = torch.Generator().manual_seed(13)
     z_ref = scale * torch.randn(60, 4, generator=g, dtype=torch.float64)  # well separated: gaps >> 1e-4
     z = z_ref if train else scale * torch.randn(15, 4, generator=g, dtype=torch.float64)
-    n_candidates = len(z_ref) - 1 if train else len(z_ref)
-    frac = (K - 1) / (n_candidates - 1)
-    set_step_params(head, math.log(frac / (1 - frac)))  # σ(θ) (n − 1) = K − 1
+    head.train(train)
+    n = len(z_ref)  # N = |Z_N| (Algorithm 1 line 9): in training the query itself is counted
+    frac = (K - 1) / (n - 1)
+    set_step_params(head, math.log(frac / (1 - frac)))  # σ(θ) (N − 1) = K − 1
     z, z_ref = z.to(dtype), z_ref.to(dtype)
     with torch.no_grad():
-        torch.testing.assert_close(head.kstep.k(z, n_candidates), torch.full((len(z), 1), K - 1.0, dtype=dtype))
+        torch.testing.assert_close(head.kstep.k(z, n), torch.full((len(z), 1), K - 1.0, dtype=dtype))
         w = head.neighbor_weights(z, z_ref, exclude_self=train)
         # the support is where SoftKStep's log-weight is finite; at scale 1e5 the softmax of the
         # raw similarities also underflows to 0 beyond the nearest, so check the logits there
@@ -221,18 +229,24 @@ def test_near_hard_diffknn_selects_the_k_nearest(name, K, train, dtype, scale):
 @pytest.mark.parametrize("kind,scale", [("l2", 1.0), ("cos", 1.0), ("rbf", 1e-6), ("dot", 1e4)])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_diffknn_keeps_a_neighbour_when_all_similarities_tie(name, kind, scale, train):
-    """Constant embeddings: every similarity ties, every soft rank is the mean rank (far above
-    k = 1 when θ = −50). The best neighbour must still get weight 1: here all tie, so the weights
-    are uniform over the other items."""
-    head = set_step_params(make_head(name, kind), -50.0)
+    """Constant embeddings: every similarity ties. In training every soft rank is the mean rank
+    (far above k = 1 when θ = −50); the floor at the row's best soft rank keeps every neighbour,
+    tied at weight 1, so the weights are uniform over the other items. At evaluation exact ranks
+    break the tie: ranks 0 and 1 (≤ k = 1) have full weight, ranks 2–4 (< k + q = 5) partial."""
+    head = set_step_params(make_head(name, kind), -50.0).train(train)
     z = torch.full((20, D), scale)
     with torch.no_grad():
         w = head.neighbor_weights(z, z, exclude_self=train)
-    n = 19 if train else 20
-    expected = torch.full((20, 20), 1.0 / n)
     if train:
-        expected.fill_diagonal_(0.0)
-    torch.testing.assert_close(w, expected)
+        expected = torch.full((20, 20), 1.0 / 19).fill_diagonal_(0.0)
+        torch.testing.assert_close(w, expected)
+    else:
+        torch.testing.assert_close(w.sum(-1), torch.ones(20))
+        assert ((w > 0).sum(-1) == 5).all()
+        top = w.sort(-1, descending=True).values
+        torch.testing.assert_close(top[:, 0], top[:, 1])  # ranks 0 and 1: full weight
+        if kind != "dot":  # dot: |sim| = 3e8, where float32 absorbs the step's log-weights
+            assert (top[:, 1] > top[:, 2]).all() and (top[:, 4] > 0).all()
 
 
 # ---------------------------------------------------------------- no NaN, no inf

@@ -1,0 +1,223 @@
+"""The heads against the paper's Algorithms 1 and 2 at realistic sizes: DiffKNN's neighbourhood is
+the one its learned k describes (training and evaluation, N up to 10⁴), Algorithm 2's normalisation
+as printed (checked against a numpy transcription of lines 12–17), and a fresh head's weights are
+informative for every similarity. References come from outside the code under test: numpy,
+scikit-learn's ``NearestNeighbors`` and ``scipy.stats.rankdata``."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import rankdata
+from sklearn.metrics import pairwise
+from sklearn.neighbors import NearestNeighbors
+
+from softstep import DiffKNNHead, NCAHead, build_head
+
+SIMS = ("l2", "cos", "rbf")
+
+
+def randn(*shape, seed=0, dtype=torch.float32):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+@torch.no_grad()
+def fix_k(head: DiffKNNHead, frac: float) -> DiffKNNHead:
+    """σ(k parameter) = ``frac`` for every query (global θ, or the instance bias with zero weights)."""
+    p = head.kstep.params
+    target = p.theta if p.param_mode == "global" else p.linear.bias
+    target.fill_(math.log(frac / (1 - frac)))
+    if p.param_mode == "instance":
+        p.linear.weight.zero_()
+    return head
+
+
+def support_sizes(w: torch.Tensor) -> np.ndarray:
+    return (w > 0).sum(-1).numpy()
+
+
+# ---------------------------------------------------------------- DiffKNN: k decides the neighbourhood
+
+@pytest.mark.parametrize("frac", [0.01, 0.1, 0.5])
+@pytest.mark.parametrize("n", [100, 1000, 10_000])
+@pytest.mark.parametrize("name", ["diffknn_g", "diffknn_i"])
+def test_evaluation_neighbourhood_is_the_learned_k(name, n, frac):
+    """At evaluation the number of non-zero weights per query lies in [⌊k⌋, ⌈k + q⌉ + 1], k = max(σ (N − 1), 1)."""
+    head = fix_k(build_head(name, 25, similarity="l2"), frac).eval()
+    z, z_ref = randn(200, 25, seed=1), randn(n, 25, seed=2)
+    with torch.no_grad():
+        w = head.neighbor_weights(z, z_ref)
+    k = max(frac * (n - 1), 1.0)
+    sizes = support_sizes(w)
+    inside = (sizes >= math.floor(k)) & (sizes <= math.ceil(k + head.kstep.q) + 1)
+    assert inside.mean() >= 0.99, f"k = {k:.1f}: sizes from {sizes.min()} to {sizes.max()}"
+
+
+@pytest.mark.parametrize("frac", [0.01, 0.1, 0.5])
+@pytest.mark.parametrize("kind", SIMS)
+@pytest.mark.parametrize("name", ["diffknn_g", "diffknn_i"])
+def test_training_neighbourhood_is_the_learned_k(name, kind, frac):
+    """In training (B = 128, the batch its own reference set, N = B with the query counted) likewise."""
+    head = fix_k(build_head(name, 25, similarity=kind), frac).train()
+    z = randn(128, 25, seed=3)
+    with torch.no_grad():
+        w = head.neighbor_weights(z, z, exclude_self=True)
+    k = max(frac * 127, 1.0)
+    sizes = support_sizes(w)
+    inside = (sizes >= math.floor(k)) & (sizes <= math.ceil(k + head.kstep.q) + 1)
+    assert inside.mean() >= 0.99, f"k = {k:.1f}: sizes from {sizes.min()} to {sizes.max()}"
+    assert torch.equal(w.diagonal(), torch.zeros(128))
+
+
+def test_evaluation_support_is_the_k_nearest_of_scikit_learn():
+    """N = 1,360 (where soft ranks once put the neighbourhood elsewhere): the support is exactly the
+    ⌈k + q⌉ nearest neighbours that scikit-learn finds."""
+    n, frac = 1360, 9.5 / 1359
+    head = fix_k(build_head("diffknn_g", 25, similarity="l2"), frac).eval()
+    z, z_ref = randn(50, 25, seed=4, dtype=torch.float64), randn(n, 25, seed=5, dtype=torch.float64)
+    head = head.double()
+    with torch.no_grad():
+        w = head.neighbor_weights(z, z_ref)
+    width = math.ceil(9.5 + head.kstep.q)  # ranks 0 … 13 have non-zero weight
+    _, idx = NearestNeighbors(n_neighbors=width).fit(z_ref.numpy()).kneighbors(z.numpy())
+    for i in range(len(z)):
+        assert set(torch.nonzero(w[i]).flatten().tolist()) == set(idx[i].tolist())
+
+
+def test_k_is_a_fraction_of_n_minus_one_with_one_sigmoid():
+    """Line 14's σ is line 3's sigmoid, applied once: k/(N − 1) reaches σ(θ) for any θ (σ∘σ would
+    stay inside (0.5, 0.73)). N counts the query itself in training (line 9)."""
+    for name in ("diffknn_g", "diffknn_i"):
+        head = fix_k(build_head(name, 4), 0.95)
+        z = randn(10, 4)
+        torch.testing.assert_close(head.kstep.k(z, 128), torch.full((10, 1), 0.95 * 127))
+        fix_k(head, 1e-4)
+        torch.testing.assert_close(head.kstep.k(z, 128), torch.full((10, 1), 1.0))  # line 18's clamp
+
+
+@pytest.mark.parametrize("kind", SIMS)
+@pytest.mark.parametrize("b", [32, 128, 1024])
+def test_soft_ranks_stay_within_half_a_rank_of_hard_ranks(kind, b):
+    """Training ranks in units of the row's mean gap: mean |soft − hard| ≤ 0.5 (measured ≈ 0.1)."""
+    head = build_head("diffknn_g", 25, similarity=kind)
+    z = randn(b, 25, seed=6, dtype=torch.float64)
+    sim = head.sim(z, z).detach()
+    mask = torch.eye(b, dtype=torch.bool)
+    soft = head.soft_ranks(sim, mask)
+    hard = np.stack([rankdata(-row, method="ordinal") - 1 for row in sim.masked_fill(mask, -np.inf).numpy()])
+    err = (soft - torch.from_numpy(hard)).abs()[~mask].mean()
+    assert err <= 0.5
+
+
+def test_predict_is_far_from_soft_rank_cost_and_matches_eval_forward():
+    head = fix_k(build_head("diffknn_i", 8, similarity="rbf"), 0.05).eval()
+    z, z_ref, y = randn(64, 8, seed=7), randn(3000, 8, seed=8), torch.rand(3000)
+    with torch.no_grad():
+        dense = head(z, z_ref, y)
+    torch.testing.assert_close(head.predict(z, z_ref, y, max_elements=10_000), dense, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- Algorithm 2, as printed
+
+def algorithm2(sim: np.ndarray, l0, u0, t, eps, *, norm: str) -> np.ndarray:
+    """Lines 12–17 of Algorithm 2 in numpy for a training batch (sim is B×B, the query its own
+    reference), then the query's own entry excluded from the softmax; returns the weights."""
+    b = sim.shape[0]
+    off = ~np.eye(b, dtype=bool)
+    if norm == "paper":  # line 13: the whole row
+        lo, hi = sim.min(1, keepdims=True), sim.max(1, keepdims=True)
+    else:
+        lo = np.where(off, sim, np.inf).min(1, keepdims=True)
+        hi = np.where(off, sim, -np.inf).max(1, keepdims=True)
+    s = np.clip((sim - lo) / (hi - lo), 0, 1)
+    top = np.where(off, s, -np.inf).max(1, keepdims=True)            # line 14
+    l = np.minimum(l0, top) - eps                                     # line 15
+    u = l + u0 * (1 - l)                                              # line 16
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, c = np.clip(s - l, 0, None) ** (1 / t), np.clip(u - s, 0, None) ** (1 / t)
+        step = np.where(s <= l, 0.0, np.where(s >= u, 1.0, a / (a + c)))
+        logits = sim + np.log(step)                                   # line 17
+    logits[~off] = -np.inf
+    w = np.exp(logits - logits.max(1, keepdims=True))
+    return w / w.sum(1, keepdims=True)
+
+
+def sklearn_sim(kind, z):
+    zn = z.numpy()
+    return {"l2": lambda: -pairwise.euclidean_distances(zn), "cos": lambda: pairwise.cosine_similarity(zn),
+            "rbf": lambda: np.log(pairwise.rbf_kernel(zn, gamma=1 / zn.shape[1]))}[kind]()
+
+
+@pytest.mark.parametrize("norm", ["paper", "exclude_self"])
+@pytest.mark.parametrize("kind", SIMS)
+@pytest.mark.parametrize("mode", ["global", "instance"])
+def test_nca_softstep_training_weights_match_algorithm_2(mode, kind, norm):
+    head = NCAHead(25, kind, softstep=mode, norm=norm, learn_scale=False).double()
+    with torch.no_grad():  # l0, u0, t = σ(0.6), σ(−0.4), σ(0.2): a real threshold inside the row
+        p = head.softstep.params
+        (p.theta if mode == "global" else p.linear.bias).copy_(torch.tensor([0.6, -0.4, 0.2], dtype=torch.float64))
+    z = randn(128, 25, seed=9, dtype=torch.float64)
+    with torch.no_grad():
+        w = head.train().neighbor_weights(z, z, exclude_self=True).numpy()
+    l0, u0, t = (1 / (1 + math.exp(-v)) for v in (0.6, -0.4, 0.2))
+    expected = algorithm2(sklearn_sim(kind, z), l0, u0, t, 1e-4, norm=norm)
+    np.testing.assert_allclose(w, expected, rtol=1e-9, atol=1e-12)
+    assert (w == 0).sum() > 128  # the threshold removes neighbours
+
+
+def test_the_two_norms_differ_in_training_and_agree_at_evaluation():
+    heads = {n: NCAHead(25, "l2", softstep="global", norm=n).double() for n in ("paper", "exclude_self")}
+    heads["exclude_self"].load_state_dict(heads["paper"].state_dict())
+    z, z_ref, y = randn(64, 25, seed=10, dtype=torch.float64), randn(300, 25, seed=11, dtype=torch.float64), torch.rand(300)
+    with torch.no_grad():
+        train = {n: h.train().neighbor_weights(z, z, exclude_self=True) for n, h in heads.items()}
+        evals = {n: h.eval()(z, z_ref, y.double()) for n, h in heads.items()}
+    assert (train["paper"] - train["exclude_self"]).abs().max() > 1e-3
+    torch.testing.assert_close(evals["paper"], evals["exclude_self"])
+
+
+def test_unknown_norm_is_refused():
+    with pytest.raises(ValueError, match="norm"):
+        NCAHead(4, norm="rowwise")
+
+
+# ---------------------------------------------------------------- informative from the start
+
+@pytest.mark.parametrize("kind", SIMS)
+@pytest.mark.parametrize("name", ["nca", "nca_i", "diffknn_g"])
+def test_a_fresh_head_is_informative_for_every_similarity(name, kind):
+    """A fresh 100-d embedding of small spread (as a fresh MLP gives): with β = 1 the rbf log-kernel
+    (γ = 1/d) weighs every neighbour almost alike; the learned scale, set from the first training
+    batch, gives rows of unit standard deviation and an effective neighbourhood 1/Σw² of a few
+    dozen out of 255."""
+    z = 0.3 * randn(256, 100, seed=12)
+    fixed = build_head(name, 100, similarity=kind, learn_scale=False)
+    head = build_head(name, 100, similarity=kind)
+    mask = torch.eye(256, dtype=torch.bool)
+    with torch.no_grad():
+        w = head.train().neighbor_weights(z, z, exclude_self=True)
+        w_fixed = fixed.train().neighbor_weights(z, z, exclude_self=True)
+        scaled = head.sim(z, z).masked_fill(mask, torch.nan)
+    assert bool(head.scale_initialised)
+    row_std = ((scaled - scaled.nanmean(-1, keepdim=True)) ** 2).nanmean(-1).sqrt().mean()
+    assert row_std == pytest.approx(1.0, rel=1e-4)
+    effective, effective_fixed = (1 / (w**2).sum(-1)).median(), (1 / (w_fixed**2).sum(-1)).median()
+    assert effective < 0.5 * 255
+    if kind == "rbf" and name == "nca":
+        assert effective_fixed > 0.95 * 255  # the flat start the learned scale removes
+
+
+def test_learned_scale_is_set_once_and_restored_with_the_state():
+    head = build_head("nca_i", 8, similarity="rbf")
+    z = randn(32, 8, seed=13)
+    head.train()(z, z, torch.rand(32), exclude_self=True)
+    first = head.log_scale.item()
+    head(10 * z, 10 * z, torch.rand(32), exclude_self=True)  # a later batch does not reset it
+    assert head.log_scale.item() == first != 0.0
+    fresh = build_head("nca_i", 8, similarity="rbf")
+    fresh.load_state_dict(head.state_dict())
+    assert bool(fresh.scale_initialised) and fresh.log_scale.item() == first
+    fresh(z, z, torch.rand(32), exclude_self=True)
+    assert fresh.log_scale.item() == first  # a resumed run keeps its learned scale
