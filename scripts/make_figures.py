@@ -16,7 +16,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.report import figures as F  # noqa: E402
 from experiments.report import tables as T  # noqa: E402

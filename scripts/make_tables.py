@@ -14,10 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from experiments.report import tables as T  # noqa: E402
-from experiments.results import ResultError, read_results  # noqa: E402
+from experiments.report import tables as T
+from experiments.results import ResultError, read_results
 
 
 def parse_args(argv=None) -> argparse.Namespace:
