@@ -295,3 +295,15 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     assert r.returncode == 1
     assert r.stderr.startswith("make_tables.py: error: ") and r.stderr.count("\n") == 1
     assert str(bad) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tuning_layout_follows_the_results_similarity(tmp_path):
+    """A head is laid out without a similarity column when its results say ``hparams.similarity: null``."""
+    for s in range(3):
+        put(tmp_path, fake_result("rsna", "ridge", s, 2.0 + s, hparams={"similarity": None, "embed_dim": 25, "batch_size": 32}))
+    cells = tuning_cells(read_results(tmp_path), "rsna")
+    assert [(c.head, c.similarity, c.label) for c in cells] == [("ridge", None, "(25, 32)")]
+    r, out = make(tmp_path)
+    assert r.returncode == 0, r.stderr
+    md = (out / "tuning_ridge.md").read_text()
+    assert "| Embed \\ Batch | 32 |" in md and "| 25 | **3.00 ± 1.00** |" in md and "Similarity" not in md

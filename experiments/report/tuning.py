@@ -3,15 +3,15 @@
 Cell value, std and bold are defined in :mod:`experiments.report.cells`. For the tuning tables:
 
 - **A cell** is a grid point (head, similarity, embed_dim, batch_size), read from each result's
-  ``hparams`` (the linear head has no similarity). It is expected to have :data:`TUNING_SPLITS`
-  splits ((n=k) otherwise).
+  ``hparams``; ``hparams.similarity`` is null for a head without a similarity (linear). It is
+  expected to have :data:`TUNING_SPLITS` splits ((n=k) otherwise).
 - **One configuration per cell**: all files of a cell share one ``run_id``, a split appears once,
   and the runs of one head may differ in nothing but the grid's hparams (:data:`TUNING_KEYS`) and
   so in run_id: not in extractor nor in another hparam. Anything else raises
   :class:`~experiments.results.ResultError` naming two files.
 - **Bold**: the head's lowest mean, ties all bold.
-- **Layout**: the linear head has embed_dim rows × batch_size columns (the paper's Table 2); a
-  neighbour head has (similarity, embed_dim) rows × batch_size columns.
+- **Layout**: a head without similarity has embed_dim rows × batch_size columns (the paper's
+  Table 2); a head with one has (similarity, embed_dim) rows × batch_size columns.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class TuningCell(CellStats):
     """One grid point of the appendix-A search: (head, similarity, embed_dim, batch_size)."""
 
     head: str
-    similarity: str | None  # None for the linear head
+    similarity: str | None  # None for a head without similarity (linear)
     embed_dim: int
     batch_size: int
     run_id: str
@@ -49,11 +49,11 @@ class TuningCell(CellStats):
 
 def _tuning_key(r: dict) -> tuple:
     hp = r["hparams"]
-    for k in ("embed_dim", "batch_size") + (() if r["head"] == "linear" else ("similarity",)):
+    for k in ("embed_dim", "batch_size"):
         if hp.get(k) is None:
             raise ResultError(f"{r['_path']}: hparams.{k} is missing; a tuning result needs {', '.join(TUNING_KEYS)}")
-    sim = None if r["head"] == "linear" else str(hp["similarity"])
-    return r["head"], sim, int(hp["embed_dim"]), int(hp["batch_size"])
+    sim = hp.get("similarity")
+    return r["head"], None if sim is None else str(sim), int(hp["embed_dim"]), int(hp["batch_size"])
 
 
 def tuning_cells(results: list[dict], dataset: str = "rsna") -> list[TuningCell]:
@@ -95,12 +95,12 @@ def _same_apart_from_grid(results: list[dict]) -> None:
 
 
 def tuning_markdown(cells: list[TuningCell], head: str, dataset: str = "rsna") -> str:
-    """Linear: embed_dim rows × batch_size columns (the paper's Table 2); neighbour heads: (similarity, embed_dim) rows."""
+    """Without similarity (linear): embed_dim rows × batch_size columns (the paper's Table 2); with one: (similarity, embed_dim) rows."""
     cells = [c for c in cells if c.head == head]
     batches = sorted({c.batch_size for c in cells})
     at = {(c.similarity, c.embed_dim, c.batch_size): c for c in cells}
     rows_keys = sorted({(c.similarity, c.embed_dim) for c in cells}, key=lambda k: (_sim_key(k[0]), k[1]))
-    by_similarity = head != "linear"
+    by_similarity = any(c.similarity is not None for c in cells)
     row_header = ["Similarity", "Embed \\ Batch"] if by_similarity else ["Embed \\ Batch"]
     header = row_header + [str(b) for b in batches]
     rows = [([s] if by_similarity else []) + [str(e)] + [markdown_cell(at.get((s, e, b)), TUNING_SPLITS) for b in batches]
