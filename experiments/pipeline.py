@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
 from experiments import features as F
-from experiments.report.tables import read_paper_table1
+from experiments.report.paper import read_paper_table1
 from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.tracking import make_tracker

@@ -16,10 +16,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.report import figures as F  # noqa: E402
-from experiments.report import tables as T  # noqa: E402
+from experiments.report.tuning import tuning_cells  # noqa: E402
 from experiments.results import ResultError, read_results  # noqa: E402
 
 
@@ -39,7 +38,7 @@ def main(argv=None) -> int:
     try:
         written += F.plot_figure2(args.out)
         results = read_results(args.results_root)
-        cells = T.tuning_cells(results, args.tune_dataset)
+        cells = tuning_cells(results, args.tune_dataset)
         for number, plot, heads in ((4, F.plot_figure4, F.FIGURE4_HEADS), (5, F.plot_figure5, F.FIGURE5_HEADS)):
             paths = plot(cells, args.out, args.tune_dataset)
             if paths:

@@ -5,7 +5,7 @@
 
 Writes table1.{md,tex,csv}, with --compare-paper table1_vs_paper.{md,csv}, and, when the tuning
 dataset has results, tuning_<head>.md and tuning.csv. Definitions (std, significance, bold) are
-in experiments/report/tables.py. A malformed result file or a cell mixing two configurations
+in experiments/report/cells.py, table1.py and tuning.py. A malformed result file or a cell mixing two configurations
 stops it with a one-line message naming the files and exit status 1.
 """
 from __future__ import annotations
@@ -14,10 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from experiments.report import tables as T  # noqa: E402
-from experiments.results import ResultError, read_results  # noqa: E402
+from experiments.names import dataset_label, dataset_sort_key, head_label, head_sort_key
+from experiments.report.cells import MIN_PAIRS, read_hparams_csv, select_runs
+from experiments.report.fmt import mean_std
+from experiments.report.paper import compare_with_paper, comparison_markdown, read_paper_table1, write_comparison
+from experiments.report.table1 import ALPHA, TABLE1_SPLITS, table1_cells, write_table1
+from experiments.report.tuning import tuning_cells, write_tuning
+from experiments.results import ResultError, read_results
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,36 +46,36 @@ def main(argv=None) -> int:
         results = read_results(args.results_root)
         if not results:
             raise ResultError(f"no result files under {args.results_root / 'runs'}; run experiments first or pass --results-root")
-        hparams = T.read_hparams_csv(args.hparams_from) if args.hparams_from else None
-        selected = T.select_runs(results, args.run_id, hparams)
-        cells = T.table1_cells(selected)
-        written = T.write_table1(cells, args.out)
-        datasets = sorted({c.dataset for c in cells}, key=T.dataset_sort_key)
+        hparams = read_hparams_csv(args.hparams_from) if args.hparams_from else None
+        selected = select_runs(results, args.run_id, hparams)
+        cells = table1_cells(selected)
+        written = write_table1(cells, args.out)
+        datasets = sorted({c.dataset for c in cells}, key=dataset_sort_key)
         print(f"Table 1: {len(datasets)} datasets, {len(cells)} cells from {len(selected)} of {len(results)} result files")
         for d in datasets:
             row = [c for c in cells if c.dataset == d]
-            best = ", ".join(T.HEAD_LABELS.get(c.head, c.head) for c in row if c.best)
-            sig = ", ".join(f"{T.HEAD_LABELS.get(c.head, c.head)}{c.marker}" for c in row if c.significant) or "none"
+            best = ", ".join(head_label(c.head) for c in row if c.best)
+            sig = ", ".join(f"{head_label(c.head)}{c.marker}" for c in row if c.significant) or "none"
             if not any(c.p_value is not None for c in row):
-                sig = f"no test (no neighbour head shares {T.MIN_PAIRS}+ splits with linear)"
-            odd = ", ".join(f"{c.head} n={c.n}" for c in row if c.n != T.TABLE1_SPLITS)
-            print(f"  {T.dataset_label(d):12s} best: {best}; differs from linear (p<{T.ALPHA}): {sig}" + (f"; {odd}" if odd else ""))
+                sig = f"no test (no neighbour head shares {MIN_PAIRS}+ splits with linear)"
+            odd = ", ".join(f"{c.head} n={c.n}" for c in row if c.n != TABLE1_SPLITS)
+            print(f"  {dataset_label(d):12s} best: {best}; differs from linear (p<{ALPHA}): {sig}" + (f"; {odd}" if odd else ""))
         if args.compare_paper:
-            rows = T.compare_with_paper(cells, T.read_paper_table1(args.paper_table))
-            written += T.write_comparison(rows, args.out)
+            rows = compare_with_paper(cells, read_paper_table1(args.paper_table))
+            written += write_comparison(rows, args.out)
             ours = [r for r in rows if r["mean"] is not None]
             print()
-            print(T.comparison_markdown(ours), end="")
+            print(comparison_markdown(ours), end="")
             print(f"({len(rows) - len(ours)} paper cells without results of ours are in table1_vs_paper.md)\n")
         if not args.no_tuning:
-            tuning = T.tuning_cells(results, args.tune_dataset)
+            tuning = tuning_cells(results, args.tune_dataset)
             if tuning:
-                written += T.write_tuning(tuning, args.out, args.tune_dataset)
-                heads = sorted({c.head for c in tuning}, key=T.head_sort_key)
+                written += write_tuning(tuning, args.out, args.tune_dataset)
+                heads = sorted({c.head for c in tuning}, key=head_sort_key)
                 print(f"Tuning ({args.tune_dataset}): {len(tuning)} grid cells over heads {', '.join(heads)}; best:")
                 for c in tuning:
                     if c.best:
-                        print(f"  {c.head:10s} {c.label} {T.mean_std(c.mean, c.std)}")
+                        print(f"  {c.head:10s} {c.label} {mean_std(c.mean, c.std)}")
             else:
                 print(f"Tuning: no results for dataset {args.tune_dataset}; no tuning tables")
     except (ResultError, OSError) as e:

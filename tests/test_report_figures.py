@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from experiments.names import HEADS
 from experiments.report import figures as F
-from experiments.report import tables as T
+from experiments.report.tuning import tuning_cells
 from experiments.results import RunKey, read_results, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ def fake_result(dataset, head, split, mse, hparams):
             "config": {}, "git_commit": "0" * 40, "versions": {}, "finished_at": "2026-01-01T00:00:00"}
 
 
-def grid_results(root, heads=T.HEADS):
+def grid_results(root, heads=HEADS):
     """A 2 similarities × 2 embed × 2 batch grid on rsna, 3 splits; the best cell of each head is (rbf, 100, 32)."""
     for head in heads:
         sims = [None] if head == "linear" else ["l2", "rbf"]
@@ -66,7 +67,7 @@ def test_figure2(tmp_path):
 
 def test_figures_4_and_5(tmp_path):
     grid_results(tmp_path)
-    cells = T.tuning_cells(read_results(tmp_path), "rsna")
+    cells = tuning_cells(read_results(tmp_path), "rsna")
     assert {c.label for c in cells if c.best and c.head != "linear"} == {"(rbf, 100, 32)"}
     assert_figure(F.plot_figure4(cells, tmp_path / "fig"), "figure4_nca_tuning")
     assert_figure(F.plot_figure5(cells, tmp_path / "fig"), "figure5_diffknn_tuning")
@@ -74,7 +75,7 @@ def test_figures_4_and_5(tmp_path):
 
 def test_tuning_figure_with_some_heads_missing(tmp_path):
     grid_results(tmp_path, heads=("linear", "nca_i"))
-    cells = T.tuning_cells(read_results(tmp_path), "rsna")
+    cells = tuning_cells(read_results(tmp_path), "rsna")
     assert_figure(F.plot_figure4(cells, tmp_path / "fig"), "figure4_nca_tuning")
     assert F.plot_figure5(cells, tmp_path / "fig") == []
 

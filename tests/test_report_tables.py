@@ -13,7 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from experiments.report import tables as T
+from experiments.report.fmt import sig
+from experiments.report.table1 import table1_cells
+from experiments.report.tuning import tuning_cells
 from experiments.results import ResultError, RunKey, read_results, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +100,7 @@ def make(root, *extra):
 
 
 def test_sig_digits():
-    assert [T.sig(x) for x in (0.608, 0.36, 303.4, 167, 0.006, 9.996, 12345, 0.0605530)] == [
+    assert [sig(x) for x in (0.608, 0.36, 303.4, 167, 0.006, 9.996, 12345, 0.0605530)] == [
         "0.608", "0.360", "303", "167", "0.00600", "10.0", "12300", "0.0606"]
 
 
@@ -196,7 +198,7 @@ def test_malformed_files_named(tmp_path):
 def test_mixed_cell_names_both_files(golden_root):
     other = put(golden_root, fake_result("books", "nca", 3, 9.9, run_id="nca-other-ffff0000"))
     with pytest.raises(ResultError) as e:
-        T.table1_cells(read_results(golden_root))
+        table1_cells(read_results(golden_root))
     msg = str(e.value)
     assert "(books, nca)" in msg and str(other) in msg and "nca-other-ffff0000" in msg
     assert "nca-rbf-e100-b32-0000abcd" in msg and "--run-id" in msg
@@ -212,7 +214,7 @@ def test_duplicate_split_is_an_error(golden_root):
     # split_10.json whose content says split 3: split 3 twice in one cell
     put(golden_root, fake_result("books", "nca", 3, 2.0), split=10)
     with pytest.raises(ResultError, match=r"\(books, nca\) holds split 3 twice") as e:
-        T.table1_cells(read_results(golden_root))
+        table1_cells(read_results(golden_root))
     assert "split_3.json" in str(e.value) and "split_10.json" in str(e.value)
 
 
@@ -266,7 +268,7 @@ def test_tuning_cell_with_two_run_ids_is_an_error(tmp_path):
     other = put(tmp_path, fake_result("rsna", "nca", 5, 1.0, run_id="nca-rbf-other",
                                       hparams={"similarity": "rbf", "embed_dim": 25, "batch_size": 32}))
     with pytest.raises(ResultError, match=r"similarity=rbf, embed_dim=25, batch_size=32\) mixes two configurations") as e:
-        T.tuning_cells(read_results(tmp_path), "rsna")
+        tuning_cells(read_results(tmp_path), "rsna")
     assert str(other) in str(e.value)
 
 
@@ -274,7 +276,7 @@ def test_tuning_runs_differing_off_grid_is_an_error(tmp_path):
     tuning_grid(tmp_path)
     put(tmp_path, fake_result("rsna", "linear", 0, 1.0, hparams={"embed_dim": 50, "batch_size": 32, "lr": 1e-2}))
     with pytest.raises(ResultError, match=r"differ in hparams.lr \(not a grid setting\)"):
-        T.tuning_cells(read_results(tmp_path), "rsna")
+        tuning_cells(read_results(tmp_path), "rsna")
 
 
 def test_no_results_is_a_clear_error(tmp_path):
@@ -293,3 +295,15 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     assert r.returncode == 1
     assert r.stderr.startswith("make_tables.py: error: ") and r.stderr.count("\n") == 1
     assert str(bad) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tuning_layout_follows_the_results_similarity(tmp_path):
+    """A head is laid out without a similarity column when its results say ``hparams.similarity: null``."""
+    for s in range(3):
+        put(tmp_path, fake_result("rsna", "ridge", s, 2.0 + s, hparams={"similarity": None, "embed_dim": 25, "batch_size": 32}))
+    cells = tuning_cells(read_results(tmp_path), "rsna")
+    assert [(c.head, c.similarity, c.label) for c in cells] == [("ridge", None, "(25, 32)")]
+    r, out = make(tmp_path)
+    assert r.returncode == 0, r.stderr
+    md = (out / "tuning_ridge.md").read_text()
+    assert "| Embed \\ Batch | 32 |" in md and "| 25 | **3.00 ± 1.00** |" in md and "Similarity" not in md

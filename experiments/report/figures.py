@@ -23,7 +23,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .tables import HEAD_LABELS, TuningCell, mean_std, sig
+from experiments.names import head_label
+
+from .fmt import MISSING, mean_std, sig
+from .tuning import TuningCell
 
 OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
@@ -33,6 +36,8 @@ MSE_LABEL = "test MSE × 10³"
 FIGURE4_HEADS = ("nca", "nca_g", "nca_i")
 FIGURE5_HEADS = ("diffknn_g", "diffknn_i")
 FIGURE3_COLUMNS = ("true", "linear", "nca", "softstep")
+#: The heads whose surfaces Figure 3 and its MSE table know, in column order.
+FIGURE3_HEADS = ("linear", "nca", "nca_g", "nca_i")
 
 
 def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
@@ -107,7 +112,7 @@ def plot_tuning_figure(cells: list[TuningCell], heads, out_dir: str | Path, stem
         best = [c for c in row if c.best]
         ns = sorted({c.n for c in row})
         n_text = f"n = {ns[0]} splits" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} splits"
-        ax.set_title(f"{HEAD_LABELS.get(head, head)}: best {', '.join(c.label for c in best)} = "
+        ax.set_title(f"{head_label(head)}: best {', '.join(c.label for c in best)} = "
                      f"{mean_std(best[0].mean, best[0].std)}  ({n_text})", fontsize=11)
     axes[-1].set_xlabel("(similarity, embedding dimension, batch size)")
     handles = [Patch(facecolor=normal, edgecolor="black", label="mean over splits (error bar: ± std)"),
@@ -189,7 +194,7 @@ def _softstep_head(d: Mapping) -> str | None:
 def surface_mse(surfaces: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, float]]:
     """Mean squared difference between each head's surface and the true one on the grid."""
     return {t: {h: float(np.mean((np.asarray(d[h]) - np.asarray(d["true"])) ** 2))
-                for h in ("linear", "nca", "nca_g", "nca_i") if h in d} for t, d in surfaces.items()}
+                for h in FIGURE3_HEADS if h in d} for t, d in surfaces.items()}
 
 
 def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str | Path, *,
@@ -252,14 +257,14 @@ def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str 
 def write_figure3_table(mse: Mapping[str, Mapping[str, float]], path: str | Path, *,
                         note: str = "MSE of each head on the synthetic targets.") -> Path:
     """A small Markdown table: rows targets, columns Linear | NCA | NCA g | NCA i (those present); best bold."""
-    heads = [h for h in ("linear", "nca", "nca_g", "nca_i") if any(h in row for row in mse.values())]
-    lines = ["| Target | " + " | ".join(HEAD_LABELS[h] for h in heads) + " |", "| --- |" + " ---: |" * len(heads)]
+    heads = [h for h in FIGURE3_HEADS if any(h in row for row in mse.values())]
+    lines = ["| Target | " + " | ".join(head_label(h) for h in heads) + " |", "| --- |" + " ---: |" * len(heads)]
     for target, row in mse.items():
         best = min(row.values()) if row else None
         cells = []
         for h in heads:
             if h not in row:
-                cells.append("–")
+                cells.append(MISSING)
             else:
                 text = sig(row[h])
                 cells.append(f"**{text}**" if row[h] == best else text)

@@ -1,0 +1,153 @@
+"""Table 1: test MSE × 10³ per dataset (rows) and head (columns), as Markdown, LaTeX and CSV.
+
+Cell value, std, bold and one configuration per cell are defined in
+:mod:`experiments.report.cells`, number formatting in :mod:`experiments.report.fmt`. For Table 1:
+
+- **A cell** is a (dataset, head): all its files share one ``run_id`` (:data:`MIXED_HINT` says
+  how to pick one), and it is expected to have :data:`TABLE1_SPLITS` splits ((n=k) otherwise).
+- **Bold**: the lowest mean of a row, ties all bold.
+- **Significance**: each neighbour head is compared with the linear head (:data:`BASELINE`) of
+  the same dataset over the splits both have, by a two-sided paired Wilcoxon signed-rank test
+  (:func:`~experiments.report.cells.paired_wilcoxon`). ``†`` marks p < 0.05 with a lower mean
+  than linear over those splits, ``‡`` p < 0.05 with a higher one. With fewer than
+  :data:`~experiments.report.cells.MIN_PAIRS` pairs no test is made (p_value empty, no mark).
+- **Rows** follow the paper's dataset order, **columns** its head order (all six always shown);
+  other datasets and heads follow by name (:mod:`experiments.names`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from experiments.names import HEADS, dataset_label, dataset_sort_key, head_label, head_sort_key
+
+from .cells import MIN_PAIRS, CellStats, group_by, mark_best, markdown_cell, paired_wilcoxon, split_values
+from .fmt import MISSING, csv_number, csv_text, latex_escape, md_table, n_note, sig, write_texts
+
+#: The head every other head of a dataset is compared with.
+BASELINE = "linear"
+TABLE1_SPLITS = 10
+ALPHA = 0.05
+BETTER, WORSE = "†", "‡"
+
+NOTES = (
+    "Test MSE × 10³ (labels min–max scaled on the training split): mean ± sample standard deviation "
+    "(ddof = 1) over the splits of one run; 3 significant digits; (n=k) when a cell has k ≠ {expected} splits. "
+    "Bold: lowest mean of the row. "
+    f"{BETTER} / {WORSE}: lower / higher than the linear head with p < {ALPHA} "
+    "(two-sided paired Wilcoxon signed-rank test over the splits both heads share; "
+    f"no test with fewer than {MIN_PAIRS} pairs). {MISSING}: no results."
+)
+
+MIXED_HINT = (
+    "keep one: move the other's run folder aside, pass --run-id RUN_ID to pick one, or "
+    "--hparams-from results/paper/tuned_hparams.csv to keep each head's tuned configuration"
+)
+
+
+@dataclass(frozen=True)
+class Cell(CellStats):
+    """One Table 1 cell: a (dataset, head) and the per-split values of its one run."""
+
+    dataset: str
+    head: str
+    run_id: str
+    values: dict  # split -> metric value
+    p_value: float | None = None  # vs linear; None: linear itself, or too few pairs
+    n_pairs: int = 0
+    lower_than_linear: bool | None = None
+    best: bool = False
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value is not None and self.p_value < ALPHA
+
+    @property
+    def marker(self) -> str:
+        if not self.significant:
+            return ""
+        return BETTER if self.lower_than_linear else WORSE
+
+
+def table1_cells(results: list[dict]) -> list[Cell]:
+    """Table 1's cells, in row (dataset) then column (head) order, with best and significance filled in."""
+    raw: dict[tuple[str, str], Cell] = {}
+    for (dataset, head), files in group_by(results, lambda r: (r["dataset"], r["head"])).items():
+        raw[dataset, head] = Cell(dataset, head, *split_values(files, f"Table 1 cell ({dataset}, {head})", MIXED_HINT))
+
+    cells = []
+    for dataset in sorted({d for d, _ in raw}, key=dataset_sort_key):
+        row = mark_best(raw[dataset, h] for h in sorted({h for d, h in raw if d == dataset}, key=head_sort_key))
+        baseline = raw.get((dataset, BASELINE))
+        for c in row:
+            if baseline is not None and c.head != BASELINE:
+                p, n_pairs, lower = paired_wilcoxon(c.values, baseline.values)
+                c = replace(c, p_value=p, n_pairs=n_pairs, lower_than_linear=lower)
+            cells.append(c)
+    return cells
+
+
+def _columns(cells: list[Cell]) -> list[str]:
+    return sorted(set(HEADS) | {c.head for c in cells}, key=head_sort_key)
+
+
+def _cell_tex(c: Cell | None, expected: int = TABLE1_SPLITS) -> str:
+    if c is None:
+        return "--"
+    bold = (lambda s: rf"\textbf{{{s}}}") if c.best else (lambda s: s)
+    text = bold(sig(c.mean)) if math.isnan(c.std) else rf"{bold(sig(c.mean))} $\pm$ {bold(sig(c.std))}"
+    marker = {BETTER: r"$^{\dagger}$", WORSE: r"$^{\ddagger}$", "": ""}[c.marker]
+    return text + marker + n_note(c.n, expected)
+
+
+def _by_row(cells: list[Cell]) -> tuple[list[str], dict]:
+    datasets = sorted({c.dataset for c in cells}, key=dataset_sort_key)
+    return datasets, {(c.dataset, c.head): c for c in cells}
+
+
+def table1_markdown(cells: list[Cell]) -> str:
+    datasets, at = _by_row(cells)
+    heads = _columns(cells)
+    rows = [[dataset_label(d)] + [markdown_cell(at.get((d, h)), TABLE1_SPLITS) for h in heads] for d in datasets]
+    table = md_table(["Dataset"] + [head_label(h) for h in heads], rows, ["---"] + ["---:"] * len(heads))
+    return "# Table 1: test MSE × 10³\n\n" + table + "\n" + NOTES.format(expected=TABLE1_SPLITS) + "\n"
+
+
+def table1_latex(cells: list[Cell]) -> str:
+    datasets, at = _by_row(cells)
+    heads = _columns(cells)
+    notes = NOTES.format(expected=TABLE1_SPLITS).replace("×", r"$\times$").replace("10³", r"10$^3$")
+    notes = notes.replace("≠", r"$\neq$").replace("±", r"$\pm$").replace(BETTER, r"$^{\dagger}$")
+    notes = notes.replace(WORSE, r"$^{\ddagger}$").replace("–", "--").replace("<", "$<$")
+    lines = [
+        "% Generated by scripts/make_tables.py from result files; do not edit by hand.",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{l" + "c" * len(heads) + "}",
+        r"\toprule",
+        "Dataset & " + " & ".join(latex_escape(head_label(h)) for h in heads) + r" \\",
+        r"\midrule",
+    ]
+    for d in datasets:
+        lines.append(latex_escape(dataset_label(d)) + " & " + " & ".join(_cell_tex(at.get((d, h))) for h in heads) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{notes}}}", r"\label{tab:table1}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+TABLE1_CSV_COLUMNS = ("dataset", "head", "n", "mean", "std", "p_value", "significant", "best", "n_pairs", "run_id")
+
+
+def table1_csv(cells: list[Cell]) -> str:
+    """One row per cell: mean and std (ddof=1) of test MSE × 10³, p_value vs linear (empty: no test)."""
+    return csv_text(TABLE1_CSV_COLUMNS, (
+        [c.dataset, c.head, c.n, csv_number(c.mean), csv_number(c.std), csv_number(c.p_value), c.significant, c.best,
+         c.n_pairs if c.head != BASELINE else "", c.run_id]
+        for c in cells))
+
+
+def write_table1(cells: list[Cell], out_dir: str | Path) -> list[Path]:
+    """``table1.md``, ``table1.tex`` and ``table1.csv`` in ``out_dir``."""
+    return write_texts(out_dir, {"table1.md": table1_markdown(cells), "table1.tex": table1_latex(cells),
+                                 "table1.csv": table1_csv(cells)})
