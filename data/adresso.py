@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import files as io
+from . import checks
 from .base import DataError, RegressionData
 
 NAME = "adresso"
@@ -65,28 +65,28 @@ def load(root: str = "data/adresso", labels: Sequence[str] = ("**/adresso-train-
     root = Path(root).expanduser()
     tdir = root / transcripts
     label_desc = f"label table(s) {', '.join(labels)} (columns {id_column!r}, {target_column!r})"
-    io.require(NAME, root, {label_desc: root, f"{transcripts}/<{id_column}>.txt or .cha": tdir})
+    checks.require(NAME, root, {label_desc: root, f"{transcripts}/<{id_column}>.txt or .cha": tdir})
     frames = []
     for pattern in labels:
         hits = sorted(root.glob(pattern)) if any(c in pattern for c in "*?[") else [root / pattern]
         hits = [h for h in hits if h.is_file()]
         if not hits:
-            raise io.missing_data(NAME, root, [label_desc, f"{transcripts}/<{id_column}>.txt or .cha"],
+            raise checks.missing_data(NAME, root, [label_desc, f"{transcripts}/<{id_column}>.txt or .cha"],
                                   problem=f"no label table matches {pattern!r}")
         for table in hits:
-            df = io.read_table(table, name=NAME)
-            io.check_columns(df, table, {"id_column": id_column, "target_column": target_column}, name=NAME)
-            y = io.numeric(df, target_column, table, name=NAME)
+            df = checks.read_table(table, name=NAME)
+            checks.check_columns(df, table, {"id_column": id_column, "target_column": target_column}, name=NAME)
+            y = checks.numeric(df, target_column, table, name=NAME)
             frames.append(pd.DataFrame({"id": df[id_column].astype(str).str.strip().to_numpy(), "y": y, "table": str(table)}))
     rows = pd.concat(frames, ignore_index=True)
     dup = rows["id"].duplicated()
     if dup.any():
         raise DataError(f"dataset {NAME!r}: recording {rows['id'][dup].iloc[0]!r} appears twice in the label tables {sorted(set(rows['table']))}")
-    found = io.index_files(tdir, (".txt", ".cha"))
+    found = checks.index_files(tdir, (".txt", ".cha"))
     absent = [i for i in rows["id"] if i not in found]
     if absent:
         raise DataError(f"dataset {NAME!r}: {len(absent)} of {len(rows)} labelled recordings have no transcript "
-                        f"{tdir}/<id>.txt or .cha, e.g. {absent[:5]}; see {io.readme(NAME)}")
+                        f"{tdir}/<id>.txt or .cha, e.g. {absent[:5]}; see {checks.readme(NAME)}")
     texts = []
     for i in rows["id"]:
         p = found[i]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import files as io
+from . import checks
 from .base import RegressionData
 from .media import AudioFile
 
-DOC = io.REPO_README
+DOC = checks.REPO_README
 
 
 def load(root: str, csv: str = "labels.csv", file_column: str = "file", target_column: str = "target",
@@ -22,8 +22,8 @@ def load(root: str, csv: str = "labels.csv", file_column: str = "file", target_c
          denoise: bool = False, log_target: bool = False, dropna: bool = False, doc=None) -> RegressionData:
     root = Path(root).expanduser()
     doc = Path(doc) if doc else DOC
-    table, files, y = io.file_table(root, csv, file_column, target_column, name=name, what="audio", doc=doc,
+    table, files, y = checks.file_table(root, csv, file_column, target_column, name=name, what="audio", doc=doc,
                                     log=log_target, dropna=dropna)
     audio = AudioFile(sample_rate=int(sample_rate), seconds=seconds, window=window, denoise=bool(denoise))
-    tag = f"{table.name}-{io.file_digest(table)}-{audio.describe()}-log{int(log_target)}"
+    tag = f"{table.name}-{checks.file_digest(table)}-{audio.describe()}-log{int(log_target)}"
     return RegressionData(name, "audio", [str(f) for f in files], y, load=audio, preprocessing=tag)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import files as io
+from . import checks
 from .base import RegressionData
 from .table import text_table
 
@@ -19,9 +19,9 @@ def load(root: str = "data/austin", file: str = "austinHousingData.csv", text_co
          target_column: str = "latestPrice", log_target: bool = True) -> RegressionData:
     root = Path(root).expanduser()
     table = root / file
-    io.require(NAME, root, {f"{file} (columns {text_column!r}, {target_column!r})": table})
-    df = io.read_table(table, name=NAME)
-    io.check_columns(df, table, {"text_column": text_column, "target_column": target_column}, name=NAME)
-    df = io.drop_missing(df, [text_column])
+    checks.require(NAME, root, {f"{file} (columns {text_column!r}, {target_column!r})": table})
+    df = checks.read_table(table, name=NAME)
+    checks.check_columns(df, table, {"text_column": text_column, "target_column": target_column}, name=NAME)
+    df = checks.drop_missing(df, [text_column])
     return text_table(NAME, table, df, text_column, target_column, log_target=log_target, dropna=False,
-                      preprocessing=f"{file}-{io.file_digest(table)}")
+                      preprocessing=f"{file}-{checks.file_digest(table)}")

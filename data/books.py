@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import files as io
+from . import checks
 from .base import RegressionData
 from .table import text_table
 
@@ -22,7 +22,7 @@ def load(root: str = "data/books", file: str = "Data_Train.xlsx", text_column: s
     table = root / file
     if not table.exists() and table.with_suffix(".csv").exists():
         table = table.with_suffix(".csv")
-    io.require(NAME, root, {f"{file} or {Path(file).with_suffix('.csv')} (columns {text_column!r}, {target_column!r})": table})
-    df = io.read_table(table, name=NAME)
+    checks.require(NAME, root, {f"{file} or {Path(file).with_suffix('.csv')} (columns {text_column!r}, {target_column!r})": table})
+    df = checks.read_table(table, name=NAME)
     return text_table(NAME, table, df, text_column, target_column, log_target=log_target, dropna=False,
-                      preprocessing=f"{table.name}-{io.file_digest(table)}")
+                      preprocessing=f"{table.name}-{checks.file_digest(table)}")

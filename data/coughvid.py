@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import files as io
+from . import checks
 from .base import DataError, RegressionData
 from .media import AudioFile
 
@@ -30,21 +30,21 @@ def load(root: str = "data/coughvid", metadata: str = "metadata_compiled.csv", i
          target_column: str = "age", min_cough_detected: float | None = None, extensions: Sequence[str] = (".wav", ".flac", ".ogg"),
          sample_rate: int = 16000, seconds: float = 1.0, window: str = "loudest") -> RegressionData:
     root = Path(root).expanduser()
-    io.require(NAME, root, {f"{metadata} (columns {id_column!r}, {target_column!r}, cough_detected)": root,
+    checks.require(NAME, root, {f"{metadata} (columns {id_column!r}, {target_column!r}, cough_detected)": root,
                             "<uuid>.wav / .flac / .ogg recordings beside it (.webm converted to WAV)": root})
-    table = io.find_one(root, metadata)
+    table = checks.find_one(root, metadata)
     if table is None:
-        raise io.missing_data(NAME, root, [f"{metadata} (columns {id_column!r}, {target_column!r}, cough_detected)",
+        raise checks.missing_data(NAME, root, [f"{metadata} (columns {id_column!r}, {target_column!r}, cough_detected)",
                                            "<uuid>.wav / .flac / .ogg recordings beside it"], problem=f"no {metadata} at any depth")
-    df = io.read_table(table, name=NAME)
-    io.check_columns(df, table, {"id_column": id_column, "target_column": target_column}, name=NAME)
+    df = checks.read_table(table, name=NAME)
+    checks.check_columns(df, table, {"id_column": id_column, "target_column": target_column}, name=NAME)
     df = df[df[target_column].notna()]
     if min_cough_detected is not None:
-        io.check_columns(df, table, {"min_cough_detected": "cough_detected"}, name=NAME)
-        df = df[io.numeric(df, "cough_detected", table, name=NAME, what="cough_detected") >= float(min_cough_detected)]
+        checks.check_columns(df, table, {"min_cough_detected": "cough_detected"}, name=NAME)
+        df = df[checks.numeric(df, "cough_detected", table, name=NAME, what="cough_detected") >= float(min_cough_detected)]
     if len(df) == 0:
         raise DataError(f"dataset {NAME!r}: {table} has no recording with an {target_column!r} value (after filters)")
-    y = io.numeric(df, target_column, table, name=NAME)
+    y = checks.numeric(df, target_column, table, name=NAME)
     exts = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
     found: dict[str, Path] = {}
     for p in sorted(table.parent.iterdir(), key=lambda p: (exts.index(p.suffix.lower()) if p.suffix.lower() in exts else 99, p.name)):
@@ -57,7 +57,7 @@ def load(root: str = "data/coughvid", metadata: str = "metadata_compiled.csv", i
         raise DataError(f"dataset {NAME!r}: {len(absent)} of {len(ids)} recordings with an age listed in {table} have no "
                         f"{'/'.join(exts)} file in {table.parent}, e.g. {absent[:3]}"
                         + (f"; {webm} of them are .webm: convert to WAV (ffmpeg -i X.webm X.wav)" if webm else "")
-                        + f". See {io.readme(NAME)}")
+                        + f". See {checks.readme(NAME)}")
     audio = AudioFile(sample_rate=int(sample_rate), seconds=seconds, window=window)
-    tag = f"{metadata}-{io.file_digest(table)}-cough{min_cough_detected}-{audio.describe()}"
+    tag = f"{metadata}-{checks.file_digest(table)}-cough{min_cough_detected}-{audio.describe()}"
     return RegressionData(NAME, "audio", [str(found[u]) for u in ids], np.asarray(y), load=audio, preprocessing=tag)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from . import files as io
+from . import checks
 from .base import DataError, RegressionData
 from .media import IMAGENET_MEAN, IMAGENET_STD, ImageFile, ImageTransform, check_files
 
@@ -30,14 +30,14 @@ def load(root: str = "data/houses", info: str = "HousesInfo.txt", view: str = "f
     if not (root / info).exists() and (root / "Houses Dataset" / info).exists():
         folder = root / "Houses Dataset"  # the layout of a clone of the authors' repository
     table = folder / info
-    io.require(NAME, root, {f"{info} (bedrooms bathrooms area zipcode price, space-separated)": table,
+    checks.require(NAME, root, {f"{info} (bedrooms bathrooms area zipcode price, space-separated)": table,
                             f"<i>_{view}.jpg for every line i of {info}": folder})
-    df = io.read_table(table, name=NAME, names=COLUMNS, sep=r"\s+")
+    df = checks.read_table(table, name=NAME, names=COLUMNS, sep=r"\s+")
     if df.shape[1] != len(COLUMNS) or df["price"].isna().all():
         raise DataError(f"dataset {NAME!r}: {table} should have 5 space-separated columns ({' '.join(COLUMNS)})")
-    y = io.numeric(df, "price", table, name=NAME)
+    y = checks.numeric(df, "price", table, name=NAME)
     if log_target:
-        y = io.log_target(y, table, "price", name=NAME)
+        y = checks.log_target(y, table, "price", name=NAME)
     files = [folder / f"{i}_{view}.jpg" for i in range(1, len(df) + 1)]
     check_files(files, name=NAME, table=table, column=f"line number → <i>_{view}.jpg", root=folder)
     transform = ImageTransform(mode="RGB", size=size, crop=crop, mean=mean, std=std)

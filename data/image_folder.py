@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from . import files as io
+from . import checks
 from .base import RegressionData
 from .media import IMAGENET_MEAN, IMAGENET_STD, ImageFile, ImageTransform
 
-DOC = io.REPO_README
+DOC = checks.REPO_README
 
 
 def load(root: str, csv: str = "labels.csv", file_column: str = "file", target_column: str = "target",
@@ -22,8 +22,8 @@ def load(root: str, csv: str = "labels.csv", file_column: str = "file", target_c
          dropna: bool = False) -> RegressionData:
     """Images listed in ``csv`` (relative to ``root`` unless absolute), each resized/cropped/normalised."""
     root = Path(root).expanduser()
-    table, files, y = io.file_table(root, csv, file_column, target_column, name=name, what="image", doc=DOC,
+    table, files, y = checks.file_table(root, csv, file_column, target_column, name=name, what="image", doc=DOC,
                                     log=log_target, dropna=dropna)
     transform = ImageTransform(mode=mode, size=size, crop=crop, mean=mean, std=std)
-    tag = f"{table.name}-{io.file_digest(table)}-{transform.describe()}-log{int(log_target)}"
+    tag = f"{table.name}-{checks.file_digest(table)}-{transform.describe()}-log{int(log_target)}"
     return RegressionData(name, "image", [str(f) for f in files], y, load=ImageFile(transform), preprocessing=tag)

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import files as io
+from . import checks
 from .base import DataError, RegressionData
 from .media import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
 
@@ -54,7 +54,7 @@ def load(root: str = "data/medsegbench", file: str = "brifiseg_256.npz", splits:
     root = Path(root).expanduser()
     path = root / file
     suffix = f"_{category}" if category else ""
-    io.require(NAME, root, {f"{file} (arrays {', '.join(f'{s}_images{suffix}, {s}_label{suffix}' for s in splits)})": path})
+    checks.require(NAME, root, {f"{file} (arrays {', '.join(f'{s}_images{suffix}, {s}_label{suffix}' for s in splits)})": path})
     try:
         archive = np.load(path, allow_pickle=False)
         keys = set(archive.files)

@@ -12,8 +12,7 @@ the whole clip), then cut or zero-padded to exactly 30 s (Whisper's window).
 """
 from __future__ import annotations
 
-from . import audio_folder
-from . import files as io
+from . import audio_folder, checks
 from .base import RegressionData
 
 NAME = "nosemic"
@@ -22,4 +21,4 @@ NAME = "nosemic"
 def load(root: str = "data/nosemic", csv: str = "labels.csv", file_column: str = "file", target_column: str = "hr",
          sample_rate: int = 16000, seconds: float | None = 30.0, window: str = "first", denoise: bool = True) -> RegressionData:
     return audio_folder.load(root, csv=csv, file_column=file_column, target_column=target_column, name=NAME,
-                             sample_rate=sample_rate, seconds=seconds, window=window, denoise=denoise, doc=io.readme(NAME))
+                             sample_rate=sample_rate, seconds=seconds, window=window, denoise=denoise, doc=checks.readme(NAME))

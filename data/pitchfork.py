@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import files as io
+from . import checks
 from .base import RegressionData
 from .table import text_table
 
@@ -21,7 +21,7 @@ def load(root: str = "data/pitchfork", file: str = "P4KxSpotify.csv", text_colum
          target_column: str = "score", n: int | None = 1500, seed: int = 0, encoding: str | None = None) -> RegressionData:
     root = Path(root).expanduser()
     table = root / file
-    io.require(NAME, root, {f"{file} (columns {text_column!r}, {target_column!r})": table})
-    df = io.read_table(table, name=NAME, encoding=encoding)
+    checks.require(NAME, root, {f"{file} (columns {text_column!r}, {target_column!r})": table})
+    df = checks.read_table(table, name=NAME, encoding=encoding)
     return text_table(NAME, table, df, text_column, target_column, dropna=True, n=n, seed=seed,
-                      preprocessing=f"{file}-{io.file_digest(table)}")
+                      preprocessing=f"{file}-{checks.file_digest(table)}")

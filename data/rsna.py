@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import files as io
+from . import checks
 from .base import DataError, RegressionData
 from .media import ImageFile, ImageTransform
 
@@ -22,15 +22,15 @@ NAME = "rsna"
 
 def _part(root: Path, csv: str, images: str, id_column: str, target_column: str):
     table, folder = root / csv, root / images
-    df = io.read_table(table, name=NAME)
-    io.check_columns(df, table, {"id_column": id_column, "target_column": target_column}, name=NAME)
-    y = io.numeric(df, target_column, table, name=NAME)
-    found = io.index_files(folder, io.IMAGE_EXTENSIONS)
+    df = checks.read_table(table, name=NAME)
+    checks.check_columns(df, table, {"id_column": id_column, "target_column": target_column}, name=NAME)
+    y = checks.numeric(df, target_column, table, name=NAME)
+    found = checks.index_files(folder, checks.IMAGE_EXTENSIONS)
     ids = [str(i).strip().removesuffix(".0") for i in df[id_column]]
     absent = [i for i in ids if i not in found]
     if absent:
         raise DataError(f"dataset {NAME!r}: {len(absent)} of {len(ids)} images listed in {table} (column {id_column!r}) "
-                        f"are not below {folder} as <id>.png, e.g. {absent[:5]}; see {io.readme(NAME)}")
+                        f"are not below {folder} as <id>.png, e.g. {absent[:5]}; see {checks.readme(NAME)}")
     return [str(found[i]) for i in ids], list(y)
 
 
@@ -46,7 +46,7 @@ def load(root: str = "data/rsna", train_csv: str = "boneage-training-dataset.csv
     if include_validation:
         expected |= {f"{val_csv} (columns {', '.join(val_columns)}; or set dataset.loader.include_validation=false)": root / val_csv,
                      f"{val_images}/ (validation <Image ID>.png, any depth)": root / val_images}
-    io.require(NAME, root, expected)
+    checks.require(NAME, root, expected)
     items, labels = _part(root, train_csv, train_images, *train_columns)
     if include_validation:
         v_items, v_labels = _part(root, val_csv, val_images, *val_columns)

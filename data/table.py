@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import files as io
+from . import checks
 from .base import DataError, RegressionData
 
-DOC = io.REPO_README
+DOC = checks.REPO_README
 
 
 def load(path: str, target: str, features: Sequence[str] | str | None = None, text_column: str | None = None,
@@ -35,11 +35,11 @@ def load(path: str, target: str, features: Sequence[str] | str | None = None, te
     if (features is None) == (text_column is None):
         raise DataError(f"dataset {name!r}: set exactly one of dataset.loader.features (a list of numeric columns, or 'all') "
                         f"and dataset.loader.text_column; got features={features!r}, text_column={text_column!r}")
-    df = io.read_table(path, name=name, sheet=sheet)
-    io.check_columns(df, path, {"target": target}, name=name)
+    df = checks.read_table(path, name=name, sheet=sheet)
+    checks.check_columns(df, path, {"target": target}, name=name)
     if text_column is not None:
         return text_table(name, path, df, text_column, target, log_target=log_target, dropna=dropna,
-                          preprocessing=f"{path.name}-{io.file_digest(path)}")
+                          preprocessing=f"{path.name}-{checks.file_digest(path)}")
     if isinstance(features, str):
         if features != "all":
             features = [features]
@@ -50,15 +50,15 @@ def load(path: str, target: str, features: Sequence[str] | str | None = None, te
     features = [str(c) for c in features]
     if target in features:
         raise DataError(f"dataset {name!r}: the target column {target!r} is also listed in features")
-    io.check_columns(df, path, {f"features[{i}]": c for i, c in enumerate(features)}, name=name)
+    checks.check_columns(df, path, {f"features[{i}]": c for i, c in enumerate(features)}, name=name)
     if dropna:
         df = df.dropna(subset=[target, *features])
-    y = io.numeric(df, target, path, name=name)
+    y = checks.numeric(df, target, path, name=name)
     if log_target:
-        y = io.log_target(y, path, target, name=name)
-    x = np.stack([io.numeric(df, c, path, name=name, what="feature") for c in features], axis=1)
+        y = checks.log_target(y, path, target, name=name)
+    x = np.stack([checks.numeric(df, c, path, name=name, what="feature") for c in features], axis=1)
     items = torch.from_numpy(x.astype(np.float32))
-    tag = f"{path.name}-{io.file_digest(path)}-{len(features)}cols-log{int(log_target)}-dropna{int(dropna)}"
+    tag = f"{path.name}-{checks.file_digest(path)}-{len(features)}cols-log{int(log_target)}-dropna{int(dropna)}"
     return RegressionData(name, "table", items, y, preprocessing=tag)
 
 
@@ -69,20 +69,20 @@ def text_table(name, path, df, text_column: str, target: str, *, log_target=Fals
     Rows with an empty text are dropped when ``dropna``; else they are an error. ``n`` rows are
     then sampled with ``seed`` (all rows when None).
     """
-    io.check_columns(df, path, {"text_column": text_column, "target_column": target}, name=name)
+    checks.check_columns(df, path, {"text_column": text_column, "target_column": target}, name=name)
     if dropna:
-        df = io.drop_missing(df, [text_column, target])
+        df = checks.drop_missing(df, [text_column, target])
     else:
-        empty = io.drop_missing(df, [text_column])
+        empty = checks.drop_missing(df, [text_column])
         if len(empty) < len(df):
             i = int(np.flatnonzero(~df.index.isin(empty.index))[0])
             raise DataError(f"dataset {name!r}: {path}, column {text_column!r}, row {i}: empty text; "
                             f"fix the row or set dropna=true")
-    df = io.sample_rows(df, n, seed, name=name)
+    df = checks.sample_rows(df, n, seed, name=name)
     if len(df) == 0:
         raise DataError(f"dataset {name!r}: {path} has no row with both a {text_column!r} text and a {target!r} value")
-    y = io.numeric(df, target, path, name=name)
+    y = checks.numeric(df, target, path, name=name)
     if log_target:
-        y = io.log_target(y, path, target, name=name)
+        y = checks.log_target(y, path, target, name=name)
     tag = f"{preprocessing}-text-log{int(log_target)}-dropna{int(dropna)}" + (f"-sample{len(df)}-seed{seed}" if n else "")
-    return RegressionData(name, "text", io.text_column(df, text_column), y, preprocessing=tag)
+    return RegressionData(name, "text", checks.text_column(df, text_column), y, preprocessing=tag)

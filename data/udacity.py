@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import files as io
+from . import checks
 from .base import DataError, RegressionData
 from .media import IMAGENET_MEAN, IMAGENET_STD, ImageFile, ImageTransform, check_files
 
@@ -74,19 +74,19 @@ def load(root: str = "data/udacity", log: str = "driving_log.csv", header: bool 
     """Frames of ``log`` at ``fps``; ``timestamp_unit`` converts ``timestamp_column`` to seconds."""
     root = Path(root).expanduser()
     table = root / log
-    io.require(NAME, root, {f"{log} (steering log: image column {image_column!r}, angle column {target_column!r})": table,
+    checks.require(NAME, root, {f"{log} (steering log: image column {image_column!r}, angle column {target_column!r})": table,
                             "the frames it lists (e.g. IMG/center_*.jpg)": root})
-    df = io.read_table(table, name=NAME, names=None if header else list(columns or SIMULATOR_COLUMNS))
-    io.check_columns(df, table, {"image_column": image_column, "target_column": target_column}, name=NAME)
+    df = checks.read_table(table, name=NAME, names=None if header else list(columns or SIMULATOR_COLUMNS))
+    checks.check_columns(df, table, {"image_column": image_column, "target_column": target_column}, name=NAME)
     if frame_id:
-        io.check_columns(df, table, {"frame_id_column": frame_id_column}, name=NAME)
+        checks.check_columns(df, table, {"frame_id_column": frame_id_column}, name=NAME)
         df = df[df[frame_id_column].astype(str) == frame_id]
         if len(df) == 0:
             raise DataError(f"dataset {NAME!r}: {table} has no row with {frame_id_column} == {frame_id!r}")
-    y = io.numeric(df, target_column, table, name=NAME)
+    y = checks.numeric(df, target_column, table, name=NAME)
     if timestamp_column:
-        io.check_columns(df, table, {"timestamp_column": timestamp_column}, name=NAME)
-        times = io.numeric(df, timestamp_column, table, name=NAME, what="timestamp") * float(timestamp_unit)
+        checks.check_columns(df, table, {"timestamp_column": timestamp_column}, name=NAME)
+        times = checks.numeric(df, timestamp_column, table, name=NAME, what="timestamp") * float(timestamp_unit)
     else:
         times = []
         for i, raw in enumerate(df[image_column].astype(str)):

@@ -157,7 +157,7 @@ def torchvision_state_dict(arch: str, weights, source: str, *, extractor: str) -
 
 
 # ---------------------------------------------------------------------------------------------
-# What the paper's experiments need (scripts/fetch_weights.py)
+# Fetching hub weights ahead of time (scripts/fetch_weights.py lists them from the extractor configs)
 
 
 @dataclass(frozen=True)
@@ -172,29 +172,46 @@ class Weight:
         return hf_target(cache, self.name) if self.kind == "hf" else torchvision_target(cache, self.model)
 
 
-PAPER_WEIGHTS = (
-    Weight("resnet18", "torchvision", "IMAGENET1K_V1", "resnet18"),
-    Weight("resnet34", "torchvision", "IMAGENET1K_V1", "resnet34"),
-    Weight("efficientnet_b0", "torchvision", "IMAGENET1K_V1", "efficientnet_b0"),
-    Weight("distilbert", "hf", "distilbert-base-uncased", "DistilBertModel", "DistilBertTokenizer"),
-    Weight("bert_base", "hf", "bert-base-uncased", "BertModel", "BertTokenizer"),
-    Weight("hubert_base", "hf", "facebook/hubert-base-ls960", "HubertModel", "Wav2Vec2FeatureExtractor"),
-    Weight("whisper_tiny", "hf", "openai/whisper-tiny", "WhisperModel", "WhisperFeatureExtractor"),
-)
+#: builders (an extractor config's ``builder._target_``) that load a Hugging Face model → the transformers
+#: classes fetched for it: the model, and its tokenizer or feature extractor
+HF_BUILDERS = {
+    "extractors.text.distilbert": ("DistilBertModel", "DistilBertTokenizer"),
+    "extractors.text.bert_base": ("BertModel", "BertTokenizer"),
+    "extractors.audio.hubert_base": ("HubertModel", "Wav2Vec2FeatureExtractor"),
+    "extractors.audio.whisper_tiny": ("WhisperModel", "WhisperFeatureExtractor"),
+}
+#: builders that load torchvision weights are named after the architecture: ``extractors.vision.<arch>``
+TORCHVISION_BUILDERS = "extractors.vision."
 
 
-def fetch(cache: Path, *, dry_run: bool = False, only=None, force: bool = False, log=print) -> list[tuple[Weight, Path]]:
-    """Download every weight in :data:`PAPER_WEIGHTS` (or those whose extractor is in ``only``) into ``cache``.
+def hub_weight(extractor: str, builder: str, source) -> Weight | None:
+    """The hub weight that extractor ``extractor`` loads from ``source`` with ``builder`` (a config's
+    ``builder.source`` and ``builder._target_``); None where it needs none: no source, ``random``,
+    ``package`` (weights that ship in a pip package) or a local folder or file."""
+    if source is None or str(source) in ("random", "package") or is_local(str(source)):
+        return None
+    if builder in HF_BUILDERS:
+        return Weight(extractor, "hf", str(source), *HF_BUILDERS[builder])
+    if builder.startswith(TORCHVISION_BUILDERS):
+        return Weight(extractor, "torchvision", str(source), builder.removeprefix(TORCHVISION_BUILDERS))
+    raise ValueError(f"extractor {extractor!r}: no way to fetch hub weights {source!r} for builder {builder!r}; "
+                     f"known: {', '.join(HF_BUILDERS)}, {TORCHVISION_BUILDERS}<arch>")
+
+
+def fetch(cache: Path, weights, *, dry_run: bool = False, only=None, force: bool = False,
+          log=print) -> list[tuple[Weight, Path]]:
+    """Download every :class:`Weight` in ``weights`` (or those whose extractor is in ``only``) into ``cache``.
 
     HF models and their tokenizer / feature extractor go to ``<cache>/hf/<model id>``
     (``save_pretrained``, safetensors); torchvision state dicts to ``<cache>/torchvision/<arch>.pth``.
     Returns the (weight, target) pairs; with ``dry_run`` nothing is downloaded or written.
     """
     cache = Path(cache).expanduser()
-    chosen = [w for w in PAPER_WEIGHTS if not only or w.extractor in only]
-    unknown = set(only or ()) - {w.extractor for w in PAPER_WEIGHTS}
+    weights = list(weights)
+    chosen = [w for w in weights if not only or w.extractor in only]
+    unknown = set(only or ()) - {w.extractor for w in weights}
     if unknown:
-        raise ValueError(f"unknown extractor(s) {sorted(unknown)}; known: {', '.join(w.extractor for w in PAPER_WEIGHTS)}")
+        raise ValueError(f"unknown extractor(s) {sorted(unknown)}; known: {', '.join(w.extractor for w in weights)}")
     out = []
     for w in chosen:
         target = w.target(cache)

@@ -301,7 +301,6 @@ def main():
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
-    sys.path.insert(0, str(ROOT))
     args.load = os.getloadavg()
     t0 = time.perf_counter()
     if args.quick:

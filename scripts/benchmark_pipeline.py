@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from experiments.results import read_results
 
-from experiments.results import read_results  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(args: list[str], env=None) -> float:

@@ -9,26 +9,42 @@ Run on a machine with internet (a login node); compute nodes then read the folde
 
 Layout: ``<cache>/hf/<model id>/`` (save_pretrained: config, safetensors weights, tokenizer or
 feature extractor) and ``<cache>/torchvision/<arch>.pth`` (state dicts). See extractors/weights.py.
+
+What is fetched comes from ``configs/extractor/*.yaml``: each config's default ``builder.source``,
+loaded by its ``builder._target_`` (configs whose source is ``random``, ``package`` or a local
+path need nothing).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from omegaconf import OmegaConf
 
-from extractors.weights import PAPER_WEIGHTS, fetch  # noqa: E402
+from experiments.compose import CONFIGS
+from extractors.weights import Weight, fetch, hub_weight
+
+
+def paper_weights(config_dir: Path = CONFIGS / "extractor") -> list[Weight]:
+    """The hub weights the extractor configs in ``config_dir`` load by default, in file-name order."""
+    weights = []
+    for path in sorted(Path(config_dir).glob("*.yaml")):
+        cfg = OmegaConf.load(path)
+        w = hub_weight(cfg.name, cfg.builder._target_, cfg.builder.get("source"))
+        if w is not None:
+            weights.append(w)
+    return weights
 
 
 def main(argv=None) -> int:
+    weights = paper_weights()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache-dir", required=True, type=Path, help="folder to fill (created if needed)")
     p.add_argument("--dry-run", action="store_true", help="list what would be fetched and where; download nothing")
-    p.add_argument("--only", nargs="+", metavar="EXTRACTOR", help=f"a subset of: {' '.join(w.extractor for w in PAPER_WEIGHTS)}")
+    p.add_argument("--only", nargs="+", metavar="EXTRACTOR", help=f"a subset of: {' '.join(w.extractor for w in weights)}")
     p.add_argument("--force", action="store_true", help="fetch again even if present")
     a = p.parse_args(argv)
-    fetch(a.cache_dir, dry_run=a.dry_run, only=a.only, force=a.force)
+    fetch(a.cache_dir, weights, dry_run=a.dry_run, only=a.only, force=a.force)
     if not a.dry_run:
         print(f"\ndone. On the compute nodes:\n  export SOFTSTEP_WEIGHTS={a.cache_dir.resolve()} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1")
     return 0

@@ -11,11 +11,9 @@ results/figures/figure3_synthetic[_linear_embedding].{png,pdf}.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from experiments import figure3  # noqa: E402
 from experiments.report.figures import plot_figure3, save_surfaces, write_figure3_table  # noqa: E402

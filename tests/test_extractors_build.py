@@ -1,7 +1,8 @@
 """Extractors: architecture, output width, pooling, finetune; weights from a local folder / file / cache
-with networking off; the error when a weight is missing; fetch_weights' plan."""
+with networking off; the error when a weight is missing; fetch_weights' plan, derived from the configs."""
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,18 @@ from extractors import weights as W
 from extractors.base import Extractor
 
 REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "extractor"
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fetch_weights = _script("fetch_weights")
+PAPER_WEIGHTS = fetch_weights.paper_weights()  # what scripts/fetch_weights.py fetches, from configs/extractor/
 # name → (modality, sample input maker, out_dim of the tiny/random model, pooling)
 SPECS = {
     "resnet18": ("image", lambda: torch.randn(2, 3, 40, 40), 512, "avgpool"),
@@ -137,7 +150,7 @@ def test_hf_weights_from_local_folder_offline(name, tmp_path, offline):
 @pytest.mark.parametrize("name,model_id", [("distilbert", "distilbert-base-uncased"), ("whisper_tiny", "openai/whisper-tiny")])
 def test_hf_weights_from_fetch_cache_offline(name, model_id, tmp_path, offline):
     """The default hub source resolves to <SOFTSTEP_WEIGHTS>/hf/<id>, where fetch_weights puts it."""
-    target = dict((w.extractor, w.target(tmp_path / "cache")) for w in W.PAPER_WEIGHTS)[name]
+    target = dict((w.extractor, w.target(tmp_path / "cache")) for w in PAPER_WEIGHTS)[name]
     assert target == tmp_path / "cache" / "hf" / model_id
     ref = _save_hf(name, target).eval()
     offline.setenv(W.ENV_CACHE, str(tmp_path / "cache"))
@@ -169,7 +182,7 @@ def test_torchvision_weights_from_file_folder_and_cache_offline(tmp_path, offlin
         save_file({k: v.contiguous() for k, v in full.items()}, str(tmp_path / "r.safetensors"))
         torch.testing.assert_close(build("resnet18", source=str(tmp_path / "r.safetensors")).eval()(x), want)
         cache = tmp_path / "cache"
-        target = dict((w.extractor, w.target(cache)) for w in W.PAPER_WEIGHTS)["resnet18"]
+        target = dict((w.extractor, w.target(cache)) for w in PAPER_WEIGHTS)["resnet18"]
         target.parent.mkdir(parents=True)
         torch.save(full, target)
         offline.setenv(W.ENV_CACHE, str(cache))
@@ -223,9 +236,54 @@ def test_fetch_weights_dry_run(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "fetch_weights.py"), "--cache-dir", str(tmp_path / "c"), "--dry-run"],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr
-    for w in W.PAPER_WEIGHTS:
+    for w in PAPER_WEIGHTS:
         assert str(w.target(tmp_path / "c")) in out.stdout and w.name in out.stdout
     assert "would fetch" in out.stdout and not (tmp_path / "c").exists()
-    assert {w.extractor for w in W.PAPER_WEIGHTS} == {p.stem for p in (REPO / "configs" / "extractor").glob("*.yaml")} - {"identity", "minilm"}
     with pytest.raises(ValueError, match="unknown extractor"):
-        W.fetch(tmp_path, dry_run=True, only=["vgg"], log=lambda *_: None)
+        W.fetch(tmp_path, PAPER_WEIGHTS, dry_run=True, only=["vgg"], log=lambda *_: None)
+
+
+def test_paper_weights_are_each_extractor_configs_default_weights():
+    """Every extractor config's default hub source is in the fetch list, once, with classes that exist."""
+    import torchvision
+    import transformers
+
+    by_extractor = {w.extractor: w for w in PAPER_WEIGHTS}
+    assert len(by_extractor) == len(PAPER_WEIGHTS)
+    hub = {}
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        cfg = OmegaConf.load(path)
+        source = cfg.builder.get("source")
+        if source in (None, "random", "package"):
+            continue
+        hub[cfg.name] = cfg
+        w = by_extractor[cfg.name]
+        assert w.name == source
+        if cfg.builder._target_.startswith("extractors.vision."):
+            assert w.kind == "torchvision" and w.target(Path("c")) == Path("c/torchvision") / f"{cfg.name}.pth"
+            assert torchvision.models.get_model_weights(w.model)[w.name]  # a real torchvision weights name
+        else:
+            assert w.kind == "hf" and w.target(Path("c")) == Path("c/hf") / source
+            assert getattr(transformers, w.model) and getattr(transformers, w.processor)
+    assert set(hub) == set(by_extractor) == {p.stem for p in CONFIGS.glob("*.yaml")} - {"identity", "minilm"}
+
+
+def test_paper_weights_follow_the_configs(tmp_path):
+    """A changed source, a new config, or a random / local source changes the list; an unfetchable builder is refused."""
+    for name in ("resnet34", "bert_base", "identity", "minilm"):
+        (tmp_path / f"{name}.yaml").write_text((CONFIGS / f"{name}.yaml").read_text())
+    cfg = OmegaConf.load(CONFIGS / "resnet34.yaml")
+    cfg.name, cfg.builder.source = "resnet34_v2", "IMAGENET1K_V1"
+    OmegaConf.save(cfg, tmp_path / "resnet34_v2.yaml")
+    cfg = OmegaConf.load(CONFIGS / "bert_base.yaml")
+    cfg.builder.source = "bert-large-uncased"
+    OmegaConf.save(cfg, tmp_path / "bert_base.yaml")
+    got = {w.extractor: (w.kind, w.name, w.model) for w in fetch_weights.paper_weights(tmp_path)}
+    assert got == {"bert_base": ("hf", "bert-large-uncased", "BertModel"), "resnet34": ("torchvision", "IMAGENET1K_V1", "resnet34"),
+                   "resnet34_v2": ("torchvision", "IMAGENET1K_V1", "resnet34")}
+    for source in ("random", str(tmp_path / "weights.pth")):
+        cfg.builder.source = source
+        OmegaConf.save(cfg, tmp_path / "bert_base.yaml")
+        assert "bert_base" not in {w.extractor for w in fetch_weights.paper_weights(tmp_path)}
+    with pytest.raises(ValueError, match="no way to fetch hub weights 'some/model'"):
+        W.hub_weight("mine", "mypackage.encoder", "some/model")

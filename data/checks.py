@@ -1,4 +1,4 @@
-"""Shared checks for loaders: missing folders, label tables, columns and numeric targets.
+"""Shared checks and readers for loaders: missing folders, label tables, columns, numeric targets, file lists.
 
 Every failure is a :class:`~data.base.DataError` whose message names the data root or file, the
 column or field, and where to read about the expected layout.
