@@ -6,7 +6,7 @@
 
 done: the result file exists. running/pending: in squeue (when SLURM answers). failed: the task's latest
 log ends in a non-zero exit or holds a traceback (or ended without an exit line: killed), and there is
-no result; each failure's log path is printed. missing: never submitted, or lost. Logic: experiments/sweep.py.
+no result; each failure's log path is printed. missing: never submitted, or lost. Logic: experiments/sweep/.
 """
 from __future__ import annotations
 

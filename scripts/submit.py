@@ -8,7 +8,7 @@
 One line per (dataset, head, hyperparameters, split). Jobs whose result file exists, and jobs queued or
 running now, are left out, so submitting again submits only what is missing. Resources come from the
 launcher config (configs/hydra/launcher/submitit_h100.yaml + the slurm: block of configs/local/default.yaml);
-the flags below override them. Logs: <log-dir>/<array job>_<task>.out. Logic: experiments/sweep.py.
+the flags below override them. Logs: <log-dir>/<array job>_<task>.out. Logic: experiments/sweep/.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""experiments/sweep.py without a cluster: grid expansion, dedupe, skip-if-done, chunking, sbatch flags, log verdicts."""
+"""experiments/sweep/ without a cluster: grid expansion, dedupe, skip-if-done, chunking, sbatch flags, log verdicts."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ import pytest
 
 from experiments import sweep
 from experiments.results import RunKey
+from experiments.sweep.cluster import _task_ids
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["dataset=synthetic", "dataset.loader.n=200", "trainer.max_epochs=3", "trainer.device=cpu", "progress=false"]
@@ -115,9 +116,9 @@ def test_log_verdict(text, verdict):
 
 
 def test_squeue_task_ranges():
-    assert sweep._task_ids("3") == [3]
-    assert sweep._task_ids("[0-3%2]") == [0, 1, 2, 3]
-    assert sweep._task_ids("1,4-5") == [1, 4, 5]
+    assert _task_ids("3") == [3]
+    assert _task_ids("[0-3%2]") == [0, 1, 2, 3]
+    assert _task_ids("1,4-5") == [1, 4, 5]
 
 
 def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
@@ -136,7 +137,8 @@ def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
         assert STOP.is_set()
         with pytest.raises(SystemExit) as e:
             preemption.exit_for_requeue(RuntimeError("stopped"))
-        assert e.value.code == preemption.REQUEUE_EXIT == sweep.REQUEUE_EXIT
+        assert e.value.code == preemption.REQUEUE_EXIT  # the one exit code: task logs read it back as a requeue
+        assert sweep.log_verdict(f"[softstep] exit status {preemption.REQUEUE_EXIT}\n") == "requeued"
         calls = []
         preemption._previous[signal.SIGUSR2] = lambda signum, frame: calls.append(signum)  # submitit's handler
         os.kill(os.getpid(), signal.SIGUSR2)
