@@ -73,7 +73,7 @@ def sbatch_command(settings: dict, *, experiment: str, manifest: Path, setup: Pa
 
 @dataclass
 class Plan:
-    """What a submit would do (or did): the jobs left to run and the sbatch commands."""
+    """What a launch would do (or did): the jobs left to run and the sbatch commands."""
 
     experiment: str
     jobs: list[Job]
@@ -85,6 +85,12 @@ class Plan:
     arrays: list[tuple[int, int]] = field(default_factory=list)       # (offset, count) per sbatch command
     commands: list[list[str]] = field(default_factory=list)
     submitted: list[Submission] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)                # the command line's, for messages
+    exits: dict[str, int] = field(default_factory=dict)               # manifest line → exit status (local runs)
+
+    def failed(self) -> list[str]:
+        """The lines that ran here and exited non-zero."""
+        return [line for line, code in self.exits.items() if code != 0]
 
 
 def plan(experiment: str, overrides: list[str] = (), *, log_dir: Path | None = None, launcher: str = DEFAULT_LAUNCHER,
@@ -92,7 +98,8 @@ def plan(experiment: str, overrides: list[str] = (), *, log_dir: Path | None = N
          python: str = sys.executable) -> Plan:
     """Expand, leave out done and active jobs, and build the sbatch commands (nothing is written).
 
-    ``launcher`` names the Hydra launcher config the resources come from (``configs/hydra/launcher/``)."""
+    ``launcher`` names the Hydra launcher config the resources come from (``configs/hydra/launcher/``);
+    how the plan is then run is :data:`experiments.sweep.launchers.LAUNCHERS`'s choice."""
     log_dir = Path(log_dir or default_log_dir(experiment)).resolve()
     all_jobs = expand(experiment, list(overrides))
     todo = [j for j in all_jobs if not j.done()]
@@ -103,7 +110,7 @@ def plan(experiment: str, overrides: list[str] = (), *, log_dir: Path | None = N
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     manifest, setup = log_dir / f"manifest-{stamp}.txt", log_dir / f"setup-{stamp}.sh"
     p = Plan(experiment, left, len(all_jobs) - len(todo), len(todo) - len(left), manifest, setup,
-             list(settings["setup"] or []))
+             list(settings["setup"] or []), overrides=list(overrides))
     size = max_array or max_array_size()
     par = parallel or settings.get("array_parallelism") or 64
     for offset, count in chunks(len(left), size):
@@ -118,7 +125,7 @@ def submit(p: Plan) -> Plan:
     if not p.jobs:
         return p
     if not slurm_available():
-        raise SweepError("sbatch/squeue not found: submit from a SLURM login node, or use --dry-run")
+        raise SweepError("sbatch/squeue not found: submit from a SLURM login node, or use --launcher dry-run or local")
     log_dir = p.manifest.parent
     log_dir.mkdir(parents=True, exist_ok=True)
     if not (log_dir.parent / ".gitignore").exists() and log_dir.parent == REPO / "logs":
