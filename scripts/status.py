@@ -6,18 +6,15 @@
 
 done: the result file exists. running/pending: in squeue (when SLURM answers). failed: the task's latest
 log ends in a non-zero exit or holds a traceback (or ended without an exit line: killed), and there is
-no result; each failure's log path is printed. missing: never submitted, or lost. Logic: experiments/sweep.py.
+no result; each failure's log path is printed. missing: never submitted, or lost. Logic: experiments/sweep/.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from experiments import sweep  # noqa: E402
-from scripts.submit import exit_status, parse, plan_and_submit  # noqa: E402
+from experiments import sweep
+from experiments.sweep.cli import exit_status, parse, plan_and_launch
 
 
 def main(argv=None) -> int:
@@ -29,7 +26,8 @@ def main(argv=None) -> int:
         print(sweep.format_status(sweep.status(args.experiment, overrides, log_dir=args.log_dir)))
         if args.resubmit:
             print()
-            plan_and_submit(args, overrides)
+            return plan_and_launch(args, overrides)
+        return None
 
     return exit_status(report_and_resubmit)
 

@@ -1,6 +1,9 @@
-"""experiments/sweep.py without a cluster: grid expansion, dedupe, skip-if-done, chunking, sbatch flags, log verdicts."""
+"""experiments/sweep/ without a cluster: grid expansion, dedupe, skip-if-done, chunking, sbatch flags, log verdicts,
+and the dry-run and local launchers."""
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import shlex
 import subprocess
@@ -11,6 +14,8 @@ import pytest
 
 from experiments import sweep
 from experiments.results import RunKey
+from experiments.sweep import cli
+from experiments.sweep.cluster import _task_ids
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["dataset=synthetic", "dataset.loader.n=200", "trainer.max_epochs=3", "trainer.device=cpu", "progress=false"]
@@ -115,9 +120,9 @@ def test_log_verdict(text, verdict):
 
 
 def test_squeue_task_ranges():
-    assert sweep._task_ids("3") == [3]
-    assert sweep._task_ids("[0-3%2]") == [0, 1, 2, 3]
-    assert sweep._task_ids("1,4-5") == [1, 4, 5]
+    assert _task_ids("3") == [3]
+    assert _task_ids("[0-3%2]") == [0, 1, 2, 3]
+    assert _task_ids("1,4-5") == [1, 4, 5]
 
 
 def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
@@ -136,7 +141,8 @@ def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
         assert STOP.is_set()
         with pytest.raises(SystemExit) as e:
             preemption.exit_for_requeue(RuntimeError("stopped"))
-        assert e.value.code == preemption.REQUEUE_EXIT == sweep.REQUEUE_EXIT
+        assert e.value.code == preemption.REQUEUE_EXIT  # the one exit code: task logs read it back as a requeue
+        assert sweep.log_verdict(f"[softstep] exit status {preemption.REQUEUE_EXIT}\n") == "requeued"
         calls = []
         preemption._previous[signal.SIGUSR2] = lambda signum, frame: calls.append(signum)  # submitit's handler
         os.kill(os.getpid(), signal.SIGUSR2)
@@ -147,3 +153,75 @@ def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
         STOP.clear()
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def test_launcher_registry_and_the_old_launcher_option():
+    assert set(sweep.LAUNCHERS) == {"slurm", "dry-run", "local"}
+
+    def parse(*argv):
+        return cli.parse(argparse.ArgumentParser(), ["table1", *argv])[0]
+
+    args = parse()
+    assert (args.launcher, args.launcher_config) == ("slurm", sweep.DEFAULT_LAUNCHER)
+    args = parse("--dry-run", "--launcher-config", "submitit_local_test")
+    assert (args.launcher, args.launcher_config) == ("dry-run", "submitit_local_test")
+    args = parse("--launcher", "local")
+    assert (args.launcher, args.launcher_config) == ("local", sweep.DEFAULT_LAUNCHER)
+    # before the registry, --launcher named the launcher config; such a name still does
+    args = parse("--launcher", "submitit_local_test")
+    assert (args.launcher, args.launcher_config) == ("slurm", "submitit_local_test")
+    args = parse("--launcher", "submitit_local_test", "--dry-run")
+    assert (args.launcher, args.launcher_config) == ("dry-run", "submitit_local_test")
+    for bad in (["--launcher", "local", "--dry-run"], ["--launcher", "x", "--launcher-config", "y"]):
+        with pytest.raises(SystemExit):
+            parse(*bad)
+
+
+def test_dry_run_launcher_prints_the_plan_and_writes_nothing(tmp_path):
+    p = sweep.plan("table1", ["head=linear", "splits=0,1", *TINY, f"paths.results_root={tmp_path}/r"],
+                   log_dir=tmp_path / "logs", launcher="submitit_local_test", max_array=1)
+    out = io.StringIO()
+    assert sweep.LAUNCHERS["dry-run"](p, out) is p
+    text = out.getvalue().splitlines()
+    assert [line for line in text if line.startswith("experiment=")] == [j.line for j in p.jobs]
+    assert [line for line in text if line.startswith("sbatch ")] == [shlex.join(c) for c in p.commands]
+    assert len(p.commands) == 2 and "--partition=debug" in p.commands[0] and not p.submitted
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "r").exists()
+
+
+def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path):
+    # n=3 is too small to split: that line exits 2 at run time
+    args = [sys.executable, "scripts/submit.py", "table1", "head=linear", "splits=0", *TINY, "dataset.loader.n=200,3",
+            f"paths.results_root={tmp_path}/r", f"hydra.run.dir={tmp_path}/h", "--log-dir", str(tmp_path / "logs"),
+            "--launcher", "local"]
+    out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1, out.stdout + out.stderr  # one line failed; the other still ran
+    assert "2 job(s) to run here" in out.stdout and "local: 1 ok, 1 failed" in out.stdout
+    assert out.stdout.count("[softstep] exit status 0") == 1 and "[softstep] exit status 2" in out.stdout
+    assert "at least 5 items" in out.stderr and "dataset.loader.n=3" in out.stdout.split("local:")[1]
+    (ok,) = [j for j in sweep.expand("table1", args[3:-4]) if j.done()]
+    assert "dataset.loader.n=200" in ok.line and not (tmp_path / "logs").exists()
+    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1 and "1 job(s) to run here; 1 already done" in again.stdout
+
+
+def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, monkeypatch):
+    from experiments.preemption import REQUEUE_EXIT
+
+    p = sweep.plan("table1", ["head=linear,nca", "splits=0", *TINY, f"paths.results_root={tmp_path}"],
+                   log_dir=tmp_path / "logs", launcher="submitit_local_test")
+    codes = iter([REQUEUE_EXIT, 0])
+    ran = []
+
+    def fake_run(cmd, cwd):
+        ran.append((cmd, cwd))
+        return subprocess.CompletedProcess(cmd, next(codes))
+
+    monkeypatch.setattr("experiments.sweep.launchers.subprocess.run", fake_run)
+    out = io.StringIO()
+    sweep.LAUNCHERS["local"](p, out)
+    assert [cmd[1:] for cmd, _ in ran] == [["run.py", *shlex.split(j.line)] for j in p.jobs]
+    assert all(cwd == sweep.REPO for _, cwd in ran)
+    assert p.exits == {p.jobs[0].line: REQUEUE_EXIT, p.jobs[1].line: 0} and p.failed() == [p.jobs[0].line]
+    text = out.getvalue()
+    assert "local: 1 ok, 1 failed" in text and f"exit status {REQUEUE_EXIT}: {p.jobs[0].line}" in text

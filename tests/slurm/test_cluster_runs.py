@@ -39,7 +39,7 @@ def test_hydra_submitit_launcher_runs_a_multirun(tmp_path):
 
 def test_manifest_arrays_chunked_then_resubmit_submits_nothing(tmp_path):
     root, logs, common = dirs(tmp_path)
-    args = ["table1", "head=linear,nca", "splits=0,1", *TINY, *common, "--launcher", "submitit_local_test",
+    args = ["table1", "head=linear,nca", "splits=0,1", *TINY, *common, "--launcher-config", "submitit_local_test",
             "--max-array-size", "3"]
     text, arrays = submit(*args)
     assert "4 job(s) to submit" in text and len(arrays) == 2, text  # 4 lines in arrays of at most 3: 3 + 1
@@ -65,7 +65,7 @@ def checkpoint_of(root: Path) -> Path | None:
 
 def test_preemption_signal_checkpoints_requeues_and_resumes(tmp_path):
     root, logs, common = dirs(tmp_path)
-    args = ["table1", *SLOW, *common, "--launcher", "submitit_local_test"]
+    args = ["table1", *SLOW, *common, "--launcher-config", "submitit_local_test"]
     _, (array,) = submit(*args)
     wait_until(lambda: checkpoint_of(root), 120, "the first epoch's checkpoint")
     # what SLURM does before preemption or the time limit (--signal=B:USR1@120), sent now
@@ -90,7 +90,7 @@ def test_preemption_signal_checkpoints_requeues_and_resumes(tmp_path):
 
 def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
     root, logs, common = dirs(tmp_path)
-    args = ["table1", *SLOW, *common, "--launcher", "submitit_local_test"]
+    args = ["table1", *SLOW, *common, "--launcher-config", "submitit_local_test"]
     _, (array,) = submit(*args)
     ck = wait_until(lambda: checkpoint_of(root), 120, "the first epoch's checkpoint")
     wait_until(lambda: torch.load(ck, weights_only=False)["epoch"] >= 2, 120, "epoch 2's checkpoint", every=0.5)
@@ -100,7 +100,7 @@ def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
     assert not read_results(root) and state["epoch"] >= 2
     st = status("table1", *SLOW, *common)
     assert str(logs / f"{array}_0.out") in st and re.search(r"^all\s+0\s+0\s+0\s+1\s+0\s+1", st, re.M), st
-    out = run([PY, "scripts/status.py", "table1", *SLOW, *common, "--launcher", "submitit_local_test", "--resubmit"])
+    out = run([PY, "scripts/status.py", "table1", *SLOW, *common, "--launcher-config", "submitit_local_test", "--resubmit"])
     assert out.returncode == 0 and "1 job(s) to submit" in out.stdout, out.stdout + out.stderr
     (again,) = re.findall(r"submitted array (\d+)", out.stdout)
     wait_gone([again])
@@ -125,9 +125,9 @@ def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
     assert "CUDA_VISIBLE_DEVICES=0 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1" in log.read_text()
     # the manifest path takes the same launcher config; here with the other GPU flag style
     root2, logs, common = dirs(tmp_path / "b")
-    _, (array,) = submit("table1", "head=linear", "splits=0", *TINY, *common, "--launcher", "submitit_h100", "--partition",
-                         "debug", "--cpus-per-task", "1", "--mem-gb", "1", "--time-min", "5", "--gres", "none",
-                         "--gpus-per-node", "1")
+    _, (array,) = submit("table1", "head=linear", "splits=0", *TINY, *common, "--launcher-config", "submitit_h100",
+                         "--partition", "debug", "--cpus-per-task", "1", "--mem-gb", "1", "--time-min", "5", "--gres",
+                         "none", "--gpus-per-node", "1")
     wait_gone([array])
     text = (logs / f"{array}_0.out").read_text()
     assert "CUDA_VISIBLE_DEVICES=0 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1" in text and "exit status 0" in text, text
@@ -137,7 +137,7 @@ def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
 def test_failed_job_traceback_is_in_its_log_and_status_reports_it(tmp_path):
     root, logs, common = dirs(tmp_path)
     args = ["table1", "head=linear,nca", "splits=0", *TINY, "trainer.device=bogus", *common]  # device fails at run time
-    _, (array,) = submit(*args, "--launcher", "submitit_local_test")
+    _, (array,) = submit(*args, "--launcher-config", "submitit_local_test")
     wait_gone([array])
     for task in (0, 1):
         text = (logs / f"{array}_{task}.out").read_text()

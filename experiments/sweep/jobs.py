@@ -1,0 +1,164 @@
+"""An experiment → its jobs: the sweep grid, one :class:`Job` per result identity and split, and the
+resources of a Hydra launcher config.
+
+The grid comes from the experiment's ``hydra.sweeper.params`` (the same grid ``python run.py -m
+experiment=...`` sweeps), crossed with sweeps given on the command line (``head=nca,linear``; the command
+line wins for a key it names). Each line is composed to its result identity (dataset, extractor, head,
+``run_id``, split), and lines with the same identity collapse to one (e.g. the linear head ignores
+``head.similarity``).
+
+**Same resources as the Hydra path.** sbatch flags are read from a Hydra launcher config
+(``configs/hydra/launcher/submitit_h100.yaml`` by default), so per-cluster values live in one place.
+"""
+from __future__ import annotations
+
+import ast
+import itertools
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from experiments.compose import compose, hydra_context
+from experiments.results import RunKey
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_LAUNCHER = "submitit_h100"
+
+
+class SweepError(ValueError):
+    """A bad experiment, override or cluster answer; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One manifest line and the result it will write."""
+
+    line: str            # run.py arguments, shell-quoted
+    dataset: str
+    extractor: str
+    head: str
+    run_id: str
+    split: int
+    results_root: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.dataset, self.extractor, self.head, self.run_id, self.split)
+
+    @property
+    def run_key(self) -> RunKey:
+        return RunKey(self.results_root, self.dataset, self.extractor, self.head, self.run_id)
+
+    def result_path(self) -> Path:
+        return self.run_key.split_path(self.split)
+
+    def done(self) -> bool:
+        return self.split in self.run_key.finished()
+
+
+def _parse(overrides: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except Exception as e:  # noqa: BLE001 - hydra's parser errors are several types; say which override
+        raise SweepError(f"cannot parse overrides {overrides}: {e}") from None
+
+
+def _item(o, value: str) -> str:
+    return o.input_line if o.is_delete() else f"{o.get_key_element()}={value}"
+
+
+def grid(experiment: str, overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """(fixed overrides, {key: [``key=value`` per swept value]}) for an experiment plus command-line overrides.
+
+    The experiment's ``hydra.sweeper.params`` come first; a command-line override of the same key
+    replaces that key's sweep, as in ``python run.py -m``.
+    """
+    plain = [o for o in _parse(overrides) if not o.is_sweep_override()]
+    try:
+        base = compose([f"experiment={experiment}", *[o.input_line for o in plain]], hydra=True)
+    except Exception as e:  # noqa: BLE001 - composition errors: missing group option, bad key
+        raise SweepError(f"experiment {experiment!r} with {overrides}: {e}") from None
+    params = OmegaConf.to_container(base.hydra.sweeper.params, resolve=False) or {}
+    merged: dict[str, list[str]] = {}
+    for o in _parse([f"{k}={v}" for k, v in params.items()] + list(overrides)):
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        merged[key] = [_item(o, v) for v in values]
+    fixed = [f"experiment={experiment}"]
+    swept = {}
+    for key, items in merged.items():
+        if len(items) == 1:
+            fixed.append(items[0])
+        else:
+            swept[key] = items
+    return fixed, swept
+
+
+def _splits_of(items: list[str]) -> list[int]:
+    out: list[int] = []
+    for item in items:
+        value = ast.literal_eval(item.split("=", 1)[1])
+        out.extend(value if isinstance(value, (list, tuple)) else [value])
+    return out
+
+
+def _root(path: str) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else REPO / p)  # jobs run in the repository root (sbatch --chdir)
+
+
+def expand(experiment: str, overrides: list[str] = ()) -> list[Job]:
+    """Every job of an experiment: one per distinct (dataset, extractor, head, run_id, split), in grid order."""
+    fixed, swept = grid(experiment, list(overrides))
+    split_items = swept.pop("splits", None)
+    if split_items is None:
+        split_items = [i for i in fixed if i.startswith("splits=")]
+        fixed = [i for i in fixed if not i.startswith("splits=")]
+    try:
+        explicit = _splits_of(split_items) if split_items else None
+    except (ValueError, SyntaxError) as e:
+        raise SweepError(f"splits {split_items}: {e}") from None
+    if explicit is not None and not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in explicit):
+        raise SweepError(f"bad splits {split_items}: each split is an integer seed >= 0")
+    jobs: dict[tuple, Job] = {}
+    with hydra_context():
+        for combo in itertools.product(*swept.values()):
+            _add_jobs(jobs, fixed + list(combo), explicit)
+    return list(jobs.values())
+
+
+def _add_jobs(jobs: dict, items: list[str], explicit: list[int] | None) -> None:
+    """Compose one grid point and add a job per split (the first line of each result identity wins)."""
+    from experiments.pipeline import ConfigError, run_key, validate
+
+    try:
+        cfg = compose(items)
+        splits = validate(cfg) if explicit is None else explicit
+    except ConfigError as e:
+        raise SweepError(f"{' '.join(items)}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a missing dataset config etc.: name the line
+        raise SweepError(f"cannot compose {' '.join(items)}: {e}") from None
+    key = run_key(cfg)
+    root = _root(key.results_root)
+    for s in splits:
+        line = " ".join(shlex.quote(i) for i in items + [f"splits={s}"])
+        job = Job(line, key.dataset, key.extractor, key.head, key.run_id, int(s), root)
+        jobs.setdefault(job.key, job)
+
+
+def launcher_settings(experiment: str, overrides: list[str] = (), launcher: str = DEFAULT_LAUNCHER) -> dict:
+    """The resolved resource fields of a Hydra launcher config (the same values ``-m`` would submit with)."""
+    plain = [o.input_line for o in _parse(list(overrides)) if not o.is_sweep_override()]
+    try:
+        cfg = compose([f"experiment={experiment}", f"hydra/launcher={launcher}", *plain], hydra=True)
+    except Exception as e:  # noqa: BLE001
+        raise SweepError(f"launcher {launcher!r}: {e}") from None
+    node = cfg.hydra.launcher
+    keys = ("partition", "account", "qos", "constraint", "timeout_min", "cpus_per_task", "mem_gb", "gres",
+            "gpus_per_node", "signal_delay_s", "array_parallelism", "additional_parameters", "setup")
+    return {k: OmegaConf.to_container(node, resolve=True)[k] if k in ("additional_parameters", "setup") else
+            OmegaConf.select(node, k) for k in keys}
