@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -17,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixtures_data as F  # noqa: E402
 
 from data.base import DataError, RegressionData, collate  # noqa: E402
+from experiments.compose import compose  # noqa: E402
 from extractors.base import Extractor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +26,7 @@ DEFAULT_EXTRACTOR = {"rsna": "resnet18", "houses": "resnet34", "medsegbench": "e
 
 
 def make_cfg(*overrides):
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return compose(overrides)
 
 
 def fast_overrides(name):

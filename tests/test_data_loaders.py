@@ -81,13 +81,17 @@ def test_rsna_missing_image_and_validation(tmp_path):
         _load("rsna", root)
 
 
-def test_corrupt_image_names_the_file(tmp_path):
-    F.write("rsna", tmp_path)
-    data = _load("rsna", tmp_path / "rsna")
-    bad = Path(data.items[2])
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    with pytest.raises(DataError, match="cannot read image") as e:
-        data.load(data.items[2])
+@pytest.mark.parametrize("name,item,payload,message", [
+    ("rsna", 2, b"\x89PNG\r\n\x1a\n not really a png", "cannot read image"),
+    ("coughvid", 1, b"RIFF\x00\x00garbage", "cannot read audio"),
+])
+def test_corrupt_file_names_the_file(tmp_path, name, item, payload, message):
+    F.write(name, tmp_path)
+    data = _load(name, tmp_path / name)
+    bad = Path(data.items[item])
+    bad.write_bytes(payload)
+    with pytest.raises(DataError, match=message) as e:
+        data.load(data.items[item])
     assert str(bad) in str(e.value)
 
 
@@ -166,16 +170,6 @@ def test_coughvid_webm_only_recording(tmp_path):
     wav.rename(wav.with_suffix(".webm"))
     with pytest.raises(DataError, match="webm"):
         _load("coughvid", tmp_path / "coughvid")
-
-
-def test_corrupt_audio_names_the_file(tmp_path):
-    F.write("coughvid", tmp_path)
-    data = _load("coughvid", tmp_path / "coughvid")
-    bad = Path(data.items[1])
-    bad.write_bytes(b"RIFF\x00\x00garbage")
-    with pytest.raises(DataError, match="cannot read audio") as e:
-        data.load(data.items[1])
-    assert str(bad) in str(e.value)
 
 
 def test_nosemic_resampled_denoised_30s(tmp_path):
