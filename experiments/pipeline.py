@@ -28,7 +28,7 @@ from experiments.report.paper import read_paper_table1
 from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.tracking import make_tracker
-from experiments.train import FitResult, Inputs, Regressor, fit
+from experiments.train import ARCHS, FitResult, Inputs, Regressor, fit
 from softstep import SIMILARITIES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,10 @@ def validate(cfg: DictConfig) -> list[int]:
         bad("splits", splits, "each split seed once")
     if cfg.head.similarity is not None and cfg.head.similarity not in SIMILARITIES:
         bad("head.similarity", cfg.head.similarity, f"one of {', '.join(SIMILARITIES)}")
-    for field, value, lo in (("model.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 0),
+    if cfg.model.arch not in ARCHS:
+        bad("model.arch", cfg.model.arch, f"one of {', '.join(ARCHS)}")
+    for field, value, lo in (("model.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 1),
+                             ("trainer.eval_from_epoch", cfg.trainer.eval_from_epoch, 0),
                              ("trainer.batch_size", cfg.trainer.batch_size, 2), ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
                              ("trainer.patience", cfg.trainer.patience, 1), ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
@@ -202,7 +205,7 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
     if cfg.extractor.finetune:  # every split starts again from the same pretrained weights
         extractor = build_extractor(cfg, data)
         in_dim = extractor.out_dim
-    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout)
+    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
     tracker = make_tracker(cfg, key.run_id, split)
     t = cfg.trainer
     try:
@@ -210,7 +213,7 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
                   max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
                   weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size, max_elements=t.max_elements, device=device,
                   checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
-                  log=tracker.log, desc=f"split {split}")
+                  log=tracker.log, desc=f"split {split}", eval_from_epoch=t.eval_from_epoch)
     finally:
         tracker.finish()
     return res, model, scaler, (train_idx, val_idx, test_idx)

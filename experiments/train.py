@@ -34,24 +34,48 @@ class Preempted(Exception):
     """Training stopped on request after saving a checkpoint; rerun to resume."""
 
 
-class Regressor(nn.Module):
-    """extractor (optional: absent when features are precomputed) → MLP(hidden) → embedding → head.
+ARCHS = ("mlp", "mlp_bn_tanh", "linear", "identity")
 
-    ``hidden=0`` replaces the MLP by one linear map to the embedding (used by Figure 3 to show
-    what the heads do without a nonlinear feature learner in front of them)."""
+
+def embedding_net(arch: str, in_dim: int, hidden: int, embed_dim: int, dropout: float = 0.0) -> nn.Module:
+    """Features → embedding (``model.arch``): ``mlp`` Linear → ReLU → Dropout → Linear; ``mlp_bn_tanh``
+    [BatchNorm → Linear → Tanh] × 2, the authors' blocks (a bounded embedding); ``linear`` one Linear;
+    ``identity`` the features themselves (``embed_dim`` must equal their width)."""
+    if arch == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
+    if arch == "mlp_bn_tanh":
+        return nn.Sequential(nn.BatchNorm1d(in_dim), nn.Linear(in_dim, hidden), nn.Tanh(), nn.Dropout(dropout),
+                             nn.BatchNorm1d(hidden), nn.Linear(hidden, embed_dim), nn.Tanh())
+    if arch == "linear":
+        return nn.Linear(in_dim, embed_dim)
+    if arch == "identity":
+        if embed_dim != in_dim:
+            raise ValueError(f"model.arch=identity passes the {in_dim} features on as the embedding; "
+                             f"set model.embed_dim={in_dim} (got {embed_dim})")
+        return nn.Identity()
+    raise ValueError(f"unknown model.arch {arch!r}; allowed: {', '.join(ARCHS)}")
+
+
+class Regressor(nn.Module):
+    """extractor (optional: absent when features are precomputed) → embedding network → embedding → head."""
 
     def __init__(self, in_dim: int, hidden: int, embed_dim: int, head: nn.Module, extractor: nn.Module | None = None,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, arch: str = "mlp"):
         super().__init__()
         self.extractor = extractor
-        self.mlp = (nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
-                    if hidden > 0 else nn.Linear(in_dim, embed_dim))  # hidden=0: a linear embedding, no MLP
+        self.mlp = embedding_net(arch, in_dim, hidden, embed_dim, dropout)
         self.head = head
 
     @property
     def uses_reference(self) -> bool:
         """Whether the head predicts from a reference set (``head.needs_reference``; False for the linear head)."""
         return self.head.needs_reference
+
+    @property
+    def min_batch(self) -> int:
+        """The smallest training batch: 2 where the head needs another item or BatchNorm needs batch statistics."""
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.mlp.modules())
+        return 2 if (self.uses_reference or batch_norm) else 1
 
     def embed(self, x) -> torch.Tensor:
         return self.mlp(self.extractor(x) if self.extractor is not None else x)
@@ -125,8 +149,11 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         max_epochs: int, patience: int, batch_size: int, lr: float, extractor_lr: float = 1e-5,
         weight_decay: float = 0.0, eval_batch_size: int = 512, max_elements: int = 2**22, device="cpu",
         checkpoint: Path | None = None, progress: bool = True, log: Callable[[dict, int], None] | None = None,
-        desc: str = "") -> FitResult:
-    """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch."""
+        desc: str = "", eval_from_epoch: int = 0) -> FitResult:
+    """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch.
+
+    The first ``eval_from_epoch`` epochs are trained without validation, so patience counts from there
+    (the authors' ``start_after_epoch``); the last epoch is always validated."""
     start = time.time()
     y = torch.as_tensor(y_scaled, dtype=torch.float32)
     model.to(device)
@@ -163,8 +190,8 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
             if b < first_batch:
                 continue
             idx = perm[s : s + batch_size]
-            if model.uses_reference and len(idx) < 2:
-                continue  # a neighbour head needs another item in the batch
+            if len(idx) < model.min_batch:
+                continue  # a neighbour head needs another item in the batch, BatchNorm a batch statistic
             x = next(inputs.batches(idx, len(idx), device))
             yb = y[torch.as_tensor(idx)].to(device)
             z = model.embed(x)
@@ -177,6 +204,11 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
                 save(epoch, b + 1)
                 raise Preempted(f"stopped in epoch {epoch} after batch {b}; checkpoint {checkpoint}")
         first_batch = 0
+        if epoch < eval_from_epoch and epoch < max_epochs - 1:
+            epoch += 1
+            bar.update(1)
+            save(epoch, 0)
+            continue
         val = evaluate(model, inputs, y, train_idx, {"val": val_idx}, eval_batch_size=eval_batch_size,
                        max_elements=max_elements, device=device)["val"]
         done = stopper.step(val, epoch)

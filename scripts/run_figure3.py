@@ -4,7 +4,7 @@
 
 Two model variants, both through the pipeline (``dataset=synthetic``, split 0, tuned head settings):
 ``mlp``: the paper's model, an MLP (hidden 200) before the head; ``linear_embedding``:
-``model.hidden=0``, one linear map before the head, so the head alone must supply the nonlinearity.
+``model.arch=linear``, one linear map before the head, so the head alone must supply the nonlinearity.
 Writes results/figure3.md, results/figure3_surfaces_<variant>.npz and
 results/figures/figure3_synthetic[_linear_embedding].{png,pdf}.
 """
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from experiments import figure3  # noqa: E402
 from experiments.report.figures import plot_figure3, save_surfaces, write_figure3_table  # noqa: E402
 
-VARIANTS = {"mlp": ((), "figure3_synthetic"), "linear_embedding": (("model.hidden=0",), "figure3_synthetic_linear_embedding")}
+VARIANTS = {"mlp": ((), "figure3_synthetic"), "linear_embedding": (("model.arch=linear",), "figure3_synthetic_linear_embedding")}
 
 
 def main(argv=None) -> None:
@@ -37,7 +37,7 @@ def main(argv=None) -> None:
         plot_figure3(surfaces, out / "figures", mse=mse, mse_label="test MSE×10³", stem=stem)
         table = write_figure3_table(mse, out / f".figure3_{variant}.md").read_text().split("\n", 2)[2]
         (out / f".figure3_{variant}.md").unlink()
-        sections.append(f"## Model `{variant}`{' (model.hidden=0)' if overrides else ' (MLP, hidden 200: the paper’s model)'}\n\n"
+        sections.append(f"## Model `{variant}`{' (model.arch=linear)' if overrides else ' (MLP, hidden 200: the paper’s model)'}\n\n"
                         f"{table.split(chr(10) + chr(10))[0]}\n\n" + "\n".join(figure3.verdict(mse)) + "\n")
     text = ("# Figure 3: synthetic targets\n\n"
             "Test MSE × 10³ (labels min–max scaled on the training split; bold: lowest of the row) of split 0, "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from hydra.utils import instantiate
 
 import softstep
@@ -91,3 +92,43 @@ def test_linear_similarity_is_not_part_of_its_run_id():
     d = compose(["dataset=synthetic", "head=nca", "head.similarity=cos"])
     assert pipeline.run_id(a) == pipeline.run_id(b) and pipeline.run_id(c) != pipeline.run_id(d)
     assert pipeline.run_id(a).startswith("linear-e25-b32-") and pipeline.run_id(c).startswith("l2-e100-b32-")
+
+
+def _leaves(node, prefix=""):
+    """(dotted key, value) of every leaf of a plain YAML mapping."""
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key != "params":  # sweeper params: keys with dots, one leaf
+            yield from _leaves(value, path + ".")
+        else:
+            yield path, value
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "configs/experiment").glob("*.yaml")))
+def test_every_value_an_experiment_sets_is_the_value_used(experiment):
+    """The root config's own values come first in its defaults list, so an experiment file (and the
+    command line) override them: e.g. demo's progress=false and tune_rsna's three splits."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "configs/experiment" / f"{experiment}.yaml").read_text())
+    cfg = compose([f"experiment={experiment}"], hydra=True)
+    leaves = [(k, v) for k, v in _leaves({k: v for k, v in raw.items() if k != "defaults"})]
+    assert leaves
+    for key, value in leaves:
+        used = OmegaConf.select(cfg, key)
+        used = OmegaConf.to_container(used) if OmegaConf.is_config(used) else used
+        assert used == value, f"{experiment}.yaml sets {key}={value!r}, the run uses {used!r}"
+    assert compose([f"experiment={experiment}", "progress=true"]).progress is True  # the command line wins
+
+
+def test_protocols_set_their_settings_and_paper_experiments_use_the_authors():
+    tuned, authors = compose(["protocol=tuned", "dataset=adresso"]), compose(["protocol=authors", "dataset=adresso"])
+    assert (tuned.protocol.name, authors.protocol.name) == ("tuned", "authors")
+    assert (tuned.trainer.lr, tuned.model.arch, tuned.trainer.eval_from_epoch) == (1e-3, "mlp", 0)
+    assert (authors.trainer.lr, authors.trainer.extractor_lr, authors.model.arch, authors.trainer.eval_from_epoch) == \
+        (1e-5, 1e-5, "mlp_bn_tanh", 5)
+    assert (tuned.extractor.builder.pooling, authors.extractor.builder.pooling) == ("mean", "cls")
+    assert compose(["protocol=authors"]).extractor.builder.pooling == "mean"  # MiniLM keeps the pooling it was trained with
+    for experiment in ("table1", "tune_rsna"):
+        assert compose([f"experiment={experiment}"]).protocol.name == "authors"
+    assert compose([]).protocol.name == compose(["experiment=demo"]).protocol.name

@@ -349,12 +349,38 @@ def test_figure3_trains_through_the_pipeline_and_returns_surfaces(tmp_path):
     from experiments import figure3
 
     surfaces, mse = figure3.run(str(tmp_path), n=60, grid_size=5, heads=("linear", "nca_g"), targets=("spiral",),
-                                overrides=("trainer.max_epochs=2", "model.hidden=0"))
+                                overrides=("trainer.max_epochs=2", "model.arch=linear"))
     s = surfaces["spiral"]
     assert s["true"].shape == s["linear"].shape == s["nca_g"].shape == (5, 5)
     assert np.isfinite(s["nca_g"]).all() and set(mse["spiral"]) == {"linear", "nca_g"}
     results = read_results(tmp_path)
     assert sorted(r["head"] for r in results) == ["linear", "nca_g"]
-    assert all(r["config"]["model"]["hidden"] == 0 for r in results)
+    assert all(r["config"]["model"]["arch"] == "linear" for r in results)
     line = figure3.verdict(mse)[0]
     assert "spiral" in line and ("**agrees**" in line or "**does not agree**" in line)
+
+
+def test_authors_blocks_bound_the_embedding_and_validation_starts_late():
+    """protocol=authors: [BatchNorm → Linear → Tanh] × 2 keeps every embedding in (−1, 1); with
+    eval_from_epoch=3 the first three epochs are trained without validation (the authors'
+    start_after_epoch), and patience counts from there."""
+    torch.manual_seed(0)
+    model = Regressor(3, 16, 4, build_head("nca_g", 4), arch="mlp_bn_tanh")
+    x = 100 * torch.randn(60, 3)
+    assert model.min_batch == 2
+    z = model.eval().embed(x)
+    assert z.abs().max() < 1
+    y = np.random.default_rng(0).random(60)
+    idx = (np.arange(40), np.arange(40, 50), np.arange(50, 60))
+    res = fit(model, Inputs(features=x), y, *idx, seed=0, max_epochs=6, patience=10, batch_size=8, lr=1e-2,
+              progress=False, eval_from_epoch=3)
+    assert [h["epoch"] for h in res.history] == [3, 4, 5] and res.best_epoch >= 3
+    short = fit(Regressor(3, 16, 4, build_head("linear", 4), arch="linear"), Inputs(features=x), y, *idx, seed=0,
+                max_epochs=2, patience=10, batch_size=8, lr=1e-2, progress=False, eval_from_epoch=5)
+    assert [h["epoch"] for h in short.history] == [1]  # the last epoch is always validated
+
+
+def test_identity_embedding_needs_the_feature_width():
+    with pytest.raises(ValueError, match="model.embed_dim=3"):
+        Regressor(3, 16, 4, build_head("nca", 4), arch="identity")
+    assert isinstance(Regressor(3, 16, 3, build_head("nca", 3), arch="identity").mlp, torch.nn.Identity)
