@@ -58,6 +58,10 @@ def validate(cfg: DictConfig) -> list[int]:
         bad("head.similarity", cfg.head.similarity, f"one of {', '.join(SIMILARITIES)}")
     if cfg.model.arch not in ARCHS:
         bad("model.arch", cfg.model.arch, f"one of {', '.join(ARCHS)}")
+    if cfg.trainer.reference not in ("batch", "sample"):
+        bad("trainer.reference", cfg.trainer.reference, "batch (the paper) or sample")
+    if not isinstance(cfg.trainer.reference_fraction, (int, float)) or not 0 < cfg.trainer.reference_fraction <= 1:
+        bad("trainer.reference_fraction", cfg.trainer.reference_fraction, "a number in (0, 1]")
     for field, value, lo in (("model.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 1),
                              ("trainer.eval_from_epoch", cfg.trainer.eval_from_epoch, 0),
                              ("trainer.batch_size", cfg.trainer.batch_size, 2), ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
@@ -213,7 +217,8 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
                   max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
                   weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size, max_elements=t.max_elements, device=device,
                   checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
-                  log=tracker.log, desc=f"split {split}", eval_from_epoch=t.eval_from_epoch)
+                  log=tracker.log, desc=f"split {split}", eval_from_epoch=t.eval_from_epoch,
+                  reference=t.reference, reference_fraction=t.reference_fraction)
     finally:
         tracker.finish()
     return res, model, scaler, (train_idx, val_idx, test_idx)

@@ -149,11 +149,16 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         max_epochs: int, patience: int, batch_size: int, lr: float, extractor_lr: float = 1e-5,
         weight_decay: float = 0.0, eval_batch_size: int = 512, max_elements: int = 2**22, device="cpu",
         checkpoint: Path | None = None, progress: bool = True, log: Callable[[dict, int], None] | None = None,
-        desc: str = "", eval_from_epoch: int = 0) -> FitResult:
+        desc: str = "", eval_from_epoch: int = 0, reference: str = "batch", reference_fraction: float = 0.3) -> FitResult:
     """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch.
 
     The first ``eval_from_epoch`` epochs are trained without validation, so patience counts from there
-    (the authors' ``start_after_epoch``); the last epoch is always validated."""
+    (the authors' ``start_after_epoch``); the last epoch is always validated.
+
+    ``reference="batch"``: a neighbour head's reference set in training is the batch itself (the paper).
+    ``"sample"``: the batch followed by a fresh random ``reference_fraction`` of the rest of the training
+    split for every batch (as ModernNCA samples its candidates), so that the kernel is trained at
+    about the density it is evaluated at; the query's own entry still gets weight 0."""
     start = time.time()
     y = torch.as_tensor(y_scaled, dtype=torch.float32)
     model.to(device)
@@ -192,10 +197,16 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
             idx = perm[s : s + batch_size]
             if len(idx) < model.min_batch:
                 continue  # a neighbour head needs another item in the batch, BatchNorm a batch statistic
-            x = next(inputs.batches(idx, len(idx), device))
-            yb = y[torch.as_tensor(idx)].to(device)
-            z = model.embed(x)
-            pred = model.head(z, z, yb, exclude_self=True)  # the batch is its own reference set
+            ref = idx
+            if reference == "sample" and model.uses_reference:
+                rng = np.random.default_rng([seed, epoch, b])
+                rest = np.setdiff1d(train_idx, idx)
+                ref = np.concatenate([idx, rng.choice(rest, round(reference_fraction * len(rest)), replace=False)])
+            x = next(inputs.batches(ref, len(ref), device))
+            yb, y_ref = y[torch.as_tensor(idx)].to(device), y[torch.as_tensor(ref)].to(device)
+            z_ref = model.embed(x)
+            z = z_ref[: len(idx)]
+            pred = model.head(z, z_ref, y_ref, exclude_self=True)  # the batch (and a sample) as reference set
             loss = torch.mean((pred - yb) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()

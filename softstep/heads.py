@@ -1,8 +1,9 @@
 """Regression heads with one call signature: ``head(z, z_ref, y_ref, exclude_self=False)``.
 
 ``z`` (B, d) are the queries; ``z_ref`` (N, d) and ``y_ref`` (N,) or (N, m) the
-reference set: the other items of the batch in training (``exclude_self=True``,
-``z_ref is z``), the whole training split at evaluation. Neighbour heads predict
+reference set: the other items of the batch in training (``exclude_self=True``: the first B
+references are the queries themselves, ``z_ref is z`` or the batch followed by more training
+items), the whole training split at evaluation. Neighbour heads predict
 ŷ = softmax(logits) @ y_ref and expose the weights as :meth:`neighbor_weights`.
 For a large reference set use :meth:`NeighborHead.predict`, the memory-bounded path.
 """
@@ -32,8 +33,9 @@ def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exc
     if n < 1:
         raise ValueError("the reference set is empty; it needs at least 1 item (2 with exclude_self=True)")
     if exclude_self:
-        if z.shape[0] != n:
-            raise ValueError(f"exclude_self=True means z_ref is z; got {z.shape[0]} queries and {n} references")
+        if n < z.shape[0]:
+            raise ValueError(f"exclude_self=True means the first B references are the B queries; "
+                             f"got {z.shape[0]} queries and only {n} references")
         if n < 2:
             raise ValueError("exclude_self=True needs a reference set of at least 2 (each query excludes itself)")
     if y_ref is not None and (y_ref.dim() not in (1, 2) or y_ref.shape[0] != n):

@@ -384,3 +384,14 @@ def test_identity_embedding_needs_the_feature_width():
     with pytest.raises(ValueError, match="model.embed_dim=3"):
         Regressor(3, 16, 4, build_head("nca", 4), arch="identity")
     assert isinstance(Regressor(3, 16, 3, build_head("nca", 3), arch="identity").mlp, torch.nn.Identity)
+
+
+def test_sampled_reference_set_trains_and_is_reproducible(tmp_path):
+    """trainer.reference=sample: each batch's reference set adds a random 30 % of the rest of the training
+    split (seeded by split, epoch and batch), so two runs agree and differ from the batch-only protocol."""
+    a = pipeline.run(tiny(tmp_path / "a", "head=nca_i", "splits=[0]", "trainer.reference=sample")).trained[0].record
+    b = pipeline.run(tiny(tmp_path / "b", "head=nca_i", "splits=[0]", "trainer.reference=sample")).trained[0].record
+    c = pipeline.run(tiny(tmp_path / "c", "head=nca_i", "splits=[0]")).trained[0].record
+    assert a["metrics"] == b["metrics"] and a["metrics"] != c["metrics"]
+    with pytest.raises(pipeline.ConfigError, match="trainer.reference_fraction"):
+        pipeline.validate(tiny(tmp_path, "trainer.reference=sample", "trainer.reference_fraction=0"))

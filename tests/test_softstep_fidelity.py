@@ -221,3 +221,21 @@ def test_learned_scale_is_set_once_and_restored_with_the_state():
     assert bool(fresh.scale_initialised) and fresh.log_scale.item() == first
     fresh(z, z, torch.rand(32), exclude_self=True)
     assert fresh.log_scale.item() == first  # a resumed run keeps its learned scale
+
+
+@pytest.mark.parametrize("name", ["nca", "nca_g", "diffknn_i"])
+def test_a_sampled_reference_set_excludes_the_queries_own_entries(name):
+    """trainer.reference=sample: the batch followed by more training items; each query's own entry
+    (reference i for query i) has weight exactly 0, the others are a softmax over the rest."""
+    head = build_head(name, 6, similarity="l2", learn_scale=False).double().train()
+    z, extra = randn(16, 6, seed=14, dtype=torch.float64), randn(40, 6, seed=15, dtype=torch.float64)
+    refs = torch.cat([z, extra])
+    with torch.no_grad():
+        w = head.neighbor_weights(z, refs, exclude_self=True)
+    assert torch.equal(w[:, :16].diagonal(), torch.zeros(16, dtype=torch.float64))
+    torch.testing.assert_close(w.sum(-1), torch.ones(16, dtype=torch.float64))
+    if name == "nca":
+        sim = -pairwise.euclidean_distances(z.numpy(), refs.numpy())
+        sim[np.arange(16), np.arange(16)] = -np.inf
+        expected = np.exp(sim - sim.max(1, keepdims=True))
+        np.testing.assert_allclose(w.numpy(), expected / expected.sum(1, keepdims=True), rtol=1e-9, atol=1e-12)

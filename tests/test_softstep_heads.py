@@ -326,8 +326,8 @@ def test_input_errors(name):
         head(torch.randn(5, D + 1), torch.randn(5, D + 1), y)
     with pytest.raises(ValueError, match="at least 2"):
         head(z[:1], z[:1], y[:1], exclude_self=True)
-    with pytest.raises(ValueError, match="exclude_self=True means z_ref is z"):
-        head(z, torch.randn(6, D), torch.randn(6), exclude_self=True)
+    with pytest.raises(ValueError, match="the first B references are the B queries"):
+        head(z, torch.randn(4, D), torch.randn(4), exclude_self=True)
     with pytest.raises(ValueError, match=r"y_ref must be \(N,\) or \(N, m\)"):
         head(z, z, y[:4])
     for bad in ("z", "z_ref", "y_ref"):
