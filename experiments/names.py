@@ -12,7 +12,7 @@ HEADS: tuple[str, ...] = tuple(_HEAD_REGISTRY)
 NEIGHBOUR_HEADS: tuple[str, ...] = tuple(h for h in HEADS if _HEAD_REGISTRY[h].func.needs_reference)
 HEAD_LABELS = {
     "linear": "Linear", "nca": "NCA", "nca_g": "NCA g", "nca_i": "NCA i",
-    "diffknn_g": "DiffKNN g", "diffknn_i": "DiffKNN i",
+    "diffknn_g": "DiffKNN g", "diffknn_i": "DiffKNN i", "knn": "k-NN",
 }
 #: Table 1's row order; other datasets follow alphabetically.
 DATASET_ORDER = ("rsna", "medsegbench", "adresso", "coughvid", "nosemic", "udacity", "pitchfork", "houses", "books", "austin")

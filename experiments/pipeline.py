@@ -185,8 +185,8 @@ class Trained:
     model: Regressor | None = None
     scaler: MinMaxScaler | None = None
     inputs: Inputs | None = None
-    train_idx: np.ndarray | None = None  # the reference set at evaluation: inputs[train_idx], labels y_train
-    y_train: np.ndarray | None = None    # scaled to [0, 1] by ``scaler``
+    idx: tuple | None = None             # (train, val, test) indices; the training split is the reference set
+    y_scaled: np.ndarray | None = None   # every label, scaled by ``scaler`` (fitted on the training split)
 
 
 @dataclass
@@ -292,7 +292,7 @@ def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, thread
         key.checkpoint(split).unlink(missing_ok=True)
         if not keep_model:
             return Trained(record)
-        return Trained(record, model, scaler, inputs, idx[0], scaler.transform(data.labels[idx[0]]))
+        return Trained(record, model, scaler, inputs, idx, scaler.transform(data.labels))
     finally:
         torch.set_num_threads(before)
 

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from experiments.names import head_label
+from experiments.names import HEADS, head_label
 
 from .fmt import MISSING, mean_std, sig
 from .tuning import TuningCell
@@ -37,7 +37,8 @@ FIGURE4_HEADS = ("nca", "nca_g", "nca_i")
 FIGURE5_HEADS = ("diffknn_g", "diffknn_i")
 FIGURE3_COLUMNS = ("true", "linear", "nca", "softstep")
 #: The heads whose surfaces Figure 3 and its MSE table know, in column order.
-FIGURE3_HEADS = ("linear", "nca", "nca_g", "nca_i")
+FIGURE3_HEADS = ("linear", "nca", "nca_g", "nca_i")  # the paper's panels
+FIGURE3_ROWS = (*HEADS, "knn")                        # the table: every head and the k-NN reference
 
 
 def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
@@ -194,7 +195,7 @@ def _softstep_head(d: Mapping) -> str | None:
 def surface_mse(surfaces: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, float]]:
     """Mean squared difference between each head's surface and the true one on the grid."""
     return {t: {h: float(np.mean((np.asarray(d[h]) - np.asarray(d["true"])) ** 2))
-                for h in FIGURE3_HEADS if h in d} for t, d in surfaces.items()}
+                for h in FIGURE3_ROWS if h in d} for t, d in surfaces.items()}
 
 
 def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str | Path, *,
@@ -256,8 +257,8 @@ def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str 
 
 def write_figure3_table(mse: Mapping[str, Mapping[str, float]], path: str | Path, *,
                         note: str = "MSE of each head on the synthetic targets.") -> Path:
-    """A small Markdown table: rows targets, columns Linear | NCA | NCA g | NCA i (those present); best bold."""
-    heads = [h for h in FIGURE3_HEADS if any(h in row for row in mse.values())]
+    """A small Markdown table: rows targets, columns the heads present and k-NN; best bold."""
+    heads = [h for h in FIGURE3_ROWS if any(h in row for row in mse.values())]
     lines = ["| Target | " + " | ".join(head_label(h) for h in heads) + " |", "| --- |" + " ---: |" * len(heads)]
     for target, row in mse.items():
         best = min(row.values()) if row else None
