@@ -72,15 +72,23 @@ def medsegbench(root: Path, sizes=(4, 2, 3), hw=32) -> int:
     return sum(sizes)
 
 
-def adresso(root: Path, n=6) -> int:
+def adresso(root: Path, n=6, n_test=3) -> int:
+    """Training labels (``adressfname``, ``mmse``, ``dx``; pandas index column first, as released) and the
+    test labels published after the challenge (task 2: ``ID``, ``MMSE``; task 1: ``ID``, ``Dx``, not read)."""
     ids = [f"adrso{24 + i:03d}" for i in range(n)]
     lab = root / "ADReSSo21" / "diagnosis" / "train"
     lab.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"adressfname": ids, "mmse": [28, 17, 30, 12, 25, 21][:n] + [20] * max(0, n - 6),
                   "dx": ["cn", "ad"] * (n // 2) + ["cn"] * (n % 2)}).to_csv(lab / "adresso-train-mmse-scores.csv")
+    test_ids = [f"adrsdt{i + 1}" for i in range(n_test)]
+    test = root / "ADReSSo21" / "diagnosis" / "test-dist"
+    test.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"ID": test_ids, "MMSE": [29, 14, 23][:n_test] + [26] * max(0, n_test - 3)}).to_csv(test / "task2.csv", index=False)
+    pd.DataFrame({"ID": test_ids, "Dx": ["Control", "ProbableAD", "Control"][:n_test] + ["Control"] * max(0, n_test - 3)}
+                 ).to_csv(test / "task1.csv", index=False)
     tdir = root / "transcripts"
     tdir.mkdir(parents=True, exist_ok=True)
-    for k, i in enumerate(ids):
+    for k, i in enumerate(ids + test_ids):
         if k % 2:
             (tdir / f"{i}.cha").write_text(
                 "@UTF8\n@Begin\n@Participants:\tPAR Participant, INV Investigator\n"
@@ -90,7 +98,7 @@ def adresso(root: Path, n=6) -> int:
                 f"*PAR:\tthe mother is drying dishes number {k} .\n@End\n", encoding="utf-8")
         else:
             (tdir / f"{i}.txt").write_text(f"the boy is taking cookies while the mother washes dishes, recording {k}\n")
-    return n
+    return n + n_test
 
 
 def coughvid(root: Path, n=6) -> int:

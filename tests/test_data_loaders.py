@@ -186,7 +186,7 @@ def test_nosemic_resampled_denoised_30s(tmp_path):
 def test_adresso_txt_and_chat_transcripts(tmp_path):
     F.write("adresso", tmp_path)
     data = _load("adresso", tmp_path / "adresso")
-    assert data.labels.tolist() == [28, 17, 30, 12, 25, 21]
+    assert data.labels.tolist()[:6] == [28, 17, 30, 12, 25, 21]
     chat = data.items[1]
     assert "stealing cookies" in chat and "tipping over" in chat and "drying dishes" in chat
     assert "tell me" not in chat and "&uh" not in chat and "[//]" not in chat and "\x15" not in chat
@@ -195,10 +195,48 @@ def test_adresso_txt_and_chat_transcripts(tmp_path):
         _load("adresso", tmp_path / "adresso")
 
 
+def test_adresso_reads_training_and_test_labels(tmp_path):
+    """The default reads both tables (166 + 71 = 237 in the release): the training table's adressfname/mmse
+    and the test table's ID/MMSE, each with its own column names; the task-1 table (ID, Dx) is not read."""
+    n = F.write("adresso", tmp_path)
+    root = tmp_path / "adresso"
+    data = _load("adresso", root)
+    assert len(data) == n == 9
+    assert data.labels.tolist() == [28, 17, 30, 12, 25, 21, 29, 14, 23]
+    assert data.counts == {"train (adresso-train-mmse-scores.csv)": 6, "test (task2.csv)": 3}
+    assert "drying dishes number 7" in data.items[7]  # adrsdt2's CHAT transcript
+    # another copy's file name for the same test table
+    test = root / "ADReSSo21" / "diagnosis" / "test-dist"
+    (test / "task2.csv").rename(test / "test_results_task2_groundtruth.csv")
+    assert _load("adresso", root).labels.tolist() == data.labels.tolist()
+    # the same table in two places loads once; a conflicting label is an error naming both tables
+    import shutil
+    shutil.copy(test / "test_results_task2_groundtruth.csv", root / "test_results_task2_groundtruth.csv")
+    assert len(_load("adresso", root)) == 9
+    df = pd.read_csv(root / "test_results_task2_groundtruth.csv")
+    df.loc[0, "MMSE"] = 5
+    df.to_csv(root / "test_results_task2_groundtruth.csv", index=False)
+    with pytest.raises(DataError, match="adrsdt1.*two different labels"):
+        _load("adresso", root)
+
+
+def test_adresso_missing_test_labels_say_how_to_load_training_only(tmp_path):
+    F.write("adresso", tmp_path)
+    root = tmp_path / "adresso"
+    (root / "ADReSSo21" / "diagnosis" / "test-dist" / "task2.csv").unlink()
+    with pytest.raises(DataError, match="no test label table matches.*166 training") as e:
+        _load("adresso", root)
+    assert "task2.csv" in str(e.value) and "README.md" in str(e.value)
+    train_only = _load("adresso", root, labels=["**/adresso-train-mmse-scores.csv"])
+    assert len(train_only) == 6 and train_only.counts == {"table0 (adresso-train-mmse-scores.csv)": 6}
+
+
 def test_adresso_label_pattern_must_match(tmp_path):
     F.write("adresso", tmp_path)
-    with pytest.raises(DataError, match="no label table matches"):
+    with pytest.raises(DataError, match="no table0 label table matches"):
         _load("adresso", tmp_path / "adresso", labels=["**/test-mmse.csv"])
+    with pytest.raises(DataError, match="task2.csv has no column 'adressfname'"):  # a table with other column names needs its own entry
+        _load("adresso", tmp_path / "adresso", labels=["**/adresso-train-mmse-scores.csv", "**/task2.csv"])
 
 
 def test_pitchfork_sample_is_fixed_by_seed(tmp_path):
