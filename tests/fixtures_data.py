@@ -131,8 +131,29 @@ def nosemic(root: Path, n=4) -> int:
     return n
 
 
-def udacity(root: Path, n=20) -> int:
-    """Frames every 70 ms (about 14 fps): 4 fps keeps one per 250 ms → frames 0, 4, 8, 12, 16."""
+def udacity(root: Path, n=23) -> int:
+    """The real-road layout: ``interpolated.csv`` as udacity-driving-reader exports Udacity's challenge-2 bags,
+    one row per camera frame (left and centre here), 20 Hz with a few ms of clock jitter, ``timestamp`` in ns,
+    ``filename`` relative to the CSV. 4 fps keeps every 5th centre frame: 0, 5, 10, 15, 20."""
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = 1479425441182877835
+    jitter_ns = [0, 3, -2, 1, -3, 2, 0, -1, 3, -2] * 10  # ms
+    rows = []
+    for k in range(n):
+        for cam in ("left_camera", "center_camera"):
+            ts = t0 + k * 50_000_000 + jitter_ns[k] * 1_000_000 + (7_000 if cam == "left_camera" else 0)
+            name = f"{cam.split('_')[0]}/{ts}.jpg"
+            write_image(root / name, (32, 24), "RGB", 2 * k + (cam == "left_camera"))
+            rows.append({"index": len(rows), "timestamp": ts, "width": 640, "height": 480, "frame_id": cam, "filename": name,
+                         "angle": round(float(np.sin(k / 4) * 0.4), 5), "torque": 0.05, "speed": 12.3, "lat": 37.4, "long": -122.1,
+                         "alt": -20.1})
+    pd.DataFrame(rows).to_csv(root / "interpolated.csv", index=False)
+    return len(range(0, n, 5))
+
+
+def udacity_sim(root: Path, n=20) -> int:
+    """The simulator layout (``dataset=udacity_sim``): frames every 70 ms (about 14 fps); 4 fps keeps the first
+    frame at or after each 250 ms tick: frames 0, 4, 8, 11, 15, 18 (0, 280, 560, 770, 1050, 1260 ms)."""
     t0 = datetime(2016, 12, 1, 13, 30, 48, 287000)
     rows = []
     for k in range(n):
@@ -145,7 +166,7 @@ def udacity(root: Path, n=20) -> int:
         rows.append([f"/home/driver/sim/IMG/{names[0]}", f" /home/driver/sim/IMG/{names[1]}", f" /home/driver/sim/IMG/{names[2]}",
                      round(np.sin(k / 3) * 0.3, 4), 0.5, 0.0, 30.1])
     pd.DataFrame(rows).to_csv(root / "driving_log.csv", header=False, index=False)
-    return len(range(0, n, 4))
+    return len([k for k in (0, 4, 8, 11, 15, 18) if k < n])
 
 
 def pitchfork(root: Path, n=8) -> int:

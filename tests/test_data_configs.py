@@ -59,6 +59,21 @@ def test_dataset_config_missing_data_fails_before_any_model(name, tmp_path):
     assert str((tmp_path / name).resolve()) in str(err) and f"{name}/README.md" in str(err)
 
 
+def test_udacity_sim_config_reads_the_simulator_layout(tmp_path):
+    """dataset=udacity_sim keeps the simulator's driving_log.csv as an option: its own name and folder, no
+    paper count; dataset=udacity on the same folder says where the simulator layout went."""
+    n = F.udacity_sim(tmp_path / "udacity_sim")
+    cfg = make_cfg("dataset=udacity_sim", f"paths.data_root={tmp_path}", "dataset.loader.size=32")
+    assert cfg.extractor.name == "efficientnet_b0" and cfg.dataset.expected_n is None
+    data = instantiate(cfg.dataset.loader)
+    assert data.name == "udacity_sim" and len(data) == n and data.modality == "image"
+    real = make_cfg("dataset=udacity", f"paths.data_root={tmp_path}", f"dataset.loader.root={tmp_path}/udacity_sim")
+    with pytest.raises((DataError, InstantiationException)) as e:
+        instantiate(real.dataset.loader)
+    err = e.value if isinstance(e.value, DataError) else e.value.__cause__
+    assert "dataset=udacity_sim" in str(err) and "udacity/README.md" in str(err)
+
+
 def test_count_unlike_the_papers_prints_one_warning_line(tmp_path, capsys):
     """The fixture has 9 ADReSSo recordings, the paper 237: one line on stderr naming both counts, the likely
     cause and the rows each label table gave. Not an error. Equal counts or no expected_n: silent."""

@@ -127,30 +127,72 @@ def test_houses_log_price_and_crop(tmp_path):
     assert _load("houses", tmp_path / "houses", view="kitchen").items[1].endswith("2_kitchen.jpg")
 
 
-def test_udacity_subsamples_to_4_fps(tmp_path):
-    F.write("udacity", tmp_path)
-    data = _load("udacity", tmp_path / "udacity")
-    log = pd.read_csv(tmp_path / "udacity" / "driving_log.csv", header=None)
-    np.testing.assert_allclose(data.labels, log[3].to_numpy()[::4])  # frames every 70 ms → every 4th kept
-    assert all(Path(p).parent.name == "IMG" and Path(p).is_file() for p in data.items)
-    assert len(_load("udacity", tmp_path / "udacity", fps=None)) == 20
-
-
-def test_udacity_interpolated_csv(tmp_path):
+def test_udacity_real_dashcam_is_the_default_at_4_fps(tmp_path):
+    """The default reads interpolated.csv (the real-road challenge data the paper cites), centre camera only,
+    every 5th frame of the 20 Hz stream in time order (33,808 / 5 → 6,762 on the release)."""
+    n = F.write("udacity", tmp_path)
     root = tmp_path / "udacity"
-    rows = []
-    for k in range(12):
-        for cam in ("left_camera", "center_camera"):
-            ts = 1479425441182877835 + k * 50_000_000  # 20 fps
-            name = f"{cam.split('_')[0]}/{ts}.jpg"
-            F.write_image(root / name, (24, 16), "RGB", k)
-            rows.append({"index": len(rows), "timestamp": ts, "width": 640, "height": 480, "frame_id": cam,
-                         "filename": name, "angle": k / 100, "torque": 0.1, "speed": 12.0})
-    pd.DataFrame(rows).to_csv(root / "interpolated.csv", index=False)
-    data = _load("udacity", root, log="interpolated.csv", header=True, image_column="filename", target_column="angle",
-                 timestamp_column="timestamp", frame_id="center_camera")
-    np.testing.assert_allclose(data.labels, [0.0, 0.05, 0.10])  # 250 ms = every 5th of 50 ms frames
-    assert all("center/" in p for p in data.items)
+    data = _load("udacity", root)
+    log = pd.read_csv(root / "interpolated.csv")
+    centre = log[log.frame_id == "center_camera"]
+    assert len(data) == n == 5
+    np.testing.assert_allclose(data.labels, centre["angle"].to_numpy()[::5])
+    assert all(Path(p).parent.name == "center" and Path(p).is_file() for p in data.items)
+    assert data.counts == {"rows in interpolated.csv": 46, "center_camera frames": 23, "at 4 fps (stride)": 5}
+    assert data.load(data.items[0]).shape == (3, 32, 32)
+    # the clock-tick alternative agrees on a steady 20 Hz stream despite the jitter; fps=null keeps all 23
+    assert _load("udacity", root, sampling="time").labels.tolist() == data.labels.tolist()
+    assert len(_load("udacity", root, fps=None)) == 23
+    with pytest.raises(DataError, match="sampling='every'"):
+        _load("udacity", root, sampling="every")
+
+
+def test_udacity_one_export_per_bag_is_pooled(tmp_path):
+    root = tmp_path / "udacity"
+    F.udacity(root / "HMB_1", n=12)
+    F.udacity(root / "HMB_2", n=8)
+    for k, bag in enumerate(("HMB_1", "HMB_2")):  # the second bag was recorded an hour later
+        df = pd.read_csv(root / bag / "interpolated.csv")
+        df["timestamp"] += k * 3_600_000_000_000
+        df.to_csv(root / bag / "interpolated.csv", index=False)
+    data = _load("udacity", root, log="**/interpolated.csv")
+    assert len(data) == 4  # frames 0, 5, 10 of the first bag, then 15 (= the second bag's 3rd frame)
+    assert data.counts["center_camera frames"] == 20
+    assert all(Path(p).is_file() for p in data.items)
+    with pytest.raises(DataError, match="no steering log"):
+        _load("udacity", root)  # no interpolated.csv at the top
+
+
+def test_udacity_simulator_layout(tmp_path):
+    """dataset=udacity_sim: the simulator's driving_log.csv (no header, absolute image paths of the recording
+    machine, frame time in the image name) at 4 fps on a clock: one frame per 250 ms tick."""
+    root = tmp_path / "udacity_sim"
+    n = F.udacity_sim(root)
+    sim = dict(log="driving_log.csv", header=False, image_column="center", target_column="steering",
+               timestamp_column=None, frame_id=None, sampling="time", size=32)
+    data = _load("udacity", root, **sim)
+    log = pd.read_csv(root / "driving_log.csv", header=None)
+    assert len(data) == n == 6
+    np.testing.assert_allclose(data.labels, log[3].to_numpy()[[0, 4, 8, 11, 15, 18]])
+    assert all(Path(p).parent.name == "IMG" and Path(p).is_file() for p in data.items)
+    assert len(_load("udacity", root, **{**sim, "fps": None})) == 20
+    assert len(_load("udacity", root, **{**sim, "sampling": "stride"})) == 5  # every 4th of ~14 fps: 20 / 4
+    with pytest.raises(DataError, match="udacity_sim"):
+        _load("udacity", root)  # the real-road default names the other layout
+
+
+def test_udacity_subsample_clock_keeps_the_rate_under_jitter():
+    """At 20 Hz with a few ms of jitter, a 'gap of at least 250 ms since the last kept frame' rule would often
+    need 6 frames (about 3.4 fps); the clock keeps 4 fps, like the stride."""
+    from data.udacity import subsample
+
+    rng = np.random.default_rng(0)
+    t = np.arange(2000) * 0.05 + rng.uniform(-0.003, 0.003, 2000)
+    for sampling in ("time", "stride"):
+        kept = subsample(t, 4, sampling)
+        assert abs(len(kept) - 400) <= 1 and np.all(np.diff(t[kept]) > 0.18)
+    gap = np.concatenate([np.arange(10) * 0.05, 100 + np.arange(10) * 0.05])
+    assert subsample(gap, 4, "time").tolist() == [0, 5, 10, 15]
 
 
 def test_coughvid_second_and_unlabelled_rows(tmp_path):
