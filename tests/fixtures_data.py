@@ -101,23 +101,31 @@ def adresso(root: Path, n=6, n_test=3) -> int:
     return n + n_test
 
 
-def coughvid(root: Path, n=6) -> int:
+#: CoughVid fixture rows: (age, cough_detected, status); the default keeps an age with cough_detected >= 0.8
+COUGHVID_ROWS = [(34.0, 0.9, "healthy"), (21.0, 0.95, "symptomatic"), (np.nan, 0.99, np.nan), (57.0, 0.31, "healthy"),
+                 (45.0, 0.88, "COVID-19"), (19.0, 0.8, np.nan), (np.nan, 0.02, np.nan), (63.0, 0.97, "healthy"),
+                 (28.0, 0.0, "healthy"), (71.0, 0.85, "symptomatic")]
+
+
+def coughvid(root: Path, n=10) -> int:
+    """``metadata_compiled.csv`` (pandas index first, one row per recording) with ``.wav`` (converted from
+    ``.webm``) and ``.ogg`` recordings at 48 kHz beside it. Rows without an age, and rows whose
+    ``cough_detected`` is below 0.8, are left out by default: 6 of the 10 rows are kept."""
     folder = root / "public_dataset"
     folder.mkdir(parents=True, exist_ok=True)
-    uuids = [f"00{k}9c8a2-7b1e-4c3d-9a5f-1e2d3c4b5a6{k}" for k in range(n + 2)]
-    ages = [34.0, 21.0, np.nan, 57.0, 45.0, 19.0, np.nan, 63.0][: n + 2]
     rows = []
-    for k, u in enumerate(uuids):
-        rows.append({"uuid": u, "datetime": "2020-04-13T21:30:59.801831+00:00", "cough_detected": 0.9 if k % 3 else 0.4,
-                     "SNR": 12.3, "latitude": 31.3, "longitude": 34.8, "age": ages[k], "gender": "female",
-                     "respiratory_condition": False, "fever_muscle_pain": False, "status": "healthy"})
+    for k, (age, cough, status) in enumerate(COUGHVID_ROWS[:n]):
+        u = f"00{k}9c8a2-7b1e-4c3d-9a5f-1e2d3c4b5a6{k}"
+        rows.append({"uuid": u, "datetime": "2020-04-13T21:30:59.801831+00:00", "cough_detected": cough,
+                     "SNR": 12.3, "latitude": 31.3, "longitude": 34.8, "age": age, "gender": "female" if k % 2 else "male",
+                     "respiratory_condition": False, "fever_muscle_pain": False, "status": status})
         if k % 2:
             write_audio(folder / f"{u}.ogg", 1.6, 48000, k, fmt="OGG")
         else:
             write_audio(folder / f"{u}.wav", 0.7 if k == 0 else 2.2, 48000, k)
-        (folder / f"{u}.json").write_text(json.dumps({"datetime": rows[-1]["datetime"], "age": ages[k]}))
+        (folder / f"{u}.json").write_text(json.dumps({"datetime": rows[-1]["datetime"], "age": None if np.isnan(age) else age}))
     pd.DataFrame(rows).to_csv(folder / "metadata_compiled.csv")
-    return int(np.isfinite(np.asarray(ages, dtype=float)).sum())
+    return sum(1 for age, cough, _ in COUGHVID_ROWS[:n] if np.isfinite(age) and cough >= 0.8)
 
 
 def nosemic(root: Path, n=4) -> int:

@@ -198,11 +198,45 @@ def test_udacity_subsample_clock_keeps_the_rate_under_jitter():
 def test_coughvid_second_and_unlabelled_rows(tmp_path):
     F.write("coughvid", tmp_path)
     data = _load("coughvid", tmp_path / "coughvid")
-    assert data.labels.tolist() == [34.0, 21.0, 57.0, 45.0, 19.0, 63.0]  # NaN ages left out
     assert {Path(p).suffix for p in data.items} == {".wav", ".ogg"}
     for item in data.items[:3]:
         assert data.load(item).shape == (16000,)  # 1 s at 16 kHz (48 kHz resampled, short clip padded)
-    assert len(_load("coughvid", tmp_path / "coughvid", min_cough_detected=0.8)) < len(data)
+
+
+def test_coughvid_default_filter_age_and_cough_detected(tmp_path):
+    """The default keeps recordings with an age whose cough_detected is at least 0.8 (0.8 itself kept);
+    the counts after each filter are reported; require adds columns that must be filled."""
+    n = F.write("coughvid", tmp_path)
+    root = tmp_path / "coughvid"
+    data = _load("coughvid", root)
+    assert len(data) == n == 6
+    assert data.labels.tolist() == [34.0, 21.0, 45.0, 19.0, 63.0, 71.0]
+    assert data.counts == {"rows in metadata_compiled.csv": 10, "with an age": 8, "cough_detected >= 0.8": 6}
+    everyone = _load("coughvid", root, min_cough_detected=None)  # every row with an age
+    assert everyone.labels.tolist() == [34.0, 21.0, 57.0, 45.0, 19.0, 63.0, 28.0, 71.0]
+    assert everyone.preprocessing != data.preprocessing
+    with_status = _load("coughvid", root, require=["status"])
+    assert with_status.labels.tolist() == [34.0, 21.0, 45.0, 63.0, 71.0]
+    assert list(with_status.counts.values())[-1] == 5 and "reqstatus" in with_status.preprocessing
+    assert len(_load("coughvid", root, min_cough_detected=0.9)) == 3
+    with pytest.raises(DataError, match="no recording with an 'age' value after the filters"):
+        _load("coughvid", root, min_cough_detected=1.5)
+    with pytest.raises(DataError, match="no column 'cough_prob'"):
+        _load("coughvid", root, cough_column="cough_prob")
+
+
+def test_coughvid_filter_counts_table(tmp_path):
+    """filter_counts (python -m data.coughvid DIR) tabulates each candidate filter, closest to 6,250 first."""
+    from data.coughvid import filter_counts
+
+    F.write("coughvid", tmp_path)
+    table = filter_counts(tmp_path / "coughvid")
+    assert list(table.columns) == ["min_cough_detected", "require", "n", "minus_paper"]
+    row = table[(table.min_cough_detected == 0.8) & (table.require == "-")]
+    assert row.n.tolist() == [6] and row.minus_paper.tolist() == [6 - 6250]
+    assert table[table.min_cough_detected.isna() & (table.require == "-")].n.tolist() == [8]
+    assert table[(table.min_cough_detected == 0.8) & (table.require == "status")].n.tolist() == [5]
+    assert (table.minus_paper.abs().diff().dropna() >= 0).all()  # sorted by distance to the paper's count
 
 
 def test_coughvid_webm_only_recording(tmp_path):
