@@ -59,6 +59,22 @@ def test_dataset_config_missing_data_fails_before_any_model(name, tmp_path):
     assert str((tmp_path / name).resolve()) in str(err) and f"{name}/README.md" in str(err)
 
 
+#: appendix B's counts (medsegbench: none given; austin: only "over 15000")
+PAPER_COUNTS = {"rsna": 14036, "medsegbench": None, "adresso": 237, "coughvid": 6250, "nosemic": 1297, "udacity": 6762,
+                "pitchfork": 1500, "houses": 535, "books": 6237, "austin": None}
+
+
+def test_each_paper_dataset_config_carries_the_papers_count():
+    assert set(PAPER_COUNTS) == set(F.WRITERS)
+    for name, n in PAPER_COUNTS.items():
+        cfg = make_cfg(f"dataset={name}")
+        assert OmegaConf.select(cfg, "dataset.expected_n") == n, name
+        assert (OmegaConf.select(cfg, "dataset.expected_n_note") is not None) == (n is not None), name
+        assert (f"{n:,}" if n else "Expected count") in (REPO / "data" / name / "README.md").read_text(), name
+    for name in ("udacity_sim", "table", "image_folder", "audio_folder", "synthetic", "vader"):
+        assert OmegaConf.select(make_cfg(f"dataset={name}"), "dataset.expected_n") is None, name
+
+
 def test_udacity_sim_config_reads_the_simulator_layout(tmp_path):
     """dataset=udacity_sim keeps the simulator's driving_log.csv as an option: its own name and folder, no
     paper count; dataset=udacity on the same folder says where the simulator layout went."""
