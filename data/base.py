@@ -32,6 +32,9 @@ class RegressionData:
         table: float tensor (p,)). Identity by default.
     preprocessing : a short string that names the preprocessing, part of the
         feature-cache key (change it when the preprocessing changes).
+    counts : how the number of items arose, in order: ``{"rows in metadata_compiled.csv": 27550,
+        "with an age": ..., ...}``. Shown when the count differs from the paper's
+        (``dataset.expected_n``); not part of any cache key.
     """
 
     name: str
@@ -40,6 +43,7 @@ class RegressionData:
     labels: np.ndarray
     load: Callable[[Any], Any] = field(default=lambda item: item)
     preprocessing: str = ""
+    counts: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.modality not in MODALITIES:

@@ -142,7 +142,31 @@ def load_data(cfg: DictConfig) -> RegressionData:
     data = _instantiate(cfg.dataset.loader)
     if not isinstance(data, RegressionData):
         raise DataError(f"dataset {cfg.dataset.name!r}: loader {cfg.dataset.loader._target_} returned {type(data).__name__}, not RegressionData")
+    check_expected_count(cfg, data)
     return data
+
+
+def check_expected_count(cfg: DictConfig, data: RegressionData) -> str | None:
+    """One warning line on stderr when the loaded count differs from the paper's (``dataset.expected_n``).
+
+    Not an error: releases change. The line names both counts, the likely cause (the dataset's own
+    ``expected_n_note`` where it has one, else what fewer or more items usually mean) and, where the
+    loader reports them, the counts after each of its filters. Returns the line (None: no check or
+    the counts agree)."""
+    import sys
+
+    expected = OmegaConf.select(cfg, "dataset.expected_n", default=None)
+    if expected is None or len(data) == int(expected):
+        return None
+    n, expected = len(data), int(expected)
+    cause = OmegaConf.select(cfg, "dataset.expected_n_note", default=None) or (
+        "a filter, missing files or only part of the release" if n < expected else
+        "a newer or different release, or a filter the paper applied that is off here")
+    steps = "; ".join(f"{k} {v:,}" for k, v in (getattr(data, "counts", None) or {}).items())
+    line = (f"[softstep] warning: dataset {cfg.dataset.name!r} loaded {n:,} items, the paper counts {expected:,}; "
+            f"likely cause: {cause}" + (f" (here: {steps})" if steps else "") + f"; see data/{cfg.dataset.name}/README.md")
+    print(line, file=sys.stderr, flush=True)
+    return line
 
 
 def check_modality(cfg: DictConfig, data: RegressionData) -> None:

@@ -72,15 +72,23 @@ def medsegbench(root: Path, sizes=(4, 2, 3), hw=32) -> int:
     return sum(sizes)
 
 
-def adresso(root: Path, n=6) -> int:
+def adresso(root: Path, n=6, n_test=3) -> int:
+    """Training labels (``adressfname``, ``mmse``, ``dx``; pandas index column first, as released) and the
+    test labels published after the challenge (task 2: ``ID``, ``MMSE``; task 1: ``ID``, ``Dx``, not read)."""
     ids = [f"adrso{24 + i:03d}" for i in range(n)]
     lab = root / "ADReSSo21" / "diagnosis" / "train"
     lab.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"adressfname": ids, "mmse": [28, 17, 30, 12, 25, 21][:n] + [20] * max(0, n - 6),
                   "dx": ["cn", "ad"] * (n // 2) + ["cn"] * (n % 2)}).to_csv(lab / "adresso-train-mmse-scores.csv")
+    test_ids = [f"adrsdt{i + 1}" for i in range(n_test)]
+    test = root / "ADReSSo21" / "diagnosis" / "test-dist"
+    test.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"ID": test_ids, "MMSE": [29, 14, 23][:n_test] + [26] * max(0, n_test - 3)}).to_csv(test / "task2.csv", index=False)
+    pd.DataFrame({"ID": test_ids, "Dx": ["Control", "ProbableAD", "Control"][:n_test] + ["Control"] * max(0, n_test - 3)}
+                 ).to_csv(test / "task1.csv", index=False)
     tdir = root / "transcripts"
     tdir.mkdir(parents=True, exist_ok=True)
-    for k, i in enumerate(ids):
+    for k, i in enumerate(ids + test_ids):
         if k % 2:
             (tdir / f"{i}.cha").write_text(
                 "@UTF8\n@Begin\n@Participants:\tPAR Participant, INV Investigator\n"
@@ -90,26 +98,34 @@ def adresso(root: Path, n=6) -> int:
                 f"*PAR:\tthe mother is drying dishes number {k} .\n@End\n", encoding="utf-8")
         else:
             (tdir / f"{i}.txt").write_text(f"the boy is taking cookies while the mother washes dishes, recording {k}\n")
-    return n
+    return n + n_test
 
 
-def coughvid(root: Path, n=6) -> int:
+#: CoughVid fixture rows: (age, cough_detected, status); the default keeps an age with cough_detected >= 0.8
+COUGHVID_ROWS = [(34.0, 0.9, "healthy"), (21.0, 0.95, "symptomatic"), (np.nan, 0.99, np.nan), (57.0, 0.31, "healthy"),
+                 (45.0, 0.88, "COVID-19"), (19.0, 0.8, np.nan), (np.nan, 0.02, np.nan), (63.0, 0.97, "healthy"),
+                 (28.0, 0.0, "healthy"), (71.0, 0.85, "symptomatic")]
+
+
+def coughvid(root: Path, n=10) -> int:
+    """``metadata_compiled.csv`` (pandas index first, one row per recording) with ``.wav`` (converted from
+    ``.webm``) and ``.ogg`` recordings at 48 kHz beside it. Rows without an age, and rows whose
+    ``cough_detected`` is below 0.8, are left out by default: 6 of the 10 rows are kept."""
     folder = root / "public_dataset"
     folder.mkdir(parents=True, exist_ok=True)
-    uuids = [f"00{k}9c8a2-7b1e-4c3d-9a5f-1e2d3c4b5a6{k}" for k in range(n + 2)]
-    ages = [34.0, 21.0, np.nan, 57.0, 45.0, 19.0, np.nan, 63.0][: n + 2]
     rows = []
-    for k, u in enumerate(uuids):
-        rows.append({"uuid": u, "datetime": "2020-04-13T21:30:59.801831+00:00", "cough_detected": 0.9 if k % 3 else 0.4,
-                     "SNR": 12.3, "latitude": 31.3, "longitude": 34.8, "age": ages[k], "gender": "female",
-                     "respiratory_condition": False, "fever_muscle_pain": False, "status": "healthy"})
+    for k, (age, cough, status) in enumerate(COUGHVID_ROWS[:n]):
+        u = f"00{k}9c8a2-7b1e-4c3d-9a5f-1e2d3c4b5a6{k}"
+        rows.append({"uuid": u, "datetime": "2020-04-13T21:30:59.801831+00:00", "cough_detected": cough,
+                     "SNR": 12.3, "latitude": 31.3, "longitude": 34.8, "age": age, "gender": "female" if k % 2 else "male",
+                     "respiratory_condition": False, "fever_muscle_pain": False, "status": status})
         if k % 2:
             write_audio(folder / f"{u}.ogg", 1.6, 48000, k, fmt="OGG")
         else:
             write_audio(folder / f"{u}.wav", 0.7 if k == 0 else 2.2, 48000, k)
-        (folder / f"{u}.json").write_text(json.dumps({"datetime": rows[-1]["datetime"], "age": ages[k]}))
+        (folder / f"{u}.json").write_text(json.dumps({"datetime": rows[-1]["datetime"], "age": None if np.isnan(age) else age}))
     pd.DataFrame(rows).to_csv(folder / "metadata_compiled.csv")
-    return int(np.isfinite(np.asarray(ages, dtype=float)).sum())
+    return sum(1 for age, cough, _ in COUGHVID_ROWS[:n] if np.isfinite(age) and cough >= 0.8)
 
 
 def nosemic(root: Path, n=4) -> int:
@@ -123,8 +139,29 @@ def nosemic(root: Path, n=4) -> int:
     return n
 
 
-def udacity(root: Path, n=20) -> int:
-    """Frames every 70 ms (about 14 fps): 4 fps keeps one per 250 ms → frames 0, 4, 8, 12, 16."""
+def udacity(root: Path, n=23) -> int:
+    """The real-road layout: ``interpolated.csv`` as udacity-driving-reader exports Udacity's challenge-2 bags,
+    one row per camera frame (left and centre here), 20 Hz with a few ms of clock jitter, ``timestamp`` in ns,
+    ``filename`` relative to the CSV. 4 fps keeps every 5th centre frame: 0, 5, 10, 15, 20."""
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = 1479425441182877835
+    jitter_ns = [0, 3, -2, 1, -3, 2, 0, -1, 3, -2] * 10  # ms
+    rows = []
+    for k in range(n):
+        for cam in ("left_camera", "center_camera"):
+            ts = t0 + k * 50_000_000 + jitter_ns[k] * 1_000_000 + (7_000 if cam == "left_camera" else 0)
+            name = f"{cam.split('_')[0]}/{ts}.jpg"
+            write_image(root / name, (32, 24), "RGB", 2 * k + (cam == "left_camera"))
+            rows.append({"index": len(rows), "timestamp": ts, "width": 640, "height": 480, "frame_id": cam, "filename": name,
+                         "angle": round(float(np.sin(k / 4) * 0.4), 5), "torque": 0.05, "speed": 12.3, "lat": 37.4, "long": -122.1,
+                         "alt": -20.1})
+    pd.DataFrame(rows).to_csv(root / "interpolated.csv", index=False)
+    return len(range(0, n, 5))
+
+
+def udacity_sim(root: Path, n=20) -> int:
+    """The simulator layout (``dataset=udacity_sim``): frames every 70 ms (about 14 fps); 4 fps keeps the first
+    frame at or after each 250 ms tick: frames 0, 4, 8, 11, 15, 18 (0, 280, 560, 770, 1050, 1260 ms)."""
     t0 = datetime(2016, 12, 1, 13, 30, 48, 287000)
     rows = []
     for k in range(n):
@@ -137,7 +174,7 @@ def udacity(root: Path, n=20) -> int:
         rows.append([f"/home/driver/sim/IMG/{names[0]}", f" /home/driver/sim/IMG/{names[1]}", f" /home/driver/sim/IMG/{names[2]}",
                      round(np.sin(k / 3) * 0.3, 4), 0.5, 0.0, 30.1])
     pd.DataFrame(rows).to_csv(root / "driving_log.csv", header=False, index=False)
-    return len(range(0, n, 4))
+    return len([k for k in (0, 4, 8, 11, 15, 18) if k < n])
 
 
 def pitchfork(root: Path, n=8) -> int:

@@ -59,6 +59,63 @@ def test_dataset_config_missing_data_fails_before_any_model(name, tmp_path):
     assert str((tmp_path / name).resolve()) in str(err) and f"{name}/README.md" in str(err)
 
 
+#: appendix B's counts (medsegbench: none given; austin: only "over 15000")
+PAPER_COUNTS = {"rsna": 14036, "medsegbench": None, "adresso": 237, "coughvid": 6250, "nosemic": 1297, "udacity": 6762,
+                "pitchfork": 1500, "houses": 535, "books": 6237, "austin": None}
+
+
+def test_each_paper_dataset_config_carries_the_papers_count():
+    assert set(PAPER_COUNTS) == set(F.WRITERS)
+    for name, n in PAPER_COUNTS.items():
+        cfg = make_cfg(f"dataset={name}")
+        assert OmegaConf.select(cfg, "dataset.expected_n") == n, name
+        assert (OmegaConf.select(cfg, "dataset.expected_n_note") is not None) == (n is not None), name
+        assert (f"{n:,}" if n else "Expected count") in (REPO / "data" / name / "README.md").read_text(), name
+    for name in ("udacity_sim", "table", "image_folder", "audio_folder", "synthetic", "vader"):
+        assert OmegaConf.select(make_cfg(f"dataset={name}"), "dataset.expected_n") is None, name
+
+
+def test_udacity_sim_config_reads_the_simulator_layout(tmp_path):
+    """dataset=udacity_sim keeps the simulator's driving_log.csv as an option: its own name and folder, no
+    paper count; dataset=udacity on the same folder says where the simulator layout went."""
+    n = F.udacity_sim(tmp_path / "udacity_sim")
+    cfg = make_cfg("dataset=udacity_sim", f"paths.data_root={tmp_path}", "dataset.loader.size=32")
+    assert cfg.extractor.name == "efficientnet_b0" and cfg.dataset.expected_n is None
+    data = instantiate(cfg.dataset.loader)
+    assert data.name == "udacity_sim" and len(data) == n and data.modality == "image"
+    real = make_cfg("dataset=udacity", f"paths.data_root={tmp_path}", f"dataset.loader.root={tmp_path}/udacity_sim")
+    with pytest.raises((DataError, InstantiationException)) as e:
+        instantiate(real.dataset.loader)
+    err = e.value if isinstance(e.value, DataError) else e.value.__cause__
+    assert "dataset=udacity_sim" in str(err) and "udacity/README.md" in str(err)
+
+
+def test_count_unlike_the_papers_prints_one_warning_line(tmp_path, capsys):
+    """The fixture has 9 ADReSSo recordings, the paper 237: one line on stderr naming both counts, the likely
+    cause and the rows each label table gave. Not an error. Equal counts or no expected_n: silent."""
+    from experiments import pipeline
+
+    n = F.write("adresso", tmp_path)
+    cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}")
+    assert cfg.dataset.expected_n == 237
+    data = pipeline.load_data(cfg)
+    assert len(data) == n
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    line = err[0]
+    assert "warning" in line and "loaded 9 items" in line and "paper counts 237" in line
+    assert "166 = training labels only" in line and "task2.csv" in line and "data/adresso/README.md" in line
+    for override in (f"dataset.expected_n={n}", "dataset.expected_n=null"):
+        pipeline.load_data(make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", override))
+        assert capsys.readouterr().err == ""
+    # without a dataset note the direction names the usual causes
+    cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", "dataset.expected_n_note=null", "dataset.expected_n=5")
+    assert "newer or different release" in pipeline.check_expected_count(cfg, data)
+    cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", "dataset.expected_n_note=null")
+    assert "a filter, missing files or only part of the release" in pipeline.check_expected_count(cfg, data)
+    assert pipeline.check_expected_count(make_cfg("dataset=synthetic"), data) is None  # no expected_n
+
+
 @pytest.mark.parametrize("name", ["table", "image_folder", "audio_folder", "synthetic", "vader"])
 def test_other_dataset_configs_compose(name):
     cfg = make_cfg(f"dataset={name}")
