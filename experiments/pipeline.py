@@ -92,6 +92,7 @@ def run_id(cfg: DictConfig) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
     key = {k: v for k, v in c.items() if k not in NOT_IN_RUN_ID}
     key["trainer"] = {k: v for k, v in key["trainer"].items() if k not in TRAINER_NOT_IN_RUN_ID}
+    key["dataset"] = {k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")}  # checks only
     key["head"] = {k: key["head"][k] for k in ("name", "module")}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{head_similarity(cfg) or cfg.head.name}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"

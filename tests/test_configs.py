@@ -132,3 +132,9 @@ def test_protocols_set_their_settings_and_paper_experiments_use_the_authors():
     for experiment in ("table1", "tune_rsna"):
         assert compose([f"experiment={experiment}"]).protocol.name == "authors"
     assert compose([]).protocol.name == compose(["experiment=demo"]).protocol.name
+
+
+def test_the_paper_count_is_not_part_of_the_run_id():
+    a = compose(["dataset=houses", "head=nca"])
+    b = compose(["dataset=houses", "head=nca", "dataset.expected_n=7", "dataset.expected_n_note=changed"])
+    assert pipeline.run_id(a) == pipeline.run_id(b)
