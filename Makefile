@@ -36,7 +36,7 @@ test-fast: venv
 RESULTS ?= results
 paper: venv
 	$(PY) scripts/make_tables.py --results-root $(RESULTS) --hparams-from results/paper/tuned_hparams.csv --compare-paper
-	$(PY) scripts/make_figures.py --results-root $(RESULTS) --figure3-from results/figure3_surfaces_mlp.npz
+	$(PY) scripts/make_figures.py --results-root $(RESULTS) --figure3-from results/figure3_surfaces_raw.npz
 
 bench: venv
 	$(PY) scripts/benchmark_heads.py

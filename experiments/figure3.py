@@ -99,7 +99,7 @@ def verdict(mse: dict, variance: dict | None = None) -> list[str]:
         lin = row["linear"]
         nbr = {h: v for h, v in row.items() if h not in ("linear", "knn")}
         below = all(v < lin for v in nbr.values())
-        at_mean = [h for h, v in row.items() if variance and v > AT_MEAN * variance[name]]
+        at_mean = [h for h, v in nbr.items() if variance and v > AT_MEAN * variance[name]]
         knn = row.get("knn")
         lines.append(
             f"- **{name}**: linear {lin:.3g}"
@@ -107,5 +107,5 @@ def verdict(mse: dict, variance: dict | None = None) -> list[str]:
             + (f", the mean {variance[name]:.3g}" if variance else "") + "; "
             + ", ".join(f"{h} {v:.3g}" + (f" ({v / knn:.2f}× k-NN)" if knn else "") for h, v in nbr.items())
             + f". Every neighbour head below the linear head: **{'yes' if below else 'no'}**"
-            + (f"; at the mean: {', '.join(at_mean) if at_mean else 'none'}" if variance else "") + ".")
+            + (f"; neighbour heads at the mean: {', '.join(at_mean) if at_mean else 'none'}" if variance else "") + ".")
     return lines
