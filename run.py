@@ -28,14 +28,20 @@ def main(cfg: DictConfig) -> str | None:
         print(note, file=sys.stderr, flush=True)
     try:
         line = run(cfg).summary
-    except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch) and exit
+    except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch), or a stop: exit
         preemption.exit_for_requeue(e)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as e:
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM, or one outside training: stop now, one line
+        print("[softstep] interrupted; finished splits and the last epoch's checkpoint are kept: rerun to resume",
+              file=sys.stderr, flush=True)
+        sys.exit(130)
+    except (ConfigError, DataError, OSError, ValueError) as e:  # OSError: unwritable folder, full disk, ...
+        message = (f"{e.strerror or e}: {e.filename}" if isinstance(e, OSError) and e.filename and
+                   not isinstance(e, (ConfigError, DataError, ValueError)) else str(e))
         if multirun:  # one bad job must not stop the sweep
-            log.error("job failed: %s", e)
-            print(f"error: {e}", file=sys.stderr)
+            log.error("job failed: %s", message)
+            print(f"error: {message}", file=sys.stderr)
             return None
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except Exception:
         if not multirun:
