@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 
@@ -16,14 +17,19 @@ def main(cfg: DictConfig) -> str | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    return execute(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)
+
+
+def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) -> str | None:
+    """One composed config: run it and print its summary; every expected failure is one line (exit 2)."""
     from experiments import preemption  # SLURM's warning signal -> mid-epoch checkpoint -> requeue
 
-    preemption.install()
+    if signals:
+        preemption.install()
     from data.base import DataError
     from experiments.pipeline import ConfigError, run
     from experiments.train import Preempted
 
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     for note in preemption.resume_notes(cfg):
         print(note, file=sys.stderr, flush=True)
     try:
@@ -53,5 +59,12 @@ def main(cfg: DictConfig) -> str | None:
     return line
 
 
+def _stopped_while_starting(signum, frame) -> None:  # noqa: ARG001 - until the pipeline installs its own handlers
+    print(f"[softstep] stopped by {signal.Signals(signum).name} while starting; nothing to save", file=sys.stderr, flush=True)
+    sys.exit(128 + signum)
+
+
 if __name__ == "__main__":
+    for _sig in (signal.SIGTERM, signal.SIGINT):  # one line, not a traceback, for a stop during start-up
+        signal.signal(_sig, _stopped_while_starting)
     main()

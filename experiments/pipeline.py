@@ -132,7 +132,9 @@ def build_head(cfg: DictConfig) -> torch.nn.Module:
         return instantiate(cfg.head.module)
     except InstantiationException as e:
         why = str(e.__cause__ or e).strip().splitlines()[0]
-        named = [k for k in cfg.head.module if k != "_target_" and re.search(rf"\b{re.escape(str(k))}\b", why)]
+        keys = [str(k) for k in cfg.head.module if k != "_target_"]
+        named = ([k for k in keys if re.search(rf"\b{re.escape(k)}\b", why)]
+                 or [k for k in keys if repr(OmegaConf.select(cfg.head.module, k)) in why])  # named by its value
         field = f"head.module.{named[0]}={OmegaConf.select(cfg.head.module, str(named[0]))!r}" if named else "head.module"
         raise ConfigError(f"bad config {field} for head {cfg.head.name!r} "
                           f"({cfg.head.module.get('_target_')}): {why}") from None
@@ -368,7 +370,9 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
     todo = splits if cfg.force else [s for s in splits if s not in done_before]
     trained: dict[int, Trained] = {}
     if todo:
-        safety.check_labels(data, {s: data.labels[paper_split(data.labels, s, cfg.trainer.stratify_bins)[0]] for s in todo})
+        source = OmegaConf.select(cfg, "dataset.loader.path") or OmegaConf.select(cfg, "dataset.loader.root")
+        safety.check_labels(data, {s: data.labels[paper_split(data.labels, s, cfg.trainer.stratify_bins)[0]] for s in todo},
+                            source)
         device = _device(cfg.trainer.device)
         check_modality(cfg, data)
         check_writable(cfg, key)

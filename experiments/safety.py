@@ -184,12 +184,14 @@ def check_data(key: RunKey, digest: str) -> None:
                                f"{key.dir} aside")
 
 
-def check_labels(data: RegressionData, train_labels: dict[int, np.ndarray]) -> None:
-    """Refuse a constant target, and a split whose training labels are constant (min–max would divide by zero)."""
+def check_labels(data: RegressionData, train_labels: dict[int, np.ndarray], source: str | None = None) -> None:
+    """Refuse a constant target, and a split whose training labels are constant (min–max would divide by zero).
+
+    ``source``: where the data came from (a file or folder), named in the message."""
+    where = f"dataset {data.name!r}" + (f" ({source})" if source else "")
     if np.ptp(data.labels) == 0:
-        raise DataError(f"dataset {data.name!r}: every label is {data.labels[0]:g} (a constant target); "
-                        f"there is nothing to regress")
+        raise DataError(f"{where}: every label is {data.labels[0]:g} (a constant target); there is nothing to regress")
     for s, y in train_labels.items():
         if np.ptp(y) == 0:
-            raise DataError(f"dataset {data.name!r}, split {s}: every training label is {y[0]:g}; min-max label "
+            raise DataError(f"{where}, split {s}: every training label is {y[0]:g}; min-max label "
                             f"scaling needs two distinct values (use other splits or more varied data)")
