@@ -43,10 +43,21 @@ def cached_features(path: Path, compute: Callable[[], torch.Tensor]) -> torch.Te
     warning) and recomputed; temp files of an interrupted write are removed."""
     from experiments.safety import load_features, remove_temp_files
 
-    with FileLock(path.with_name(path.name + ".lock")):
+    lock = FileLock(path.with_name(path.name + ".lock"))
+    try:
+        lock.acquire()
+    except OSError:  # a read-only shared cache: read it as it is (nothing can be written there anyway)
+        if path.exists():
+            feats = load_features(path)
+            if feats is not None:
+                return feats
+        raise
+    try:
         remove_temp_files(path.parent, path.name + ".")
         feats = load_features(path) if path.exists() else None
         if feats is None:
             feats = compute()
             atomic_torch_save(path, feats)
+    finally:
+        lock.release()
     return feats
