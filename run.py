@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 
@@ -16,26 +17,37 @@ def main(cfg: DictConfig) -> str | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    return execute(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)
+
+
+def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) -> str | None:
+    """One composed config: run it and print its summary; every expected failure is one line (exit 2)."""
     from experiments import preemption  # SLURM's warning signal -> mid-epoch checkpoint -> requeue
 
-    preemption.install()
+    if signals:
+        preemption.install()
     from data.base import DataError
     from experiments.pipeline import ConfigError, run
     from experiments.train import Preempted
 
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     for note in preemption.resume_notes(cfg):
         print(note, file=sys.stderr, flush=True)
     try:
         line = run(cfg).summary
-    except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch) and exit
+    except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch), or a stop: exit
         preemption.exit_for_requeue(e)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as e:
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM, or one outside training: stop now, one line
+        print("[softstep] interrupted; finished splits and the last epoch's checkpoint are kept: rerun to resume",
+              file=sys.stderr, flush=True)
+        sys.exit(130)
+    except (ConfigError, DataError, OSError, ValueError) as e:  # OSError: unwritable folder, full disk, ...
+        message = (f"{e.strerror or e}: {e.filename}" if isinstance(e, OSError) and e.filename and
+                   not isinstance(e, (ConfigError, DataError, ValueError)) else str(e))
         if multirun:  # one bad job must not stop the sweep
-            log.error("job failed: %s", e)
-            print(f"error: {e}", file=sys.stderr)
+            log.error("job failed: %s", message)
+            print(f"error: {message}", file=sys.stderr)
             return None
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except Exception:
         if not multirun:
@@ -47,5 +59,12 @@ def main(cfg: DictConfig) -> str | None:
     return line
 
 
+def _stopped_while_starting(signum, frame) -> None:  # noqa: ARG001 - until the pipeline installs its own handlers
+    print(f"[softstep] stopped by {signal.Signals(signum).name} while starting; nothing to save", file=sys.stderr, flush=True)
+    sys.exit(128 + signum)
+
+
 if __name__ == "__main__":
+    for _sig in (signal.SIGTERM, signal.SIGINT):  # one line, not a traceback, for a stop during start-up
+        signal.signal(_sig, _stopped_while_starting)
     main()

@@ -37,6 +37,8 @@ def load(path: str, target: str, features: Sequence[str] | str | None = None, te
                         f"and dataset.loader.text_column; got features={features!r}, text_column={text_column!r}")
     df = checks.read_table(path, name=name, sheet=sheet)
     checks.check_columns(df, path, {"target": target}, name=name)
+    if len(df) == 0:
+        raise DataError(f"dataset {name!r}: {path} has a header but no data rows")
     if text_column is not None:
         return text_table(name, path, df, text_column, target, log_target=log_target, dropna=dropna,
                           preprocessing=f"{path.name}-{checks.file_digest(path)}")

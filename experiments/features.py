@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from data.base import RegressionData, collate
+from experiments.locks import FileLock
 from experiments.results import atomic_torch_save
 
 
@@ -35,9 +36,28 @@ def extract(extractor, data: RegressionData, *, batch_size: int = 64, device="cp
 
 
 def cached_features(path: Path, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """Load features from ``path``, or compute and store them atomically."""
-    if path.exists():
-        return torch.load(path, weights_only=True)
-    feats = compute()
-    atomic_torch_save(path, feats)
+    """Load features from ``path``, or compute and store them atomically.
+
+    One run at a time computes a given cache (``<path>.lock``; others wait, then read it). The file
+    is loaded with ``weights_only=True``; an unreadable one is moved aside (``.corrupt``, one-line
+    warning) and recomputed; temp files of an interrupted write are removed."""
+    from experiments.safety import load_features, remove_temp_files
+
+    lock = FileLock(path.with_name(path.name + ".lock"))
+    try:
+        lock.acquire()
+    except OSError:  # a read-only shared cache: read it as it is (nothing can be written there anyway)
+        if path.exists():
+            feats = load_features(path)
+            if feats is not None:
+                return feats
+        raise
+    try:
+        remove_temp_files(path.parent, path.name + ".")
+        feats = load_features(path) if path.exists() else None
+        if feats is None:
+            feats = compute()
+            atomic_torch_save(path, feats)
+    finally:
+        lock.release()
     return feats

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
+import re
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +28,7 @@ from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
 from experiments import features as F
+from experiments import safety
 from experiments.report.paper import read_paper_table1
 from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
 from experiments.splits import MinMaxScaler, paper_split
@@ -71,8 +76,61 @@ def validate(cfg: DictConfig) -> list[int]:
     for field, value in (("trainer.lr", cfg.trainer.lr), ("trainer.extractor_lr", cfg.trainer.extractor_lr)):
         if not isinstance(value, (int, float)) or value <= 0:
             bad(field, value, "a number > 0")
+    validate_more(cfg, bad)
     build_head(cfg)  # the head's own arguments, checked by its constructor
     return splits
+
+
+def validate_more(cfg: DictConfig, bad) -> None:
+    """Trainer, model and device fields that used to fail late (or run for hours): checked at the door."""
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    def count_or_auto(field, value):
+        if value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            bad(field, value, "auto or an integer >= 1")
+
+    t = cfg.trainer
+    if not isinstance(t.max_elements, int) or isinstance(t.max_elements, bool) or t.max_elements < 1024:
+        bad("trainer.max_elements", t.max_elements, "an integer >= 1024 (query x reference entries evaluated at once; default 4194304)")
+    count_or_auto("trainer.threads", t.threads)
+    count_or_auto("trainer.workers", t.workers)
+    if not isinstance(t.num_workers, int) or isinstance(t.num_workers, bool) or t.num_workers < 0:
+        bad("trainer.num_workers", t.num_workers, "an integer >= 0 (DataLoader worker processes)")
+    if not isinstance(t.stratify_bins, int) or isinstance(t.stratify_bins, bool) or t.stratify_bins < 1:
+        bad("trainer.stratify_bins", t.stratify_bins, "an integer >= 1")
+    if not number(t.weight_decay) or t.weight_decay < 0:
+        bad("trainer.weight_decay", t.weight_decay, "a finite number >= 0")
+    for field, value in (("trainer.lr", t.lr), ("trainer.extractor_lr", t.extractor_lr)):
+        if not number(value):
+            bad(field, value, "a finite number > 0")
+    if not number(cfg.model.dropout) or not 0 <= cfg.model.dropout < 1:
+        bad("model.dropout", cfg.model.dropout, "a number in [0, 1)")
+    for field in ("force", "progress", "trainer.checkpoint"):
+        if not isinstance(OmegaConf.select(cfg, field), bool):
+            bad(field, OmegaConf.select(cfg, field), "true or false")
+    check_device(t.device, bad)
+
+
+def check_device(name, bad) -> None:
+    """``trainer.device``: auto, cpu, cuda, cuda:N or mps, and present on this machine."""
+    allowed = "auto, cpu, cuda, cuda:N or mps"
+    if name == "auto":
+        return
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        bad("trainer.device", name, allowed)
+    if dev.type not in ("cpu", "cuda", "mps"):
+        bad("trainer.device", name, allowed)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            bad("trainer.device", name, "no CUDA GPU is visible on this machine; use trainer.device=cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            bad("trainer.device", name, f"this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                                        f"cuda:{torch.cuda.device_count() - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        bad("trainer.device", name, "MPS is not available on this machine; use trainer.device=cpu or auto")
 
 
 def build_head(cfg: DictConfig) -> torch.nn.Module:
@@ -80,8 +138,13 @@ def build_head(cfg: DictConfig) -> torch.nn.Module:
     try:
         return instantiate(cfg.head.module)
     except InstantiationException as e:
-        raise ConfigError(f"bad config head.module for head {cfg.head.name!r} "
-                          f"({cfg.head.module.get('_target_')}): {e.__cause__ or e}") from None
+        why = str(e.__cause__ or e).strip().splitlines()[0]
+        keys = [str(k) for k in cfg.head.module if k != "_target_"]
+        named = ([k for k in keys if re.search(rf"\b{re.escape(k)}\b", why)]
+                 or [k for k in keys if repr(OmegaConf.select(cfg.head.module, k)) in why])  # named by its value
+        field = f"head.module.{named[0]}={OmegaConf.select(cfg.head.module, str(named[0]))!r}" if named else "head.module"
+        raise ConfigError(f"bad config {field} for head {cfg.head.name!r} "
+                          f"({cfg.head.module.get('_target_')}): {why}") from None
 
 
 def run_id(cfg: DictConfig) -> str:
@@ -278,6 +341,8 @@ def paper_number(dataset: str, head: str) -> str | None:
 
 def summary(cfg: DictConfig, key: RunKey) -> str:
     done = sorted(key.finished())
+    if not done:
+        return f"{cfg.dataset.name} / {cfg.head.name}: no finished split yet\n  results: {key.dir}"
     mses = np.array([read_result(key.split_path(s))["metrics"]["test_mse_x1e3"] for s in done])
     std = mses.std(ddof=1) if len(mses) > 1 else 0.0
     line = f"{cfg.dataset.name} / {cfg.head.name}: test MSE x 10^3 = {mses.mean():.3g} ± {std:.3g} over {len(done)} split(s)"
@@ -313,6 +378,7 @@ def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, thread
             cfg.progress = False
         res, model, scaler, idx = train_split(cfg, data, inputs, in_dim, split, key, device)
         record = result_record(cfg, res, scaler, split, key.run_id, idx)
+        record["data_digest"] = safety.data_digest(data)  # a later run on changed data refuses to report it
         write_result(key.split_path(split), record)
         key.checkpoint(split).unlink(missing_ok=True)
         if not keep_model:
@@ -329,23 +395,74 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
     the trained model, label scaler and inputs, e.g. to draw Figure 3's surfaces)."""
     splits = validate(cfg)
     key = run_key(cfg)
-    todo = splits if cfg.force else [s for s in splits if s not in key.finished()]
+    started = time.time()
+    data = load_data(cfg)  # also when every split is done: finished results must match this data
+    if not cfg.force:
+        safety.check_data(key, safety.data_digest(data))
+    done_before = key.finished()
+    todo = splits if cfg.force else [s for s in splits if s not in done_before]
     trained: dict[int, Trained] = {}
     if todo:
+        source = OmegaConf.select(cfg, "dataset.loader.path") or OmegaConf.select(cfg, "dataset.loader.root")
+        safety.check_labels(data, {s: data.labels[paper_split(data.labels, s, cfg.trainer.stratify_bins)[0]] for s in todo},
+                            source)
         device = _device(cfg.trainer.device)
-        data = load_data(cfg)
         check_modality(cfg, data)
+        check_writable(cfg, key)
+        safety.clean_run(key, splits, started)
         inputs, in_dim = prepare_inputs(cfg, data, device)
         workers, threads = _parallel_splits(cfg, device, len(todo)), _threads(cfg, device)
         bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
         args = (cfg, data, inputs, in_dim)
         if workers == 1:
-            jobs = (run_split(*args, s, key, device, threads, cfg.progress, keep_models) for s in todo)
+            jobs = (run_split_locked(*args, s, key, device, threads, cfg.progress, keep_models,
+                                     replace=s in done_before) for s in todo)
         else:  # independent splits in parallel processes; per-epoch bars off, the split bar stays
             from joblib import Parallel, delayed
 
             jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-                delayed(run_split)(*args, s, key, device, threads, False, keep_models) for s in todo)
+                delayed(run_split_locked)(*args, s, key, device, threads, False, keep_models,
+                                          replace=s in done_before, worker=True) for s in todo)
         for t in tqdm(jobs, **bar):
-            trained[t.record["split"]] = t
+            if t is not None:
+                trained[t.record["split"]] = t
     return RunResult(key, summary(cfg, key), trained)
+
+
+def check_writable(cfg: DictConfig, key: RunKey) -> None:
+    """The run folder can be created and written, checked before any work (an OSError naming the path)."""
+    try:
+        key.dir.mkdir(parents=True, exist_ok=True)
+        probe = key.dir / f".write-test-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write results under paths.results_root={cfg.paths.results_root} "
+                               f"({e.strerror or e})", str(e.filename or key.dir)) from None
+
+
+def run_split_locked(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False,
+                     *, replace: bool = False, worker: bool = False) -> Trained | None:
+    """:func:`run_split` under the split's lock (``split_<s>.lock``, see :mod:`experiments.locks`).
+
+    Returns None, and says so, when another live run holds the split, or finished it meanwhile (a
+    result that existed when this run started is replaced only with ``replace``, i.e. ``force``).
+    Leftovers of the split (temp files, a finished split's checkpoint) are removed first."""
+    if worker:  # a split in its own process: SIGTERM/SIGINT checkpoint here too
+        from experiments import preemption
+
+        preemption.install()
+    lock = safety.split_lock(key, split)
+    if not lock.try_acquire():
+        print(f"[softstep] split {split}: another run ({lock.describe()}) is training it; skipped here",
+              file=sys.stderr, flush=True)
+        return None
+    try:
+        done = split in key.finished()
+        safety.clean_split(key, split, done)
+        if done and not replace:
+            print(f"[softstep] split {split}: finished by another run meanwhile; skipped here", file=sys.stderr, flush=True)
+            return None
+        return run_split(cfg, data, inputs, in_dim, split, key, device, threads, progress, keep_model)
+    finally:
+        lock.release()

@@ -1,5 +1,8 @@
 """Preemption and time limits: checkpoint mid-epoch on SLURM's warning signal, then requeue.
 
+SIGTERM (``scancel``, most schedulers, ``kill``) and SIGINT (Ctrl-C) take the same path to the
+same mid-epoch checkpoint, then exit with one line and code 128 + signal, without requeueing.
+
 SLURM warns a job before it kills it (preemption, or the time limit): ``sbatch --signal=B:USR1@120``
 in our array template, ``--signal=USR2@120`` under submitit. :func:`install` makes both signals set
 :data:`experiments.train.STOP`; the training loop then saves a mid-epoch checkpoint at the next batch
@@ -22,6 +25,9 @@ from typing import NoReturn
 
 REQUEUE_EXIT = 75
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(signal, name))
+#: Stop requests that are not preemption (``scancel``, ``kill``, Ctrl-C): the same mid-epoch checkpoint,
+#: then exit 128 + signal number with one line, and no requeue. A second one stops at once.
+INTERRUPTS = (signal.SIGTERM, signal.SIGINT)
 _previous: dict[int, object] = {}
 _caught: list[int] = []
 
@@ -29,6 +35,12 @@ _caught: list[int] = []
 def _handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
     from experiments.train import STOP
 
+    if signum in INTERRUPTS:
+        if STOP.is_set() and any(s in INTERRUPTS for s in _caught):
+            raise KeyboardInterrupt  # asked twice: stop now (the last epoch's checkpoint is kept)
+        _caught.append(signum)
+        STOP.set()
+        return
     _caught.append(signum)
     print(f"[softstep] caught {signal.Signals(signum).name}: checkpointing at the next training step, then requeueing",
           file=sys.stderr, flush=True)
@@ -36,11 +48,12 @@ def _handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
 
 
 def install() -> bool:
-    """Route SIGUSR1/SIGUSR2 to a checkpoint request; keep any previous handler (submitit's) for afterwards.
+    """Route SIGUSR1/SIGUSR2 (preemption) and SIGTERM/SIGINT (a stop) to a checkpoint request; keep any
+    previous handler (submitit's) for afterwards.
 
     Returns False where signals cannot be installed (not the main thread)."""
     try:
-        for sig in SIGNALS:
+        for sig in SIGNALS + INTERRUPTS:
             prev = signal.getsignal(sig)
             if prev is not _handler:
                 _previous[sig] = prev
@@ -51,9 +64,14 @@ def install() -> bool:
 
 
 def exit_for_requeue(err: BaseException) -> NoReturn:
-    """After a preemption checkpoint: let submitit requeue (when it is the job's runner), else exit 75."""
-    print(f"[softstep] preempted: {err}", file=sys.stderr, flush=True)
+    """After a checkpoint on request: a stop (SIGTERM, SIGINT) exits 128 + signal with one line; a
+    preemption lets submitit requeue (when it is the job's runner), else exits 75."""
     signum = _caught[-1] if _caught else None
+    if signum in INTERRUPTS:
+        print(f"[softstep] stopped by {signal.Signals(signum).name}: {err}; rerun the same command to resume",
+              file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
+    print(f"[softstep] preempted: {err}", file=sys.stderr, flush=True)
     prev = _previous.get(signum)
     if callable(prev):  # submitit's checkpoint_and_try_requeue: pickles the job, scontrol requeue, sys.exit
         prev(signum, None)
@@ -62,9 +80,8 @@ def exit_for_requeue(err: BaseException) -> NoReturn:
 
 def resume_notes(cfg) -> list[str]:
     """One line per requested split that has a checkpoint to resume from (printed at start, for the log)."""
-    import torch
-
     from experiments.pipeline import run_key, validate
+    from experiments.safety import UnreadableFile, load_tensors
 
     try:
         splits = validate(cfg)
@@ -78,8 +95,8 @@ def resume_notes(cfg) -> list[str]:
         if s in done or not ck.exists():
             continue
         try:
-            state = torch.load(ck, weights_only=False, map_location="cpu")
-            notes.append(f"[softstep] split {s}: resuming from checkpoint {ck} (epoch {state['epoch']}, batch {state['batch']})")
-        except Exception as e:  # noqa: BLE001 - an unreadable checkpoint: the trainer will say more
-            notes.append(f"[softstep] split {s}: checkpoint {ck} found but unreadable ({e})")
+            state = load_tensors(ck, keys=("epoch", "batch"))  # weights_only: a planted pickle runs nothing
+        except UnreadableFile:
+            continue  # the trainer moves it aside, says so in one line, and starts the split afresh
+        notes.append(f"[softstep] split {s}: resuming from checkpoint {ck} (epoch {state['epoch']}, batch {state['batch']})")
     return notes

@@ -17,11 +17,15 @@ A result file holds (``format_version`` 1)::
                  test_mse_orig, val_mse_orig  (original label units)}
     best_epoch, epochs_run, wall_time_s, n_train, n_val, n_test,
     config      the resolved config,  git_commit,  versions {python, torch, torchsort, transformers},
-    finished_at ISO time
+    finished_at ISO time,
+    data_digest (optional; written since it was added) the content digest of the dataset the split
+                was trained on (experiments.safety.data_digest): a rerun on changed data refuses to
+                report the old numbers
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -76,16 +80,21 @@ class RunKey:
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that a reader sees either no file, the old one or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(e.filename or path.parent)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: name the one we wrote
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
 
 
@@ -122,7 +131,7 @@ def validate(result: Any, path: str | Path = "<memory>") -> dict:
         raise ResultError(f"{path}: format_version {result['format_version']} is not {FORMAT_VERSION}; rerun or convert it")
     for key in REQUIRED_METRICS:
         value = result["metrics"].get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value or value < 0:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             raise ResultError(f"{path}: metrics.{key} must be a finite number >= 0, got {value!r}")
     return result
 

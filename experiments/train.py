@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from data.base import RegressionData, collate
 from experiments.results import atomic_torch_save
+from experiments.safety import load_checkpoint
 
 #: Set to ask the training loop to checkpoint at the next batch boundary and raise :class:`Preempted`.
 STOP = threading.Event()
@@ -169,8 +170,8 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     opt = torch.optim.Adam(groups, weight_decay=weight_decay, foreach=True)
     stopper, best_state, history, epoch, first_batch = EarlyStopping(patience), None, [], 0, 0
 
-    if checkpoint is not None and checkpoint.exists():
-        ck = torch.load(checkpoint, weights_only=False, map_location=device)  # our own file (holds RNG state)
+    ck = load_checkpoint(checkpoint, device) if checkpoint is not None and checkpoint.exists() else None
+    if ck is not None:  # tensors and plain values only (weights_only); an unreadable file was moved aside
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         best_state, history, epoch, first_batch = ck["best_state"], ck["history"], ck["epoch"], ck["batch"]

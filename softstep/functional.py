@@ -17,10 +17,52 @@ T_MIN = 1e-4
 _SQDIST_FLOOR = 1e-12
 
 
+def max_magnitude(dtype: torch.dtype, d: int, gamma: float | None = None) -> float:
+    """The largest |entry| of an embedding whose similarities ``dtype`` can hold for dimension ``d``.
+
+    Squared distances of entries up to M are at most 4·M²·d; this bound keeps 16·M²·d (and, for
+    rbf with γ > 1/d, γ·16·M²·d²) below the dtype's largest value, with room for the head's scaling:
+    about 4.6e17 for float32 at d = 100."""
+    return (torch.finfo(dtype).max / (16.0 * d * max(1.0, (gamma or 0.0) * d))) ** 0.5
+
+
 def _sqdist(z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances, ||z_i||² + ||r_j||² − 2 z_i·r_j ≥ 0."""
-    norms = (z * z).sum(-1, keepdim=True) + (z_ref * z_ref).sum(-1)
-    return torch.addmm(norms, z, z_ref.T, alpha=-2.0).clamp_min(0.0)  # one fused pass instead of three
+    """Pairwise squared Euclidean distances ≥ 0, exact for duplicates and stable at large scale.
+
+    The fast expanded form ‖a‖² + ‖b‖² − 2a·b loses every digit of a small distance between large
+    vectors (duplicates at |z| ≈ 1e6 came out about 1,400 apart in float32). So: (1) both sets are
+    centred on the reference set's mean and divided by their largest entry (a common offset cancels
+    before anything is squared, and nothing overflows); (2) the expanded form gives every pair;
+    (3) a pair whose value is within its rounding bound, 8·(d + 2)·eps·(‖a‖² + ‖b‖²), is recomputed
+    directly as Σ(a − b)², so duplicates come out exactly 0 and near pairs keep their digits.
+    Centre and scale are constants (the distance does not depend on them), so gradients are exact.
+    """
+    d = z.shape[1]
+    with torch.no_grad():
+        c = z_ref.mean(0)
+        s = torch.maximum((z - c).abs().amax(), (z_ref - c).abs().amax()) if z.numel() and z_ref.numel() else c.new_ones(())
+        s = torch.where(s > 0, s, torch.ones_like(s))
+    a, b = (z - c) / s, (z_ref - c) / s
+    na, nb = (a * a).sum(-1, keepdim=True), (b * b).sum(-1)
+    sq = torch.addmm(na + nb, a, b.T, alpha=-2.0).clamp_min(0.0)  # one fused pass instead of three
+    with torch.no_grad():
+        near = sq <= 8 * (d + 2) * torch.finfo(sq.dtype).eps * (na + nb)
+        i, j = near.nonzero(as_tuple=True)
+    if len(i):
+        step = max(1, 2**22 // max(d, 1))  # bounded memory for the direct differences
+        exact = torch.cat([((a[i[k : k + step]] - b[j[k : k + step]]) ** 2).sum(-1) for k in range(0, len(i), step)])
+        sq = sq.index_put((i, j), exact)
+    return sq * (s * s)
+
+
+def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) -> None:
+    if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0:
+        return
+    limit = max_magnitude(z.dtype, z.shape[1], gamma)
+    m = max(float(z.detach().abs().amax()) if z.numel() else 0.0, float(z_ref.detach().abs().amax()) if z_ref.numel() else 0.0)
+    if m > limit:
+        raise ValueError(f"embeddings with entries of magnitude {m:.3g} overflow {z.dtype} similarities at d={z.shape[1]} "
+                         f"(at most {limit:.3g}); normalise the embeddings or use float64")
 
 
 def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> torch.Tensor:
@@ -37,6 +79,10 @@ def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma:
     gamma : RBF bandwidth γ. ``None`` means γ = 1/d, scikit-learn's ``rbf_kernel``
         default. Paper: "radial basis function (RBF) kernel", bandwidth unstated.
 
+    Raises ``ValueError`` for entries beyond :func:`max_magnitude` (about 4.6e17 in float32 at
+    d = 100), where the similarities of that dtype would overflow; every finite input below it
+    gives finite similarities. l2 and rbf distances are exact for duplicates (see ``_sqdist``).
+
     Every head puts similarities through a softmax, so ``rbf`` returns the log-kernel:
     softmax(log k) = k / Σ k, the weights of RBF kernel regression. Returning k itself
     (values in (0, 1]) would cap the ratio of any two weights at e, so no training could
@@ -49,6 +95,7 @@ def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma:
         raise ValueError(
             f"embeddings must be (B, d) and (N, d) with the same d; got {tuple(z.shape)} and {tuple(z_ref.shape)}"
         )
+    _check_magnitude(z, z_ref, gamma if kind == "rbf" else None)
     if kind == "dot":
         return z @ z_ref.T
     if kind == "cos":
@@ -69,7 +116,8 @@ def row_minmax(sim: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Ten
     entries take no part in the row's min and max, so a training row is scaled the
     same way as an evaluation row, where the query is not in the reference set.
     A constant row (max = min, e.g. a single neighbour) maps to 1 everywhere: all
-    its neighbours tie for the top. Excluded entries are returned as 0.
+    its neighbours tie for the top; so does a row whose span is rounding (``FLAT_ULPS``).
+    Excluded entries are returned as 0.
     """
     return scale_rows(sim, *row_bounds(sim, mask), mask)
 
@@ -82,10 +130,18 @@ def row_bounds(sim: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[tor
     return lo, hi
 
 
+#: A row whose span is within this many ulps of its largest |value| is flat: that span is rounding.
+FLAT_ULPS = 64
+
+
 def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(sim − lo) / (hi − lo) with given per-row bounds; constant rows → 1 (see :func:`row_minmax`)."""
+    """(sim − lo) / (hi − lo) with given per-row bounds; flat rows → 1 (see :func:`row_minmax`).
+
+    A row is flat when its span is at most ``FLAT_ULPS``·eps·max(|lo|, |hi|): a span of 1e-15 among
+    cosines of 1 is rounding, and stretching it to [0, 1] would make SoftStep cut on noise (and
+    make ``predict`` differ from ``forward``, whose rounding differs)."""
     span = hi - lo
-    flat = span <= 0
+    flat = span <= FLAT_ULPS * torch.finfo(span.dtype).eps * torch.maximum(lo.abs(), hi.abs())
     out = ((sim - lo) / torch.where(flat, torch.ones_like(span), span)).clamp(0.0, 1.0).masked_fill(flat, 1.0)
     return out if mask is None else out.masked_fill(mask, 0.0)
 

@@ -95,6 +95,8 @@ class NeighborHead(nn.Module):
             raise ValueError(f"unknown similarity {similarity!r}; allowed: {', '.join(Fn.SIMILARITIES)}")
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1; got {embed_dim}")
+        if gamma is not None and not (isinstance(gamma, (int, float)) and 0 < gamma < math.inf):
+            raise ValueError(f"gamma must be None (1/d) or a finite number > 0; got {gamma!r}")
         self.embed_dim, self.similarity, self.gamma = embed_dim, similarity, gamma
         self.log_scale = nn.Parameter(torch.zeros(())) if learn_scale else None
         self.register_buffer("scale_initialised", torch.tensor(not learn_scale))
@@ -257,8 +259,9 @@ class DiffKNNHead(NeighborHead):
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
                  q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1, learn_scale: bool = True):
         super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale)
-        if rank_strength <= 0:
-            raise ValueError(f"rank_strength must be > 0; got {rank_strength}")
+        for name, value in (("q", q), ("t", t), ("rank_strength", rank_strength)):
+            if not (isinstance(value, (int, float)) and 0 < value < math.inf):
+                raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
         self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t)
         self.rank_strength = rank_strength
 

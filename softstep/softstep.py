@@ -53,6 +53,8 @@ class SoftStep(nn.Module):
 
     def __init__(self, *, param_mode: str = "global", embed_dim: int | None = None, eps: float = 1e-4):
         super().__init__()
+        if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+            raise ValueError(f"eps must be a number in (0, 1); got {eps!r}")
         self.params = SigmoidParams(3, param_mode=param_mode, embed_dim=embed_dim)
         self.eps = eps
 

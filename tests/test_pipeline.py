@@ -210,7 +210,7 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
     finally:
         T.Regressor.embed = orig
         T.STOP.clear()
-    state = torch.load(ck, weights_only=False)
+    state = torch.load(ck, weights_only=True)
     assert state["epoch"] == 1 and state["batch"] > 0  # resumes inside epoch 1, not at epoch 0
     resumed = fit(new_model(), Inputs(features=x), y, *idx, seed=0, max_epochs=4, patience=10, batch_size=8, lr=1e-2,
                   progress=False, checkpoint=ck)

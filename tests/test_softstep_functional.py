@@ -198,3 +198,42 @@ def test_soft_k_step_gradcheck():
 def test_soft_k_step_rejects_bad_q():
     with pytest.raises(ValueError, match="q must be > 0"):
         soft_k_step(torch.zeros(3), torch.tensor(1.0), q=0.0)
+
+
+@given(value=st.floats(-1e6, 1e6), ulps=st.integers(0, 16), n=st.integers(2, 30), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**16))
+@settings(max_examples=100, deadline=None)
+def test_row_minmax_near_tied_row_is_flat(value, ulps, n, dtype, seed):
+    """A row whose values differ by rounding only (a few ulps of its magnitude) is flat: all 1, as a
+    constant row; stretching that noise to [0, 1] would make SoftStep cut on it."""
+    g = torch.Generator().manual_seed(seed)
+    v = torch.tensor(value, dtype=dtype)
+    noise = torch.randint(-ulps, ulps + 1, (1, n), generator=g).to(dtype) * torch.finfo(dtype).eps * v.abs()
+    assert torch.equal(row_minmax(v + noise), torch.ones(1, n, dtype=dtype))
+    spread = v + torch.linspace(0, 1, n, dtype=dtype) * max(1.0, abs(value)) * 1e-3  # a real spread still spans [0, 1]
+    out = row_minmax(spread[None])
+    assert out.min() == 0 and out.max() == 1
+
+
+@given(scale=st.sampled_from([1e3, 1e6, 1e9, 1e12, 1e15]), offset=st.sampled_from([0.0, 1.0, 100.0]),
+       n=st.integers(1, 20), d=st.integers(1, 64), seed=st.integers(0, 2**16))
+@settings(max_examples=100, deadline=None)
+def test_float32_distances_exact_for_duplicates_and_accurate_at_scale(scale, offset, n, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.randn(n, d, generator=g) + offset) * scale
+    r = torch.cat([z, (torch.randn(n, d, generator=g) + offset) * scale])
+    for kind in ("l2", "rbf"):
+        sim = similarity(z, r, kind)
+        assert torch.isfinite(sim).all()
+        assert (sim.diagonal() == (-1e-6 if kind == "l2" else 0.0)).all()
+        exact = ((z.double()[:, None] - r.double()[None]) ** 2).sum(-1)
+        ref = -exact.clamp_min(1e-12).sqrt() if kind == "l2" else -exact / d
+        assert ((sim.double() - ref).abs() <= 1e-5 * ref.abs().amax() + 1e-6).all()
+
+
+def test_float32_magnitude_limit_is_a_value_error():
+    z = torch.full((2, 100), 1e18)
+    for kind in SIMILARITIES:
+        with pytest.raises(ValueError, match="magnitude"):
+            similarity(z, z, kind)
+    assert torch.isfinite(similarity(z.double(), z.double(), "l2")).all()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import pairwise
 from sklearn.neighbors import NearestNeighbors
 
-from softstep import SIMILARITIES, DiffKNNHead, NCAHead, build_head
+from softstep import SIMILARITIES, DiffKNNHead, NCAHead, build_head, similarity
 
 HEADS = ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i")
 NEIGHBOR_HEADS = HEADS[1:]
@@ -378,3 +378,70 @@ def test_multi_output_shape(name):
     else:
         assert head(z, z, y, exclude_self=True).shape == (6, 4)
         assert head.predict(z[:3], z, y).shape == (3, 4)
+
+
+# ---------------------------------------------------------------- near ties, float32 at large scale
+
+@pytest.mark.parametrize("name", ["nca_g", "nca_i"])
+def test_near_tied_rows_are_flat_and_predict_equals_forward(name):
+    """Rows that are multiples of the all-ones vector: every cosine is 1 up to rounding (a span of
+    ~1e-15). Such a row is flat, so predict equals forward and a relative 1e-13 nudge changes nothing."""
+    torch.manual_seed(0)
+    head = build_head(name, 25, similarity="cos").double().eval()
+    set_step_params(head, [0.0, 0.0, -2.0], weight_scale=0.3)
+    c = torch.exp(torch.randn(40, 1, dtype=torch.float64) * 3)
+    z = c * torch.ones(1, 25, dtype=torch.float64)
+    y = torch.rand(40, dtype=torch.float64) * 0.23
+    with torch.no_grad():
+        fwd = head(z[:10], z, y)
+        for chunk in (2**22, 40, 7):
+            torch.testing.assert_close(head.predict(z[:10], z, y, max_elements=chunk), fwd, rtol=1e-12, atol=1e-12)
+        nudged = head(z[:10] * (1 + 1e-13 * torch.randn(10, 25, dtype=torch.float64)), z, y)
+    torch.testing.assert_close(nudged, fwd, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(fwd, y.mean().expand(10), rtol=1e-9, atol=1e-9)  # all neighbours tie
+
+
+@st.composite
+def large_float32_inputs(draw):
+    name = draw(st.sampled_from(NEIGHBOR_HEADS))
+    kind = draw(st.sampled_from(SIMILARITIES))
+    n, d = draw(st.integers(2, 12)), draw(st.integers(1, 8))
+    scale = draw(st.sampled_from([1e4, 1e6, 1e9, 1e12, 1e15]))
+    offset = draw(st.sampled_from([0.0, 1.0, 100.0]))  # a common offset, in units of scale
+    near = draw(st.sampled_from([0.0, 1e-7, 1e-5, 1e-3]))  # relative distance of the near-duplicates
+    return name, kind, n, d, scale, offset, near, draw(st.integers(0, 2**16))
+
+
+@given(large_float32_inputs())
+@settings(max_examples=60, deadline=None)
+def test_float32_at_large_scale_is_finite_and_duplicates_are_exact(args):
+    """float32 embeddings up to 1e17 with a common offset and (near-)duplicates: distances of duplicates
+    are exactly 0, distances keep their digits, every output is finite and inside the label range."""
+    name, kind, n, d, scale, offset, near, seed = args
+    g = torch.Generator().manual_seed(seed)
+    base = (torch.randn(n, d, generator=g) + offset) * scale
+    z_ref = torch.cat([base, base[: n // 2] * (1 + near * torch.randn(n // 2, d, generator=g))])
+    if kind in ("l2", "rbf"):
+        sim = similarity(z_ref[: n // 2], z_ref, kind)
+        dup = sim[torch.arange(n // 2), torch.arange(n // 2)]
+        assert (dup == (-1e-6 if kind == "l2" else 0.0)).all(), "a duplicate's distance must be exact"
+        ref = -((z_ref.double()[:, None] - z_ref.double()[None]) ** 2).sum(-1)
+        ref = -(-ref).clamp_min(1e-12).sqrt() if kind == "l2" else ref / d
+        got = similarity(z_ref, z_ref, kind).double()
+        assert ((got - ref).abs() <= 1e-4 * ref.abs().amax(-1, keepdim=True) + 1e-6).all()
+    head = build_head(name, d, similarity=kind).eval()
+    y = torch.rand(len(z_ref), generator=g)
+    with torch.no_grad():
+        out = head(z_ref, z_ref, y)
+        assert torch.isfinite(out).all()
+        assert (out >= y.min() - 1e-5).all() and (out <= y.max() + 1e-5).all()
+        tiled = head.predict(z_ref, z_ref, y, max_elements=7)  # other tiles, other rounding: finite and in range
+        assert torch.isfinite(tiled).all() and (tiled >= y.min() - 1e-5).all() and (tiled <= y.max() + 1e-5).all()
+
+
+def test_magnitudes_a_float32_head_cannot_represent_are_a_clear_error():
+    head = build_head("nca_g", 100, similarity="l2")
+    z = torch.randn(4, 100) * 1e18
+    with pytest.raises(ValueError, match=r"magnitude .* overflow torch.float32 .*d=100"):
+        head(z, z, torch.rand(4))
+    assert torch.isfinite(head.double()(z.double(), z.double(), torch.rand(4, dtype=torch.float64))).all()

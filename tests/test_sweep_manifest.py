@@ -134,7 +134,7 @@ def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
 
     monkeypatch.setattr(preemption, "_previous", {})
     monkeypatch.setattr(preemption, "_caught", [])
-    old = {s: signal.getsignal(s) for s in preemption.SIGNALS}
+    old = {s: signal.getsignal(s) for s in preemption.SIGNALS + preemption.INTERRUPTS}
     try:
         assert preemption.install()
         os.kill(os.getpid(), signal.SIGUSR1)

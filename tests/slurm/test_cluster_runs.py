@@ -93,10 +93,10 @@ def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
     args = ["table1", *SLOW, *common, "--launcher-config", "submitit_local_test"]
     _, (array,) = submit(*args)
     ck = wait_until(lambda: checkpoint_of(root), 120, "the first epoch's checkpoint")
-    wait_until(lambda: torch.load(ck, weights_only=False)["epoch"] >= 2, 120, "epoch 2's checkpoint", every=0.5)
+    wait_until(lambda: torch.load(ck, weights_only=True)["epoch"] >= 2, 120, "epoch 2's checkpoint", every=0.5)
     subprocess.run(["scancel", f"{array}_0"], check=True, timeout=30)  # killed: no warning signal, no requeue
     wait_gone([array])
-    state = torch.load(ck, weights_only=False)
+    state = torch.load(ck, weights_only=True)
     assert not read_results(root) and state["epoch"] >= 2
     st = status("table1", *SLOW, *common)
     assert str(logs / f"{array}_0.out") in st and re.search(r"^all\s+0\s+0\s+0\s+1\s+0\s+1", st, re.M), st

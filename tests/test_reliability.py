@@ -1,0 +1,453 @@
+"""The repository tried as a hostile environment would try it (issue 14): kills at random points,
+two runs on one folder, a planted pickle, corrupt files, changed data, and a table of bad inputs.
+
+Subprocesses run ``run.py`` through DRIVER, which only adds a line to stderr each time a split
+starts training (so a test can count trainings) and can simulate a full disk or a read-only folder.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments import pipeline
+from experiments.compose import compose
+from experiments.results import ResultError, read_result, read_results, validate
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+DRIVER = r"""
+import signal, sys
+for s in (signal.SIGTERM, signal.SIGINT):  # run.py does the same first thing; the driver imports before it
+    signal.signal(s, lambda n, f: (print(f"[softstep] stopped by {signal.Signals(n).name} while starting", file=sys.stderr), sys.exit(128 + n)))
+import errno, os, pathlib, runpy, tempfile
+import experiments.pipeline as P
+
+orig = P.run_split
+def counting(*a, **k):
+    print(f"[test] training split {a[4]}", file=sys.stderr, flush=True)
+    return orig(*a, **k)
+P.run_split = counting
+
+fault = os.environ.get("FAULT", "")
+if fault == "enospc":
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    os.fsync = full
+if fault.startswith("readonly:"):  # what a read-only folder does, for runs as root (where chmod does not stop writes)
+    root = fault.split(":", 1)[1]
+    def guard(f):
+        def g(self, *a, **k):
+            if str(self).startswith(root):
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return f(self, *a, **k)
+        return g
+    pathlib.Path.mkdir = guard(pathlib.Path.mkdir)
+    pathlib.Path.write_bytes = guard(pathlib.Path.write_bytes)
+    orig_mkstemp = tempfile.mkstemp
+    def mkstemp(*a, dir=None, **k):
+        if dir is not None and str(dir).startswith(root):
+            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+        return orig_mkstemp(*a, dir=dir, **k)
+    tempfile.mkstemp = mkstemp
+sys.argv = ["run.py", *sys.argv[1:]]
+runpy.run_path("run.py", run_name="__main__")
+"""
+
+
+def load_run_module():
+    spec = importlib.util.spec_from_file_location("softstep_run_py", REPO / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+RUN = load_run_module()
+
+
+def small(root: Path, *overrides: str) -> list[str]:
+    """A synthetic run small enough for many subprocesses on 2 cores."""
+    return ["dataset=synthetic", "dataset.loader.n=150", "head=nca_g", "splits=[0,1,2]", "trainer.max_epochs=4",
+            "trainer.patience=10", "trainer.workers=1", "progress=false", f"paths.results_root={root}", *overrides]
+
+
+def cli(args: list[str], tmp: Path, fault: str = "", **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", DRIVER, *args, f"hydra.run.dir={tmp}/hydra"], cwd=REPO,
+                            env={**ENV, "FAULT": fault}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def cli_run(args: list[str], tmp: Path, fault: str = "", timeout: float = 300) -> subprocess.CompletedProcess:
+    p = cli(args, tmp, fault)
+    out, err = p.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def in_process(overrides: list[str], capsys) -> tuple[int, str]:
+    """run.py's own execute() on a composed config: (exit code, stderr)."""
+    capsys.readouterr()
+    try:
+        RUN.execute(compose(overrides), signals=False)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def trained(stderr: str) -> list[int]:
+    return [int(line.split()[-1]) for line in stderr.splitlines() if line.startswith("[test] training split")]
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith((".tmp", ".ckpt.pt", ".lock"))]
+
+
+def metrics(root: Path) -> dict[int, tuple]:
+    return {r["split"]: (r["metrics"], r["history"], r["best_epoch"]) for r in read_results(root)}
+
+
+# ---------------------------------------------------------------- kill and resume
+
+def test_kills_at_random_points_lose_nothing(tmp_path):
+    """Ten kills (SIGKILL, and SIGTERM / SIGINT, which checkpoint mid-epoch) at random points of a
+    run's training, then one run to the end: one result per split, metrics and histories identical
+    to an uninterrupted run, and no temp file, checkpoint or lock left behind."""
+    import threading
+
+    ref_root, root = tmp_path / "ref", tmp_path / "killed"
+    args = ("dataset.loader.n=300", "trainer.max_epochs=12")
+    pipeline.run(compose(small(ref_root, *args)))
+    rng = np.random.default_rng(14)
+    kills, codes, stops = 0, [], []
+    for attempt in range(14):
+        if kills >= 10:
+            break
+        p = cli(small(root, *args), tmp_path)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+        reader.start()
+        deadline = time.time() + 120
+        while p.poll() is None and time.time() < deadline and not any(x.startswith("[test] training") for x in lines):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.8))  # a random point of the training (about 10 s in all)
+        if p.poll() is not None:  # it finished before the kill
+            break
+        sig = [signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGINT][attempt % 4]
+        p.send_signal(sig)
+        p.wait(timeout=120)
+        reader.join(timeout=10)
+        err = "".join(lines)
+        kills += 1
+        codes.append(p.returncode)
+        if sig != signal.SIGKILL:
+            assert p.returncode == 128 + sig and "Traceback" not in err, err[-2000:]
+            stops.append(err.strip().splitlines()[-1])
+    assert kills == 10, f"only {kills} kills landed"
+    out = cli_run(small(root, *args), tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert metrics(root) == metrics(ref_root)  # bit-identical metrics and validation histories
+    assert sorted(p.name for p in root.rglob("split_*.json")) == ["split_0.json", "split_1.json", "split_2.json"]
+    assert leftovers(root) == []
+    for line in stops:  # a SIGTERM / SIGINT ends with one line
+        assert line.startswith("[softstep] stopped by SIG"), line
+    print(f"kills survived: {kills}; exit codes: {codes}")
+
+
+def test_sigterm_checkpoints_mid_epoch_and_exits_with_one_line(tmp_path):
+    root = tmp_path / "r"
+    args = small(root, "splits=[0]", "dataset.loader.n=1500", "trainer.max_epochs=50", "trainer.batch_size=8")
+    p = cli(args, tmp_path)
+    ck = None
+    deadline = time.time() + 120
+    while time.time() < deadline and not ck:
+        ck = next(root.rglob("split_0.ckpt.pt"), None)
+        time.sleep(0.2)
+    assert ck, "no checkpoint appeared"
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM, err[-2000:]
+    lines = [line for line in err.splitlines() if not line.startswith("[test]")]
+    assert len(lines) == 1 and lines[0].startswith("[softstep] stopped by SIGTERM: stopped in epoch"), err
+    state = torch.load(ck, weights_only=True)
+    assert state["batch"] > 0  # mid-epoch: the epoch in progress was not lost
+
+
+# ---------------------------------------------------------------- two runs, one folder
+
+def test_two_concurrent_runs_train_each_split_once(tmp_path):
+    root = tmp_path / "r"
+    args = small(root, "splits=[0,1,2,3]", "trainer.max_epochs=6")
+    a, b = cli(args, tmp_path / "a"), cli(args, tmp_path / "b")
+    (_, err_a), (_, err_b) = a.communicate(timeout=400), b.communicate(timeout=400)
+    assert a.returncode == 0 and b.returncode == 0, err_a[-2000:] + err_b[-2000:]
+    both = trained(err_a) + trained(err_b)
+    assert sorted(both) == [0, 1, 2, 3], (err_a, err_b)  # each split trained exactly once
+    assert sorted(r["split"] for r in read_results(root)) == [0, 1, 2, 3]
+    assert "skipped here" in err_a + err_b and leftovers(root) == []
+
+
+def test_lock_of_a_dead_owner_is_stale_and_taken_over(tmp_path):
+    from experiments.locks import FileLock
+
+    lock = FileLock(tmp_path / "split_0.lock")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    lock.path.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "started": 0}))
+    assert lock.is_stale() and lock.try_acquire()
+    other = FileLock(lock.path)
+    assert not other.try_acquire() and str(os.getpid()) in other.describe()  # we are alive: not stale
+    lock.release()
+    assert not lock.path.exists()
+    remote = FileLock(tmp_path / "split_1.lock", stale_after_s=60)  # another host: stale when not touched
+    remote.path.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": 0}))
+    assert not remote.is_stale()
+    os.utime(remote.path, (time.time() - 120, time.time() - 120))
+    assert remote.is_stale()
+
+
+# ---------------------------------------------------------------- planted and corrupt files
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_checkpoint_runs_nothing(tmp_path):
+    root, marker = tmp_path / "r", tmp_path / "pwned"
+    args = small(root, "splits=[0]", "trainer.max_epochs=2")
+    ck = pipeline.run_key(compose(args)).checkpoint(0)
+    ck.parent.mkdir(parents=True)
+    torch.save({"model": Evil(marker), "epoch": 0, "batch": 0}, ck)
+    out = cli_run(args, tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert not marker.exists(), "unpickling the planted checkpoint ran a shell command"
+    warnings = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(ck) in warnings[0] and "refused" in warnings[0], out.stderr
+    assert ck.with_name(ck.name + ".corrupt").exists() and trained(out.stderr) == [0]
+
+
+@pytest.mark.parametrize("size", [0, 100])
+def test_a_corrupt_checkpoint_is_moved_aside_and_blocks_nothing(tmp_path, size):
+    root = tmp_path / "r"
+    args = small(root, "splits=[0,1]", "trainer.max_epochs=2")
+    key = pipeline.run_key(compose(args))
+    key.dir.mkdir(parents=True)
+    key.checkpoint(0).write_bytes(os.urandom(size))
+    out = cli_run(args, tmp_path)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    warnings = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(key.checkpoint(0)) in warnings[0] and "starts afresh" in warnings[0]
+    assert sorted(r["split"] for r in read_results(root)) == [0, 1]
+    assert key.checkpoint(0).with_name("split_0.ckpt.pt.corrupt").exists()
+
+
+def test_a_corrupt_feature_cache_is_recomputed(tmp_path, capsys):
+    root = tmp_path / "r"
+    assert in_process(small(root, "splits=[0]", "trainer.max_epochs=1"), capsys)[0] == 0
+    (cache,) = (root / "cache" / "features").glob("*.pt")
+    good = torch.load(cache, weights_only=True)
+    cache.write_bytes(cache.read_bytes()[:100])
+    code, err = in_process(small(root, "splits=[0]", "trainer.max_epochs=1", "head=nca"), capsys)
+    assert code == 0
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(cache) in warnings[0] and "recomputing" in warnings[0], err
+    assert torch.equal(torch.load(cache, weights_only=True), good)
+
+
+def test_leftovers_of_a_kill_are_removed(tmp_path, capsys):
+    """A temp file of an interrupted atomic write, and the checkpoint of a split whose result was written."""
+    root = tmp_path / "r"
+    args = small(root, "splits=[0]", "trainer.max_epochs=1")
+    assert in_process(args, capsys)[0] == 0
+    key = pipeline.run_key(compose(args))
+    (key.dir / ".split_0.json.abc123.tmp").write_text("{")
+    (key.dir / ".split_1.ckpt.pt.abc123.tmp").write_text("x")
+    key.checkpoint(0).write_bytes(b"stale")
+    assert in_process(small(root, "splits=[0,1]", "trainer.max_epochs=1"), capsys)[0] == 0
+    assert leftovers(root) == [] and sorted(r["split"] for r in read_results(root)) == [0, 1]
+
+
+# ---------------------------------------------------------------- changed data
+
+def write_table(path: Path, y: np.ndarray) -> None:
+    x = np.random.default_rng(0).normal(size=(len(y), 3))
+    rows = ["a,b,c,target"] + [f"{a:.6f},{b:.6f},{c:.6f},{t:.6f}" for (a, b, c), t in zip(x, y)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_changed_data_is_refused_never_an_old_number(tmp_path, capsys):
+    csv = tmp_path / "t.csv"
+    y = np.random.default_rng(1).normal(size=120) * 10 + 50
+    write_table(csv, y)
+    args = ["dataset=table", f"dataset.loader.path={csv}", "dataset.loader.target=target", "dataset.loader.features=all",
+            "head=nca", "splits=[0]", "trainer.max_epochs=2", "progress=false", f"paths.results_root={tmp_path}/r"]
+    assert in_process(args, capsys)[0] == 0
+    (old,) = read_results(tmp_path / "r")
+    write_table(csv, np.random.default_rng(2).permutation(y))  # the target column shuffled
+    code, err = in_process(args, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert old["_path"] in err and "other data" in err and "force=true" in err
+    assert in_process([*args, "force=true"], capsys)[0] == 0
+    (new,) = read_results(tmp_path / "r")
+    assert new["data_digest"] != old["data_digest"] and new["metrics"] != old["metrics"]
+    assert in_process(args, capsys)[0] == 0  # the new results match the data: reported
+
+
+# ---------------------------------------------------------------- bad inputs: exit 2, one line, no result
+
+def csv_case(tmp: Path, name: str, text: str, *extra: str) -> list[str]:
+    path = tmp / f"{name}.csv"
+    path.write_text(text)
+    features = [] if any(e.startswith("dataset.loader.features=") for e in extra) else ["dataset.loader.features=all"]
+    return ["dataset=table", f"dataset.loader.path={path}", "dataset.loader.target=y", *features, *extra]
+
+
+GOOD_ROWS = "".join(f"{i},{(i * 7) % 11},{i % 3}\n" for i in range(40))
+BAD_CONFIGS = [  # (overrides, what the message must name)
+    (["trainer.max_elements=0"], "trainer.max_elements"),
+    (["trainer.max_elements=-5"], "trainer.max_elements"),
+    (["trainer.max_elements=big"], "trainer.max_elements"),
+    (["trainer.threads=0"], "trainer.threads"),
+    (["trainer.threads=many"], "trainer.threads"),
+    (["trainer.workers=0"], "trainer.workers"),
+    (["trainer.workers=-1"], "trainer.workers"),
+    (["trainer.weight_decay=-0.1"], "trainer.weight_decay"),
+    (["trainer.weight_decay=nan"], "trainer.weight_decay"),
+    (["model.dropout=1.5"], "model.dropout"),
+    (["model.dropout=-0.1"], "model.dropout"),
+    (["head=diffknn_g", "head.module.q=-1"], "head.module.q"),
+    (["head=diffknn_g", "head.module.t=0"], "head.module.t"),
+    (["head=diffknn_g", "head.module.rank_strength=0"], "head.module.rank_strength"),
+    (["head=nca_i", "head.module.gamma=-1"], "head.module.gamma"),
+    (["head=nca_i", "head.module.norm=weird"], "head.module.norm"),
+    (["head=nca_i", "head.module.softstep=half"], "head.module.softstep"),
+    (["head=nca_i", "+head.module.foo=1"], "head.module.foo"),
+    (["trainer.device=tpu9"], "trainer.device"),
+    ([f"trainer.device={'cuda:99' if torch.cuda.is_available() else 'cuda'}"], "trainer.device"),
+    (["trainer.lr=0"], "trainer.lr"),
+    (["trainer.batch_size=1"], "trainer.batch_size"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs"),
+    (["trainer.eval_batch_size=0"], "trainer.eval_batch_size"),
+    (["trainer.stratify_bins=0"], "trainer.stratify_bins"),
+    (["trainer.num_workers=-1"], "trainer.num_workers"),
+    (["splits=[0,0]"], "splits"),
+    (["head.similarity=manhattan"], "head.similarity"),
+    (["model.embed_dim=0"], "model.embed_dim"),
+    (["force=maybe"], "force"),
+]
+BAD_DATA = [  # (name, csv text, extra overrides, what the message must name)
+    ("header_only", "a,b,y\n", (), "no data rows"),
+    ("constant_target", "".join(["a,b,y\n"] + [f"{i},{i % 5},3.0\n" for i in range(40)]), (), "constant target"),
+    ("no_target", "a,b,z\n" + GOOD_ROWS, (), "'y'"),
+    ("text_in_feature", "a,b,y\n" + GOOD_ROWS + "x,1,2\n", ("dataset.loader.features=[a,b]",), "'a'"),
+    ("nan_target", "a,b,y\n" + GOOD_ROWS + "1,2,\n", (), "'y'"),
+    ("missing_file", None, (), "dataset.loader.path"),
+]
+
+
+@pytest.fixture(scope="module")
+def clear_count():
+    seen = {"tried": 0, "clear": 0}
+    yield seen
+    print(f"\nbad inputs clear: {seen['clear']} of {seen['tried']}")
+
+
+def check_one_line(code: int, err: str, must_name: str, root: Path, counter: dict) -> None:
+    counter["tried"] += 1
+    lines = [line for line in err.strip().splitlines() if line]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and must_name in lines[0], err
+    assert not list(root.rglob("split_*.json")) and not list(root.rglob("*.ckpt.pt")), "a partial result was written"
+    counter["clear"] += 1
+
+
+@pytest.mark.parametrize("overrides,field", BAD_CONFIGS, ids=[" ".join(o) for o, _ in BAD_CONFIGS])
+def test_bad_config_value_is_one_line_naming_the_field(tmp_path, capsys, clear_count, overrides, field):
+    code, err = in_process(small(tmp_path / "r", "splits=[0]", "trainer.max_epochs=1", *overrides), capsys)
+    check_one_line(code, err, field, tmp_path / "r", clear_count)
+
+
+@pytest.mark.parametrize("name,text,extra,named", BAD_DATA, ids=[c[0] for c in BAD_DATA])
+def test_bad_data_is_one_line_naming_the_file(tmp_path, capsys, clear_count, name, text, extra, named):
+    args = csv_case(tmp_path, name, text or "", *extra)
+    if text is None:
+        (tmp_path / f"{name}.csv").unlink()
+    code, err = in_process([*args, "head=nca", "splits=[0]", "trainer.max_epochs=1", "progress=false",
+                            f"paths.results_root={tmp_path}/r"], capsys)
+    check_one_line(code, err, named, tmp_path / "r", clear_count)
+    assert f"{name}.csv" in err
+
+
+def test_constant_training_labels_of_a_split_are_refused():
+    from data.base import DataError, RegressionData
+    from experiments import safety
+
+    data = RegressionData("d", "table", torch.zeros(10, 2), np.r_[np.zeros(9), 1.0])
+    with pytest.raises(DataError, match="split 3: every training label is 0"):
+        safety.check_labels(data, {3: np.zeros(7)})
+
+
+@pytest.mark.parametrize("case", ["results_root_under_a_file", "read_only_folder", "disk_full"])
+def test_os_errors_are_one_line_with_exit_2(tmp_path, clear_count, case):
+    root, fault = tmp_path / "r", ""
+    if case == "results_root_under_a_file":
+        (tmp_path / "plain").write_text("not a folder")
+        root = tmp_path / "plain" / "results"
+    elif case == "read_only_folder":
+        root.mkdir()
+        if os.geteuid() == 0:
+            fault = f"readonly:{root}"
+        else:
+            root.chmod(0o555)
+    else:
+        fault = "enospc"
+    out = cli_run(small(root, "splits=[0]", "trainer.max_epochs=1"), tmp_path, fault)
+    lines = [line for line in out.stderr.splitlines() if not line.startswith("[test]")]
+    check_one_line(out.returncode, "\n".join(lines), str(root if case != "results_root_under_a_file" else tmp_path / "plain"),
+                   root if root.is_dir() else tmp_path, clear_count)
+    assert "Traceback" not in out.stderr
+
+
+def test_result_validation_rejects_non_finite_metrics(tmp_path):
+    good = {"format_version": 1, "dataset": "d", "extractor": "e", "head": "h", "split": 0, "run_id": "r",
+            "hparams": {}, "best_epoch": 0, "epochs_run": 1, "config": {},
+            "metrics": {k: 1.0 for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")}}
+    validate(good)
+    for bad in (float("inf"), float("nan")):
+        path = tmp_path / "split_0.json"
+        path.write_text(json.dumps({**good, "metrics": {**good["metrics"], "test_mse_x1e3": bad}}))  # "Infinity" / "NaN"
+        with pytest.raises(ResultError, match=rf"{path}.*test_mse_x1e3 must be a finite number"):
+            read_result(path)
+
+
+def test_a_read_only_feature_cache_is_still_read(tmp_path, monkeypatch):
+    from experiments import features
+    from experiments.locks import FileLock
+
+    path = tmp_path / "features" / "f.pt"
+    path.parent.mkdir()
+    torch.save(torch.ones(3, 2), path)
+
+    def refuse(self, *a, **k):
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(FileLock, "acquire", refuse)
+    assert torch.equal(features.cached_features(path, lambda: pytest.fail("must not recompute")), torch.ones(3, 2))
+    path.unlink()
+    with pytest.raises(PermissionError):
+        features.cached_features(path, lambda: torch.zeros(1, 1))
