@@ -32,6 +32,10 @@ class RegressionData:
         table: float tensor (p,)). Identity by default.
     preprocessing : a short string that names the preprocessing, part of the
         feature-cache key (change it when the preprocessing changes).
+    columns : table modality only, optional: the raw feature columns, as
+        ``{"frame": DataFrame (n rows), "numeric": [names], "categorical": [names]}``.
+        The items are then the rows' numbers in the file, and ``experiments/`` standardises
+        and one-hot encodes the frame per split, fitted on the training split only.
     """
 
     name: str
@@ -40,6 +44,7 @@ class RegressionData:
     labels: np.ndarray
     load: Callable[[Any], Any] = field(default=lambda item: item)
     preprocessing: str = ""
+    columns: dict | None = None
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
