@@ -213,3 +213,21 @@ def test_image_folder_run_predicts_a_folder(tmp_path):
     assert all(str(n).startswith(str(root)) for n in out["neighbor_1"])  # training files by path
     with pytest.raises(PredictError, match="folder of image files"):
         predict(res.key.dir, new / "q0.jpg", split=0)
+
+
+@pytest.mark.slow
+def test_fine_tuned_extractor_is_saved_only_when_asked(tmp_path):
+    root = tmp_path / "imgs"
+    files = [f"{k}.png" for k in range(16)]
+    for k, f in enumerate(files):
+        FD.write_image(root / f, (20, 20), "RGB", k)
+    pd.DataFrame({"file": files, "target": np.arange(16.0)}).to_csv(root / "labels.csv", index=False)
+    common = ["dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.size=32", "extractor.builder.source=random",
+              "head=nca_g", "splits=[0]", "trainer.max_epochs=1", "trainer.workers=1", "progress=false"]
+    auto = pipeline.run(compose(common + [f"paths.results_root={tmp_path}/a"]))
+    assert saved.saved_splits(auto.key.dir) == []  # auto: a fine-tuned extractor is not saved
+    res = pipeline.run(compose(common + [f"paths.results_root={tmp_path}/b", "save_model=true"]))
+    model = saved.load(res.key.dir, 0)
+    assert model.meta["extractor_saved"] and model.model.extractor is not None
+    out = predict(res.key.dir, root, split=0)
+    assert len(out) == 16 and np.isfinite(out["prediction"]).all()
