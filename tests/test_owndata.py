@@ -231,3 +231,23 @@ def test_fine_tuned_extractor_is_saved_only_when_asked(tmp_path):
     assert model.meta["extractor_saved"] and model.model.extractor is not None
     out = predict(res.key.dir, root, split=0)
     assert len(out) == 16 and np.isfinite(out["prediction"]).all()
+
+
+def test_text_table_run_predicts_a_text_file(tmp_path):
+    words = ["good", "bad", "fine", "awful", "great", "meh", "superb", "poor"]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, 3)) for _ in range(40)]
+    pd.DataFrame({"review": texts, "stars": [sum(t.count(w) for w in ("good", "great", "superb")) for t in texts]}).to_csv(
+        tmp_path / "reviews.csv", index=False)
+    cfg = compose(["dataset=table", f"dataset.loader.path={tmp_path}/reviews.csv", "dataset.loader.target=stars",
+                   "dataset.loader.text_column=review", "extractor=distilbert", "extractor.builder.source=random",
+                   "extractor.finetune=false", "head=diffknn_g", "splits=[0]", "trainer.max_epochs=2", "trainer.workers=1",
+                   f"paths.results_root={tmp_path}/results", f"paths.cache_dir={tmp_path}/cache", "progress=false"])
+    res = pipeline.run(cfg)
+    pd.DataFrame({"review": ["good good", "awful"]}).to_csv(tmp_path / "new.csv", index=False)
+    out = predict(res.key.dir, tmp_path / "new.csv", split=0, explain=1)
+    assert list(out["row"]) == [0, 1] and np.isfinite(out["prediction"]).all()
+    assert set(out["neighbor_1"]) <= set(range(40))
+    pd.DataFrame({"text": ["good"]}).to_csv(tmp_path / "wrong.csv", index=False)
+    with pytest.raises(PredictError, match="no column 'review'"):
+        predict(res.key.dir, tmp_path / "wrong.csv", split=0)
