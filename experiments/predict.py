@@ -37,7 +37,7 @@ def load_models(run_dir, split="all", device="cpu") -> list[saved.SavedModel]:
         raise PredictError(f"{run_dir}: no such run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>)")
     have = saved.saved_splits(run_dir)
     if not have:
-        raise PredictError(f"{run_dir}: this run has no saved model (models/split_<s>.safetensors); rerun it with "
+        raise PredictError(f"{run_dir}: this run has no saved model (models/model_<s>.safetensors); rerun it with "
                            f"save_model=true (and force=true for splits already finished)")
     if split == "all":
         splits = have

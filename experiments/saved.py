@@ -1,12 +1,13 @@
 """Saved models: a finished split's best model, with everything needed to predict new data.
 
 ``save_model: auto | true | false`` (root config; ``auto`` saves when the extractor is frozen, whose
-model is small, and not when it is fine-tuned). A saved split has, in ``<run dir>/models/``:
+model is small, and not when it is fine-tuned). A saved split has, in ``<run dir>/models/`` (named
+``model_<s>``, not ``split_<s>``, so that nothing globbing for result files ``split_*.json`` finds them):
 
-- ``split_<s>.safetensors``: the weights (``model.<name>``: MLP and head, and the extractor's
+- ``model_<s>.safetensors``: the weights (``model.<name>``: MLP and head, and the extractor's
   when it was fine-tuned) and, for neighbour heads, the reference set: ``reference.z`` (N, d), the
   training split embedded by the best model, and ``reference.y`` (N,), its labels on the [0, 1] scale;
-- ``split_<s>.json``: the label scaler (train min and max, ``log_target``), the table's fitted
+- ``model_<s>.json``: the label scaler (train min and max, ``log_target``), the table's fitted
   feature preprocessing (:meth:`experiments.tabular.TablePreprocessor.state`), the reference items
   (a table's file row numbers, a folder's file paths, a text table's row numbers), and the resolved config.
 
@@ -45,11 +46,11 @@ def wanted(cfg: DictConfig) -> bool:
 
 
 def weights_path(run_dir: Path, split: int) -> Path:
-    return Path(run_dir) / "models" / f"split_{split}.safetensors"
+    return Path(run_dir) / "models" / f"model_{split}.safetensors"
 
 
 def meta_path(run_dir: Path, split: int) -> Path:
-    return Path(run_dir) / "models" / f"split_{split}.json"
+    return Path(run_dir) / "models" / f"model_{split}.json"
 
 
 def reference_items(data: RegressionData, idx) -> list:
@@ -125,8 +126,8 @@ def saved_splits(run_dir: str | Path) -> list[int]:
     """Splits of ``run_dir`` that have a saved model (both files)."""
     run_dir = Path(run_dir)
     out = []
-    for m in (run_dir / "models").glob("split_*.json"):
-        s = m.stem[len("split_"):]
+    for m in (run_dir / "models").glob("model_*.json"):
+        s = m.stem[len("model_"):]
         if s.isdigit() and weights_path(run_dir, int(s)).exists():
             out.append(int(s))
     return sorted(out)

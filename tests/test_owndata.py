@@ -88,7 +88,7 @@ def test_head_sparsity_counts_and_learned_parameters():
     assert same["effective"]["median"] == pytest.approx(50) and same["nonzero"]["median"] == 50 and "l" not in same
     knn = build_head("diffknn_g", 8).eval()
     block = head_sparsity(knn, z, z_ref, max_elements=100)  # chunked
-    k = float(knn.kstep.k(z[:1], 50))
+    k = float(knn.kstep.k(z[:1], 50).detach())
     assert block["k"]["median"] == pytest.approx(k)
     assert block["nonzero"]["p90"] <= np.ceil(k + knn.kstep.q) and 1 <= block["effective"]["median"] <= block["nonzero"]["median"]
     step = head_sparsity(build_head("nca_i", 8), z, z_ref)
