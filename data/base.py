@@ -35,6 +35,10 @@ class RegressionData:
     counts : how the number of items arose, in order: ``{"rows in metadata_compiled.csv": 27550,
         "with an age": ..., ...}``. Shown when the count differs from the paper's
         (``dataset.expected_n``); not part of any cache key.
+    columns : table modality only, optional: the raw feature columns, as
+        ``{"frame": DataFrame (n rows), "numeric": [names], "categorical": [names]}``.
+        The items are then the rows' numbers in the file, and ``experiments/`` standardises
+        and one-hot encodes the frame per split, fitted on the training split only.
     """
 
     name: str
@@ -44,6 +48,7 @@ class RegressionData:
     load: Callable[[Any], Any] = field(default=lambda item: item)
     preprocessing: str = ""
     counts: dict = field(default_factory=dict)
+    columns: dict | None = None
 
     def __post_init__(self):
         if self.modality not in MODALITIES:

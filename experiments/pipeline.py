@@ -28,18 +28,18 @@ from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
 from experiments import features as F
-from experiments import safety
+from experiments import safety, saved, sparsity, tabular
 from experiments.report.paper import read_paper_table1
 from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.tracking import make_tracker
-from experiments.train import ARCHS, FitResult, Inputs, Regressor, fit
+from experiments.train import ARCHS, FitResult, Inputs, Regressor, _embed, fit
 from softstep import SIMILARITIES
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 #: Config keys that do not change a result: left out of the run id.
-NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm"}
+NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model"}
 TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
 
 
@@ -77,6 +77,10 @@ def validate(cfg: DictConfig) -> list[int]:
         if not isinstance(value, (int, float)) or value <= 0:
             bad(field, value, "a number > 0")
     validate_more(cfg, bad)
+    try:
+        saved.wanted(cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     build_head(cfg)  # the head's own arguments, checked by its constructor
     return splits
 
@@ -248,7 +252,10 @@ def build_extractor(cfg: DictConfig, data: RegressionData):
 
 def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
     """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
-    or the raw items when fine-tuning (width None: each split builds its own extractor)."""
+    or the raw items when fine-tuning (width None: each split builds its own extractor). A table's columns
+    are preprocessed per split instead (:func:`experiments.tabular.split_inputs`)."""
+    if data.columns is not None:
+        return Inputs(), None
     if cfg.extractor.finetune:
         return Inputs(data=data, num_workers=cfg.trainer.num_workers), None
     builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
@@ -287,9 +294,11 @@ class RunResult:
 
 
 def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, key: RunKey,
-                device) -> tuple[FitResult, Regressor, MinMaxScaler, tuple]:
-    """Split, scale, build and fit one model: returns the fit, the trained model (best epoch), the scaler and the split."""
+                device) -> tuple[FitResult, Regressor, MinMaxScaler, tuple, Inputs, tabular.TablePreprocessor | None]:
+    """Split, scale, build and fit one model: returns the fit, the trained model (best epoch), the scaler, the split,
+    the split's inputs and, for a table, its feature preprocessing (fitted on the training split)."""
     train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
+    inputs, in_dim, prep = tabular.split_inputs(data, inputs, in_dim, train_idx)
     scaler = MinMaxScaler(data.labels[train_idx])
     torch.manual_seed(split)
     head = build_head(cfg)
@@ -306,10 +315,52 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
                   weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size, max_elements=t.max_elements, device=device,
                   checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
                   log=tracker.log, desc=f"split {split}", eval_from_epoch=t.eval_from_epoch,
-                  reference=t.reference, reference_fraction=t.reference_fraction)
+                  reference=t.reference, reference_fraction=t.reference_fraction,
+                  epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, device))
     finally:
         tracker.finish()
-    return res, model, scaler, (train_idx, val_idx, test_idx)
+    return res, model, scaler, (train_idx, val_idx, test_idx), inputs, prep
+
+
+#: Validation queries whose neighbourhoods are measured after each epoch.
+EPOCH_SPARSITY_QUERIES = 256
+
+
+def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx, val_idx, device):
+    """The per-epoch sparsity metrics (medians over up to 256 validation queries, the training split as the
+    reference set), for neighbour heads on a frozen extractor; None otherwise (a fine-tuned extractor would
+    embed the training split a second time each epoch)."""
+    if not model.uses_reference or cfg.extractor.finetune:
+        return None
+    t = cfg.trainer
+
+    def metrics(m: Regressor) -> dict:
+        m.eval()
+        with torch.no_grad():
+            z_ref = _embed(m, inputs, train_idx, t.eval_batch_size, device)
+            z = _embed(m, inputs, val_idx[:EPOCH_SPARSITY_QUERIES], t.eval_batch_size, device)
+        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=t.max_elements))
+
+    return metrics
+
+
+def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData, model: Regressor, inputs: Inputs,
+                 scaler: MinMaxScaler, prep, idx: tuple, device) -> dict:
+    """Optional result fields of one split: ``features`` (a table's columns), ``sparsity`` (neighbour heads, on the
+    test queries) and ``saved_model`` (its files and size, when ``save_model`` asks for it; written here)."""
+    train_idx, _, test_idx = idx
+    out = {}
+    if prep is not None:
+        out["features"] = prep.describe()
+    if model.uses_reference:
+        model.eval()
+        with torch.no_grad():
+            z_ref = _embed(model, inputs, train_idx, cfg.trainer.eval_batch_size, device)
+            z = _embed(model, inputs, test_idx, cfg.trainer.eval_batch_size, device)
+        out["sparsity"] = sparsity.head_sparsity(model.head, z, z_ref, max_elements=cfg.trainer.max_elements)
+    if saved.wanted(cfg):
+        out["saved_model"] = saved.save(cfg, key, split, model, inputs, data, scaler, prep, train_idx, device)
+    return out
 
 
 def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: int, rid: str, idx: tuple) -> dict:
@@ -376,9 +427,10 @@ def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, thread
         if not progress:
             cfg = cfg.copy()
             cfg.progress = False
-        res, model, scaler, idx = train_split(cfg, data, inputs, in_dim, split, key, device)
+        res, model, scaler, idx, inputs, prep = train_split(cfg, data, inputs, in_dim, split, key, device)
         record = result_record(cfg, res, scaler, split, key.run_id, idx)
         record["data_digest"] = safety.data_digest(data)  # a later run on changed data refuses to report it
+        record.update(split_extras(cfg, key, split, data, model, inputs, scaler, prep, idx, device))
         write_result(key.split_path(split), record)
         key.checkpoint(split).unlink(missing_ok=True)
         if not keep_model:

@@ -17,10 +17,16 @@ A result file holds (``format_version`` 1)::
                  test_mse_orig, val_mse_orig  (original label units)}
     best_epoch, epochs_run, wall_time_s, n_train, n_val, n_test,
     config      the resolved config,  git_commit,  versions {python, torch, torchsort, transformers},
-    finished_at ISO time,
-    data_digest (optional; written since it was added) the content digest of the dataset the split
-                was trained on (experiments.safety.data_digest): a rerun on changed data refuses to
-                report the old numbers
+    finished_at ISO time
+
+Optional fields (absent from older files; readers must not require them)::
+
+    data_digest the content digest of the dataset the split was trained on (experiments.safety.data_digest):
+                a rerun on changed data refuses to report the old numbers
+    features    {numeric, categorical, width}   a table's feature columns (experiments/tabular.py)
+    sparsity    {n_queries, n_reference, nonzero, effective, and l, u, t or k}: neighbour heads, on the
+                test queries, each {p10, median, p90} (experiments/sparsity.py)
+    saved_model {weights, meta, bytes}          the split's saved model files (experiments/saved.py)
 """
 from __future__ import annotations
 

@@ -150,7 +150,8 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         max_epochs: int, patience: int, batch_size: int, lr: float, extractor_lr: float = 1e-5,
         weight_decay: float = 0.0, eval_batch_size: int = 512, max_elements: int = 2**22, device="cpu",
         checkpoint: Path | None = None, progress: bool = True, log: Callable[[dict, int], None] | None = None,
-        desc: str = "", eval_from_epoch: int = 0, reference: str = "batch", reference_fraction: float = 0.3) -> FitResult:
+        desc: str = "", eval_from_epoch: int = 0, reference: str = "batch", reference_fraction: float = 0.3,
+        epoch_metrics: Callable[[Regressor], dict] | None = None) -> FitResult:
     """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch.
 
     The first ``eval_from_epoch`` epochs are trained without validation, so patience counts from there
@@ -159,7 +160,10 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     ``reference="batch"``: a neighbour head's reference set in training is the batch itself (the paper).
     ``"sample"``: the batch followed by a fresh random ``reference_fraction`` of the rest of the training
     split for every batch (as ModernNCA samples its candidates), so that the kernel is trained at
-    about the density it is evaluated at; the query's own entry still gets weight 0."""
+    about the density it is evaluated at; the query's own entry still gets weight 0.
+
+    ``epoch_metrics(model)``, optional: more numbers to record after each epoch's validation (in the
+    history and the tracker), e.g. the sparsity of the neighbourhoods."""
     start = time.time()
     y = torch.as_tensor(y_scaled, dtype=torch.float32)
     model.to(device)
@@ -226,9 +230,10 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         done = stopper.step(val, epoch)
         if stopper.improved:
             best_state = copy.deepcopy(model.state_dict())
-        history.append({"epoch": epoch, "val_mse": val})
+        extra = epoch_metrics(model) if epoch_metrics else {}
+        history.append({"epoch": epoch, "val_mse": val, **extra})
         if log:
-            log({"val_mse": val, "best_val_mse": stopper.best}, epoch)
+            log({"val_mse": val, "best_val_mse": stopper.best, **extra}, epoch)
         epoch += 1
         done = done or epoch >= max_epochs
         bar.update(1)

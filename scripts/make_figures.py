@@ -4,6 +4,7 @@
     python scripts/make_figures.py [--results-root results] [--out results/figures] [--figure3-from surfaces.npz]
 
 Figure 2 (SoftStep) always; Figures 4 and 5 when the tuning dataset has results of their heads;
+the effective neighbourhood size per dataset × head when result files have a ``sparsity`` block;
 Figure 3 from a surfaces file (format: experiments.report.figures.load_surfaces), with a table of
 each head's MSE against the true surface on the grid. PNG and PDF, into --out.
 """
@@ -46,6 +47,11 @@ def main(argv=None) -> int:
             else:
                 print(f"Figure {number}: no results of {', '.join(heads)} on dataset {args.tune_dataset} "
                       f"under {args.results_root / 'runs'}; skipped")
+        paths = F.plot_sparsity(results, args.out)
+        if paths:
+            written += paths
+        else:
+            print(f"Sparsity: no result under {args.results_root / 'runs'} has a sparsity block; skipped")
         if args.figure3_from:
             surfaces = F.load_surfaces(args.figure3_from)
             mse = F.surface_mse(surfaces)

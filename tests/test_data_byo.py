@@ -36,7 +36,7 @@ def _numeric_csv(path: Path, n=12):
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".tsv"])
 def test_table_numeric_end_to_end(tmp_path, suffix):
-    from extractors.identity import build
+    from experiments.tabular import TablePreprocessor
 
     path = tmp_path / f"houses{suffix}"
     df = _numeric_csv(path.with_suffix(".csv") if suffix == ".tsv" else path)
@@ -45,9 +45,13 @@ def test_table_numeric_end_to_end(tmp_path, suffix):
     data = table.load(str(path), target="price", features=["rooms", "area"], log_target=True)
     assert data.modality == "table" and len(data) == 12
     np.testing.assert_allclose(np.exp(data.labels), df["price"])
-    ext = build(in_dim=len(data.load(data.items[0])))
-    assert features(data, ext).shape == (12, 2)
-    assert table.load(str(path), target="price", features="all").items.shape == (12, 2)  # 'city' is not numeric
+    assert list(data.items) == list(range(12))  # items are the rows' numbers in the file
+    cols = data.columns
+    assert (cols["numeric"], cols["categorical"]) == (["rooms", "area"], [])
+    x = TablePreprocessor(cols["numeric"], cols["categorical"]).fit(cols["frame"]).transform(cols["frame"])
+    assert x.shape == (12, 2) and np.allclose(x.mean(0), 0, atol=1e-6)
+    every = table.load(str(path), target="price", features="all")  # 'city' is a string column: one-hot encoded
+    assert (every.columns["numeric"], every.columns["categorical"]) == (["rooms", "area"], ["city"])
 
 
 def test_table_text_end_to_end(tmp_path):

@@ -126,3 +126,21 @@ def test_make_figures_cli(tmp_path):
     names = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert names == sorted([f"{s}.{e}" for s in ("figure2_softstep", "figure3_synthetic", "figure4_nca_tuning",
                                                   "figure5_diffknn_tuning") for e in ("png", "pdf")] + ["figure3_mse.md"])
+
+
+def test_sparsity_figure_from_result_files(tmp_path):
+    heads = ("nca", "nca_i", "diffknn_g")
+    for d, n_ref in (("rsna", 900), ("books", 300)):
+        for head in heads + ("linear",):
+            for s in range(2):
+                r = fake_result(d, head, s, 5.0, {"embed_dim": 25, "batch_size": 32})
+                if head != "linear":
+                    q = lambda m: {"p10": m / 2, "median": m, "p90": 2 * m}  # noqa: E731
+                    r["sparsity"] = {"n_queries": 10, "n_reference": n_ref, "nonzero": q(40.0 + s), "effective": q(10.0 + s)}
+                write_result(RunKey(str(tmp_path), d, "fake", head, r["run_id"]).split_path(s), r)
+    results = read_results(tmp_path)
+    cells = F.sparsity_cells(results)
+    assert set(cells) == {(d, h) for d in ("rsna", "books") for h in heads}  # linear has no neighbours
+    assert cells[("rsna", "nca")]["median"] == pytest.approx(10.5) and cells[("rsna", "nca")]["n"] == 2
+    assert_figure(F.plot_sparsity(results, tmp_path / "fig"), "sparsity_effective_neighbours")
+    assert F.plot_sparsity([r for r in results if r["head"] == "linear"], tmp_path / "none") == []

@@ -5,6 +5,8 @@
   :func:`load_surfaces`, :func:`write_figure3_table`).
 - Figures 4 and 5: the appendix-A tuning grid, one bar per (similarity, embed_dim, batch_size)
   with the std over splits as error bar, one panel per head (:func:`plot_tuning_figure`).
+- Sparsity: the effective neighbourhood size 1/Σw² per dataset × neighbour head, from the result
+  files' ``sparsity`` blocks (:func:`sparsity_cells`, :func:`plot_sparsity`).
 
 Each figure is written as PNG (200 dpi) and PDF. Figures are built with
 :class:`matplotlib.figure.Figure` (no pyplot state, the Agg renderer for PNG) and constrained
@@ -23,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from experiments.names import HEADS, head_label
+from experiments.names import HEADS, dataset_label, dataset_sort_key, head_label, head_sort_key
 
 from .fmt import MISSING, mean_std, sig
 from .tuning import TuningCell
@@ -274,3 +276,67 @@ def write_figure3_table(mse: Mapping[str, Mapping[str, float]], path: str | Path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# Figure 3: synthetic targets\n\n" + "\n".join(lines) + f"\n\n{note} Bold: lowest of the row.\n")
     return path
+
+
+# ----------------------------------------------------------------------------- Sparsity
+
+def sparsity_cells(results: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
+    """(dataset, head) → means over splits of the test queries' effective size (p10, median, p90), the median
+    number of non-zero weights, the reference-set size and the number of splits. Results without a ``sparsity``
+    block (linear heads, older files) are left out; where a cell has several run ids, the one with the most
+    splits is used."""
+    runs: dict[tuple[str, str], dict[str, list[dict]]] = {}
+    for r in results:
+        if isinstance(r.get("sparsity"), dict):
+            runs.setdefault((r["dataset"], r["head"]), {}).setdefault(r["run_id"], []).append(r["sparsity"])
+    cells = {}
+    for key, by_run in runs.items():
+        blocks = max(by_run.values(), key=len)
+        cells[key] = {"p10": float(np.mean([b["effective"]["p10"] for b in blocks])),
+                      "median": float(np.mean([b["effective"]["median"] for b in blocks])),
+                      "p90": float(np.mean([b["effective"]["p90"] for b in blocks])),
+                      "nonzero": float(np.mean([b["nonzero"]["median"] for b in blocks])),
+                      "n_reference": float(np.mean([b["n_reference"] for b in blocks])), "n": len(blocks)}
+    return cells
+
+
+def plot_sparsity(results: list[dict], out_dir: str | Path, stem: str = "sparsity_effective_neighbours") -> list[Path]:
+    """Effective neighbourhood size 1/Σw² of the test queries per dataset × neighbour head (log scale): bars at the
+    median over queries, whiskers from p10 to p90 (each the mean over splits), a white diamond at the median number
+    of neighbours with a non-zero weight. Returns [] when no result has a sparsity block."""
+    cells = sparsity_cells(results)
+    if not cells:
+        return []
+    datasets = sorted({d for d, _ in cells}, key=dataset_sort_key)
+    heads = sorted({h for _, h in cells}, key=head_sort_key)
+    colours = [OKABE_ITO[k] for k in ("orange", "sky_blue", "bluish_green", "blue", "vermillion", "reddish_purple", "yellow")]
+    width = 0.8 / len(heads)
+    fig = Figure(figsize=(max(5.5, 1.1 * len(datasets) * len(heads) * 0.45 + 2.5), 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for i, head in enumerate(heads):
+        xs, med, lo, hi, nz = [], [], [], [], []
+        for j, d in enumerate(datasets):
+            c = cells.get((d, head))
+            if c is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            med.append(c["median"])
+            lo.append(c["median"] - c["p10"])
+            hi.append(c["p90"] - c["median"])
+            nz.append(c["nonzero"])
+        colour = colours[i % len(colours)]
+        ax.bar(xs, med, width=width * 0.9, color=colour, edgecolor="black", linewidth=0.6, label=head_label(head),
+               yerr=[lo, hi], error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"})
+        ax.plot(xs, nz, ls="", marker="D", ms=5, mfc="white", mec="black", mew=0.8)
+    ax.set_yscale("log")
+    labels = [f"{dataset_label(d)}\n(N = {np.mean([c['n_reference'] for (dd, _), c in cells.items() if dd == d]):.0f})"
+              for d in datasets]
+    ax.set_xticks(range(len(datasets)), labels)
+    ax.set_ylabel("neighbours per test query")
+    ax.grid(axis="y", alpha=0.3, which="both")
+    ax.set_axisbelow(True)
+    ax.set_title("Effective neighbourhood size 1/Σw² (bars: median, whiskers: p10–p90 over test queries)", fontsize=10)
+    handles, names = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], ls="", marker="D", ms=5, mfc="white", mec="black", label="non-zero weights (median)"))
+    fig.legend(handles=handles, loc="outside right center", fontsize=9, frameon=False)
+    return save(fig, out_dir, stem)

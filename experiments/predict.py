@@ -1,0 +1,183 @@
+"""Predictions of a finished run's saved models for new data (``scripts/predict.py``).
+
+The new data is of the run's dataset type: a table file (a ``dataset=table`` run on feature columns,
+preprocessed with each split's fitted ``ColumnTransformer``), a text table (``text_column``), or a
+folder of image or audio files (``image_folder``, ``audio_folder``: every such file below it, read
+with the run's loader settings). Predictions are in the target column's units (with ``log_target``,
+exp of the predicted label). ``split="all"`` averages the saved splits' predictions (on the label
+scale), and their neighbour weights, each split's weights counted 1/S.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from data import checks
+from data.base import DataError, RegressionData, collate
+from data.table import categorical
+from experiments import features as F
+from experiments import saved
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls", ".json", ".jsonl")
+
+
+class PredictError(ValueError):
+    """Bad input for a prediction: one line naming the file, the column or the run."""
+
+
+def load_models(run_dir, split="all", device="cpu") -> list[saved.SavedModel]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PredictError(f"{run_dir}: no such run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>)")
+    have = saved.saved_splits(run_dir)
+    if not have:
+        raise PredictError(f"{run_dir}: this run has no saved model (models/model_<s>.safetensors); rerun it with "
+                           f"save_model=true (and force=true for splits already finished)")
+    if split == "all":
+        splits = have
+    else:
+        try:
+            splits = [int(split)]
+        except ValueError:
+            raise PredictError(f"--split must be a split number or 'all'; got {split!r}") from None
+        if splits[0] not in have:
+            raise PredictError(f"{run_dir}: no saved model for split {splits[0]}; saved splits: {', '.join(map(str, have))} (or --split all)")
+    return [saved.load(run_dir, s, device=device) for s in splits]
+
+
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    if path.is_dir():
+        raise PredictError(f"{path} is a folder; this run predicts from a {what} file ({', '.join(TABLE_SUFFIXES)})")
+    if not path.is_file():
+        raise PredictError(f"no file at {path}")
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise PredictError(f"{path}: unsupported file type {path.suffix or '(none)'!r} for a {what}; "
+                           f"use one of {', '.join(TABLE_SUFFIXES)}")
+    return checks.read_table(path, name="predict")
+
+
+def _need_columns(df: pd.DataFrame, path: Path, columns) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise PredictError(f"{path} has no column {missing[0]!r}, which the model was trained on "
+                           f"(it needs {', '.join(map(repr, columns))})")
+
+
+def table_frame(path: Path, state: dict) -> pd.DataFrame:
+    """The raw feature columns of a new table, converted as the loader converts them."""
+    df = _read_table(path, "table")
+    numeric, cats = list(state["numeric"]), list(state["categorical"])
+    _need_columns(df, path, numeric + cats)
+    frame = pd.DataFrame(index=range(len(df)))
+    for c in numeric:
+        frame[c] = checks.numeric(df, c, path, name="predict", what="feature")
+    for c in cats:
+        frame[c] = categorical(df, c, path, name="predict")
+    return frame
+
+
+def _folder_data(cfg, folder: Path, modality: str) -> RegressionData:
+    """Every image or audio file below ``folder``, read by the run's own loader (its size, window, …)."""
+    exts = checks.IMAGE_EXTENSIONS if modality == "image" else checks.AUDIO_EXTENSIONS
+    if not folder.is_dir():
+        raise PredictError(f"{folder}: this run predicts a folder of {modality} files ({', '.join(exts)}); "
+                           + ("got a file" if folder.exists() else "no such folder"))
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    if not files:
+        raise PredictError(f"{folder}: no {modality} files ({', '.join(exts)}) in it")
+    loader = cfg.dataset.loader
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "files.csv"
+        pd.DataFrame({loader.file_column: files, loader.target_column: 1.0}).to_csv(csv, index=False)
+        return instantiate(loader, root=str(folder), csv=str(csv), log_target=False, dropna=False)
+
+
+def _text_data(cfg, path: Path) -> RegressionData:
+    df = _read_table(path, "text table")
+    col = cfg.dataset.loader.text_column
+    _need_columns(df, path, [col])
+    texts = checks.text_column(df, col)
+    return RegressionData("predict", "text", texts, np.zeros(len(texts)))
+
+
+def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 64, device="cpu"):
+    """(per-model input tensors or batches, the item names for the output)."""
+    m0 = models[0]
+    meta, cfg = m0.meta, m0.cfg
+    if meta.get("features"):
+        frame = table_frame(path, meta["features"])
+        return [torch.from_numpy(m.preprocessor.transform(frame)).to(device) for m in models], {"row": np.arange(len(frame))}
+    if meta["modality"] == "text" and OmegaConf.select(cfg, "dataset.loader.text_column"):
+        data = _text_data(cfg, path)
+        names = {"row": np.arange(len(data))}
+    elif meta["modality"] in ("image", "audio") and OmegaConf.select(cfg, "dataset.loader.file_column"):
+        data = _folder_data(cfg, path, meta["modality"])
+        names = {"file": [str(Path(f).relative_to(path)) for f in data.items]}
+    else:
+        raise PredictError(f"predict.py reads new data for dataset=table, image_folder or audio_folder runs; this run is "
+                           f"dataset={meta['dataset']!r} ({meta['modality']})")
+    if m0.model.extractor is None:  # frozen: one extractor pass, shared by every split's model
+        extractor = instantiate(cfg.extractor.builder, finetune=False, in_dim=None)
+        feats = F.extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
+        return [feats for _ in models], names
+    loader = torch.utils.data.DataLoader(data.dataset(range(len(data))), batch_size=batch_size, collate_fn=collate)
+    batches = [x for x, _ in loader]
+    return [batches for _ in models], names
+
+
+@torch.no_grad()
+def _embed(model: saved.SavedModel, x, device):
+    if isinstance(x, list):
+        return torch.cat([model.embed(b.to(device) if torch.is_tensor(b) else b) for b in x])
+    return torch.cat([model.embed(x[i : i + 4096]) for i in range(0, len(x), 4096)])
+
+
+@torch.no_grad()
+def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu") -> pd.DataFrame:
+    """A frame with the item names, ``prediction`` and, with ``explain`` K, ``neighbor_1..K`` and ``weight_1..K``."""
+    models = load_models(run_dir, split, device)
+    path = Path(input_path).expanduser()
+    try:
+        xs, names = new_inputs(models, path, device=device)
+    except DataError as e:
+        raise PredictError(str(e).replace("dataset 'predict': ", "")) from None
+    if explain and not models[0].model.head.needs_reference:
+        raise PredictError(f"--explain: the {models[0].meta['head']} head predicts without neighbours; choose a run of a neighbour head")
+    zs = [_embed(m, x, device) for m, x in zip(models, xs)]
+    label = np.mean([m.to_label_units(m.predict_scaled(z).double().cpu().numpy()) for m, z in zip(models, zs)], axis=0)
+    out = pd.DataFrame(names)
+    out["prediction"] = np.exp(label) if models[0].meta["label"]["log_target"] else label
+    if explain:
+        ids, wts = explain_neighbors(models, zs, int(explain))
+        for k in range(ids.shape[1]):
+            out[f"neighbor_{k + 1}"] = ids[:, k]
+            out[f"weight_{k + 1}"] = wts[:, k]
+    return out
+
+
+def explain_neighbors(models, zs, k: int, chunk: int = 1024):
+    """(items, weights), each (B, k): the training items with the largest weight, averaged over the splits."""
+    if k < 1:
+        raise PredictError(f"--explain must be >= 1; got {k}")
+    union = sorted({item for m in models for item in m.meta["reference_items"]}, key=lambda v: (isinstance(v, str), v))
+    pos = {item: i for i, item in enumerate(union)}
+    cols = [torch.as_tensor([pos[item] for item in m.meta["reference_items"]]) for m in models]
+    k = min(k, len(union))
+    n = len(zs[0])
+    ids, wts = [], []
+    for s in range(0, n, chunk):
+        acc = torch.zeros(min(chunk, n - s), len(union), dtype=torch.float64)
+        for m, z, c in zip(models, zs, cols):
+            w = m.model.head.neighbor_weights(z[s : s + chunk], m.z_ref).double().cpu()
+            acc[:, c] += w / len(models)
+        w, j = acc.topk(k, dim=-1)
+        ids.append(j)
+        wts.append(w)
+    j, w = torch.cat(ids).numpy(), torch.cat(wts).numpy()
+    return np.asarray(union, dtype=object)[j], w

@@ -1,0 +1,169 @@
+"""Saved models: a finished split's best model, with everything needed to predict new data.
+
+``save_model: auto | true | false`` (root config; ``auto`` saves when the extractor is frozen, whose
+model is small, and not when it is fine-tuned). A saved split has, in ``<run dir>/models/`` (named
+``model_<s>``, not ``split_<s>``, so that nothing globbing for result files ``split_*.json`` finds them):
+
+- ``model_<s>.safetensors``: the weights (``model.<name>``: MLP and head, and the extractor's
+  when it was fine-tuned) and, for neighbour heads, the reference set: ``reference.z`` (N, d), the
+  training split embedded by the best model, and ``reference.y`` (N,), its labels on the [0, 1] scale;
+- ``model_<s>.json``: the label scaler (train min and max, ``log_target``), the table's fitted
+  feature preprocessing (:meth:`experiments.tabular.TablePreprocessor.state`), the reference items
+  (a table's file row numbers, a folder's file paths, a text table's row numbers), and the resolved config.
+
+Nothing is pickled: weights load through safetensors and the rest is JSON.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from data.base import RegressionData
+from experiments.results import RunKey, atomic_write_bytes, atomic_write_text
+from experiments.splits import MinMaxScaler
+from experiments.tabular import TablePreprocessor
+from experiments.train import Regressor, _embed
+
+MODEL_FORMAT = 1
+SAVE_MODEL_CHOICES = ("auto", True, False)
+
+
+class SavedModelError(ValueError):
+    """A run without a saved model, or a saved model that cannot be read; the message names the files."""
+
+
+def wanted(cfg: DictConfig) -> bool:
+    """Whether ``save_model`` asks for this run's models to be saved."""
+    value = OmegaConf.select(cfg, "save_model", default="auto")
+    if value not in SAVE_MODEL_CHOICES or isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"bad config value save_model={value!r}: auto, true or false")
+    return (not cfg.extractor.finetune) if value == "auto" else bool(value)
+
+
+def weights_path(run_dir: Path, split: int) -> Path:
+    return Path(run_dir) / "models" / f"model_{split}.safetensors"
+
+
+def meta_path(run_dir: Path, split: int) -> Path:
+    return Path(run_dir) / "models" / f"model_{split}.json"
+
+
+def reference_items(data: RegressionData, idx) -> list:
+    """What ``--explain`` names a training item by: a table's row number in its file (0-based data rows),
+    an image or audio file's path, else the item's row number in the dataset."""
+    if data.columns is not None:
+        return [int(data.items[j]) for j in idx]
+    if data.modality in ("image", "audio"):
+        return [str(data.items[j]) for j in idx]
+    return [int(j) for j in idx]
+
+
+def save(cfg: DictConfig, key: RunKey, split: int, model: Regressor, inputs, data: RegressionData, scaler: MinMaxScaler,
+         prep: TablePreprocessor | None, train_idx, device) -> dict:
+    """Write the split's model files (atomically); returns ``{"weights", "meta", "bytes"}`` for the result file."""
+    from safetensors.torch import save as st_save
+
+    model.eval()
+    state = {k: v for k, v in model.state_dict().items() if cfg.extractor.finetune or not k.startswith("extractor.")}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    if model.uses_reference:
+        with torch.no_grad():
+            tensors["reference.z"] = _embed(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float().cpu().contiguous()
+        tensors["reference.y"] = torch.as_tensor(scaler.transform(data.labels[train_idx]), dtype=torch.float32)
+    loader = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
+    first = model.mlp[0] if isinstance(model.mlp, torch.nn.Sequential) else model.mlp
+    meta = {
+        "format_version": MODEL_FORMAT, "dataset": cfg.dataset.name, "modality": data.modality, "head": cfg.head.name,
+        "split": split, "run_id": key.run_id, "in_dim": first.in_features,
+        "extractor_saved": bool(cfg.extractor.finetune and model.extractor is not None),
+        "label": {"lo": scaler.lo, "hi": scaler.hi, "log_target": bool(loader.get("log_target", False))},
+        "features": prep.state() if prep is not None else None,
+        "reference_items": reference_items(data, train_idx) if model.uses_reference else None,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    w, m = weights_path(key.dir, split), meta_path(key.dir, split)
+    atomic_write_bytes(w, st_save(tensors))
+    atomic_write_text(m, json.dumps(meta, indent=1, default=str) + "\n")
+    return {"weights": f"models/{w.name}", "meta": f"models/{m.name}", "bytes": w.stat().st_size + m.stat().st_size}
+
+
+@dataclass
+class SavedModel:
+    """One split's saved model, ready to predict: features → ŷ in label units (:meth:`predict_features`)."""
+
+    meta: dict
+    cfg: DictConfig
+    model: Regressor
+    z_ref: torch.Tensor | None
+    y_ref: torch.Tensor | None
+    preprocessor: TablePreprocessor | None
+
+    @property
+    def scaler(self) -> MinMaxScaler:
+        return MinMaxScaler([self.meta["label"]["lo"], self.meta["label"]["hi"]])
+
+    @torch.no_grad()
+    def embed(self, x) -> torch.Tensor:
+        self.model.eval()
+        return self.model.embed(x)
+
+    @torch.no_grad()
+    def predict_scaled(self, z: torch.Tensor, max_elements: int = 2**22) -> torch.Tensor:
+        return self.model.head.predict(z, self.z_ref, self.y_ref, max_elements=max_elements)
+
+    def to_label_units(self, scaled: np.ndarray) -> np.ndarray:
+        """[0, 1] predictions → the label's units (the loader's label, ln(target) with log_target)."""
+        lo, hi = self.meta["label"]["lo"], self.meta["label"]["hi"]
+        return lo + np.asarray(scaled, dtype=float) * (hi - lo if hi > lo else 1.0)
+
+
+def saved_splits(run_dir: str | Path) -> list[int]:
+    """Splits of ``run_dir`` that have a saved model (both files)."""
+    run_dir = Path(run_dir)
+    out = []
+    for m in (run_dir / "models").glob("model_*.json"):
+        s = m.stem[len("model_"):]
+        if s.isdigit() and weights_path(run_dir, int(s)).exists():
+            out.append(int(s))
+    return sorted(out)
+
+
+def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
+    """The saved model of ``split`` in ``run_dir``; a :class:`SavedModelError` names what is missing."""
+    from hydra.utils import instantiate
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    w, m = weights_path(run_dir, split), meta_path(run_dir, split)
+    if not (w.exists() and m.exists()):
+        have = saved_splits(run_dir)
+        raise SavedModelError(f"{run_dir}: no saved model for split {split} (models/{w.name} and models/{m.name}); "
+                              + (f"saved splits: {have}" if have else "this run saved none: rerun it with save_model=true"))
+    try:
+        meta = json.loads(m.read_text())
+        tensors = load_file(str(w), device=str(device))
+    except Exception as e:  # noqa: BLE001 - any unreadable file becomes one message naming it
+        raise SavedModelError(f"{run_dir}: cannot read the saved model of split {split}: {type(e).__name__}: {e}") from e
+    if meta.get("format_version") != MODEL_FORMAT:
+        raise SavedModelError(f"{m}: model format {meta.get('format_version')!r} is not {MODEL_FORMAT}; rerun the split")
+    cfg = OmegaConf.create(meta["config"])
+    head = instantiate(cfg.head.module)
+    extractor = None
+    if meta["extractor_saved"]:
+        extractor = instantiate(cfg.extractor.builder, finetune=True, in_dim=None)
+        in_dim = extractor.out_dim
+    else:
+        in_dim = meta["in_dim"]
+    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout)
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    if extractor is None:
+        model.extractor = None
+    model.load_state_dict(state)
+    model.to(device).eval()
+    prep = TablePreprocessor.from_state(meta["features"]) if meta.get("features") else None
+    return SavedModel(meta, cfg, model, tensors.get("reference.z"), tensors.get("reference.y"), prep)

@@ -1,0 +1,67 @@
+"""How sparse the learned neighbourhoods are: the ``sparsity`` block of a neighbour head's result file.
+
+For each query (the test split at the end, a sample of the validation split per epoch) against the
+whole training split as the reference set, in eval mode:
+
+- ``nonzero``: the number of neighbours with a weight > 0 (SoftStep and SoftKStep give exact zeros);
+- ``effective``: 1 / Σ w², the effective neighbourhood size (N for uniform weights, 1 for one neighbour);
+- NCA + SoftStep heads: the learned ``l``, ``u`` (l = l₀ − ε, u = l + u₀(1 − l); at evaluation the row's
+  top is 1) and ``t``; DiffKNN heads: the learned ``k`` in neighbours of the training split.
+
+Each is summarised over queries as ``{"p10", "median", "p90"}``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def summary(values) -> dict[str, float]:
+    v = np.asarray(values, dtype=float).reshape(-1)
+    p10, med, p90 = np.percentile(v, [10, 50, 90])
+    return {"p10": float(p10), "median": float(med), "p90": float(p90)}
+
+
+@torch.no_grad()
+def head_sparsity(head, z: torch.Tensor, z_ref: torch.Tensor, *, max_elements: int = 2**22) -> dict | None:
+    """The sparsity block of queries ``z`` (B, d) against reference embeddings ``z_ref`` (N, d); None for a
+    head without neighbours (``needs_reference`` False)."""
+    if not getattr(head, "needs_reference", False) or len(z) == 0:
+        return None
+    was_training = head.training
+    head.eval()
+    try:
+        rows = max(1, max_elements // max(1, z_ref.shape[0]))
+        nonzero, effective = [], []
+        for i in range(0, len(z), rows):
+            w = head.neighbor_weights(z[i : i + rows], z_ref).double()
+            nonzero.append((w > 0).sum(-1).cpu())
+            effective.append((1.0 / (w * w).sum(-1)).cpu())
+        out = {"n_queries": int(len(z)), "n_reference": int(z_ref.shape[0]),
+               "nonzero": summary(torch.cat(nonzero).numpy()), "effective": summary(torch.cat(effective).numpy())}
+        out.update(learned_parameters(head, z, z_ref.shape[0]))
+        return out
+    finally:
+        head.train(was_training)
+
+
+def learned_parameters(head, z: torch.Tensor, n_ref: int) -> dict:
+    """Summaries of the learned SoftStep (l, u, t) or SoftKStep (k) parameters of queries ``z``; {} for plain NCA."""
+    step = getattr(head, "softstep", None)
+    if step is not None:
+        l0, u0, t = step.params(z).double().unbind(-1)
+        eps = max(step.eps, 8 * torch.finfo(z.dtype).eps)
+        l = l0 - eps
+        u = l + u0 * (1 - l)
+        return {"l": summary(l.cpu()), "u": summary(u.cpu()), "t": summary(t.cpu())}
+    kstep = getattr(head, "kstep", None)
+    if kstep is not None:
+        return {"k": summary(kstep.k(z, n_ref).double().cpu())}
+    return {}
+
+
+def flat(block: dict | None, prefix: str = "sparsity") -> dict[str, float]:
+    """The medians of a sparsity block as flat metrics (``sparsity/effective_median``, …) for per-epoch logs."""
+    if not block:
+        return {}
+    return {f"{prefix}/{name}_median": v["median"] for name, v in block.items() if isinstance(v, dict)}

@@ -1,0 +1,264 @@
+"""A scikit-learn estimator: :class:`SoftStepRegressor`, the library's heads on an MLP, for tabular data.
+
+This is the only module of ``softstep`` that imports scikit-learn; ``import softstep`` does not load it
+(``softstep.SoftStepRegressor`` imports it on first use), so the library keeps its two dependencies.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from .heads import HEADS, build_head
+
+#: The paper's tuned (similarity, embed_dim, batch_size) per head (appendix A; results/paper/tuned_hparams.csv).
+TUNED = {
+    "linear": (None, 25, 32),
+    "nca": ("rbf", 100, 32),
+    "nca_g": ("l2", 100, 32),
+    "nca_i": ("rbf", 100, 32),
+    "diffknn_g": ("rbf", 25, 32),
+    "diffknn_i": ("l2", 25, 32),
+}
+#: Share of the rows ``fit`` holds out for early stopping (the paper's 85/15), when there are at least 10.
+VALIDATION_FRACTION = 0.15
+
+
+class SoftStepRegressor(RegressorMixin, BaseEstimator):
+    """MLP → embedding → a SoftStep (or any library) head, trained with Adam and early stopping.
+
+    The paper's protocol on one table: features standardised and labels min–max scaled on the
+    training rows; neighbour heads use each training batch as their own reference set, and
+    predict from the training rows (embedded by the best model) as the reference set.
+
+    Parameters
+    ----------
+    head : str, default="nca_i"
+        One of ``softstep.HEADS``: ``linear``, ``nca``, ``nca_g``, ``nca_i``, ``diffknn_g``, ``diffknn_i``.
+    similarity : {"l2", "cos", "rbf", "dot"} or None, default=None
+        The head's similarity; None means the paper's tuned value for the head (ignored by ``linear``).
+    embed_dim : int or None, default=None
+        Embedding width; None means the paper's tuned value (25 or 100).
+    hidden : int, default=200
+        Width of the MLP's hidden layer; 0 for one linear map to the embedding.
+    max_epochs : int, default=200
+    patience : int, default=10
+        Epochs without a lower validation MSE before stopping; the best epoch's weights are kept.
+        ``fit`` holds out 15 % of the rows (at least 10 rows needed) for it; with fewer rows it
+        trains for ``max_epochs`` on all of them.
+    batch_size : int or None, default=None
+        None means the paper's tuned value (32).
+    lr : float, default=1e-3
+        Adam's learning rate.
+    device : str, default="auto"
+        ``"auto"``: CUDA when available, else CPU; or any torch device name.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the validation split, the initial weights and the batch order.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when ``X`` has string column names
+    best_epoch_ : int
+        The epoch (0-based) whose weights were kept.
+    n_epochs_ : int
+    history_ : list of dict
+        Per epoch: ``epoch``, ``val_mse`` (on the [0, 1] label scale).
+    reference_indices_ : ndarray of int
+        The rows of the ``X`` given to ``fit`` that form the reference set (the training rows).
+
+    See Also
+    --------
+    softstep.build_head : the heads themselves, for a model of your own.
+    sklearn.neighbors.KNeighborsRegressor
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from softstep import SoftStepRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = SoftStepRegressor(head="nca_i", max_epochs=5, random_state=0).fit(X[:300], y[:300])
+    >>> model.predict(X[300:305]).shape
+    (5,)
+    >>> idx, w = model.neighbors(X[300:302], k=3)    # the 3 training rows with the largest weights
+    >>> idx.shape, w.shape
+    ((2, 3), (2, 3))
+    """
+
+    def __init__(self, head="nca_i", similarity=None, embed_dim=None, hidden=200, max_epochs=200, patience=10,
+                 batch_size=None, lr=1e-3, device="auto", random_state=None):
+        self.head = head
+        self.similarity = similarity
+        self.embed_dim = embed_dim
+        self.hidden = hidden
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.lr = lr
+        self.device = device
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.multi_output = False
+        return tags
+
+    # ------------------------------------------------------------------ settings
+    def _settings(self):
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; allowed: {', '.join(HEADS)}")
+        sim, embed, batch = TUNED.get(self.head, ("l2", 100, 32))
+        sim = self.similarity if self.similarity is not None else sim
+        embed = self.embed_dim if self.embed_dim is not None else embed
+        batch = self.batch_size if self.batch_size is not None else batch
+        for name, value, lo in (("embed_dim", embed, 1), ("hidden", self.hidden, 0), ("max_epochs", self.max_epochs, 1),
+                                ("patience", self.patience, 1), ("batch_size", batch, 2)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"lr must be a number > 0; got {self.lr!r}")
+        return sim, int(embed), int(batch)
+
+    def _torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y):
+        """Train on (X, y), holding out 15 % of the rows for early stopping (see ``patience``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        similarity, embed_dim, batch_size = self._settings()
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"SoftStepRegressor needs at least 2 samples; got n_samples = {n} (1 sample)")
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        order = rng.permutation(n)
+        n_val = int(round(VALIDATION_FRACTION * n)) if n >= 10 else 0
+        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        device = self._torch_device()
+
+        self.x_scaler_ = StandardScaler().fit(X[train_rows])
+        y_lo, y_hi = float(y[train_rows].min()), float(y[train_rows].max())
+        self.y_lo_, self.y_span_ = y_lo, (y_hi - y_lo if y_hi > y_lo else 1.0)
+        xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float32, device=device)
+        ys = torch.as_tensor((y - y_lo) / self.y_span_, dtype=torch.float32, device=device)
+
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            d = X.shape[1]
+            mlp = (nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, embed_dim))
+                   if self.hidden > 0 else nn.Linear(d, embed_dim))
+            kwargs = {"similarity": similarity} if similarity is not None else {}
+            self.model_ = nn.ModuleDict({"mlp": mlp, "head": build_head(self.head, embed_dim, **kwargs)}).to(device)
+        needs_ref = self.model_["head"].needs_reference
+        opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        gen = torch.Generator().manual_seed(seed)
+        tr = torch.as_tensor(train_rows, device=device)
+        best, best_state, bad, self.history_ = math.inf, None, 0, []
+        self.best_epoch_ = self.n_epochs_ = 0
+        for epoch in range(int(self.max_epochs)):
+            self.model_.train()
+            perm = tr[torch.randperm(len(tr), generator=gen).to(device)]
+            for s in range(0, len(perm), batch_size):
+                idx = perm[s : s + batch_size]
+                if needs_ref and len(idx) < 2:
+                    continue
+                z = self.model_["mlp"](xs[idx])
+                loss = torch.mean((self.model_["head"](z, z, ys[idx], exclude_self=True) - ys[idx]) ** 2)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            self.n_epochs_ = epoch + 1
+            if n_val == 0:
+                continue
+            val = float(torch.mean((self._predict_scaled(xs[val_rows], xs[train_rows], ys[train_rows]) - ys[val_rows]) ** 2))
+            self.history_.append({"epoch": epoch, "val_mse": val})
+            if val < best:
+                best, best_state, bad, self.best_epoch_ = val, copy.deepcopy(self.model_.state_dict()), 0, epoch
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            self.model_.load_state_dict(best_state)
+        else:
+            self.best_epoch_ = self.n_epochs_ - 1
+        # Trained in float32, predicts in float64: a query's prediction then does not depend on which
+        # other queries share its batch (float32 matrix products of different shapes round differently).
+        self.model_.double().eval()
+        self.reference_indices_ = train_rows
+        self.y_ref_ = ys[train_rows].double()
+        with torch.no_grad():
+            self.z_ref_ = self.model_["mlp"](xs[train_rows].double()) if needs_ref else None
+        return self
+
+    @torch.no_grad()
+    def _predict_scaled(self, xq: torch.Tensor, x_ref: torch.Tensor, y_ref: torch.Tensor) -> torch.Tensor:
+        self.model_.eval()
+        z = self.model_["mlp"](xq)
+        z_ref = self.model_["mlp"](x_ref) if self.model_["head"].needs_reference else None
+        return self.model_["head"].predict(z, z_ref, y_ref)
+
+    def _embed(self, X) -> torch.Tensor:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float64, device=self.y_ref_.device)
+        self.model_.eval()
+        with torch.no_grad():
+            return self.model_["mlp"](xs)
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, X):
+        """Predictions in the units of ``y``, shape (n_samples,)."""
+        z = self._embed(X)
+        with torch.no_grad():
+            pred = self.model_["head"].predict(z, self.z_ref_, self.y_ref_)
+        return self.y_lo_ + pred.cpu().numpy() * self.y_span_
+
+    def neighbors(self, X, k=5):
+        """The ``k`` training rows with the largest weights in each query's prediction.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_samples, k)
+            Rows of the ``X`` given to ``fit`` (the reference set is its training rows).
+        weights : ndarray of shape (n_samples, k)
+            Their weights (each query's weights over all training rows sum to 1), largest first.
+        """
+        check_is_fitted(self)
+        head = self.model_["head"]
+        if not head.needs_reference:
+            raise ValueError(f"head={self.head!r} predicts without neighbours; choose a neighbour head")
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(self.reference_indices_):
+            raise ValueError(f"k must be an integer in 1..{len(self.reference_indices_)} (the training rows); got {k!r}")
+        z = self._embed(X)
+        rows = max(1, 2**22 // len(self.reference_indices_))
+        idx, wts = [], []
+        with torch.no_grad():
+            for i in range(0, len(z), rows):
+                w, j = head.neighbor_weights(z[i : i + rows], self.z_ref_).topk(int(k), dim=-1)
+                idx.append(j.cpu())
+                wts.append(w.cpu())
+        j = torch.cat(idx).numpy() if idx else np.zeros((0, k), dtype=np.int64)
+        w = torch.cat(wts).double().numpy() if wts else np.zeros((0, k))
+        return self.reference_indices_[j], w
