@@ -76,10 +76,9 @@ def save(cfg: DictConfig, key: RunKey, split: int, model: Regressor, inputs, dat
             tensors["reference.z"] = _embed(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float().cpu().contiguous()
         tensors["reference.y"] = torch.as_tensor(scaler.transform(data.labels[train_idx]), dtype=torch.float32)
     loader = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
-    first = model.mlp[0] if isinstance(model.mlp, torch.nn.Sequential) else model.mlp
     meta = {
         "format_version": MODEL_FORMAT, "dataset": cfg.dataset.name, "modality": data.modality, "head": cfg.head.name,
-        "split": split, "run_id": key.run_id, "in_dim": first.in_features,
+        "split": split, "run_id": key.run_id, "in_dim": model.in_dim,
         "extractor_saved": bool(cfg.extractor.finetune and model.extractor is not None),
         "label": {"lo": scaler.lo, "hi": scaler.hi, "log_target": bool(loader.get("log_target", False))},
         "features": prep.state() if prep is not None else None,
@@ -159,7 +158,7 @@ def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
         in_dim = extractor.out_dim
     else:
         in_dim = meta["in_dim"]
-    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout)
+    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     if extractor is None:
         model.extractor = None

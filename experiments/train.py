@@ -63,7 +63,7 @@ class Regressor(nn.Module):
     def __init__(self, in_dim: int, hidden: int, embed_dim: int, head: nn.Module, extractor: nn.Module | None = None,
                  dropout: float = 0.0, arch: str = "mlp"):
         super().__init__()
-        self.extractor = extractor
+        self.in_dim, self.extractor = in_dim, extractor
         self.mlp = embedding_net(arch, in_dim, hidden, embed_dim, dropout)
         self.head = head
 
