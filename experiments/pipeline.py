@@ -23,7 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
+from experiments import device as D
 from experiments import features as F
+from experiments import inputs as I
 from experiments.report.paper import read_paper_table1
 from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
 from experiments.splits import MinMaxScaler, paper_split
@@ -35,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 #: Config keys that do not change a result: left out of the run id.
 NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm"}
-TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
+TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements",
+                         "precision", "compile", "decoded_cache"}  # how it runs, like device: recorded in result files
 
 
 class ConfigError(ValueError):
@@ -64,6 +67,10 @@ def validate(cfg: DictConfig) -> list[int]:
     for field, value in (("trainer.lr", cfg.trainer.lr), ("trainer.extractor_lr", cfg.trainer.extractor_lr)):
         if not isinstance(value, (int, float)) or value <= 0:
             bad(field, value, "a number > 0")
+    try:  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
+        D.check(cfg.trainer)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     build_head(cfg)  # the head's own arguments, checked by its constructor
     return splits
 
@@ -155,7 +162,10 @@ def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Input
     """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
     or the raw items when fine-tuning (width None: each split builds its own extractor)."""
     if cfg.extractor.finetune:
-        return Inputs(data=data, num_workers=cfg.trainer.num_workers), None
+        workers = I.resolve_num_workers(cfg.trainer.num_workers)
+        cache = I.decoded_cache(Path(cfg.paths.cache_dir) / "decoded", data, cfg.trainer.decoded_cache,
+                                num_workers=workers, progress=cfg.progress)
+        return Inputs(data=data, num_workers=workers, cache=cache), None
     builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
     key = F.cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
     path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
@@ -208,7 +218,9 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
     try:
         res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, seed=split,
                   max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
-                  weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size, max_elements=t.max_elements, device=device,
+                  weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size,
+                  max_elements=D.resolve_max_elements(t.max_elements, device), device=device,
+                  precision=D.resolve_precision(t.precision, device), compile=D.resolve_compile(t.compile, device),
                   checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
                   log=tracker.log, desc=f"split {split}")
     finally:
@@ -229,7 +241,7 @@ def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: 
                     "test_mse_orig": scaler.mse_to_original(res.test_mse), "val_mse_orig": scaler.mse_to_original(res.val_mse)},
         "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "wall_time_s": res.wall_time_s,
         "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-        "label_range": [scaler.lo, scaler.hi], "history": res.history,
+        "label_range": [scaler.lo, scaler.hi], "history": res.history, "runtime": res.runtime,
         "config": OmegaConf.to_container(cfg, resolve=True), "git_commit": _git_commit(), "versions": versions(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
