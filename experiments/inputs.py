@@ -205,10 +205,13 @@ class DecodedCache:
 
         ds = _DecodeDataset(self.data, self.decode)
         loader = torch.utils.data.DataLoader(ds, batch_sampler=_Once(shards), collate_fn=list, num_workers=num_workers)
-        for items in tqdm(loader, desc=f"decoding {self.data.name}", disable=not progress, leave=False):
+        bar = tqdm(desc=f"decoding {self.data.name}", total=len(self.data), disable=not progress, leave=False)
+        for items in loader:
             idx = [i for i, _ in items]
             self._write(idx[0] // self.shard_size, [x for _, x in items])
             self.decodes += len(items)
+            bar.update(len(items))
+        bar.close()
 
     def __getstate__(self):  # memory maps are reopened, not copied, in another process
         state = dict(self.__dict__)

@@ -22,6 +22,8 @@ from experiments.train import Inputs, Regressor, fit
 from softstep import build_head
 from tests.fixtures_data import write_image
 
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
 
 def image_folder(root, n=40):
     for i in range(n):
@@ -232,3 +234,44 @@ def test_compile_wraps_the_training_step(monkeypatch):
     res = fit(model, Inputs(features=x), np.random.rand(30), np.arange(20), np.arange(20, 25), np.arange(25, 30), seed=0,
               max_epochs=2, patience=5, batch_size=8, lr=1e-2, progress=False, compile=True)
     assert len(compiled) == 1 and res.runtime["compile"] is True and np.isfinite(res.val_mse)
+
+
+def test_cache_builds_with_workers(tmp_path):
+    """Workers decode whole shards; this process writes them (the decode count is the shards it wrote)."""
+    data = counted_data(10)
+    cache = I.DecodedCache(tmp_path, data, shard_size=3).build(num_workers=2)
+    assert cache.complete() and cache.decodes == 10
+    assert all(torch.equal(cache.get(i), torch.full((3,), float(i))) for i in range(10))
+
+
+# ---------------------------------------------------------------- benchmarks
+@pytest.mark.slow
+def test_benchmark_gpu_quick_runs_on_the_cpu_and_writes_its_table(tmp_path):
+    """CI runs the GPU benchmark's --quick mode: the same code on the CPU, small sizes, a deadline."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_gpu.py"), "--quick", "--deadline", "40",
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "CPU run" in text and "## 4. Fine-tuning throughput" in text and "<!-- throughput:" in text
+    for head in ("linear", "nca_i", "diffknn_i"):
+        assert f"| {head} |" in text
+    assert "| resnet18 | 0 | 32 |" in text  # the first fine-tuning cell always runs
+
+
+def test_benchmark_inputs_writes_its_table(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "inputs.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_inputs.py"), "--n-images", "2", "--n-clips", "1",
+                           "--n-texts", "8", "--workers", "0", "--out", str(out)], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))
