@@ -275,3 +275,25 @@ def test_benchmark_inputs_writes_its_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))
+
+
+@pytest.mark.parametrize("family", ["distilbert", "bert"])
+def test_memoised_tokens_equal_the_tokenizer_and_each_text_is_tokenised_once(family, monkeypatch):
+    from extractors import text as T
+
+    enc = T.hf_text(family, "random", max_length=12, seed=3)
+    texts = ["a short one", "a much longer text that will be truncated at twelve tokens", "", "a short one"]
+    want = enc.tokenizer(texts, padding=True, truncation=True, max_length=12, return_tensors="pt")
+    monkeypatch.setattr(T, "_TOKENS", {})
+    calls = []
+    orig = type(enc.tokenizer).__call__
+    monkeypatch.setattr(type(enc.tokenizer), "__call__", lambda self, x, **kw: calls.append(list(x)) or orig(self, x, **kw))
+    got = enc.encode(texts)
+    assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(got["attention_mask"], want["attention_mask"])
+    enc.eval()
+    with torch.no_grad():
+        hidden = enc.model(**{k: v for k, v in want.items()}).last_hidden_state
+        mask = want["attention_mask"].unsqueeze(-1).float()
+        torch.testing.assert_close(enc(texts), (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0))
+    enc.encode(texts[::-1])  # later epochs: nothing tokenised again
+    assert calls == [["a short one", "a much longer text that will be truncated at twelve tokens", ""]]
