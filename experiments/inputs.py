@@ -2,13 +2,15 @@
 
 Three sources, fastest first:
 
-- **cached features** of a frozen extractor (``experiments/features.py``): rows of one matrix;
+- **cached features** of a frozen extractor (``experiments/features.py``): rows of one matrix,
+  copied to the device once;
 - **the decoded-sample cache** (fine-tuning): every item decoded and preprocessed once per
   dataset and preprocessing, stored under ``<cache_dir>/decoded/<key>/`` in shards that are
   memory-mapped when read. Images are kept as uint8 after resizing (the loader's ``decode``);
   the float conversion and normalisation (its ``finish``) run per batch on the device. Audio is
-  kept as the resampled (denoised) window, text as the loaded string. Epochs, splits, heads and
-  reruns then decode no file again;
+  kept as the resampled (denoised) window, text as the loaded string (the text extractor memoises
+  its token ids per text, ``extractors/text.py``). Epochs, splits, heads and reruns then decode no
+  file again;
 - **raw items** decoded per batch by one DataLoader that lives as long as the :class:`Inputs`
   (a batch sampler that each epoch refills, persistent workers), so workers start once, not
   once per batch.
@@ -287,15 +289,16 @@ class Inputs:
                  cache: DecodedCache | None = None):
         self.features, self.data, self.cache = features, data, cache
         self.num_workers = resolve_num_workers(num_workers)
-        self._loader = self._sampler = None
+        self._loader = self._sampler = self._device_features = None
 
     def batches(self, idx: Sequence[int], batch_size: int, device) -> Iterator[Any]:
         """``idx`` in order, ``batch_size`` at a time, each batch model-ready on ``device``."""
         idx = np.asarray(idx)
         chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
         if self.features is not None:
+            feats = self._features_on(device)
             for c in chunks:
-                yield _to_device(self.features[torch.as_tensor(c)], device)
+                yield feats[torch.as_tensor(c, device=feats.device)]
         elif self.cache is not None:
             for c in chunks:
                 yield _to_device(self.cache.batch(c), device, self.cache.finish)
@@ -304,6 +307,15 @@ class Inputs:
             self._sampler.batches = [c.tolist() for c in chunks]
             for x, _ in loader:
                 yield _to_device(x, device)
+
+    def _features_on(self, device) -> torch.Tensor:
+        """The feature matrix on ``device``, copied there once (a frozen extractor's features are small)."""
+        device = torch.device(device)
+        if self.features.device.type == device.type:
+            return self.features
+        if self._device_features is None or self._device_features.device.type != device.type:
+            self._device_features = self.features.to(device)
+        return self._device_features
 
     def _persistent_loader(self, device):
         if self._loader is None:
@@ -316,5 +328,5 @@ class Inputs:
 
     def __getstate__(self):  # a DataLoader with live workers does not pickle (joblib, saved models)
         state = dict(self.__dict__)
-        state["_loader"] = state["_sampler"] = None
+        state["_loader"] = state["_sampler"] = state["_device_features"] = None
         return state
