@@ -180,6 +180,9 @@ class DecodedCache:
                 if self.shard_path(s).exists():
                     continue
                 if self._claim(s):
+                    if self.shard_path(s).exists():  # written by another job between the look and the claim
+                        self._lock(s).unlink(missing_ok=True)
+                        continue
                     held.add(s)
                     yield list(self.shard_items(s))
                 else:
@@ -193,7 +196,8 @@ class DecodedCache:
                     continue
                 if self._claim(s):
                     held.add(s)
-                    self._decode_shards(iter([list(self.shard_items(s))]), 0, False)
+                    if not self.shard_path(s).exists():
+                        self._decode_shards(iter([list(self.shard_items(s))]), 0, False)
                 else:
                     skipped.append(s)
                     time.sleep(self.poll_s)
