@@ -53,6 +53,10 @@ class ImageTransform:
                 raise DataError(f"image {field} needs 1 or {channels} values for mode {self.mode!r}; got {getattr(self, field)}")
 
     def __call__(self, img) -> torch.Tensor:
+        return self.finish(self.decode(img))
+
+    def decode(self, img) -> torch.Tensor:
+        """PIL image → uint8 tensor (C, H, W), converted, resized and cropped: what the decoded-sample cache stores."""
         import torchvision.transforms.functional as TF
 
         img = img.convert(self.mode)
@@ -60,8 +64,15 @@ class ImageTransform:
             img = TF.resize(img, [int(self.size), int(self.size)], antialias=True)
         if self.crop:
             img = TF.center_crop(img, [int(self.crop), int(self.crop)])
-        x = TF.pil_to_tensor(img).float().div_(255.0)
-        return TF.normalize(x, list(self.mean), list(self.std))
+        return TF.pil_to_tensor(img)
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (C, H, W) or a batch (B, C, H, W), on any device → float, scaled to [0, 1] and normalised."""
+        x = x.float().div_(255.0)
+        shape = (-1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        return x.sub_(mean).div_(std)
 
     def describe(self) -> str:
         fmt = lambda v: ",".join(f"{a:g}" for a in v)  # noqa: E731
@@ -75,12 +86,19 @@ class ImageFile:
     transform: ImageTransform
 
     def __call__(self, path) -> torch.Tensor:
+        return self.finish(self.decode(path))
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        return self.transform.finish(x)
+
+    def decode(self, path) -> torch.Tensor:
+        """The file → uint8 (C, H, W); :meth:`finish` makes it model-ready (split so that the decoded form can be cached)."""
         from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(path) as img:
                 img.load()
-                return self.transform(img)
+                return self.transform.decode(img)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
             raise DataError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
 

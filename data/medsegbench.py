@@ -35,6 +35,13 @@ class ArrayImage:
     transform: ImageTransform
 
     def __call__(self, i) -> torch.Tensor:
+        return self.finish(self.decode(i))
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        return self.transform.finish(x)
+
+    def decode(self, i) -> torch.Tensor:
+        """Image ``i`` → uint8 (C, H, W) resized (cached by the decoded-sample cache); :meth:`finish` normalises."""
         from PIL import Image
 
         a = np.asarray(self.images[int(i)])
@@ -42,7 +49,7 @@ class ArrayImage:
             a = np.clip(a, 0, 255).astype(np.uint8)
         if a.ndim == 3 and a.shape[-1] == 1:
             a = a[..., 0]
-        return self.transform(Image.fromarray(a))
+        return self.transform.decode(Image.fromarray(a))
 
 
 def load(root: str = "data/medsegbench", file: str = "brifiseg_256.npz", splits: Sequence[str] = ("train", "val", "test"),

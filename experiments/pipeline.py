@@ -27,7 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
+from experiments import device as D
 from experiments import features as F
+from experiments import inputs as I
 from experiments import safety, saved, sparsity, tabular
 from experiments.report.paper import read_paper_table1
 from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
@@ -40,7 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 #: Config keys that do not change a result: left out of the run id.
 NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model"}
-TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements"}
+TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements",
+                         "precision", "compile", "decoded_cache"}  # how it runs, like device: recorded in result files
 
 
 class ConfigError(ValueError):
@@ -79,6 +82,7 @@ def validate(cfg: DictConfig) -> list[int]:
     validate_more(cfg, bad)
     try:
         saved.wanted(cfg)
+        D.check(cfg.trainer)  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     build_head(cfg)  # the head's own arguments, checked by its constructor
@@ -95,12 +99,14 @@ def validate_more(cfg: DictConfig, bad) -> None:
             bad(field, value, "auto or an integer >= 1")
 
     t = cfg.trainer
-    if not isinstance(t.max_elements, int) or isinstance(t.max_elements, bool) or t.max_elements < 1024:
-        bad("trainer.max_elements", t.max_elements, "an integer >= 1024 (query x reference entries evaluated at once; default 4194304)")
+    if t.max_elements != "auto" and (not isinstance(t.max_elements, int) or isinstance(t.max_elements, bool)
+                                     or t.max_elements < 1024):
+        bad("trainer.max_elements", t.max_elements,
+            "auto or an integer >= 1024 (query x reference entries evaluated at once; auto: sized from the device)")
     count_or_auto("trainer.threads", t.threads)
     count_or_auto("trainer.workers", t.workers)
-    if not isinstance(t.num_workers, int) or isinstance(t.num_workers, bool) or t.num_workers < 0:
-        bad("trainer.num_workers", t.num_workers, "an integer >= 0 (DataLoader worker processes)")
+    if t.num_workers != "auto" and (not isinstance(t.num_workers, int) or isinstance(t.num_workers, bool) or t.num_workers < 0):
+        bad("trainer.num_workers", t.num_workers, "auto or an integer >= 0 (DataLoader worker processes)")
     if not isinstance(t.stratify_bins, int) or isinstance(t.stratify_bins, bool) or t.stratify_bins < 1:
         bad("trainer.stratify_bins", t.stratify_bins, "an integer >= 1")
     if not number(t.weight_decay) or t.weight_decay < 0:
@@ -257,7 +263,10 @@ def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Input
     if data.columns is not None:
         return Inputs(), None
     if cfg.extractor.finetune:
-        return Inputs(data=data, num_workers=cfg.trainer.num_workers), None
+        workers = I.resolve_num_workers(cfg.trainer.num_workers)
+        cache = I.decoded_cache(Path(cfg.paths.cache_dir) / "decoded", data, cfg.trainer.decoded_cache,
+                                num_workers=workers, progress=cfg.progress)
+        return Inputs(data=data, num_workers=workers, cache=cache), None
     builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
     key = F.cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
     path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
@@ -312,7 +321,9 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
     try:
         res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, seed=split,
                   max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
-                  weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size, max_elements=t.max_elements, device=device,
+                  weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size,
+                  max_elements=D.resolve_max_elements(t.max_elements, device), device=device,
+                  precision=D.resolve_precision(t.precision, device), compile=D.resolve_compile(t.compile, device),
                   checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
                   log=tracker.log, desc=f"split {split}", eval_from_epoch=t.eval_from_epoch,
                   reference=t.reference, reference_fraction=t.reference_fraction,
@@ -376,7 +387,7 @@ def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: 
                     "test_mse_orig": scaler.mse_to_original(res.test_mse), "val_mse_orig": scaler.mse_to_original(res.val_mse)},
         "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "wall_time_s": res.wall_time_s,
         "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-        "label_range": [scaler.lo, scaler.hi], "history": res.history,
+        "label_range": [scaler.lo, scaler.hi], "history": res.history, "runtime": res.runtime,
         "config": OmegaConf.to_container(cfg, resolve=True), "git_commit": _git_commit(), "versions": versions(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

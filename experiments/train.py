@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from data.base import RegressionData, collate
+from experiments.device import autocast_dtype, extractor_autocast
+from experiments.inputs import Inputs
 from experiments.results import atomic_torch_save
 from experiments.safety import load_checkpoint
 
@@ -66,6 +68,7 @@ class Regressor(nn.Module):
         self.in_dim, self.extractor = in_dim, extractor
         self.mlp = embedding_net(arch, in_dim, hidden, embed_dim, dropout)
         self.head = head
+        self.extractor_dtype: torch.dtype | None = None  # autocast dtype of the extractor (trainer.precision)
 
     @property
     def uses_reference(self) -> bool:
@@ -79,24 +82,15 @@ class Regressor(nn.Module):
         return 2 if (self.uses_reference or batch_norm) else 1
 
     def embed(self, x) -> torch.Tensor:
-        return self.mlp(self.extractor(x) if self.extractor is not None else x)
+        if self.extractor is not None:
+            with extractor_autocast(self.extractor_dtype, self.mlp_device.type):
+                x = self.extractor(x)
+            x = x.float()  # the MLP and the head run in float32 whatever the extractor's precision
+        return self.mlp(x)
 
-
-class Inputs:
-    """Model inputs by index: rows of a cached feature matrix, or raw items collated per batch (fine-tuning)."""
-
-    def __init__(self, features: torch.Tensor | None = None, data: RegressionData | None = None, num_workers: int = 0):
-        self.features, self.data, self.num_workers = features, data, num_workers
-
-    def batches(self, idx: np.ndarray, batch_size: int, device):
-        if self.features is not None:
-            for i in range(0, len(idx), batch_size):
-                yield self.features[torch.as_tensor(idx[i : i + batch_size])].to(device)
-            return
-        loader = torch.utils.data.DataLoader(self.data.dataset(idx), batch_size=batch_size, shuffle=False,
-                                             collate_fn=collate, num_workers=self.num_workers)
-        for x, _ in loader:
-            yield x.to(device) if torch.is_tensor(x) else x
+    @property
+    def mlp_device(self) -> torch.device:
+        return next(self.mlp.parameters()).device
 
 
 @dataclass
@@ -107,6 +101,7 @@ class FitResult:
     test_mse: float
     history: list = field(default_factory=list)
     wall_time_s: float = 0.0
+    runtime: dict = field(default_factory=dict)  # how it ran: device, precision, compile (recorded in the result file)
 
 
 class EarlyStopping:
@@ -151,7 +146,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         weight_decay: float = 0.0, eval_batch_size: int = 512, max_elements: int = 2**22, device="cpu",
         checkpoint: Path | None = None, progress: bool = True, log: Callable[[dict, int], None] | None = None,
         desc: str = "", eval_from_epoch: int = 0, reference: str = "batch", reference_fraction: float = 0.3,
-        epoch_metrics: Callable[[Regressor], dict] | None = None) -> FitResult:
+        epoch_metrics: Callable[[Regressor], dict] | None = None, precision: str = "32", compile: bool = False) -> FitResult:
     """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch.
 
     The first ``eval_from_epoch`` epochs are trained without validation, so patience counts from there
@@ -163,10 +158,23 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     about the density it is evaluated at; the query's own entry still gets weight 0.
 
     ``epoch_metrics(model)``, optional: more numbers to record after each epoch's validation (in the
-    history and the tracker), e.g. the sparsity of the neighbourhoods."""
+    history and the tracker), e.g. the sparsity of the neighbourhoods.
+
+    ``precision`` (``32`` or ``bf16``: the extractor's autocast) and ``compile`` (``torch.compile`` of the
+    training step's forward and loss) come resolved from :mod:`experiments.device`. Each epoch's history
+    entry records its time (``epoch_time_s``: training plus validation)."""
     start = time.time()
     y = torch.as_tensor(y_scaled, dtype=torch.float32)
     model.to(device)
+    model.extractor_dtype = autocast_dtype(precision)
+
+    def batch_loss(x, yb, y_ref):
+        z_ref = model.embed(x)
+        z = z_ref[: len(yb)]
+        pred = model.head(z, z_ref, y_ref, exclude_self=True)  # the batch (and a sample) as its reference set
+        return torch.mean((pred - yb) ** 2)
+
+    step_loss = torch.compile(batch_loss) if compile else batch_loss
     groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad], "lr": lr}]
     ext = [p for p in model.extractor.parameters() if p.requires_grad] if model.extractor is not None else []
     if ext:
@@ -192,27 +200,28 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     bar = tqdm(total=max_epochs, initial=epoch, desc=desc or "epochs", disable=not progress, leave=False)
     done = epoch >= max_epochs or (history and stopper.bad_epochs >= patience)
     while not done:
+        epoch_start = time.time()
         model.train()
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
         perm = np.asarray(train_idx)[torch.randperm(len(train_idx), generator=g).numpy()]
-        starts = range(0, len(perm), batch_size)
-        for b, s in enumerate(starts):
-            if b < first_batch:
-                continue
-            idx = perm[s : s + batch_size]
+        # one pass of the input pipeline per epoch (resuming mid-epoch: from the first batch not yet trained);
+        # a sampled reference set is fetched per batch instead
+        sample = reference == "sample" and model.uses_reference
+        xs = None if sample else inputs.batches(perm[first_batch * batch_size:], batch_size, device)
+        for b in range(first_batch, math.ceil(len(perm) / batch_size)):
+            idx = perm[b * batch_size : (b + 1) * batch_size]
+            x = None if sample else next(xs)
             if len(idx) < model.min_batch:
                 continue  # a neighbour head needs another item in the batch, BatchNorm a batch statistic
             ref = idx
-            if reference == "sample" and model.uses_reference:
+            if sample:
                 rng = np.random.default_rng([seed, epoch, b])
                 rest = np.setdiff1d(train_idx, idx)
                 ref = np.concatenate([idx, rng.choice(rest, round(reference_fraction * len(rest)), replace=False)])
-            x = next(inputs.batches(ref, len(ref), device))
-            yb, y_ref = y[torch.as_tensor(idx)].to(device), y[torch.as_tensor(ref)].to(device)
-            z_ref = model.embed(x)
-            z = z_ref[: len(idx)]
-            pred = model.head(z, z_ref, y_ref, exclude_self=True)  # the batch (and a sample) as reference set
-            loss = torch.mean((pred - yb) ** 2)
+                x = next(inputs.batches(ref, len(ref), device))
+            yb = y[torch.as_tensor(idx)].to(device, non_blocking=True)
+            y_ref = y[torch.as_tensor(ref)].to(device, non_blocking=True)
+            loss = step_loss(x, yb, y_ref)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -231,7 +240,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         if stopper.improved:
             best_state = copy.deepcopy(model.state_dict())
         extra = epoch_metrics(model) if epoch_metrics else {}
-        history.append({"epoch": epoch, "val_mse": val, **extra})
+        history.append({"epoch": epoch, "val_mse": val, "epoch_time_s": round(time.time() - epoch_start, 4), **extra})
         if log:
             log({"val_mse": val, "best_val_mse": stopper.best, **extra}, epoch)
         epoch += 1
@@ -243,4 +252,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     model.load_state_dict(best_state)
     final = evaluate(model, inputs, y, train_idx, {"val": val_idx, "test": test_idx}, eval_batch_size=eval_batch_size,
                      max_elements=max_elements, device=device)
-    return FitResult(stopper.best_epoch, epoch, final["val"], final["test"], history, time.time() - start)
+    device = torch.device(device)
+    runtime = {"device": device.type, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "precision": precision, "compile": bool(compile), "max_elements": int(max_elements)}
+    return FitResult(stopper.best_epoch, epoch, final["val"], final["test"], history, time.time() - start, runtime)

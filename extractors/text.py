@@ -8,6 +8,11 @@ import torch
 from .base import Extractor
 
 
+#: token ids by (encoder cache_key, text): a process tokenises each text once, not once per epoch (fine-tuning
+#: reads the same texts every epoch and split; the key names the tokenizer's source and max_length)
+_TOKENS: dict[tuple[str, str], torch.Tensor] = {}
+
+
 class HFTextEncoder(Extractor):
     """Tokenise, encode, pool. ``pooling``: ``"mean"`` over non-padding tokens, or ``"cls"`` (first token)."""
 
@@ -24,13 +29,31 @@ class HFTextEncoder(Extractor):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        enc = {k: v.to(device) for k, v in enc.items()}
+        enc = {k: v.to(device, non_blocking=True) for k, v in self.encode(texts).items()}
         hidden = self.model(**enc).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` of a batch, padded on the right to its longest text: what
+        ``tokenizer(texts, padding=True, truncation=True, max_length=...)`` gives (single sequences need no
+        token types), from token ids memoised per text (:data:`_TOKENS`)."""
+        texts = list(texts)
+        new = [t for t in dict.fromkeys(texts) if (self.cache_key, t) not in _TOKENS]
+        if new:
+            ids = self.tokenizer(new, truncation=True, max_length=self.max_length)["input_ids"]
+            for t, i in zip(new, ids):
+                _TOKENS[self.cache_key, t] = torch.tensor(i, dtype=torch.int32)
+        rows = [_TOKENS[self.cache_key, t] for t in texts]
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), int(self.tokenizer.pad_token_id or 0), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, r in enumerate(rows):
+            input_ids[k, : len(r)] = r
+            mask[k, : len(r)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
 
 
 def _minilm_path() -> Path:

@@ -320,7 +320,7 @@ def test_parallel_splits_match_sequential_splits(tmp_path):
 
 
 @pytest.mark.slow
-def test_finetuning_trains_the_extractor_and_caches_nothing(tmp_path, monkeypatch):
+def test_finetuning_trains_the_extractor_and_caches_no_features(tmp_path, monkeypatch):
     """extractor.finetune=true: the extractor is part of the model, gets its own learning rate and changes."""
     import experiments.train as T
 
@@ -342,7 +342,8 @@ def test_finetuning_trains_the_extractor_and_caches_nothing(tmp_path, monkeypatc
     assert res["hparams"]["finetune"] is True
     after = dict(seen["model"].extractor.named_parameters())
     assert any(not torch.equal(after[n].detach(), p) for n, p in seen["before"].items()), "extractor weights unchanged"
-    assert not (tmp_path / "cache").exists()  # no frozen-feature cache when fine-tuning
+    assert not (tmp_path / "cache" / "features").exists()  # no frozen-feature cache when fine-tuning
+    assert list((tmp_path / "cache" / "decoded").glob("vader-*/shard_*.pt"))  # the decoded-sample cache instead
 
 
 def test_figure3_trains_through_the_pipeline_and_returns_surfaces(tmp_path):

@@ -225,3 +225,44 @@ def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, monkeypatch):
     assert p.exits == {p.jobs[0].line: REQUEUE_EXIT, p.jobs[1].line: 0} and p.failed() == [p.jobs[0].line]
     text = out.getvalue()
     assert "local: 1 ok, 1 failed" in text and f"exit status {REQUEUE_EXIT}: {p.jobs[0].line}" in text
+
+
+def _write_result(job, tmp_path, epoch_times, device="cuda"):
+    path = RunKey(str(tmp_path), job.dataset, job.extractor, job.head, job.run_id).split_path(job.split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format_version": 1, "dataset": job.dataset, "extractor": job.extractor, "head": job.head,
+                                "split": job.split, "run_id": job.run_id, "hparams": {}, "best_epoch": 0,
+                                "epochs_run": len(epoch_times), "config": {}, "runtime": {"device": device},
+                                "history": [{"epoch": i, "val_mse": 0.1, "epoch_time_s": t} for i, t in enumerate(epoch_times)],
+                                "metrics": {k: 0.1 for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3",
+                                                             "test_mse_orig", "val_mse_orig")}}))
+
+
+def test_gpu_hours_of_the_remaining_jobs_from_finished_epoch_times(tmp_path):
+    from experiments.sweep.cost import estimate, format_estimate
+
+    over = ["head=nca,nca_i", "splits=0,1,2", *TINY, f"paths.results_root={tmp_path}"]
+    jobs = sweep.expand("table1", over)
+    nca = [j for j in jobs if j.head == "nca"]
+    _write_result(nca[0], tmp_path, [10.0, 20.0, 30.0, 40.0])  # 25 s per epoch, 4 epochs
+    st = sweep.status("table1", over, log_dir=tmp_path / "logs")
+    est = estimate(st.jobs, st.state, gpu_md=tmp_path / "none.md")
+    cells = {c.head: c for c in est.cells}
+    assert cells["nca"].remaining == 2 and cells["nca"].hours == pytest.approx(2 * 25 * 4 / 3600)
+    assert cells["nca_i"].remaining == 3 and cells["nca_i"].source.startswith("measured (")  # same dataset, other head
+    assert est.hours == pytest.approx(5 * 100 / 3600)
+    assert "remaining job(s)" in format_estimate(est)
+
+
+def test_gpu_hours_from_the_benchmark_when_nothing_finished(tmp_path):
+    from experiments.sweep.cost import estimate, format_estimate
+
+    over = ["head=nca", "splits=0,1", *TINY, f"paths.results_root={tmp_path}"]
+    st = sweep.status("table1", over, log_dir=tmp_path / "logs")
+    extractor = st.jobs[0].extractor
+    md = tmp_path / "gpu.md"
+    md.write_text('# GPU\n<!-- throughput: {"device": "cuda", "quick": false, "train_items_per_s": {"%s": 100.0}} -->\n' % extractor)
+    est = estimate(st.jobs, st.state, gpu_md=md)
+    (cell,) = est.cells
+    assert cell.source.startswith("gpu.md") and cell.epoch_s > 0 and cell.hours > 0
+    assert "max_epochs" in format_estimate(est)

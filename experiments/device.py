@@ -1,0 +1,87 @@
+"""The trainer's device knobs, resolved for the device a run is on: precision, compile, max_elements.
+
+``auto`` picks from what was measured (on an H100 for issue 11; ``results/benchmarks/gpu.md``):
+
+- ``trainer.precision``: ``bf16`` autocasts the extractor's forward (and so its backward) on CUDA
+  (on the CPU too, where it is rarely faster). The MLP and the head always run in float32:
+  the extractor's output is cast back before the MLP, so similarities, softmax and ranks stay
+  float32 (DiffKNN ranks in float64). ``auto`` is ``32`` everywhere: on an H100, resnet18 at the
+  paper's batch size of 32 trained at 3,616 images/s in float32 (TF32 convolutions) and 2,527 with
+  bf16 autocast (the step is bound by kernel launches; bf16 wins only from B = 128 on).
+- ``trainer.compile``: ``torch.compile`` (default mode) of the training step's forward and loss.
+  ``auto`` is off: on CUDA it has not been measured with this code, and on the CPU its compile
+  time outweighs what it saves in a job.
+- ``trainer.max_elements``: the evaluation's memory bound (query × reference entries per block).
+  ``auto`` is 2²² on the CPU; on CUDA, the largest power of two whose blocks take at most
+  min(1/8 of the free memory, 2 GiB), at about 16 bytes per entry (the similarity block and
+  the few temporaries of the same shape that a head's predict makes).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("bf16", "32")
+CPU_MAX_ELEMENTS = 2**22
+BYTES_PER_ELEMENT = 16
+MAX_EVAL_BYTES = 2 * 2**30
+
+
+def resolve_precision(value, device) -> str:
+    """``trainer.precision``: ``auto`` → ``32`` (see the module docstring), or ``bf16`` / ``32``."""
+    value = str(value)
+    if value == "auto":
+        return "32"
+    if value not in PRECISIONS:
+        raise ValueError(f"bad config value trainer.precision={value!r}: one of auto, {', '.join(PRECISIONS)}")
+    return value
+
+
+def resolve_compile(value, device) -> bool:
+    """``trainer.compile``: ``auto`` → False (see the module docstring), or true / false."""
+    if value == "auto":
+        return False
+    if not isinstance(value, bool):
+        raise ValueError(f"bad config value trainer.compile={value!r}: auto, true or false")
+    return value
+
+
+def resolve_max_elements(value, device) -> int:
+    """``trainer.max_elements``: ``auto`` → sized from the device (see the module docstring), or an integer >= 1."""
+    if value != "auto":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"bad config value trainer.max_elements={value!r}: 'auto' or an integer >= 1")
+        return value
+    device = torch.device(device)
+    if device.type != "cuda":
+        return CPU_MAX_ELEMENTS
+    free, _ = torch.cuda.mem_get_info(device)
+    budget = min(free // 8, MAX_EVAL_BYTES)
+    elements = max(budget // BYTES_PER_ELEMENT, CPU_MAX_ELEMENTS)
+    return 1 << (int(elements).bit_length() - 1)
+
+
+def check(trainer) -> None:
+    """Raise ValueError naming the first bad device knob of a trainer config (before any work)."""
+    from experiments.inputs import DECODED_CACHE, resolve_num_workers
+
+    resolve_precision(trainer.precision, "cpu")
+    resolve_compile(trainer.compile, "cpu")
+    if trainer.max_elements != "auto":
+        resolve_max_elements(trainer.max_elements, "cpu")
+    resolve_num_workers(trainer.num_workers)
+    if trainer.decoded_cache not in DECODED_CACHE:
+        raise ValueError(f"bad config value trainer.decoded_cache={trainer.decoded_cache!r}: auto, true or false")
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of the extractor for a resolved precision (None: no autocast)."""
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def extractor_autocast(dtype: torch.dtype | None, device_type: str):
+    """The context the extractor's forward runs in: autocast to ``dtype``, or nothing."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=dtype)

@@ -1,0 +1,72 @@
+"""CUDA parity and the device knobs on a GPU. Marked ``gpu``: they run where CUDA is present and are skipped,
+with the reason, elsewhere (``pytest -m gpu`` selects only them)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from experiments import device as D
+from experiments.train import Inputs, Regressor, fit
+from softstep import HEADS, build_head
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)")]
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_head_outputs_and_gradients_match_the_cpu_in_float64(name):
+    torch.manual_seed(0)
+    ref = build_head(name, 8).double()
+    z, y = torch.randn(32, 8, dtype=torch.float64), torch.rand(32, dtype=torch.float64)
+    out = {}
+    for dev in ("cpu", "cuda"):
+        head = build_head(name, 8).double().to(dev)
+        head.load_state_dict(ref.state_dict())
+        zz = z.to(dev).requires_grad_(True)
+        pred = head(zz, zz, y.to(dev), exclude_self=True)
+        pred.sum().backward()
+        out[dev] = (pred.detach().cpu(), zz.grad.cpu())
+    for a, b in zip(out["cpu"], out["cuda"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["nca", "nca_i", "diffknn_i"])
+def test_predict_with_auto_max_elements_equals_dense_on_cuda(name):
+    torch.manual_seed(0)
+    head = build_head(name, 16).cuda().eval()
+    zr, yr, zq = torch.randn(20_000, 16, device="cuda"), torch.rand(20_000, device="cuda"), torch.randn(300, 16, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(head.predict(zq, zr, yr, max_elements=D.resolve_max_elements("auto", "cuda")),
+                                   head(zq, zr, yr), rtol=1e-4, atol=1e-5)
+    assert D.resolve_max_elements("auto", "cuda") >= 2**22
+
+
+def test_torchsort_cuda_ranks_equal_cpu_ranks():
+    torchsort = pytest.importorskip("torchsort")
+    x = torch.randn(4, 50, dtype=torch.float64)
+    torch.testing.assert_close(torchsort.soft_rank(x.cuda(), regularization_strength=0.1).cpu(),
+                               torchsort.soft_rank(x, regularization_strength=0.1))
+
+
+@pytest.mark.parametrize("precision,compile", [("32", False), ("bf16", False), ("32", True)])
+def test_fit_on_cuda_with_each_precision_and_compile(precision, compile):
+    class Ext(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.dtypes = torch.nn.Linear(6, 12), set()
+
+        def forward(self, x):
+            out = self.lin(x)
+            self.dtypes.add(out.dtype)
+            return out
+
+    torch.manual_seed(0)
+    ext = Ext()
+    model = Regressor(12, 32, 8, build_head("diffknn_i", 8), ext)
+    x = torch.randn(60, 6)
+    res = fit(model, Inputs(features=x), np.random.rand(60), np.arange(40), np.arange(40, 50), np.arange(50, 60), seed=0,
+              max_epochs=2, patience=5, batch_size=16, lr=1e-2, device="cuda", progress=False, precision=precision,
+              compile=compile)
+    assert np.isfinite(res.test_mse) and res.runtime["device"] == "cuda" and res.runtime["gpu"]
+    assert ext.dtypes == ({torch.bfloat16} if precision == "bf16" else {torch.float32})

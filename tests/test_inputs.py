@@ -1,0 +1,299 @@
+"""The input pipeline and the device knobs: decoded-sample cache (decode once, shared, atomic), one DataLoader
+per Inputs, image decode/finish, trainer.precision / compile / max_elements / num_workers."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from data.base import RegressionData
+from data.media import ImageFile, ImageTransform
+from experiments import device as D
+from experiments import inputs as I
+from experiments import pipeline
+from experiments.compose import compose
+from experiments.results import read_results
+from experiments.train import Inputs, Regressor, fit
+from softstep import build_head
+from tests.fixtures_data import write_image
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def image_folder(root, n=40):
+    for i in range(n):
+        write_image(root / f"{i}.png", size=(48, 40), salt=i)
+    pd.DataFrame({"file": [f"{i}.png" for i in range(n)], "target": np.arange(n, dtype=float)}).to_csv(
+        root / "labels.csv", index=False)
+
+
+class Counted:
+    """A picklable loader that counts its calls in this process."""
+
+    calls = 0
+
+    def __call__(self, item):
+        Counted.calls += 1
+        time.sleep(0.002)
+        return torch.full((3,), float(item))
+
+
+def counted_data(n=40):
+    Counted.calls = 0
+    return RegressionData("counted", "table", list(range(n)), np.arange(n, dtype=float), load=Counted(), preprocessing="p")
+
+
+# ---------------------------------------------------------------- decode once
+@pytest.mark.slow
+def test_fine_tuned_image_run_decodes_each_file_once(tmp_path, monkeypatch):
+    """40 files, 2 splits x 3 epochs (training, validation, test and reruns): 40 decodes, then none."""
+    image_folder(tmp_path / "imgs")
+    calls = []
+    orig = ImageFile.decode
+    monkeypatch.setattr(ImageFile, "decode", lambda self, path: calls.append(path) or orig(self, path))
+    overrides = ["dataset=image_folder", f"dataset.loader.root={tmp_path / 'imgs'}", "dataset.loader.size=32",
+                 "extractor=resnet18", "extractor.builder.source=random", "extractor.finetune=true", "head=nca",
+                 "splits=[0,1]", "trainer.max_epochs=3", "trainer.patience=5", "trainer.batch_size=8",
+                 "trainer.num_workers=0", f"paths.results_root={tmp_path / 'results'}", "progress=false"]
+    pipeline.run(compose(overrides))
+    assert len(calls) == 40 and len(set(calls)) == 40
+    pipeline.run(compose(overrides + ["force=true", "head=nca_i"]))  # a rerun and another head: nothing decoded
+    assert len(calls) == 40
+    results = read_results(tmp_path / "results")
+    assert len(results) == 4 and all(len(r["history"]) == 3 for r in results)
+    assert all(r["runtime"]["precision"] == "32" and r["runtime"]["compile"] is False for r in results)
+    assert all(e["epoch_time_s"] > 0 for r in results for e in r["history"])
+    shards = list((tmp_path / "results" / "cache" / "decoded").glob("*/shard_*.pt"))
+    assert shards and not list((tmp_path / "results" / "cache" / "decoded").glob("*/*.lock"))
+    # without the cache every batch decodes again: the same run decodes each file once per epoch and split
+    calls.clear()
+    pipeline.run(compose(overrides + ["force=true", "trainer.decoded_cache=false"]))
+    assert len(calls) > 40 * 2 * 3
+
+
+def test_cached_items_equal_decoded_items(tmp_path):
+    image_folder(tmp_path, n=6)
+    t = ImageTransform(mode="L", size=16, mean=(0.5,), std=(0.5,))
+    data = RegressionData("imgs", "image", [str(tmp_path / f"{i}.png") for i in range(6)], np.arange(6.0),
+                          load=ImageFile(t), preprocessing=t.describe())
+    cache = I.DecodedCache(tmp_path / "cache", data, shard_size=4).build()
+    assert cache.decodes == 6 and cache.get(5).dtype == torch.uint8
+    inputs = Inputs(data=data, cache=cache)
+    got = torch.cat(list(inputs.batches([5, 0, 3], 2, "cpu")))
+    want = torch.stack([data.load(data.items[i]) for i in (5, 0, 3)])
+    torch.testing.assert_close(got, want)
+    again = I.DecodedCache(tmp_path / "cache", data, shard_size=4).build()  # a rerun reads, decodes nothing
+    assert again.decodes == 0 and torch.equal(again.get(5), cache.get(5))
+
+
+def test_a_changed_preprocessing_or_item_list_is_a_new_cache():
+    a = counted_data()
+    b = RegressionData("counted", "table", a.items, a.labels, load=a.load, preprocessing="other")
+    c = RegressionData("counted", "table", list(range(1, 41)), a.labels, load=a.load, preprocessing="p")
+    assert len({I.DecodedCache.key(d) for d in (a, b, c)}) == 3
+
+
+def test_jobs_sharing_a_cache_decode_each_item_once(tmp_path):
+    """Two builders at once (as two jobs would): each shard is claimed by one, the other waits for it."""
+    data = counted_data(40)
+    caches = [I.DecodedCache(tmp_path, data, shard_size=4, poll_s=0.01) for _ in range(2)]
+    threads = [threading.Thread(target=c.build) for c in caches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert Counted.calls == 40 and sum(c.decodes for c in caches) == 40
+    assert all(torch.equal(c.get(i), torch.full((3,), float(i))) for c in caches for i in range(40))
+    assert not list(tmp_path.glob("*/*.lock")) and not list(tmp_path.glob("*/.*.tmp"))
+
+
+def test_a_dead_jobs_lock_is_taken_over(tmp_path):
+    data = counted_data(8)
+    cache = I.DecodedCache(tmp_path, data, shard_size=4)
+    cache.dir.mkdir(parents=True)
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (cache.dir / "shard_00000.lock").write_text(f"{socket.gethostname()} {dead.stdout.strip()}\n")
+    cache.build()
+    assert cache.complete() and cache.decodes == 8
+
+
+def test_one_dataloader_serves_every_epoch(tmp_path):
+    data = counted_data(20)
+    inputs = Inputs(data=data, num_workers=0)
+    first = torch.cat(list(inputs.batches(np.arange(20)[::-1], 6, "cpu")))
+    loader = inputs._loader
+    second = torch.cat(list(inputs.batches(np.arange(5), 2, "cpu")))
+    assert inputs._loader is loader
+    torch.testing.assert_close(first[:, 0], torch.arange(19, -1, -1, dtype=torch.float32))
+    torch.testing.assert_close(second[:, 0], torch.arange(5, dtype=torch.float32))
+
+
+@pytest.mark.slow
+def test_persistent_workers_give_the_same_batches():
+    data = counted_data(30)
+    a = Inputs(data=data, num_workers=2)
+    b = Inputs(data=data, num_workers=0)
+    for order in (np.arange(30), np.random.default_rng(0).permutation(30)):
+        torch.testing.assert_close(torch.cat(list(a.batches(order, 7, "cpu"))), torch.cat(list(b.batches(order, 7, "cpu"))))
+
+
+def test_image_finish_on_a_batch_equals_the_loader(tmp_path):
+    image_folder(tmp_path, n=3)
+    for t in (ImageTransform(mode="RGB", size=20, crop=16), ImageTransform(mode="L", size=16, mean=0.5, std=0.5)):
+        f = ImageFile(t)
+        paths = [tmp_path / f"{i}.png" for i in range(3)]
+        batch = t.finish(torch.stack([f.decode(p) for p in paths]))
+        torch.testing.assert_close(batch, torch.stack([f(p) for p in paths]))
+
+
+# ---------------------------------------------------------------- knobs
+def test_num_workers_auto(monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
+    assert I.resolve_num_workers("auto") == 5
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    monkeypatch.delenv("SLURM_CPUS_ON_NODE", raising=False)
+    assert I.resolve_num_workers("auto") == max(len(os.sched_getaffinity(0)) - 1, 0)
+    assert I.resolve_num_workers(3) == 3
+    with pytest.raises(ValueError, match="num_workers"):
+        I.resolve_num_workers(-1)
+
+
+def test_max_elements_auto_is_sized_from_the_device(monkeypatch):
+    assert D.resolve_max_elements("auto", "cpu") == 2**22
+    assert D.resolve_max_elements(1000, "cuda") == 1000
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (78 * 2**30, 80 * 2**30))
+    assert D.resolve_max_elements("auto", "cuda") == 2**27  # capped: blocks of at most 2 GiB
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 80 * 2**30))
+    assert D.resolve_max_elements("auto", "cuda") == 2**24  # 1/8 of 2 GiB free at 16 B per entry
+
+
+def test_precision_and_compile_resolve():
+    assert D.resolve_precision("auto", "cuda") == D.resolve_precision(32, "cpu") == "32"
+    assert D.resolve_precision("bf16", "cuda") == "bf16"
+    assert D.resolve_compile("auto", "cuda") is False and D.resolve_compile(True, "cpu") is True
+
+
+@pytest.mark.parametrize("override,field", [("trainer.precision=fp16", "trainer.precision"),
+                                            ("trainer.compile=maybe", "trainer.compile"),
+                                            ("trainer.max_elements=0", "trainer.max_elements"),
+                                            ("trainer.num_workers=-2", "trainer.num_workers"),
+                                            ("trainer.decoded_cache=sometimes", "trainer.decoded_cache")])
+def test_bad_knob_fails_before_any_work(tmp_path, override, field):
+    cfg = compose(["dataset=synthetic", f"paths.results_root={tmp_path}", "progress=false", override])
+    with pytest.raises(pipeline.ConfigError, match=field.replace(".", r"\.")):
+        pipeline.run(cfg)
+    assert not list(tmp_path.iterdir())
+
+
+class TinyExtractor(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 8)
+        self.seen = []
+
+    def forward(self, x):
+        out = self.lin(x)
+        self.seen.append(out.dtype)
+        return out
+
+
+def test_bf16_autocasts_the_extractor_only():
+    torch.manual_seed(0)
+    ext = TinyExtractor()
+    head = build_head("nca_i", 5)
+    dtypes = []
+    head.register_forward_pre_hook(lambda m, args: dtypes.append(args[0].dtype))
+    model = Regressor(8, 16, 5, head, ext)
+    x = torch.randn(24, 4)
+    res = fit(model, Inputs(features=x), np.random.rand(24), np.arange(16), np.arange(16, 20), np.arange(20, 24), seed=0,
+              max_epochs=2, patience=5, batch_size=8, lr=1e-2, progress=False, precision="bf16")
+    assert set(ext.seen) == {torch.bfloat16} and set(dtypes) == {torch.float32}
+    assert res.runtime["precision"] == "bf16" and np.isfinite(res.test_mse)
+
+
+def test_compile_wraps_the_training_step(monkeypatch):
+    compiled = []
+
+    def fake_compile(fn, **kw):  # inductor takes minutes on a shared CPU; check the wiring with the eager backend
+        compiled.append(fn)
+        return torch._dynamo.optimize("eager")(fn) if hasattr(torch, "_dynamo") else fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    torch.manual_seed(0)
+    x = torch.randn(30, 3)
+    model = Regressor(3, 16, 5, build_head("nca", 5))
+    res = fit(model, Inputs(features=x), np.random.rand(30), np.arange(20), np.arange(20, 25), np.arange(25, 30), seed=0,
+              max_epochs=2, patience=5, batch_size=8, lr=1e-2, progress=False, compile=True)
+    assert len(compiled) == 1 and res.runtime["compile"] is True and np.isfinite(res.val_mse)
+
+
+def test_cache_builds_with_workers(tmp_path):
+    """Workers decode whole shards; this process writes them (the decode count is the shards it wrote)."""
+    data = counted_data(10)
+    cache = I.DecodedCache(tmp_path, data, shard_size=3).build(num_workers=2)
+    assert cache.complete() and cache.decodes == 10
+    assert all(torch.equal(cache.get(i), torch.full((3,), float(i))) for i in range(10))
+
+
+# ---------------------------------------------------------------- benchmarks
+@pytest.mark.slow
+def test_benchmark_gpu_quick_runs_on_the_cpu_and_writes_its_table(tmp_path):
+    """CI runs the GPU benchmark's --quick mode: the same code on the CPU, small sizes, a deadline."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_gpu.py"), "--quick", "--deadline", "40",
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "CPU run" in text and "## 4. Fine-tuning throughput" in text and "<!-- throughput:" in text
+    for head in ("linear", "nca_i", "diffknn_i"):
+        assert f"| {head} |" in text
+    assert "| resnet18 | 0 | 32 |" in text  # the first fine-tuning cell always runs
+
+
+def test_benchmark_inputs_writes_its_table(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "inputs.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_inputs.py"), "--n-images", "2", "--n-clips", "1",
+                           "--n-texts", "8", "--workers", "0", "--out", str(out)], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))
+
+
+@pytest.mark.parametrize("family", ["distilbert", "bert"])
+def test_memoised_tokens_equal_the_tokenizer_and_each_text_is_tokenised_once(family, monkeypatch):
+    from extractors import text as T
+
+    enc = T.hf_text(family, "random", max_length=12, seed=3)
+    texts = ["a short one", "a much longer text that will be truncated at twelve tokens", "", "a short one"]
+    want = enc.tokenizer(texts, padding=True, truncation=True, max_length=12, return_tensors="pt")
+    monkeypatch.setattr(T, "_TOKENS", {})
+    calls = []
+    orig = type(enc.tokenizer).__call__
+    monkeypatch.setattr(type(enc.tokenizer), "__call__", lambda self, x, **kw: calls.append(list(x)) or orig(self, x, **kw))
+    got = enc.encode(texts)
+    assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(got["attention_mask"], want["attention_mask"])
+    enc.eval()
+    with torch.no_grad():
+        hidden = enc.model(**{k: v for k, v in want.items()}).last_hidden_state
+        mask = want["attention_mask"].unsqueeze(-1).float()
+        torch.testing.assert_close(enc(texts), (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0))
+    enc.encode(texts[::-1])  # later epochs: nothing tokenised again
+    assert calls == [["a short one", "a much longer text that will be truncated at twelve tokens", ""]]
