@@ -6,17 +6,11 @@ result JSON atomically. At the end print mean ± std × 10³ beside the paper's 
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import platform
-import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -31,175 +25,16 @@ from experiments import device as D
 from experiments import features as F
 from experiments import inputs as I
 from experiments import safety, saved, sparsity, tabular
-from experiments.report.paper import read_paper_table1
-from experiments.results import FORMAT_VERSION, RunKey, read_result, write_result
+from experiments.record import result_record, summary
+from experiments.results import RunKey, write_result
+from experiments.settings import ConfigError, build_head, head_similarity, run_id, run_key, validate  # noqa: F401
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.tracking import make_tracker
-from experiments.train import ARCHS, FitResult, Inputs, Regressor, _embed, fit
-from softstep import SIMILARITIES
-
-REPO = Path(__file__).resolve().parents[1]
-PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
-#: Config keys that do not change a result: left out of the run id.
-NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model"}
-TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements",
-                         "precision", "compile", "decoded_cache"}  # how it runs, like device: recorded in result files
-
-
-class ConfigError(ValueError):
-    """A bad config value; the message names the field and what is allowed."""
-
-
-def validate(cfg: DictConfig) -> list[int]:
-    """Check the values the pipeline relies on, before any data or model is touched. Returns the splits."""
-    def bad(field, value, allowed):
-        raise ConfigError(f"bad config value {field}={value!r}: {allowed}")
-
-    splits = OmegaConf.to_container(cfg.splits) if OmegaConf.is_list(cfg.splits) else cfg.splits
-    if isinstance(splits, int) and not isinstance(splits, bool):
-        splits = [splits]
-    if not isinstance(splits, list) or not splits or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in splits):
-        bad("splits", cfg.splits, "a non-empty list of split seeds >= 0, e.g. splits=[0,1,2] (default 0-9)")
-    if len(set(splits)) != len(splits):
-        bad("splits", splits, "each split seed once")
-    if cfg.head.similarity is not None and cfg.head.similarity not in SIMILARITIES:
-        bad("head.similarity", cfg.head.similarity, f"one of {', '.join(SIMILARITIES)}")
-    if cfg.model.arch not in ARCHS:
-        bad("model.arch", cfg.model.arch, f"one of {', '.join(ARCHS)}")
-    if cfg.trainer.reference not in ("batch", "sample"):
-        bad("trainer.reference", cfg.trainer.reference, "batch (the paper) or sample")
-    if not isinstance(cfg.trainer.reference_fraction, (int, float)) or not 0 < cfg.trainer.reference_fraction <= 1:
-        bad("trainer.reference_fraction", cfg.trainer.reference_fraction, "a number in (0, 1]")
-    for field, value, lo in (("model.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 1),
-                             ("trainer.eval_from_epoch", cfg.trainer.eval_from_epoch, 0),
-                             ("trainer.batch_size", cfg.trainer.batch_size, 2), ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
-                             ("trainer.patience", cfg.trainer.patience, 1), ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            bad(field, value, f"an integer >= {lo}")
-    for field, value in (("trainer.lr", cfg.trainer.lr), ("trainer.extractor_lr", cfg.trainer.extractor_lr)):
-        if not isinstance(value, (int, float)) or value <= 0:
-            bad(field, value, "a number > 0")
-    validate_more(cfg, bad)
-    try:
-        saved.wanted(cfg)
-        D.check(cfg.trainer)  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    build_head(cfg)  # the head's own arguments, checked by its constructor
-    return splits
-
-
-def validate_more(cfg: DictConfig, bad) -> None:
-    """Trainer, model and device fields that used to fail late (or run for hours): checked at the door."""
-    def number(x):
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-    def count_or_auto(field, value):
-        if value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            bad(field, value, "auto or an integer >= 1")
-
-    t = cfg.trainer
-    if t.max_elements != "auto" and (not isinstance(t.max_elements, int) or isinstance(t.max_elements, bool)
-                                     or t.max_elements < 1024):
-        bad("trainer.max_elements", t.max_elements,
-            "auto or an integer >= 1024 (query x reference entries evaluated at once; auto: sized from the device)")
-    count_or_auto("trainer.threads", t.threads)
-    count_or_auto("trainer.workers", t.workers)
-    if t.num_workers != "auto" and (not isinstance(t.num_workers, int) or isinstance(t.num_workers, bool) or t.num_workers < 0):
-        bad("trainer.num_workers", t.num_workers, "auto or an integer >= 0 (DataLoader worker processes)")
-    if not isinstance(t.stratify_bins, int) or isinstance(t.stratify_bins, bool) or t.stratify_bins < 1:
-        bad("trainer.stratify_bins", t.stratify_bins, "an integer >= 1")
-    if not number(t.weight_decay) or t.weight_decay < 0:
-        bad("trainer.weight_decay", t.weight_decay, "a finite number >= 0")
-    for field, value in (("trainer.lr", t.lr), ("trainer.extractor_lr", t.extractor_lr)):
-        if not number(value):
-            bad(field, value, "a finite number > 0")
-    if not number(cfg.model.dropout) or not 0 <= cfg.model.dropout < 1:
-        bad("model.dropout", cfg.model.dropout, "a number in [0, 1)")
-    for field in ("force", "progress", "trainer.checkpoint"):
-        if not isinstance(OmegaConf.select(cfg, field), bool):
-            bad(field, OmegaConf.select(cfg, field), "true or false")
-    check_device(t.device, bad)
-
-
-def check_device(name, bad) -> None:
-    """``trainer.device``: auto, cpu, cuda, cuda:N or mps, and present on this machine."""
-    allowed = "auto, cpu, cuda, cuda:N or mps"
-    if name == "auto":
-        return
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        bad("trainer.device", name, allowed)
-    if dev.type not in ("cpu", "cuda", "mps"):
-        bad("trainer.device", name, allowed)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            bad("trainer.device", name, "no CUDA GPU is visible on this machine; use trainer.device=cpu or auto")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            bad("trainer.device", name, f"this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to "
-                                        f"cuda:{torch.cuda.device_count() - 1}")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        bad("trainer.device", name, "MPS is not available on this machine; use trainer.device=cpu or auto")
-
-
-def build_head(cfg: DictConfig) -> torch.nn.Module:
-    """The configured head: ``instantiate(head.module)``; a bad argument is a :class:`ConfigError` naming it."""
-    try:
-        return instantiate(cfg.head.module)
-    except InstantiationException as e:
-        why = str(e.__cause__ or e).strip().splitlines()[0]
-        keys = [str(k) for k in cfg.head.module if k != "_target_"]
-        named = ([k for k in keys if re.search(rf"\b{re.escape(k)}\b", why)]
-                 or [k for k in keys if repr(OmegaConf.select(cfg.head.module, k)) in why])  # named by its value
-        field = f"head.module.{named[0]}={OmegaConf.select(cfg.head.module, str(named[0]))!r}" if named else "head.module"
-        raise ConfigError(f"bad config {field} for head {cfg.head.name!r} "
-                          f"({cfg.head.module.get('_target_')}): {why}") from None
-
-
-def run_id(cfg: DictConfig) -> str:
-    """``<sim>-e<embed>-b<batch>-<hash>``: the hash covers every setting that can change a result.
-
-    Of the head it covers its name and what is built (``head.module``), so a value no head reads
-    (``head.similarity`` of the linear head) does not split one configuration into several."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    key = {k: v for k, v in c.items() if k not in NOT_IN_RUN_ID}
-    key["trainer"] = {k: v for k, v in key["trainer"].items() if k not in TRAINER_NOT_IN_RUN_ID}
-    key["dataset"] = {k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")}  # checks only
-    key["head"] = {k: key["head"][k] for k in ("name", "module")}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{head_similarity(cfg) or cfg.head.name}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"
-
-
-def head_similarity(cfg: DictConfig) -> str | None:
-    """The similarity the built head uses (None for a head without one, e.g. linear)."""
-    return OmegaConf.select(cfg, "head.module.similarity", default=None)
-
-
-def run_key(cfg: DictConfig) -> RunKey:
-    """Where this configuration's results live (see :class:`experiments.results.RunKey`)."""
-    return RunKey(str(cfg.paths.results_root), cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))
+from experiments.train import FitResult, Inputs, Regressor, _embed, fit
 
 
 def _device(name: str) -> torch.device:
     return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def versions() -> dict:
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("torchsort", "transformers"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - a missing optional package is recorded, not fatal
-            out[mod] = None
-    return out
 
 
 def _instantiate(node, **kwargs):
@@ -344,13 +179,14 @@ def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx,
     if not model.uses_reference or cfg.extractor.finetune:
         return None
     t = cfg.trainer
+    max_elements = D.resolve_max_elements(t.max_elements, device)
 
     def metrics(m: Regressor) -> dict:
         m.eval()
         with torch.no_grad():
             z_ref = _embed(m, inputs, train_idx, t.eval_batch_size, device)
             z = _embed(m, inputs, val_idx[:EPOCH_SPARSITY_QUERIES], t.eval_batch_size, device)
-        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=t.max_elements))
+        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=max_elements))
 
     return metrics
 
@@ -368,48 +204,11 @@ def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData,
         with torch.no_grad():
             z_ref = _embed(model, inputs, train_idx, cfg.trainer.eval_batch_size, device)
             z = _embed(model, inputs, test_idx, cfg.trainer.eval_batch_size, device)
-        out["sparsity"] = sparsity.head_sparsity(model.head, z, z_ref, max_elements=cfg.trainer.max_elements)
+        out["sparsity"] = sparsity.head_sparsity(model.head, z, z_ref,
+                                                 max_elements=D.resolve_max_elements(cfg.trainer.max_elements, device))
     if saved.wanted(cfg):
         out["saved_model"] = saved.save(cfg, key, split, model, inputs, data, scaler, prep, train_idx, device)
     return out
-
-
-def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: int, rid: str, idx: tuple) -> dict:
-    """The content of one result file (format in experiments/results.py)."""
-    train_idx, val_idx, test_idx = idx
-    return {
-        "format_version": FORMAT_VERSION, "dataset": cfg.dataset.name, "extractor": cfg.extractor.name,
-        "head": cfg.head.name, "split": split, "run_id": rid,
-        "hparams": {"similarity": head_similarity(cfg), "embed_dim": cfg.model.embed_dim,
-                    "batch_size": cfg.trainer.batch_size, "finetune": bool(cfg.extractor.finetune)},
-        "metrics": {"test_mse": res.test_mse, "val_mse": res.val_mse,
-                    "test_mse_x1e3": 1e3 * res.test_mse, "val_mse_x1e3": 1e3 * res.val_mse,
-                    "test_mse_orig": scaler.mse_to_original(res.test_mse), "val_mse_orig": scaler.mse_to_original(res.val_mse)},
-        "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "wall_time_s": res.wall_time_s,
-        "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-        "label_range": [scaler.lo, scaler.hi], "history": res.history, "runtime": res.runtime,
-        "config": OmegaConf.to_container(cfg, resolve=True), "git_commit": _git_commit(), "versions": versions(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def paper_number(dataset: str, head: str) -> str | None:
-    """The paper's Table 1 cell for (dataset, head) as ``mean ± std``, or None."""
-    if not PAPER_TABLE.exists():
-        return None
-    cell = read_paper_table1(PAPER_TABLE).get((dataset, head))
-    return None if cell is None else f"{cell[0]:g} ± {cell[1]:g}"
-
-
-def summary(cfg: DictConfig, key: RunKey) -> str:
-    done = sorted(key.finished())
-    if not done:
-        return f"{cfg.dataset.name} / {cfg.head.name}: no finished split yet\n  results: {key.dir}"
-    mses = np.array([read_result(key.split_path(s))["metrics"]["test_mse_x1e3"] for s in done])
-    std = mses.std(ddof=1) if len(mses) > 1 else 0.0
-    line = f"{cfg.dataset.name} / {cfg.head.name}: test MSE x 10^3 = {mses.mean():.3g} ± {std:.3g} over {len(done)} split(s)"
-    paper = paper_number(cfg.dataset.name, cfg.head.name)
-    return line + (f"   (paper: {paper})" if paper else "") + f"\n  results: {key.dir}"
 
 
 def _parallel_splits(cfg: DictConfig, device: torch.device, n_todo: int) -> int:

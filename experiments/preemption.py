@@ -80,7 +80,7 @@ def exit_for_requeue(err: BaseException) -> NoReturn:
 
 def resume_notes(cfg) -> list[str]:
     """One line per requested split that has a checkpoint to resume from (printed at start, for the log)."""
-    from experiments.pipeline import run_key, validate
+    from experiments.settings import run_key, validate
     from experiments.safety import UnreadableFile, load_tensors
 
     try:

@@ -75,7 +75,7 @@ def test_pipeline_standardises_per_split(tmp_path):
     t = res.trained[0]
     feats = t.inputs.features.numpy()
     assert feats.shape[1] == 2 + 3 + 2  # area, rooms, three cities, lift True/False
-    np.testing.assert_allclose(feats[t.train_idx, :2].mean(0), 0, atol=1e-5)  # fitted on the training split
+    np.testing.assert_allclose(feats[t.idx[0], :2].mean(0), 0, atol=1e-5)  # fitted on the training split
     assert t.record["features"] == {"numeric": ["area", "rooms"], "categorical": ["city", "lift"], "width": 7}
 
 

@@ -133,7 +133,7 @@ def expand(experiment: str, overrides: list[str] = ()) -> list[Job]:
 
 def _add_jobs(jobs: dict, items: list[str], explicit: list[int] | None) -> None:
     """Compose one grid point and add a job per split (the first line of each result identity wins)."""
-    from experiments.pipeline import ConfigError, run_key, validate
+    from experiments.settings import ConfigError, run_key, validate
 
     try:
         cfg = compose(items)
