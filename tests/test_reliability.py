@@ -113,7 +113,11 @@ def leftovers(root: Path) -> list[Path]:
 
 
 def metrics(root: Path) -> dict[int, tuple]:
-    return {r["split"]: (r["metrics"], r["history"], r["best_epoch"]) for r in read_results(root)}
+    """Per split: metrics, validation history (without the epochs' wall times) and best epoch."""
+    def history(r):
+        return [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in r["history"]]
+
+    return {r["split"]: (r["metrics"], history(r), r["best_epoch"]) for r in read_results(root)}
 
 
 # ---------------------------------------------------------------- kill and resume
