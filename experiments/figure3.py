@@ -22,11 +22,12 @@ import torch
 
 from data.synthetic import TARGETS, target
 from experiments import pipeline
+from experiments.baselines import KS, tuned_knn
 from experiments.compose import compose
 from experiments.names import HEADS
 
 SETUPS = {"raw": ("model.arch=identity", "model.embed_dim=2"), "mlp": ()}
-KNN_KS = range(1, 51)
+KNN_KS = KS
 #: The mean predictor's test MSE × 10³ on each target is about its label variance; a head "at the mean"
 #: scores near it. We call a head at the mean when it is above 60 % of the variance.
 AT_MEAN = 0.6
@@ -47,14 +48,11 @@ def surface(trained: pipeline.Trained, grid: np.ndarray) -> np.ndarray:
 
 def knn_reference(trained: pipeline.Trained, grid: np.ndarray) -> tuple[float, int, np.ndarray]:
     """(test MSE × 10³, k, surface on ``grid``) of scikit-learn's k-NN on the raw coordinates, k by validation MSE."""
-    from sklearn.neighbors import KNeighborsRegressor
-
     x, y = trained.inputs.features.numpy(), trained.y_scaled
     train, val, test = trained.idx
-    fits = {k: KNeighborsRegressor(n_neighbors=k).fit(x[train], y[train]) for k in KNN_KS if k <= len(train)}
-    k = min(fits, key=lambda k: float(np.mean((fits[k].predict(x[val]) - y[val]) ** 2)))
-    test_mse = 1e3 * float(np.mean((fits[k].predict(x[test]) - y[test]) ** 2))
-    return test_mse, k, fits[k].predict(grid) * trained.scaler.span + trained.scaler.lo
+    knn, k = tuned_knn(x, y, train, val, KNN_KS)
+    test_mse = 1e3 * float(np.mean((knn.predict(x[test]) - y[test]) ** 2))
+    return test_mse, k, knn.predict(grid) * trained.scaler.span + trained.scaler.lo
 
 
 def run(results_root: str, *, setup: str = "raw", n: int = 2000, grid_size: int = 100, heads=HEADS,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -38,15 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from data.base import RegressionData
+from data.media import AudioFile, ImageFile, ImageTransform
+from experiments.device import resolve_max_elements
+from experiments.inputs import DecodedCache, Inputs
+from experiments.train import Regressor, fit
+from softstep import HEADS, build_head
 
-from data.base import RegressionData  # noqa: E402
-from data.media import AudioFile, ImageFile, ImageTransform  # noqa: E402
-from experiments.device import resolve_max_elements  # noqa: E402
-from experiments.inputs import DecodedCache, Inputs  # noqa: E402
-from experiments.train import Regressor, fit  # noqa: E402
-from softstep import HEADS, build_head  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")
 

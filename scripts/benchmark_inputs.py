@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from data.base import RegressionData
+from data.media import AudioFile, ImageFile, ImageTransform
+from experiments.inputs import DecodedCache, Inputs
 
-from data.base import RegressionData  # noqa: E402
-from data.media import AudioFile, ImageFile, ImageTransform  # noqa: E402
-from experiments.inputs import DecodedCache, Inputs  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 GOALS = {"image": 20.0, "audio": 100.0}  # the goals (later epochs / first epoch); text has none
 BATCH = 32

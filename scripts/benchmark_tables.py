@@ -27,18 +27,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from experiments import pipeline
+from experiments.baselines import tuned_knn
+from experiments.compose import compose, hydra_context
+from experiments.names import HEADS
+from experiments.results import read_result
+from experiments.splits import MinMaxScaler, paper_split
+from experiments.tabular import TablePreprocessor
 
-from experiments import pipeline  # noqa: E402
-from experiments.compose import compose, hydra_context  # noqa: E402
-from experiments.names import HEADS  # noqa: E402
-from experiments.results import read_result  # noqa: E402
-from experiments.splits import MinMaxScaler, paper_split  # noqa: E402
-from experiments.tabular import TablePreprocessor  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 GOAL = 1.2
-K_GRID = range(1, 51)
 
 
 def tables() -> dict[str, tuple[pd.DataFrame, str, str]]:
@@ -61,7 +60,6 @@ def tables() -> dict[str, tuple[pd.DataFrame, str, str]]:
 def baselines(data, splits) -> dict[str, list]:
     """Per split: LinearRegression and tuned k-NN test MSE (scaled labels), and the chosen k."""
     from sklearn.linear_model import LinearRegression
-    from sklearn.neighbors import KNeighborsRegressor
 
     cols = data.columns
     out = {"LinearRegression": [], "KNeighborsRegressor": [], "k": []}
@@ -72,11 +70,9 @@ def baselines(data, splits) -> dict[str, list]:
         x = prep.transform(cols["frame"])
         lin = LinearRegression().fit(x[tr], y[tr])
         out["LinearRegression"].append(float(np.mean((lin.predict(x[te]) - y[te]) ** 2)))
-        val = {k: np.mean((KNeighborsRegressor(k).fit(x[tr], y[tr]).predict(x[va]) - y[va]) ** 2)
-               for k in K_GRID if k <= len(tr)}
-        k = min(val, key=val.get)
+        knn, k = tuned_knn(x, y, tr, va)
         out["k"].append(k)
-        out["KNeighborsRegressor"].append(float(np.mean((KNeighborsRegressor(k).fit(x[tr], y[tr]).predict(x[te]) - y[te]) ** 2)))
+        out["KNeighborsRegressor"].append(float(np.mean((knn.predict(x[te]) - y[te]) ** 2)))
     return out
 
 

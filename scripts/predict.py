@@ -16,11 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.base import DataError  # noqa: E402
-from experiments.predict import PredictError, predict  # noqa: E402
-from experiments.saved import SavedModelError  # noqa: E402
+from data.base import DataError
+from experiments.predict import PredictError, predict
+from experiments.saved import SavedModelError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -195,12 +195,16 @@ def test_save_model_setting(tmp_path):
         table_cfg(tmp_path, tmp_path / "f.csv"))
 
 
-def test_image_folder_run_predicts_a_folder(tmp_path):
-    root = tmp_path / "imgs"
-    files = [f"a/{k}.png" for k in range(24)]
+def image_folder(root: Path, files: list[str]) -> Path:
+    """An image folder as dataset=image_folder reads it: the PNGs and labels.csv (file, target = the file's index)."""
     for k, f in enumerate(files):
         FD.write_image(root / f, (20, 20), "RGB", k)
-    pd.DataFrame({"file": files, "target": np.arange(24.0)}).to_csv(root / "labels.csv", index=False)
+    pd.DataFrame({"file": files, "target": np.arange(float(len(files)))}).to_csv(root / "labels.csv", index=False)
+    return root
+
+
+def test_image_folder_run_predicts_a_folder(tmp_path):
+    root = image_folder(tmp_path / "imgs", [f"a/{k}.png" for k in range(24)])
     cfg = compose(["dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.size=32", "extractor.finetune=false",
                    "extractor.builder.source=random", "head=nca", "splits=[0]", "trainer.max_epochs=2", "trainer.workers=1",
                    f"paths.results_root={tmp_path}/results", f"paths.cache_dir={tmp_path}/cache", "progress=false"])
@@ -217,11 +221,7 @@ def test_image_folder_run_predicts_a_folder(tmp_path):
 
 @pytest.mark.slow
 def test_fine_tuned_extractor_is_saved_only_when_asked(tmp_path):
-    root = tmp_path / "imgs"
-    files = [f"{k}.png" for k in range(16)]
-    for k, f in enumerate(files):
-        FD.write_image(root / f, (20, 20), "RGB", k)
-    pd.DataFrame({"file": files, "target": np.arange(16.0)}).to_csv(root / "labels.csv", index=False)
+    root = image_folder(tmp_path / "imgs", [f"{k}.png" for k in range(16)])
     common = ["dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.size=32", "extractor.builder.source=random",
               "head=nca_g", "splits=[0]", "trainer.max_epochs=1", "trainer.workers=1", "progress=false"]
     auto = pipeline.run(compose(common + [f"paths.results_root={tmp_path}/a"]))
