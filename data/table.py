@@ -17,7 +17,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import checks
 from .base import DataError, RegressionData

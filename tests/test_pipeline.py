@@ -1,7 +1,6 @@
 """The experiment pipeline: configs, splits, scaling, early stopping, results, resume, caching, errors."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
