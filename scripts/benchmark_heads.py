@@ -35,8 +35,10 @@ import sys
 import time
 from pathlib import Path
 
+from softstep import HEADS as HEAD_REGISTRY
+
 ROOT = Path(__file__).resolve().parents[1]
-HEADS = ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i")
+HEADS = tuple(HEAD_REGISTRY)  # the paper's six, in Table 1 order
 #: (label, head, σ of DiffKNN's k): a fresh DiffKNN head has σ = 0.5 (half the reference set), a trained one far less
 EVAL_HEADS = (("nca", "nca", None), ("nca_i", "nca_i", None), ("diffknn_i", "diffknn_i", None),
               ("diffknn_i k=1%", "diffknn_i", 0.01))

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from experiments.results import read_results
+from softstep import HEADS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def main() -> None:
         demo = timed(["-m", "experiment=demo", splits, f"paths.results_root={demo_root}",
                       f"paths.cache_dir={tmp}/single/cache", f"hydra.sweep.dir={tmp}/h2"], env)
         rows = []
-        for head in ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"):
+        for head in HEADS:
             res = [r for r in read_results(demo_root) if r["head"] == head]
             secs = sum(r["wall_time_s"] for r in res)
             epochs = sum(r["epochs_run"] for r in res)

@@ -18,10 +18,10 @@ from experiments.compose import compose
 from experiments.results import read_results
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.train import EarlyStopping, Inputs, Regressor, fit
-from softstep import build_head
+from softstep import HEADS as HEAD_REGISTRY, build_head
 
 REPO = Path(__file__).resolve().parents[1]
-HEADS = ["linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"]
+HEADS = list(HEAD_REGISTRY)
 
 
 def make_cfg(*overrides):
