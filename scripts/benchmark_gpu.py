@@ -9,8 +9,9 @@ Sections (each skips itself, saying so, when the deadline leaves it too little t
 1. Parity: every head's outputs and gradients on the device against the CPU, in float64
    (on a CPU-only machine the device is the CPU: a self-check of the code path only).
 2. Training step per head (MLP(200) + head, Adam), eager and ``torch.compile``d (default mode),
-   at B = 32, 128, 1,024; median ms per step and the ratio to the linear head; a profile of
-   DiffKNN's step (top operators by self time).
+   at B = 32, 128, 1,024; median ms per step and the ratio to the linear head; soft ranks alone,
+   torchsort's row-major buffers against softstep's column-major ones; a profile of DiffKNN's step
+   (top operators by self time).
 3. Evaluation: ``head.predict`` with ``trainer.max_elements=auto`` against the dense forward and an
    exact hard k-NN (``torch.cdist`` + ``topk``, k = 10) at Q = 1,000 queries, N = 10⁴…10⁶; seconds and
    peak extra memory (CUDA).
@@ -141,6 +142,31 @@ def train_steps(device, batches, reps, clock: Clock, compile_backend: str | None
                 row["compile_s"] = time.perf_counter() - t
                 row["compiled_ms"] = 1e3 * timed(lambda: s(x, y), device, reps)
             rows.append(row)
+    return rows
+
+
+def soft_rank_layouts(device, batches, reps: int, clock: Clock) -> list[dict]:
+    """torchsort.soft_rank (row-major buffers) against softstep's column-major soft_rank: forward + backward
+    of a B × B float64 matrix, strength 0.1, as in DiffKNN's training step."""
+    import torchsort
+
+    from softstep.ranks import soft_rank
+
+    rows = []
+    for b in batches:
+        if clock.left() < 2:
+            rows.append({"B": b, "skipped": "deadline"})
+            continue
+        torch.manual_seed(0)
+        x = torch.randn(b, b, device=device, dtype=torch.float64) * b
+        cot = torch.randn_like(x)
+
+        def run(f):
+            v = x.clone().requires_grad_(True)
+            f(v).backward(cot)
+
+        rows.append({"B": b, "torchsort_ms": 1e3 * timed(lambda: run(lambda v: torchsort.soft_rank(v, regularization_strength=0.1)), device, reps),
+                     "column_major_ms": 1e3 * timed(lambda: run(lambda v: soft_rank(v, 0.1, column_major=True)), device, reps)})
     return rows
 
 
@@ -312,7 +338,7 @@ def fmt(v, digits=3):
     return "–" if v is None else f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
-def report(meta, par, steps, prof, evals, max_el, tunes) -> str:
+def report(meta, par, steps, ranks, prof, evals, max_el, tunes) -> str:
     out = [f"# GPU benchmark{' — CPU run (--quick)' if meta['quick'] else ''}", ""]
     if meta["device"] == "cpu":
         out += ["**This is a CPU run** (`python scripts/benchmark_gpu.py --quick`, no GPU was available): the same code "
@@ -341,6 +367,14 @@ def report(meta, par, steps, prof, evals, max_el, tunes) -> str:
         cr = r["compiled_ms"] / base["compiled_ms"] if "compiled_ms" in r and "compiled_ms" in base else None
         out.append(f"| {r['B']} | {r['head']} | {r['eager_ms']:.2f} | {fmt(ratio)} | {fmt(r.get('compiled_ms'))} | {fmt(cr)} "
                    f"| {fmt(r.get('compile_s'))} |")
+    if ranks:
+        out += ["", "Soft ranks alone (DiffKNN's line 12): forward + backward of a B × B float64 matrix, median ms. "
+                "torchsort's kernels run one thread per row; `softstep.ranks.soft_rank` feeds the same kernels "
+                "column-major buffers (what DiffKNN uses on CUDA).", "",
+                "| B | torchsort.soft_rank ms | softstep soft_rank (column-major) ms | speed-up |", "|---|---|---|---|"]
+        for r in ranks:
+            out.append(f"| {r['B']} | skipped ({r['skipped']}) | | |" if "skipped" in r else
+                       f"| {r['B']} | {r['torchsort_ms']:.2f} | {r['column_major_ms']:.2f} | {r['torchsort_ms'] / r['column_major_ms']:.2f} |")
     if prof:
         out += ["", f"DiffKNN (diffknn_i) step at B = {meta['profile_b']}, top operators by self time:", "", "```", prof.strip(), "```"]
     out += ["", "## 3. Evaluation (predict vs dense vs exact hard k-NN)", "",
@@ -389,8 +423,6 @@ def main(argv=None) -> int:
     start = time.monotonic()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.quick else "cpu"))
     clock = Clock(args.deadline or (90.0 if args.quick else 280.0))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     quick = args.quick
     meta = {"quick": quick, "device": device.type, "cores": os.cpu_count(),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.machine()})",
@@ -409,6 +441,8 @@ def main(argv=None) -> int:
     steps = train_steps(device, batches, meta["reps"], Clock(min(clock.left() * (0.2 if quick else 0.35), 90.0)),
                         meta["compile_backend"] if compile_heads else None, 10.0 if quick else 20.0)
     log("training steps done")
+    ranks = soft_rank_layouts(device, batches, meta["reps"], Clock(min(clock.left() * 0.1, 20.0)))
+    log("soft ranks done")
     try:
         prof = profile_diffknn(device, meta["profile_b"]) if clock.left() > 30 else ""
     except Exception as e:  # noqa: BLE001 - the profiler needs CUPTI on a GPU; its absence is not fatal
@@ -422,7 +456,7 @@ def main(argv=None) -> int:
     tunes = finetune(device, quick, workers, ["32", "bf16"], clock, n_items)
     log("fine-tuning done")
     meta["seconds"] = time.monotonic() - start
-    text = report(meta, par, steps, prof, evals, max_el, tunes)
+    text = report(meta, par, steps, ranks, prof, evals, max_el, tunes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

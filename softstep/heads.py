@@ -17,6 +17,7 @@ from torch import nn
 
 from . import functional as Fn
 from .functional import soft_k_step
+from .ranks import soft_rank
 from .softstep import SoftKStep, SoftStep
 
 
@@ -238,8 +239,8 @@ class DiffKNNHead(NeighborHead):
     logits = Sim + SoftKStep(ranks, k, q, t), ranks 0-based (0 = most similar), k from
     :class:`softstep.SoftKStep` (a learned fraction of N − 1, N = |Z_N|).
 
-    - **Training** (``head.train()``): ranks = soft_rank(−Sim) − 1 (line 12; torchsort, L2
-      regularisation, in float64). The paper does not state the strength. Soft ranks of a
+    - **Training** (``head.train()``): ranks = soft_rank(−Sim) − 1 (line 12; torchsort's L2
+      soft rank in float64, its kernels fed column-major on CUDA: ``softstep/ranks.py``). The paper does not state the strength. Soft ranks of a
       large row bunch up around the middle rank unless the strength is small against the
       gaps between consecutive similarities, so each row is ranked in units of its own mean
       gap, (max − min) / (N − 2), with strength ``rank_strength`` (default 0.1) in those
@@ -279,8 +280,6 @@ class DiffKNNHead(NeighborHead):
 
     def soft_ranks(self, sim, mask=None):
         """0-based soft ranks of each row (0 = most similar), in units of the row's mean gap (see class docstring)."""
-        import torchsort  # imported here so the rest of the library works without the compiled extension
-
         n = sim.shape[1] - (0 if mask is None else 1)
         lo, hi = Fn.row_bounds(sim.double(), mask)
         gap = (hi - lo) / max(n - 1, 1)  # not detached: soft ranks do change with the scale of a row
@@ -288,7 +287,7 @@ class DiffKNNHead(NeighborHead):
         to_rank = (sim.double() - hi.detach()) / gap  # ≤ 0; soft ranks do not change with a shift
         if mask is not None:  # line 10: the query itself goes below every other candidate
             to_rank = to_rank.masked_fill(mask, -2.0 * n - 1.0)
-        ranks = torchsort.soft_rank(-to_rank, regularization="l2", regularization_strength=self.rank_strength)
+        ranks = soft_rank(-to_rank, self.rank_strength)  # torchsort's kernels, coalesced on CUDA (softstep/ranks.py)
         return (ranks - 1.0).to(sim.dtype)
 
     def _top_logits(self, sim, z, n, mask=None):

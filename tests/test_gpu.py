@@ -49,6 +49,22 @@ def test_torchsort_cuda_ranks_equal_cpu_ranks():
                                torchsort.soft_rank(x, regularization_strength=0.1))
 
 
+@pytest.mark.parametrize("rows", [32, 1024])
+def test_column_major_soft_rank_on_cuda_equals_torchsort_on_the_cpu(rows):
+    """softstep.ranks feeds torchsort's CUDA kernels column-major buffers: values and gradients unchanged."""
+    torchsort = pytest.importorskip("torchsort")
+    from softstep.ranks import soft_rank
+
+    torch.manual_seed(0)
+    x, cot = torch.randn(rows, 1024, dtype=torch.float64) * 100, torch.randn(rows, 1024, dtype=torch.float64)
+    ref, mine = x.clone().requires_grad_(True), x.cuda().requires_grad_(True)
+    r_ref, r = torchsort.soft_rank(ref, regularization_strength=0.1), soft_rank(mine, 0.1)
+    (r_ref * cot).sum().backward()
+    (r * cot.cuda()).sum().backward()
+    torch.testing.assert_close(r.detach().cpu(), r_ref.detach(), rtol=0, atol=1e-9)
+    torch.testing.assert_close(mine.grad.cpu(), ref.grad, rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("precision,compile", [("32", False), ("bf16", False), ("32", True)])
 def test_fit_on_cuda_with_each_precision_and_compile(precision, compile):
     class Ext(torch.nn.Module):
