@@ -13,8 +13,11 @@
   time outweighs what it saves in a job.
 - ``trainer.max_elements``: the evaluation's memory bound (query × reference entries per block).
   ``auto`` is 2²² on the CPU; on CUDA, the largest power of two whose blocks take at most
-  min(1/8 of the free memory, 2 GiB), at about 16 bytes per entry (the similarity block and
-  the few temporaries of the same shape that a head's predict makes).
+  min(1/8 of the free memory, 2 GiB), at the head's ``predict_bytes_per_entry``: the similarity
+  block and the temporaries of the same shape that its predict makes. Measured on an H100 as peak
+  extra memory per entry: nca 15 bytes at 2²⁷ entries per block (1.9 GiB, predict 1.5× dense at
+  N = 10⁶), nca_i 21 and diffknn_i 26–32 (``results/benchmarks/gpu*.md``); so 16 bytes for plain
+  NCA (2²⁷ entries) and 32 for the others (2²⁶) on a GPU with ≥ 16 GiB free.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import torch
 
 PRECISIONS = ("bf16", "32")
 CPU_MAX_ELEMENTS = 2**22
-BYTES_PER_ELEMENT = 16
+BYTES_PER_ELEMENT = 32
 MAX_EVAL_BYTES = 2 * 2**30
 
 
@@ -47,8 +50,9 @@ def resolve_compile(value, device) -> bool:
     return value
 
 
-def resolve_max_elements(value, device) -> int:
-    """``trainer.max_elements``: ``auto`` → sized from the device (see the module docstring), or an integer >= 1."""
+def resolve_max_elements(value, device, bytes_per_entry: int = BYTES_PER_ELEMENT) -> int:
+    """``trainer.max_elements``: ``auto`` → sized from the device (see the module docstring) and the head's
+    ``predict_bytes_per_entry``, or an integer >= 1."""
     if value != "auto":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"bad config value trainer.max_elements={value!r}: 'auto' or an integer >= 1")
@@ -58,8 +62,13 @@ def resolve_max_elements(value, device) -> int:
         return CPU_MAX_ELEMENTS
     free, _ = torch.cuda.mem_get_info(device)
     budget = min(free // 8, MAX_EVAL_BYTES)
-    elements = max(budget // BYTES_PER_ELEMENT, CPU_MAX_ELEMENTS)
+    elements = max(budget // bytes_per_entry, CPU_MAX_ELEMENTS)
     return 1 << (int(elements).bit_length() - 1)
+
+
+def bytes_per_entry(head) -> int:
+    """A head's ``predict_bytes_per_entry`` (:data:`BYTES_PER_ELEMENT` for a head that does not say)."""
+    return int(getattr(head, "predict_bytes_per_entry", BYTES_PER_ELEMENT))
 
 
 def check(trainer) -> None:

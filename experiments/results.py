@@ -16,7 +16,7 @@ A result file holds (``format_version`` 1)::
                  test_mse_x1e3, val_mse_x1e3  (the paper's Table 1 unit),
                  test_mse_orig, val_mse_orig  (original label units)}
     best_epoch, epochs_run, wall_time_s, n_train, n_val, n_test,
-    history     [{epoch, val_mse, epoch_time_s (optional: training plus validation, seconds)}],
+    history     [{epoch, val_mse, epoch_time_s (optional: training plus validation, seconds), train_time_s (optional: training alone)}],
     runtime     (optional) {device, gpu, precision, compile, max_elements}: how the run used its device,
     config      the resolved config,  git_commit,  versions {python, torch, torchsort, transformers},
     finished_at ISO time

@@ -146,7 +146,8 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         weight_decay: float = 0.0, eval_batch_size: int = 512, max_elements: int = 2**22, device="cpu",
         checkpoint: Path | None = None, progress: bool = True, log: Callable[[dict, int], None] | None = None,
         desc: str = "", eval_from_epoch: int = 0, reference: str = "batch", reference_fraction: float = 0.3,
-        epoch_metrics: Callable[[Regressor], dict] | None = None, precision: str = "32", compile: bool = False) -> FitResult:
+        epoch_metrics: Callable[[Regressor], dict] | None = None, precision: str = "32", compile: bool = False,
+        channels_last: bool = False) -> FitResult:
     """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch.
 
     The first ``eval_from_epoch`` epochs are trained without validation, so patience counts from there
@@ -161,14 +162,17 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     history and the tracker), e.g. the sparsity of the neighbourhoods.
 
     ``precision`` (``32`` or ``bf16``: the extractor's autocast) and ``compile`` (``torch.compile`` of the
-    training step's forward and loss) come resolved from :mod:`experiments.device`. Each epoch's history
-    entry records its time (``epoch_time_s``: training plus validation)."""
+    training step's forward and loss) come resolved from :mod:`experiments.device`; ``channels_last`` stores a
+    fine-tuned extractor's 2-d convolution weights in NHWC on CUDA. Each epoch's history
+    entry records its time (``epoch_time_s``: training plus validation; ``train_time_s``: training alone)."""
     start = time.time()
     y = torch.as_tensor(y_scaled, dtype=torch.float32)
     model.to(device)
     model.extractor_dtype = autocast_dtype(precision)
     if torch.device(device).type == "cuda" and model.extractor is not None:
         torch.backends.cudnn.benchmark = True  # fixed-size inputs (224² images, fixed audio windows): cuDNN picks its fastest kernels once
+        if channels_last:  # 2-d convolutions in NHWC (tensor-core friendly); other weights are unaffected
+            model.extractor.to(memory_format=torch.channels_last)
 
     def batch_loss(x, yb, y_ref):
         z_ref = model.embed(x)
@@ -210,6 +214,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         # a sampled reference set is fetched per batch instead
         sample = reference == "sample" and model.uses_reference
         xs = None if sample else inputs.batches(perm[first_batch * batch_size:], batch_size, device)
+        loss_sum = torch.zeros((), device=device)  # summed on the device: read back once per epoch, not per step
         for b in range(first_batch, math.ceil(len(perm) / batch_size)):
             idx = perm[b * batch_size : (b + 1) * batch_size]
             x = None if sample else next(xs)
@@ -224,6 +229,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
             yb = y[torch.as_tensor(idx)].to(device, non_blocking=True)
             y_ref = y[torch.as_tensor(ref)].to(device, non_blocking=True)
             loss = step_loss(x, yb, y_ref)
+            loss_sum += loss.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -231,6 +237,10 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
                 save(epoch, b + 1)
                 raise Preempted(f"stopped in epoch {epoch} after batch {b}; checkpoint {checkpoint}")
         first_batch = 0
+        if not math.isfinite(float(loss_sum)):  # the heads skip their per-step input scans on CUDA (softstep.functional.in_cuda_training)
+            raise FloatingPointError(f"the training loss became NaN or inf in epoch {epoch}: the inputs contain NaN/inf "
+                                     "or training diverged; check the data, or lower trainer.lr")
+        train_time = time.time() - epoch_start
         if epoch < eval_from_epoch and epoch < max_epochs - 1:
             epoch += 1
             bar.update(1)
@@ -242,7 +252,8 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         if stopper.improved:
             best_state = copy.deepcopy(model.state_dict())
         extra = epoch_metrics(model) if epoch_metrics else {}
-        history.append({"epoch": epoch, "val_mse": val, "epoch_time_s": round(time.time() - epoch_start, 4), **extra})
+        history.append({"epoch": epoch, "val_mse": val, "epoch_time_s": round(time.time() - epoch_start, 4),
+                        "train_time_s": round(train_time, 4), **extra})
         if log:
             log({"val_mse": val, "best_val_mse": stopper.best, **extra}, epoch)
         epoch += 1

@@ -40,7 +40,7 @@ import torch
 
 from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
-from experiments.device import resolve_max_elements
+from experiments.device import bytes_per_entry, resolve_max_elements
 from experiments.inputs import DecodedCache, Inputs
 from experiments.train import Regressor, fit
 from softstep import HEADS, build_head
@@ -48,6 +48,7 @@ from softstep import HEADS, build_head
 REPO = Path(__file__).resolve().parents[1]
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")
+SECTIONS = ("parity", "steps", "ranks", "profile", "eval", "finetune")
 
 
 class Clock:
@@ -145,28 +146,37 @@ def train_steps(device, batches, reps, clock: Clock, compile_backend: str | None
     return rows
 
 
-def soft_rank_layouts(device, batches, reps: int, clock: Clock) -> list[dict]:
-    """torchsort.soft_rank (row-major buffers) against softstep's column-major soft_rank: forward + backward
-    of a B × B float64 matrix, strength 0.1, as in DiffKNN's training step."""
+def soft_rank_variants(device, batches, reps: int, clock: Clock) -> list[dict]:
+    """Soft ranks alone (forward + backward of a B × B matrix, strength 0.1): torchsort.soft_rank in float64
+    against softstep's soft_rank (column-major forward on CUDA, batched backward) in float64 and float32; then
+    the training step of nca and diffknn_i with DiffKNN ranking in float64 and in float32 (``RANK_DTYPE``)."""
     import torchsort
 
-    from softstep.ranks import soft_rank
+    from softstep import ranks as R
 
     rows = []
     for b in batches:
-        if clock.left() < 2:
+        if clock.left() < 3:
             rows.append({"B": b, "skipped": "deadline"})
             continue
         torch.manual_seed(0)
-        x = torch.randn(b, b, device=device, dtype=torch.float64) * b
-        cot = torch.randn_like(x)
-
-        def run(f):
-            v = x.clone().requires_grad_(True)
-            f(v).backward(cot)
-
-        rows.append({"B": b, "torchsort_ms": 1e3 * timed(lambda: run(lambda v: torchsort.soft_rank(v, regularization_strength=0.1)), device, reps),
-                     "column_major_ms": 1e3 * timed(lambda: run(lambda v: soft_rank(v, 0.1, column_major=True)), device, reps)})
+        row = {"B": b}
+        for name, dt, f in (("torchsort_f64", torch.float64, lambda v: torchsort.soft_rank(v, regularization_strength=0.1)),
+                            ("softstep_f64", torch.float64, lambda v: R.soft_rank(v, 0.1)),
+                            ("softstep_f32", torch.float32, lambda v: R.soft_rank(v, 0.1))):
+            x = (torch.randn(b, b, device=device) * b).to(dt)
+            cot = torch.randn_like(x)
+            row[name] = 1e3 * timed(lambda f=f, x=x, cot=cot: f(x.clone().requires_grad_(True)).backward(cot), device, reps)
+        x, y = torch.randn(b, 64, device=device), torch.rand(b, device=device)
+        row["nca_ms"] = 1e3 * timed(lambda s=step_fn("nca", 64, 25, device, None): s(x, y), device, reps)
+        saved = dict(R.RANK_DTYPE)
+        try:
+            for tag, dt in (("f64", torch.float64), ("f32", torch.float32)):
+                R.RANK_DTYPE[torch.device(device).type] = dt
+                row[f"diffknn_{tag}_ms"] = 1e3 * timed(lambda s=step_fn("diffknn_i", 64, 25, device, None): s(x, y), device, reps)
+        finally:
+            R.RANK_DTYPE.update(saved)
+        rows.append(row)
     return rows
 
 
@@ -188,19 +198,23 @@ def profile_diffknn(device, b: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------ 3. evaluation
-def peak(device, fn):
+def peak(device, fn, reps: int = 3):
+    """(median seconds of ``fn()`` over ``reps`` runs after one warm-up run, peak extra MiB on CUDA or None)."""
     dev = torch.device(device)
-    if dev.type != "cuda":
+    fn()
+    sync(dev)
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated() if dev.type == "cuda" else 0
+    times = []
+    for _ in range(reps):
         t = time.perf_counter()
         fn()
-        return time.perf_counter() - t, None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    t = time.perf_counter()
-    fn()
-    torch.cuda.synchronize()
-    return time.perf_counter() - t, (torch.cuda.max_memory_allocated() - base) / 2**20
+        sync(dev)
+        times.append(time.perf_counter() - t)
+    mib = (torch.cuda.max_memory_allocated() - base) / 2**20 if dev.type == "cuda" else None
+    return statistics.median(times), mib
 
 
 def knn(zq, zr, yr, k=10, max_elements=2**26):
@@ -212,9 +226,9 @@ def knn(zq, zr, yr, k=10, max_elements=2**26):
     return torch.cat(out)
 
 
-def evaluation(device, ns, q, d, clock: Clock) -> tuple[list[dict], int]:
+def evaluation(device, ns, q, d, clock: Clock) -> tuple[list[dict], dict]:
     rows = []
-    max_el = resolve_max_elements("auto", device)
+    max_el = {name: resolve_max_elements("auto", device, bytes_per_entry(build_head(name, d))) for name in ("nca", "nca_i", "diffknn_i")}
     for n in ns:
         torch.manual_seed(0)
         zr, yr, zq = torch.randn(n, d, device=device), torch.rand(n, device=device), torch.randn(q, d, device=device)
@@ -225,8 +239,7 @@ def evaluation(device, ns, q, d, clock: Clock) -> tuple[list[dict], int]:
             head = build_head(name, d).to(device).eval()
             row = {"N": n, "head": name}
             with torch.no_grad():
-                head.predict(zq[:2], zr[:100], yr[:100])  # warm up
-                row["predict_s"], row["predict_mib"] = peak(device, lambda: head.predict(zq, zr, yr, max_elements=max_el))
+                row["predict_s"], row["predict_mib"] = peak(device, lambda: head.predict(zq, zr, yr, max_elements=max_el[name]))
                 try:
                     row["dense_s"], row["dense_mib"] = peak(device, lambda: head(zq, zr, yr))
                 except torch.OutOfMemoryError:
@@ -283,31 +296,35 @@ def build_extractor(name: str, quick: bool):
     return audio.whisper_tiny(source="random", finetune=True, random_size=size), "audio30"
 
 
-def finetune(device, quick: bool, workers: list[int], precisions: list[str], clock: Clock, n_items: dict) -> list[dict]:
-    """Every extractor at (num_workers 0, float32) first; then the rest of the grid (with --quick: resnet18's only)."""
-    cells = [(name, workers[0], precisions[0]) for name in EXTRACTORS]
-    cells += [(name, w, p) for name in (EXTRACTORS[:1] if quick else EXTRACTORS) for w in workers for p in precisions
+def finetune(device, quick: bool, workers: list[int], precisions: list[str], clock: Clock, n_items: dict,
+             extractors=EXTRACTORS) -> list[dict]:
+    """Every extractor at (num_workers 0, float32) first; then NHWC for the convolutional ones; then the rest of
+    the grid (with --quick: resnet18's only)."""
+    conv = [e for e in extractors if e in ("resnet18", "efficientnet_b0")]
+    cells = [(name, workers[0], precisions[0], False) for name in extractors]
+    cells += [(name, workers[0], p, True) for name in conv for p in precisions]
+    cells += [(name, w, p, False) for name in (extractors[:1] if quick else extractors) for w in workers for p in precisions
               if (w, p) != (workers[0], precisions[0])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         made: dict[str, RegressionData] = {}
         caches: dict[tuple, tuple] = {}
-        for name, w, prec in cells:
+        for name, w, prec, nhwc in cells:
             if clock.left() < (8 if quick else 20):
-                rows.append({"extractor": name, "workers": w, "precision": prec, "skipped": "deadline"})
+                rows.append({"extractor": name, "workers": w, "precision": prec, "channels_last": nhwc, "skipped": "deadline"})
                 continue
             try:
-                rows.append(_finetune_cell(device, quick, name, w, prec, tmp, made, caches, n_items))
+                rows.append(_finetune_cell(device, quick, name, w, prec, nhwc, tmp, made, caches, n_items))
             except Exception as e:  # noqa: BLE001 - e.g. soundfile missing on the GPU machine: report it, go on
-                rows.append({"extractor": name, "workers": w, "precision": prec,
+                rows.append({"extractor": name, "workers": w, "precision": prec, "channels_last": nhwc,
                              "skipped": f"error: {type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"})
             if torch.device(device).type == "cuda":
                 torch.cuda.empty_cache()
     return rows
 
 
-def _finetune_cell(device, quick, name, w, prec, tmp, made, caches, n_items) -> dict:
+def _finetune_cell(device, quick, name, w, prec, nhwc, tmp, made, caches, n_items) -> dict:
     """One fine-tuning cell: the data and its decoded-sample cache (made once per kind and workers), then 2 epochs."""
     _, kind = build_extractor(name, True)
     if kind not in made:
@@ -327,10 +344,11 @@ def _finetune_cell(device, quick, name, w, prec, tmp, made, caches, n_items) -> 
     model = Regressor(ext.out_dim, 200, 25, build_head("nca_i", 25), ext)
     res = fit(model, Inputs(data=data, cache=cache), data.labels, tr, va, te, seed=0, max_epochs=2,
               patience=5, batch_size=32, lr=1e-3, device=device, progress=False, precision=prec,
-              max_elements=resolve_max_elements("auto", device))
+              max_elements=resolve_max_elements("auto", device), channels_last=nhwc)
     times = [h["epoch_time_s"] for h in res.history]
-    return {"extractor": name, "workers": w, "precision": prec, "n_train": len(tr), "build_per_s": build,
-            "epoch_s": times, "train_per_s": [len(tr) / s for s in times]}
+    return {"extractor": name, "workers": w, "precision": prec, "channels_last": nhwc, "n_train": len(tr),
+            "build_per_s": build, "epoch_s": times, "train_per_s": [len(tr) / s for s in times],
+            "loop_per_s": len(tr) / res.history[-1]["train_time_s"]}
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -339,24 +357,49 @@ def fmt(v, digits=3):
 
 
 def report(meta, par, steps, ranks, prof, evals, max_el, tunes) -> str:
+    """The markdown of the sections that ran (a section not run is None)."""
     out = [f"# GPU benchmark{' — CPU run (--quick)' if meta['quick'] else ''}", ""]
     if meta["device"] == "cpu":
         out += ["**This is a CPU run** (`python scripts/benchmark_gpu.py --quick`, no GPU was available): the same code "
                 "as the GPU benchmark at small sizes. Its numbers say the code paths work; they are not GPU "
                 "timings. Run `python scripts/benchmark_gpu.py` on a CUDA machine and commit its output.", ""]
     out += [f"Device: {meta['device_name']}; torch {torch.__version__}; {meta['cores']} CPU cores; "
-            f"took {meta['seconds']:.0f} s (deadline {meta['deadline']:.0f} s).", ""]
-    out += ["## 1. Parity (float64, device vs CPU)", "",
-            f"B = {meta['parity_n']}, d = 8: the largest absolute difference of outputs and gradients (input and parameters)."
-            + (" The device is the CPU here: a self-check only." if meta["device"] == "cpu" else ""), "",
-            "| head | max abs diff |", "|---|---|"]
-    out += [f"| {r['head']} | {r['max_abs_diff']:.1e} |" for r in par]
-    out += ["", "## 2. Training step (MLP(200) + head, Adam)", "",
-            f"Median ms per step over {meta['reps']} steps; x = B × 64 inputs. Compiled: `torch.compile(backend="
-            f"{meta['compile_backend']!r})`" + (" (eager-graph backend on the CPU: dynamo and AOTAutograd without "
-                                               "inductor's C++ build, which takes minutes here)" if meta["compile_backend"] == "aot_eager" else "")
-            + "; compile_s is the first call.", "",
-            "| B | head | eager ms | × linear | compiled ms | × linear (compiled) | compile s |", "|---|---|---|---|---|---|---|"]
+            f"took {meta['seconds']:.0f} s (deadline {meta['deadline']:.0f} s); `{meta['command']}`.", ""]
+    if par is not None:
+        out += ["## 1. Parity (float64, device vs CPU)", "",
+                f"B = {meta['parity_n']}, d = 8: the largest absolute difference of outputs and gradients (input and parameters)."
+                + (" The device is the CPU here: a self-check only." if meta["device"] == "cpu" else ""), "",
+                "| head | max abs diff |", "|---|---|"]
+        out += [f"| {r['head']} | {r['max_abs_diff']:.1e} |" for r in par] + [""]
+    if steps is not None:
+        out += _steps_report(meta, steps, ranks, prof)
+    if evals is not None:
+        out += ["## 3. Evaluation (predict vs dense vs exact hard k-NN)", "",
+                f"Q = {meta['q']} queries, d = {meta['d']}; `predict` with `trainer.max_elements=auto` = "
+                + ", ".join(f"{v:,} ({k})" for k, v in max_el.items()) + " entries per block on this device; dense = `head(zq, zr, yr)` in eval mode; k-NN = `torch.cdist` + `topk` (k = 10). "
+                "Seconds: median of 3 after a warm-up run of the same shapes. Peak MiB: extra memory allocated (CUDA only).", "",
+                "| N | head | predict s | dense s | k-NN s | predict / dense | predict MiB | dense MiB | k-NN MiB |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in evals:
+            if "skipped" in r:
+                out.append(f"| {r['N']:.0e} | {r['head']} | skipped ({r['skipped']}) | | | | | | |")
+                continue
+            ratio = r["predict_s"] / r["dense_s"] if r.get("dense_s") else None
+            out.append(f"| {r['N']:.0e} | {r['head']} | {r['predict_s']:.4f} | {fmt(r.get('dense_s'))} | {r['knn_s']:.4f} | {fmt(ratio)} "
+                       f"| {fmt(r.get('predict_mib'))} | {fmt(r.get('dense_mib'))} | {fmt(r.get('knn_mib'))} |")
+        out.append("")
+    if tunes is not None:
+        out += _tunes_report(meta, tunes)
+    return "\n".join(out)
+
+
+def _steps_report(meta, steps, ranks, prof) -> list[str]:
+    out = ["## 2. Training step (MLP(200) + head, Adam)", "",
+           f"Median ms per step over {meta['reps']} steps; x = B × 64 inputs. Compiled: `torch.compile(backend="
+           f"{meta['compile_backend']!r})`" + (" (eager-graph backend on the CPU: dynamo and AOTAutograd without "
+                                              "inductor's C++ build, which takes minutes here)" if meta["compile_backend"] == "aot_eager" else "")
+           + "; compile_s is the first call.", "",
+           "| B | head | eager ms | × linear | compiled ms | × linear (compiled) | compile s |", "|---|---|---|---|---|---|---|"]
     lin = {(r["B"]): r for r in steps if r["head"] == "linear" and "eager_ms" in r}
     for r in steps:
         if "skipped" in r:
@@ -368,49 +411,46 @@ def report(meta, par, steps, ranks, prof, evals, max_el, tunes) -> str:
         out.append(f"| {r['B']} | {r['head']} | {r['eager_ms']:.2f} | {fmt(ratio)} | {fmt(r.get('compiled_ms'))} | {fmt(cr)} "
                    f"| {fmt(r.get('compile_s'))} |")
     if ranks:
-        out += ["", "Soft ranks alone (DiffKNN's line 12): forward + backward of a B × B float64 matrix, median ms. "
-                "torchsort's kernels run one thread per row; `softstep.ranks.soft_rank` feeds the same kernels "
-                "column-major buffers (what DiffKNN uses on CUDA).", "",
-                "| B | torchsort.soft_rank ms | softstep soft_rank (column-major) ms | speed-up |", "|---|---|---|---|"]
+        out += ["", "Soft ranks (DiffKNN's line 12) alone: forward + backward of a B × B matrix, median ms; torchsort.soft_rank "
+                "against `softstep.ranks.soft_rank` (the same forward kernel fed column-major on CUDA, the backward as "
+                "batched tensor ops) in float64 and float32. Then the eager training step of nca and diffknn_i, "
+                "DiffKNN ranking in float64 or float32 (`softstep.ranks.RANK_DTYPE`).", "",
+                "| B | torchsort f64 ms | softstep f64 ms | softstep f32 ms | nca step ms | diffknn_i step, f64 ranks | f32 ranks "
+                "| diffknn_i / nca (f64) | (f32) |", "|---|---|---|---|---|---|---|---|---|"]
         for r in ranks:
-            out.append(f"| {r['B']} | skipped ({r['skipped']}) | | |" if "skipped" in r else
-                       f"| {r['B']} | {r['torchsort_ms']:.2f} | {r['column_major_ms']:.2f} | {r['torchsort_ms'] / r['column_major_ms']:.2f} |")
+            if "skipped" in r:
+                out.append(f"| {r['B']} | skipped ({r['skipped']}) | | | | | | | |")
+                continue
+            out.append(f"| {r['B']} | {r['torchsort_f64']:.2f} | {r['softstep_f64']:.2f} | {r['softstep_f32']:.2f} | {r['nca_ms']:.2f} "
+                       f"| {r['diffknn_f64_ms']:.2f} | {r['diffknn_f32_ms']:.2f} | {r['diffknn_f64_ms'] / r['nca_ms']:.2f} "
+                       f"| {r['diffknn_f32_ms'] / r['nca_ms']:.2f} |")
     if prof:
         out += ["", f"DiffKNN (diffknn_i) step at B = {meta['profile_b']}, top operators by self time:", "", "```", prof.strip(), "```"]
-    out += ["", "## 3. Evaluation (predict vs dense vs exact hard k-NN)", "",
-            f"Q = {meta['q']} queries, d = {meta['d']}; `predict` with `trainer.max_elements=auto` = {max_el:,} entries "
-            "per block on this device; dense = `head(zq, zr, yr)` in eval mode; k-NN = `torch.cdist` + `topk` (k = 10). "
-            "Peak MiB: extra memory allocated (CUDA only).", "",
-            "| N | head | predict s | dense s | k-NN s | predict / dense | predict MiB | dense MiB | k-NN MiB |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for r in evals:
-        if "skipped" in r:
-            out.append(f"| {r['N']:.0e} | {r['head']} | skipped ({r['skipped']}) | | | | | | |")
-            continue
-        ratio = r["predict_s"] / r["dense_s"] if r.get("dense_s") else None
-        out.append(f"| {r['N']:.0e} | {r['head']} | {r['predict_s']:.4f} | {fmt(r.get('dense_s'))} | {r['knn_s']:.4f} | {fmt(ratio)} "
-                   f"| {fmt(r.get('predict_mib'))} | {fmt(r.get('dense_mib'))} | {fmt(r.get('knn_mib'))} |")
-    out += ["", "## 4. Fine-tuning throughput (end to end)", "",
-            f"Random weights ({'tiny configs, 32² images, short clips and texts' if meta['quick'] else 'real architecture sizes, 224² images, 1-s / 30-s clips, 512-token texts'}), "
-            "generated files, head nca_i, B = 32, 2 epochs of `fit` (training plus the evaluation embedding of the "
-            "training and validation splits). `num_workers`: the decoded-sample cache build (decode once); epochs then "
-            "read the cache. Training items per second of each epoch.", "",
-            "| extractor | num_workers | precision | n train | cache build items/s | epoch 1 items/s | epoch 2 items/s |",
-            "|---|---|---|---|---|---|---|"]
+    return out + [""]
+
+
+def _tunes_report(meta, tunes) -> list[str]:
+    out = ["## 4. Fine-tuning throughput (end to end)", "",
+           f"Random weights ({'tiny configs, 32² images, short clips and texts' if meta['quick'] else 'real architecture sizes, 224² images, 1-s / 30-s clips, 512-token texts'}), "
+           "generated files, head nca_i, B = 32, 2 epochs of `fit` (training plus the evaluation embedding of the "
+           "training and validation splits). `num_workers`: the decoded-sample cache build (decode once); epochs then "
+           "read the cache. NHWC: `fit(channels_last=True)`. Training items per second of each epoch, end to end; "
+           "the last column counts the training loop alone (`train_time_s`) in epoch 2.", "",
+           "| extractor | num_workers | precision | NHWC | n train | cache build items/s | epoch 1 items/s | epoch 2 items/s | epoch 2 training loop items/s |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in tunes:
+        lead = f"| {r['extractor']} | {r.get('workers', '')} | {r.get('precision', '')} | {'yes' if r.get('channels_last') else 'no'}"
         if "skipped" in r:
-            out.append(f"| {r['extractor']} | {r.get('workers', '')} | {r.get('precision', '')} | skipped ({r['skipped']}) | | | |")
+            out.append(f"{lead} | skipped ({r['skipped']}) | | | | |")
             continue
         tp = r["train_per_s"]
-        out.append(f"| {r['extractor']} | {r['workers']} | {r['precision']} | {r['n_train']} | {r['build_per_s']:.1f} "
-                   f"| {tp[0]:.1f} | {tp[-1]:.1f} |")
+        out.append(f"{lead} | {r['n_train']} | {r['build_per_s']:.1f} | {tp[0]:.1f} | {tp[-1]:.1f} | {fmt(r.get('loop_per_s'), 4)} |")
     rates = {}
     for r in tunes:
         if "train_per_s" in r and r["precision"] == "32":
             rates[r["extractor"]] = max(rates.get(r["extractor"], 0.0), r["train_per_s"][-1])
-    out += ["", "<!-- throughput: " + json.dumps({"device": meta["device"], "quick": meta["quick"],
-                                                  "train_items_per_s": {k: round(v, 2) for k, v in rates.items()}}) + " -->", ""]
-    return "\n".join(out)
+    return out + ["", "<!-- throughput: " + json.dumps({"device": meta["device"], "quick": meta["quick"],
+                                                        "train_items_per_s": {k: round(v, 2) for k, v in rates.items()}}) + " -->", ""]
 
 
 def main(argv=None) -> int:
@@ -419,7 +459,13 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None, help="default: cuda when available (cpu with --quick)")
     p.add_argument("--deadline", type=float, default=None, help="seconds (default 280, or 90 with --quick)")
     p.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "gpu.md")
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)} (default: all)")
+    p.add_argument("--no-compile", action="store_true", help="training steps eager only (compiling each head takes 5-20 s)")
+    p.add_argument("--extractors", default=",".join(EXTRACTORS), help="comma-separated, for the fine-tuning section")
     args = p.parse_args(argv)
+    bad = set(args.sections.split(",")) - set(SECTIONS) or set(args.extractors.split(",")) - set(EXTRACTORS)
+    if bad:
+        p.error(f"unknown section or extractor: {', '.join(sorted(bad))}")
     start = time.monotonic()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.quick else "cpu"))
     clock = Clock(args.deadline or (90.0 if args.quick else 280.0))
@@ -428,33 +474,45 @@ def main(argv=None) -> int:
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.machine()})",
             "parity_n": 16 if quick else 64, "reps": 10 if quick else 30, "q": 200 if quick else 1000, "d": 100,
             "deadline": clock.left(), "profile_b": 32 if quick else 1024,
-            "compile_backend": "aot_eager" if device.type == "cpu" else "inductor"}
+            "compile_backend": "aot_eager" if device.type == "cpu" else "inductor",
+            "command": " ".join(["python scripts/benchmark_gpu.py"] + (argv if argv is not None else sys.argv[1:]))}
 
     def log(msg):
         print(f"[{time.monotonic() - start:6.1f}s] {msg}", flush=True)
 
     log(f"device {meta['device_name']}")
-    par = parity(device, meta["parity_n"], 8)
-    log("parity done")
+    run = set(args.sections.split(","))
+    par = steps = ranks = evals = tunes = None
+    prof, max_el = "", None
+    if "parity" in run:
+        par = parity(device, meta["parity_n"], 8)
+        log("parity done")
     batches = [32] if quick else [32, 128, 1024]
-    compile_heads = clock.left() > 60
-    steps = train_steps(device, batches, meta["reps"], Clock(min(clock.left() * (0.2 if quick else 0.35), 90.0)),
-                        meta["compile_backend"] if compile_heads else None, 10.0 if quick else 20.0)
-    log("training steps done")
-    ranks = soft_rank_layouts(device, batches, meta["reps"], Clock(min(clock.left() * 0.1, 20.0)))
-    log("soft ranks done")
-    try:
-        prof = profile_diffknn(device, meta["profile_b"]) if clock.left() > 30 else ""
-    except Exception as e:  # noqa: BLE001 - the profiler needs CUPTI on a GPU; its absence is not fatal
-        prof = f"profiler failed: {type(e).__name__}: {e}"
-    ns = [1000, 4000] if quick else [10_000, 100_000, 1_000_000]
-    evals, max_el = evaluation(device, ns, meta["q"], meta["d"], Clock(min(clock.left() * (0.2 if quick else 0.4), 100.0)))
-    log("evaluation done")
-    n_items = ({"image": 24, "audio1": 16, "audio30": 8, "text": 24} if quick
-               else {"image": 1024, "audio1": 512, "audio30": 128, "text": 512})
-    workers = [0, 2] if quick else [0, max(1, min(8, (os.cpu_count() or 2) - 1))]
-    tunes = finetune(device, quick, workers, ["32", "bf16"], clock, n_items)
-    log("fine-tuning done")
+    if "steps" in run:
+        compile_heads = clock.left() > 60 and not args.no_compile
+        steps = train_steps(device, batches, meta["reps"], Clock(min(clock.left() * (0.2 if quick else 0.35), 90.0)),
+                            meta["compile_backend"] if compile_heads else None, 10.0 if quick else 20.0)
+        log("training steps done")
+    if "ranks" in run:
+        steps = steps if steps is not None else []
+        ranks = soft_rank_variants(device, batches, meta["reps"], Clock(min(clock.left() * 0.15, 30.0)))
+        log("soft ranks done")
+    if "profile" in run and clock.left() > 30:
+        steps = steps if steps is not None else []
+        try:
+            prof = profile_diffknn(device, meta["profile_b"])
+        except Exception as e:  # noqa: BLE001 - the profiler needs CUPTI on a GPU; its absence is not fatal
+            prof = f"profiler failed: {type(e).__name__}: {e}"
+    if "eval" in run:
+        ns = [1000, 4000] if quick else [10_000, 100_000, 1_000_000]
+        evals, max_el = evaluation(device, ns, meta["q"], meta["d"], Clock(min(clock.left() * (0.2 if quick else 0.4), 100.0)))
+        log("evaluation done")
+    if "finetune" in run:
+        n_items = ({"image": 24, "audio1": 16, "audio30": 8, "text": 24} if quick
+                   else {"image": 1024, "audio1": 512, "audio30": 128, "text": 512})
+        workers = [0, 2] if quick else [0, max(1, min(8, (os.cpu_count() or 2) - 1))]
+        tunes = finetune(device, quick, workers, ["32", "bf16"], clock, n_items, tuple(args.extractors.split(",")))
+        log("fine-tuning done")
     meta["seconds"] = time.monotonic() - start
     text = report(meta, par, steps, ranks, prof, evals, max_el, tunes)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,13 @@ T_MIN = 1e-4
 _SQDIST_FLOOR = 1e-12
 
 
+def in_cuda_training(z: torch.Tensor) -> bool:
+    """True for a CUDA tensor under autograd (a training step). There the heads skip the input scans
+    that read a value back to the host (finiteness, magnitude): each would stall the CPU until the GPU
+    catches up, once per step. The trainer checks the loss once per epoch instead."""
+    return z.is_cuda and torch.is_grad_enabled()
+
+
 def max_magnitude(dtype: torch.dtype, d: int, gamma: float | None = None) -> float:
     """The largest |entry| of an embedding whose similarities ``dtype`` can hold for dimension ``d``.
 
@@ -26,7 +33,7 @@ def max_magnitude(dtype: torch.dtype, d: int, gamma: float | None = None) -> flo
     return (torch.finfo(dtype).max / (16.0 * d * max(1.0, (gamma or 0.0) * d))) ** 0.5
 
 
-def _sqdist(z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
+def _sqdist(z: torch.Tensor, z_ref: torch.Tensor, dense_refine: bool | None = None) -> torch.Tensor:
     """Pairwise squared Euclidean distances ≥ 0, exact for duplicates and stable at large scale.
 
     The fast expanded form ‖a‖² + ‖b‖² − 2a·b loses every digit of a small distance between large
@@ -36,6 +43,10 @@ def _sqdist(z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
     (3) a pair whose value is within its rounding bound, 8·(d + 2)·eps·(‖a‖² + ‖b‖²), is recomputed
     directly as Σ(a − b)², so duplicates come out exactly 0 and near pairs keep their digits.
     Centre and scale are constants (the distance does not depend on them), so gradients are exact.
+    Step (3) finds the pairs with ``nonzero``, which waits for the GPU; with ``dense_refine`` (the
+    default in a CUDA training step, :func:`in_cuda_training`) every pair's direct form comes from
+    ``torch.cdist`` without the matrix-product shortcut and ``torch.where`` keeps it for the near
+    pairs: no host sync, B·N·d more work.
     """
     d = z.shape[1]
     with torch.no_grad():
@@ -47,7 +58,10 @@ def _sqdist(z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
     sq = torch.addmm(na + nb, a, b.T, alpha=-2.0).clamp_min(0.0)  # one fused pass instead of three
     with torch.no_grad():
         near = sq <= 8 * (d + 2) * torch.finfo(sq.dtype).eps * (na + nb)
-        i, j = near.nonzero(as_tuple=True)
+    if in_cuda_training(z) if dense_refine is None else dense_refine:
+        exact = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+        return torch.where(near, exact, sq) * (s * s)
+    i, j = near.nonzero(as_tuple=True)
     if len(i):
         step = max(1, 2**22 // max(d, 1))  # bounded memory for the direct differences
         exact = torch.cat([((a[i[k : k + step]] - b[j[k : k + step]]) ** 2).sum(-1) for k in range(0, len(i), step)])
@@ -56,7 +70,7 @@ def _sqdist(z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
 
 
 def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) -> None:
-    if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0:
+    if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0 or in_cuda_training(z):
         return
     limit = max_magnitude(z.dtype, z.shape[1], gamma)
     m = max(float(z.detach().abs().amax()) if z.numel() else 0.0, float(z_ref.detach().abs().amax()) if z_ref.numel() else 0.0)

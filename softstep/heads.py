@@ -17,13 +17,14 @@ from torch import nn
 
 from . import functional as Fn
 from .functional import soft_k_step
-from .ranks import soft_rank
+from .ranks import rank_dtype, soft_rank
 from .softstep import SoftKStep, SoftStep
 
 
 def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool,
            embed_dim: int | None = None) -> None:
-    """Validate inputs at the door; raises ValueError saying what is wrong and what is allowed."""
+    """Validate inputs at the door; raises ValueError saying what is wrong and what is allowed.
+    Shapes always; finiteness not in a CUDA training step (:func:`softstep.functional.in_cuda_training`)."""
     if z.dim() != 2 or z_ref.dim() != 2:
         raise ValueError(f"z and z_ref must be 2-D (B, d) and (N, d); got {tuple(z.shape)} and {tuple(z_ref.shape)}")
     if z.shape[1] != z_ref.shape[1]:
@@ -41,6 +42,8 @@ def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exc
             raise ValueError("exclude_self=True needs a reference set of at least 2 (each query excludes itself)")
     if y_ref is not None and (y_ref.dim() not in (1, 2) or y_ref.shape[0] != n):
         raise ValueError(f"y_ref must be (N,) or (N, m) with N={n}; got {tuple(y_ref.shape)}")
+    if Fn.in_cuda_training(z):
+        return
     for name, x in (("z", z), ("z_ref", z_ref), ("y_ref", y_ref)):
         if x is not None and not torch.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
@@ -89,6 +92,10 @@ class NeighborHead(nn.Module):
     """
 
     needs_reference = True
+    #: Peak extra memory of ``predict`` per query × reference entry of a block, in bytes, on CUDA
+    #: (``trainer.max_elements=auto`` sizes its blocks with it): 26–32 measured on an H100 for
+    #: nca_i and diffknn_i (``results/benchmarks/gpu.md``).
+    predict_bytes_per_entry = 32
 
     def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None, learn_scale: bool = True):
         super().__init__()
@@ -187,6 +194,11 @@ class NCAHead(NeighborHead):
         self.norm = norm
         self.softstep = None if softstep is None else SoftStep(param_mode=softstep, embed_dim=embed_dim)
 
+    @property
+    def predict_bytes_per_entry(self) -> int:
+        """Plain NCA's predict keeps fewer temporaries: 15 bytes per entry measured on an H100."""
+        return 16 if self.softstep is None else 32
+
     def logits(self, z, z_ref, mask=None):
         sim = self.sim(z, z_ref, mask)
         if self.softstep is None:
@@ -281,10 +293,11 @@ class DiffKNNHead(NeighborHead):
     def soft_ranks(self, sim, mask=None):
         """0-based soft ranks of each row (0 = most similar), in units of the row's mean gap (see class docstring)."""
         n = sim.shape[1] - (0 if mask is None else 1)
-        lo, hi = Fn.row_bounds(sim.double(), mask)
+        wide = sim.to(rank_dtype(sim))
+        lo, hi = Fn.row_bounds(wide, mask)
         gap = (hi - lo) / max(n - 1, 1)  # not detached: soft ranks do change with the scale of a row
         gap = torch.where(gap > 0, gap, torch.ones_like(gap))
-        to_rank = (sim.double() - hi.detach()) / gap  # ≤ 0; soft ranks do not change with a shift
+        to_rank = (wide - hi.detach()) / gap  # ≤ 0; soft ranks do not change with a shift
         if mask is not None:  # line 10: the query itself goes below every other candidate
             to_rank = to_rank.masked_fill(mask, -2.0 * n - 1.0)
         ranks = soft_rank(-to_rank, self.rank_strength)  # torchsort's kernels, coalesced on CUDA (softstep/ranks.py)

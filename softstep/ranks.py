@@ -1,8 +1,13 @@
 """Soft ranks (Blondel et al., 2020; L2 regularisation) on torchsort's kernels, laid out for the GPU.
 
-``soft_rank(x, strength)`` equals ``torchsort.soft_rank(x, "l2", strength)``, forward and backward:
-the same sort, the same isotonic-regression kernels, the same arithmetic. Only the memory layout of
-the kernels' buffers differs. torchsort's CUDA kernels (0.1.10) run one thread per row and index
+``soft_rank(x, strength)`` equals ``torchsort.soft_rank(x, "l2", strength)``, forward and backward
+(to rounding): the same sort and the same isotonic-regression kernel forward, two changes for speed.
+
+**Backward as tensor ops.** The backward of isotonic regression replaces each gradient entry by the
+mean over its pooled block. torchsort runs that as one serial thread per row; here it is a cumulative
+sum and two ``scatter_add`` (:func:`_block_means`), with torchsort's own block rule.
+
+**Column-major forward on CUDA.** Only the memory layout of the forward kernel's buffers differs. torchsort's CUDA kernels (0.1.10) run one thread per row and index
 ``[row][i]``: with rows stored one after another, the 32 threads of a warp read 32 addresses a whole
 row apart, and at B = 1,024 rows one thread block walks 1,024-long rows that way, which dominated
 DiffKNN's training step on an H100. The kernels allocate their work buffers with ``zeros_like``,
@@ -16,34 +21,56 @@ from __future__ import annotations
 import torch
 
 
+#: The dtype DiffKNN ranks float32 similarities in, per device type (float64 similarities are ranked in
+#: float64). ``scripts/benchmark_gpu.py`` times the choices side by side.
+RANK_DTYPE = {"cpu": torch.float64, "cuda": torch.float64}
+
+
+def rank_dtype(sim: torch.Tensor) -> torch.dtype:
+    """The dtype to rank ``sim`` in (:data:`RANK_DTYPE`)."""
+    return torch.float64 if sim.dtype == torch.float64 else RANK_DTYPE.get(sim.device.type, torch.float64)
+
+
 def _column_major(x: torch.Tensor) -> torch.Tensor:
     """The same values, stored column by column (strides (1, rows))."""
     return x.t().contiguous().t()
 
 
+def _block_means(dual: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Each entry of ``grad`` replaced by the mean over its pooled block of the isotonic solution ``dual``.
+
+    The backward of isotonic regression, as torchsort's ``isotonic_l2_backward`` computes it (a new
+    block wherever consecutive entries of ``dual`` differ by more than 1e-9), with batched tensor ops
+    instead of one serial thread per row."""
+    starts = torch.ones_like(dual, dtype=torch.bool)
+    starts[:, 1:] = (dual[:, 1:] - dual[:, :-1]).abs() > 1e-9
+    block = starts.cumsum(1) - 1
+    sums = torch.zeros_like(grad).scatter_add_(1, block, grad)
+    sizes = torch.zeros_like(grad).scatter_add_(1, block, torch.ones_like(grad))
+    return (sums / sizes.clamp_min(1)).gather(1, block)
+
+
 class _SoftRank(torch.autograd.Function):
-    """torchsort's ``SoftRank`` (L2 branch), with the isotonic kernels fed column-major tensors on request."""
+    """torchsort's ``SoftRank`` (L2 branch): its sort and isotonic-regression kernel forward, fed
+    column-major on request; the backward's block means as batched tensor ops (:func:`_block_means`)."""
 
     @staticmethod
     def forward(ctx, values, strength: float, column_major: bool):
         from torchsort.ops import isotonic_l2  # the compiled extension, imported on first use
 
-        layout = _column_major if column_major else (lambda t: t)
         n = values.shape[1]
         w = torch.arange(n, 0, -1, dtype=values.dtype, device=values.device)  # n, n − 1, …, 1
         s, perm = torch.sort(values * (1.0 / strength), dim=1, descending=True)
         inv = torch.empty_like(perm).scatter_(1, perm, torch.arange(n, device=perm.device).expand_as(perm))
-        dual = isotonic_l2[s.device.type](layout(s - w))
+        dual = isotonic_l2[s.device.type](_column_major(s - w) if column_major else s - w)
         ctx.save_for_backward(dual, perm, inv)
-        ctx.strength, ctx.layout = strength, layout
+        ctx.strength = strength
         return (s - dual).gather(1, inv)
 
     @staticmethod
     def backward(ctx, grad_out):
-        from torchsort.ops import isotonic_l2_backward
-
         dual, perm, inv = ctx.saved_tensors
-        pooled = isotonic_l2_backward[dual.device.type](dual, dual, ctx.layout(grad_out.gather(1, perm)))
+        pooled = _block_means(dual, grad_out.gather(1, perm))
         return (grad_out - pooled.gather(1, inv)) * (1.0 / ctx.strength), None, None
 
 

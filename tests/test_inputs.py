@@ -19,7 +19,7 @@ from experiments import pipeline
 from experiments.compose import compose
 from experiments.results import read_results
 from experiments.train import Inputs, Regressor, fit
-from softstep import build_head
+from softstep import HEADS, build_head
 from tests.fixtures_data import write_image
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -171,9 +171,12 @@ def test_max_elements_auto_is_sized_from_the_device(monkeypatch):
     assert D.resolve_max_elements("auto", "cpu") == 2**22
     assert D.resolve_max_elements(1000, "cuda") == 1000
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (78 * 2**30, 80 * 2**30))
-    assert D.resolve_max_elements("auto", "cuda") == 2**27  # capped: blocks of at most 2 GiB
+    assert D.resolve_max_elements("auto", "cuda") == 2**26  # capped: blocks of at most 2 GiB at 32 B per entry
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 80 * 2**30))
-    assert D.resolve_max_elements("auto", "cuda") == 2**24  # 1/8 of 2 GiB free at 16 B per entry
+    assert D.resolve_max_elements("auto", "cuda") == 2**23  # 1/8 of 2 GiB free at 32 B per entry
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (78 * 2**30, 80 * 2**30))
+    sizes = {name: D.resolve_max_elements("auto", "cuda", D.bytes_per_entry(build_head(name, 8))) for name in HEADS}
+    assert sizes["nca"] == 2**27 and sizes["linear"] == sizes["nca_i"] == sizes["diffknn_i"] == 2**26  # plain NCA: 16 B
 
 
 def test_precision_and_compile_resolve():

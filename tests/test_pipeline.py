@@ -409,3 +409,14 @@ def test_sampled_reference_set_trains_and_is_reproducible(tmp_path):
     assert a["metrics"] == b["metrics"] and a["metrics"] != c["metrics"]
     with pytest.raises(pipeline.ConfigError, match="trainer.reference_fraction"):
         pipeline.validate(tiny(tmp_path, "trainer.reference=sample", "trainer.reference_fraction=0"))
+
+
+def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():
+    """The per-epoch loss check (the heads skip their per-step input scans on CUDA): NaN features reach the
+    linear head, which has no scan of its own, and the fit stops after the epoch, naming it."""
+    x = torch.randn(40, 3)
+    x[5, 1] = float("nan")
+    model = Regressor(3, 8, 4, build_head("linear", 4))
+    with pytest.raises(FloatingPointError, match="epoch 0"):
+        fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40), seed=0,
+            max_epochs=3, patience=2, batch_size=8, lr=1e-2, progress=False)

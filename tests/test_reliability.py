@@ -115,7 +115,7 @@ def leftovers(root: Path) -> list[Path]:
 def metrics(root: Path) -> dict[int, tuple]:
     """Per split: metrics, validation history (without the epochs' wall times) and best epoch."""
     def history(r):
-        return [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in r["history"]]
+        return [{k: v for k, v in h.items() if k not in ("epoch_time_s", "train_time_s")} for h in r["history"]]
 
     return {r["split"]: (r["metrics"], history(r), r["best_epoch"]) for r in read_results(root)}
 

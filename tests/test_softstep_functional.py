@@ -237,3 +237,45 @@ def test_float32_magnitude_limit_is_a_value_error():
         with pytest.raises(ValueError, match="magnitude"):
             similarity(z, z, kind)
     assert torch.isfinite(similarity(z.double(), z.double(), "l2")).all()
+
+
+@given(scale=st.sampled_from([1e-3, 1.0, 1e6]), n=st.integers(1, 12), d=st.integers(1, 16), dups=st.integers(0, 3),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+@settings(max_examples=60, deadline=None)
+def test_sync_free_distance_refinement_equals_the_indexed_one(scale, n, d, dups, dtype, seed):
+    """CUDA's default (dense_refine: torch.cdist's direct form wherever a pair is near, no host sync) against
+    the CPU's (the near pairs found with nonzero): the same distances and gradients, duplicates exactly 0."""
+    from softstep.functional import _sqdist
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, d, generator=g, dtype=dtype) * scale
+    r = torch.cat([z[: min(dups, n)], torch.randn(n, d, generator=g, dtype=dtype) * scale])
+    out = {}
+    for dense in (False, True):
+        zz = z.clone().requires_grad_(True)
+        sq = _sqdist(zz, r, dense_refine=dense)
+        sq.sum().backward()
+        out[dense] = (sq.detach(), zz.grad)
+    tol = dict(rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=0.0)
+    torch.testing.assert_close(out[True][0], out[False][0], **tol)
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=tol["rtol"], atol=1e-6 * scale)
+    for i in range(min(dups, n)):
+        assert out[True][0][i, i] == 0
+    assert torch.isfinite(out[True][1]).all()
+
+
+def test_cuda_training_skips_the_host_reading_checks_only(monkeypatch):
+    """In a CUDA training step the heads skip the finiteness scan (a host sync per step); in evaluation, and on
+    the CPU, it stays. Simulated on the CPU by patching in_cuda_training."""
+    import softstep.functional as Fn
+    from softstep import build_head
+
+    head = build_head("nca", 4)
+    z = torch.randn(6, 4)
+    z[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        head(z, z, torch.rand(6), exclude_self=True)
+    monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
+    head(z, z, torch.rand(6), exclude_self=True)  # skipped: the trainer's per-epoch loss check catches it
+    with torch.no_grad(), pytest.raises(ValueError, match="NaN"):
+        head.predict(z, z, torch.rand(6))

@@ -266,3 +266,14 @@ def test_gpu_hours_from_the_benchmark_when_nothing_finished(tmp_path):
     (cell,) = est.cells
     assert cell.source.startswith("gpu.md") and cell.epoch_s > 0 and cell.hours > 0
     assert "max_epochs" in format_estimate(est)
+
+
+def test_benchmark_rates_missing_from_gpu_md_come_from_its_siblings(tmp_path):
+    from experiments.sweep.cost import read_benchmark
+
+    line = '<!-- throughput: {"device": "%s", "quick": false, "train_items_per_s": %s} -->\n'
+    (tmp_path / "gpu.md").write_text(line % ("cuda", '{"resnet18": 1400.0}'))
+    (tmp_path / "gpu_full.md").write_text(line % ("cuda", '{"resnet18": 900.0, "whisper_tiny": 48.0}'))
+    (tmp_path / "gpu_cpu.md").write_text(line % ("cpu", '{"distilbert": 5.0}'))
+    rates = read_benchmark(tmp_path / "gpu.md")["train_items_per_s"]
+    assert rates == {"resnet18": 1400.0, "whisper_tiny": 48.0}  # gpu.md's own rate wins; another device's is ignored

@@ -6,7 +6,7 @@ Per (dataset, head), a remaining job is estimated as (seconds per epoch) × (epo
   or ``wall_time_s / epochs_run`` for files written before epoch times were recorded, and ``epochs_run``);
   else of the same dataset with any head (the extractor and the data set the pace, not the head);
 - **benchmark**: when nothing of the dataset has finished, from ``results/benchmarks/gpu.md``'s
-  fine-tuning throughput of the job's extractor (training items per second of an epoch) and the
+  (and, for extractors it lacks, its ``gpu_*.md`` siblings') fine-tuning throughput of the job's extractor (training items per second of an epoch) and the
   dataset's size (its loader is run to count the items; 68 % of them train); epochs per job from the
   finished jobs of other datasets, else ``trainer.max_epochs`` (an upper bound);
 - **unknown**: neither (the data is not there, or the benchmark has no such extractor).
@@ -69,12 +69,25 @@ def _measured(result: dict) -> tuple[float, int] | None:
 
 
 def read_benchmark(path: Path = GPU_MD) -> dict | None:
-    """The throughput line of a gpu.md (None when it is absent)."""
-    try:
-        m = THROUGHPUT.search(Path(path).read_text())
-    except OSError:
+    """The throughput line of a gpu.md (None when it is absent), with the rates of extractors it lacks
+    taken from its sibling ``gpu_*.md`` files of the same device (a partial rerun beside a full run)."""
+    def line(p: Path) -> dict | None:
+        try:
+            m = THROUGHPUT.search(Path(p).read_text())
+        except OSError:
+            return None
+        return json.loads(m.group(1)) if m else None
+
+    bench = line(path)
+    if bench is None:
         return None
-    return json.loads(m.group(1)) if m else None
+    for other in sorted(Path(path).parent.glob("gpu_*.md")):
+        more = line(other)
+        if more and more.get("device") == bench.get("device") and more.get("quick") == bench.get("quick"):
+            rates = bench.setdefault("train_items_per_s", {})
+            for name, rate in (more.get("train_items_per_s") or {}).items():
+                rates.setdefault(name, rate)
+    return bench
 
 
 def _dataset_items(job: Job) -> int | None:
