@@ -5,12 +5,15 @@
 - ``trainer.precision``: ``bf16`` autocasts the extractor's forward (and so its backward) on CUDA
   (on the CPU too, where it is rarely faster). The MLP and the head always run in float32:
   the extractor's output is cast back before the MLP, so similarities, softmax and ranks stay
-  float32 (DiffKNN ranks in float64). ``auto`` is ``32`` everywhere: on an H100, resnet18 at the
-  paper's batch size of 32 trained at 3,616 images/s in float32 (TF32 convolutions) and 2,527 with
-  bf16 autocast (the step is bound by kernel launches; bf16 wins only from B = 128 on).
+  float32 (DiffKNN ranks in float64). ``auto`` is ``32`` everywhere: end to end on an H100
+  (``results/benchmarks/gpu_full.md``) bf16 made a resnet18 epoch 26 % faster and an
+  efficientnet_b0 epoch 13 % slower, and at the paper's batch size of 32 the GPU alone trained
+  resnet18 at 3,616 images/s in float32 (TF32 convolutions) against 2,527 with bf16 (the step is
+  bound by kernel launches). No single default wins; set it per extractor.
 - ``trainer.compile``: ``torch.compile`` (default mode) of the training step's forward and loss.
-  ``auto`` is off: on CUDA it has not been measured with this code, and on the CPU its compile
-  time outweighs what it saves in a job.
+  ``auto`` is off: on an H100 compiling took 5–21 s per head, and the compiled step at B = 32 was
+  3–33 % faster for nca_g, nca_i and the DiffKNN heads but 34 % slower for nca; on the CPU its
+  compile time outweighs what it saves in a job.
 - ``trainer.max_elements``: the evaluation's memory bound (query × reference entries per block).
   ``auto`` is 2²² on the CPU; on CUDA, the largest power of two whose blocks take at most
   min(1/8 of the free memory, 2 GiB), at the head's ``predict_bytes_per_entry``: the similarity

@@ -163,7 +163,8 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
 
     ``precision`` (``32`` or ``bf16``: the extractor's autocast) and ``compile`` (``torch.compile`` of the
     training step's forward and loss) come resolved from :mod:`experiments.device`; ``channels_last`` stores a
-    fine-tuned extractor's 2-d convolution weights in NHWC on CUDA. Each epoch's history
+    fine-tuned extractor's 2-d convolution weights in NHWC on CUDA (off in the pipeline: on an H100 it made a
+    resnet18 epoch 45 % slower, 775 against 1,407 images/s; ``results/benchmarks/gpu.md``). Each epoch's history
     entry records its time (``epoch_time_s``: training plus validation; ``train_time_s``: training alone)."""
     start = time.time()
     y = torch.as_tensor(y_scaled, dtype=torch.float32)

@@ -77,6 +77,24 @@ class LinearHead(nn.Module):
         return self(z)
 
 
+#: How the first training batch sets β (``NeighborHead(scale_init=...)``).
+SCALE_INITS = ("std", "perplexity")
+
+
+def _log_beta_for_perplexity(sim, mask, perplexity: float, start: torch.Tensor) -> torch.Tensor:
+    """log β at which the median row of softmax(β·Sim) has the given perplexity exp(H) (as t-SNE calibrates
+    its kernels), by bisection on log β around ``start``; the row's own entry (``mask``) excluded."""
+    x = sim.double() if mask is None else sim.double().masked_fill(mask, -torch.inf)
+    target = math.log(min(perplexity, max(x.shape[1] - (0 if mask is None else 1), 1)))
+    lo, hi = float(start) - 30.0, float(start) + 30.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        p = torch.softmax(x * math.exp(mid), -1)
+        entropy = (-(p * p.clamp_min(1e-300).log()).sum(-1)).median()  # per row, then the (lower) median
+        lo, hi = (mid, hi) if entropy > target else (lo, mid)  # perplexity falls as β grows
+    return start.new_tensor(0.5 * (lo + hi))
+
+
 class NeighborHead(nn.Module):
     """Base of the neighbour heads: weights = softmax(logits(z, z_ref)), ŷ = weights @ y_ref.
 
@@ -89,6 +107,11 @@ class NeighborHead(nn.Module):
     recorded in the buffer ``scale_initialised``), then learned. Row min–max normalisation and ranks
     do not change with β, so SoftStep and SoftKStep see the same inputs either way.
     ``learn_scale=False`` keeps β = 1: the paper's formulas as printed.
+
+    ``scale_init="perplexity"`` (an option; the default is ``"std"``) instead starts β where the median
+    row of softmax(β·Sim) on the first batch has perplexity ``init_perplexity`` (5): a local kernel
+    from the start. On raw 2-D coordinates unit-std rows give a kernel wider than the structure
+    (Figure 3's checkerboard), where the gradient on β of the SoftStep heads averages about zero.
     """
 
     needs_reference = True
@@ -97,8 +120,14 @@ class NeighborHead(nn.Module):
     #: nca_i and diffknn_i (``results/benchmarks/gpu.md``).
     predict_bytes_per_entry = 32
 
-    def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None, learn_scale: bool = True):
+    def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None, learn_scale: bool = True,
+                 scale_init: str = "std", init_perplexity: float = 5.0):
         super().__init__()
+        if scale_init not in SCALE_INITS:
+            raise ValueError(f"unknown scale_init {scale_init!r}; allowed: {', '.join(SCALE_INITS)}")
+        if not (isinstance(init_perplexity, (int, float)) and 1 < init_perplexity < math.inf):
+            raise ValueError(f"init_perplexity must be a finite number > 1; got {init_perplexity!r}")
+        self.scale_init, self.init_perplexity = scale_init, float(init_perplexity)
         if similarity not in Fn.SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; allowed: {', '.join(Fn.SIMILARITIES)}")
         if embed_dim < 1:
@@ -122,9 +151,13 @@ class NeighborHead(nn.Module):
     def _init_scale(self, sim, mask) -> None:
         x = sim if mask is None else sim.masked_fill(mask, torch.nan)
         std = ((x - x.nanmean(-1, keepdim=True)) ** 2).nanmean(-1).sqrt().nanmean()
-        if torch.isfinite(std) and std > 0:  # else (one reference, all ties) wait for a batch with a spread
-            self.log_scale.copy_(-std.log().to(self.log_scale.dtype))
-            self.scale_initialised.fill_(True)
+        if not (torch.isfinite(std) and std > 0):  # one reference, or all ties: wait for a batch with a spread
+            return
+        log_beta = -std.log()
+        if self.scale_init == "perplexity":
+            log_beta = _log_beta_for_perplexity(sim, mask, self.init_perplexity, log_beta)
+        self.log_scale.copy_(log_beta.to(self.log_scale.dtype))
+        self.scale_initialised.fill_(True)
 
     def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -187,8 +220,9 @@ class NCAHead(NeighborHead):
     """
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str | None = None, *, gamma=None,
-                 norm: str = "paper", learn_scale: bool = True):
-        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale)
+                 norm: str = "paper", learn_scale: bool = True, scale_init: str = "std", init_perplexity: float = 5.0):
+        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale, scale_init=scale_init,
+                         init_perplexity=init_perplexity)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
         self.norm = norm
@@ -270,8 +304,10 @@ class DiffKNNHead(NeighborHead):
     """
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
-                 q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1, learn_scale: bool = True):
-        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale)
+                 q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1, learn_scale: bool = True,
+                 scale_init: str = "std", init_perplexity: float = 5.0):
+        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale, scale_init=scale_init,
+                         init_perplexity=init_perplexity)
         for name, value in (("q", q), ("t", t), ("rank_strength", rank_strength)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")

@@ -15,6 +15,9 @@ which keeps the strides of the input, so a column-major input makes every buffer
 each warp's 32 reads one contiguous chunk. The layout is used on CUDA only (on a CPU one thread
 walks one row, and row-major is the cache-friendly order there); ``column_major=True`` forces it,
 which the tests use to check the two layouts agree on any machine.
+
+Measured on an H100 (``results/benchmarks/gpu.md``), forward + backward of a 1,024 × 1,024 float64
+matrix: torchsort 12.6 ms, this 2.7 ms (column-major forward alone: 4.9 ms).
 """
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ import torch
 
 
 #: The dtype DiffKNN ranks float32 similarities in, per device type (float64 similarities are ranked in
-#: float64). ``scripts/benchmark_gpu.py`` times the choices side by side.
+#: float64). ``scripts/benchmark_gpu.py`` times the choices side by side: on an H100 float32 took soft
+#: ranks at B = 1,024 from 2.7 to 1.8 ms but changed DiffKNN's whole step by −8 % to +19 % (noise), so
+#: float64 stays: its isotonic sums keep their digits for rows of any length.
 RANK_DTYPE = {"cpu": torch.float64, "cuda": torch.float64}
 
 
