@@ -56,9 +56,10 @@ def knn_reference(trained: pipeline.Trained, grid: np.ndarray) -> tuple[float, i
 
 
 def run(results_root: str, *, setup: str = "raw", n: int = 2000, grid_size: int = 100, heads=HEADS,
-        targets=tuple(TARGETS), overrides: tuple[str, ...] = ()) -> tuple[dict, dict]:
+        targets=tuple(TARGETS), overrides: tuple[str, ...] = (), neighbour_overrides: tuple[str, ...] = ()) -> tuple[dict, dict]:
     """Train every (target, head) on split 0 in ``setup``; return (surfaces, test MSE × 10³ per target and
-    head, ``knn`` included)."""
+    head, ``knn`` included). ``neighbour_overrides`` apply to the neighbour heads only (e.g. a head.module
+    argument the linear head does not take)."""
     g = np.linspace(-1, 1, grid_size)
     x1, x2 = np.meshgrid(g, g)
     grid = np.stack([x1.ravel(), x2.ravel()], 1)
@@ -69,7 +70,7 @@ def run(results_root: str, *, setup: str = "raw", n: int = 2000, grid_size: int 
         for head in heads:
             cfg = compose(["dataset=synthetic", f"dataset.loader.target_name={name}", f"dataset.loader.n={n}",
                            f"head={head}", "splits=[0]", "force=true", f"paths.results_root={results_root}",
-                           "progress=false", *SETUPS[setup], *overrides])
+                           "progress=false", *SETUPS[setup], *overrides, *(neighbour_overrides if head != "linear" else ())])
             trained = pipeline.run(cfg, keep_models=True).trained[0]
             surfaces[name][head] = surface(trained, grid).reshape(x1.shape)
             mse[name][head] = trained.record["metrics"]["test_mse_x1e3"]

@@ -10,8 +10,10 @@ main result); ``raw_sample``, the same with ``trainer.reference=sample`` (each b
 30 % of the training split); ``mlp``, ours: the 200-wide ReLU MLP before the head. Each variant writes
 results/figure3_<variant>.json (test MSE) and results/figure3_surfaces_<variant>.npz, and
 results/figures/figure3_<variant>.{png,pdf}; the report is results/figure3.md with results/figure3.csv
-(setup,target,head,test_mse_x1e3: raw and mlp, the batch reference set) and
-results/figure3_reference_sample.csv (raw, trainer.reference=sample).
+(setup,target,head,test_mse_x1e3: raw and mlp, the batch reference set),
+results/figure3_reference_sample.csv (raw, trainer.reference=sample) and results/figure3_scale_init.csv
+(raw, the option head.module.scale_init=perplexity, batch and sample reference: variants raw_perplexity
+and raw_sample_perplexity).
 """
 from __future__ import annotations
 
@@ -31,20 +33,30 @@ VARIANTS = {
     "raw_sample": ("raw", ("trainer.reference=sample",),
                    "Raw coordinates, `trainer.reference=sample` (the batch plus 30 % of the training split)"),
     "mlp": ("mlp", (), "Ours: the 200-wide ReLU MLP before the head"),
+    "raw_perplexity": ("raw", (), "Raw coordinates, option `head.module.scale_init=perplexity` (β starts at perplexity 5 "
+                       "on the first batch instead of unit-std rows)"),
+    "raw_sample_perplexity": ("raw", ("trainer.reference=sample",), "Raw coordinates, `trainer.reference=sample` and "
+                              "`head.module.scale_init=perplexity`"),
 }
+#: variant → overrides for the neighbour heads only (the linear head has no β)
+NEIGHBOUR_OVERRIDES = {"raw_perplexity": ("+head.module.scale_init=perplexity",),
+                       "raw_sample_perplexity": ("+head.module.scale_init=perplexity",)}
+#: where each variant's rows go (figure3.csv holds the paper's two setups, raw and mlp)
+CSV_OF = {"raw_sample": "figure3_reference_sample.csv", "raw_perplexity": "figure3_scale_init.csv",
+          "raw_sample_perplexity": "figure3_scale_init.csv"}
 
 
 def run_variant(variant: str, results_root: str, out: Path, quick: bool) -> None:
     setup, overrides, _ = VARIANTS[variant]
     kw = dict(n=200, grid_size=20, overrides=("trainer.max_epochs=3", *overrides)) if quick else dict(overrides=overrides)
-    surfaces, mse = figure3.run(f"{results_root}/{variant}", setup=setup, **kw)
+    surfaces, mse = figure3.run(f"{results_root}/{variant}", setup=setup, neighbour_overrides=NEIGHBOUR_OVERRIDES.get(variant, ()), **kw)
     save_surfaces(surfaces, out / f"figure3_surfaces_{variant}.npz")
     plot_figure3(surfaces, out / "figures", mse=mse, mse_label="test MSE×10³", stem=f"figure3_{variant}")
     (out / f"figure3_{variant}.json").write_text(json.dumps({"n": kw.get("n", 2000), "mse": mse}, indent=1) + "\n")
 
 
 def write_report(out: Path) -> str:
-    sections, rows = [], {"figure3.csv": [], "figure3_reference_sample.csv": []}
+    sections, rows = [], {"figure3.csv": [], **{name: [] for name in CSV_OF.values()}}
     for variant, (setup, _, heading) in VARIANTS.items():
         path = out / f"figure3_{variant}.json"
         if not path.exists():
@@ -55,13 +67,16 @@ def write_report(out: Path) -> str:
         table = scratch.read_text().split("\n", 2)[2].split("\n\n")[0]
         scratch.unlink()
         sections.append(f"## {heading}\n\n{table}\n\n" + "\n".join(figure3.verdict(mse, variance)) + "\n")
-        target_file = "figure3_reference_sample.csv" if variant == "raw_sample" else "figure3.csv"
-        rows[target_file] += [(setup, t, h, v) for t, row in mse.items() for h, v in row.items()]
+        extra = (["sample" if "trainer.reference=sample" in VARIANTS[variant][1] else "batch", "perplexity"]
+                 if CSV_OF.get(variant) == "figure3_scale_init.csv" else [])
+        rows[CSV_OF.get(variant, "figure3.csv")] += [(setup, t, h, v, *extra) for t, row in mse.items() for h, v in row.items()]
     for name, data in rows.items():
+        if not data:
+            continue
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["setup", "target", "head", "test_mse_x1e3"])
-        writer.writerows((s, t, h, format(v, ".6g")) for s, t, h, v in data)
+        writer.writerow(["setup", "target", "head", "test_mse_x1e3"] + (["reference", "scale_init"] if name == "figure3_scale_init.csv" else []))
+        writer.writerows((s, t, h, format(v, ".6g"), *rest) for s, t, h, v, *rest in data)
         (out / name).write_text(buf.getvalue())
     text = ("# Figure 3: synthetic targets\n\n"
             "Test MSE × 10³ (labels min–max scaled on the training split; bold: lowest of the row) of split 0, "
@@ -70,7 +85,8 @@ def write_report(out: Path) -> str:
             "on the same split and coordinates, k (1–50) chosen on the validation split. The paper's claim, target "
             f"by target: every neighbour head below the linear head, and none at the mean (above {figure3.AT_MEAN:.0%} "
             "of the label variance, which is the mean predictor's score). The data are in `results/figure3.csv` "
-            "and `results/figure3_reference_sample.csv`.\n\n" + "\n".join(sections))
+            "and `results/figure3_reference_sample.csv` (and, for the `scale_init=perplexity` option, "
+            "`results/figure3_scale_init.csv`).\n\n" + "\n".join(sections))
     (out / "figure3.md").write_text(text)
     return text
 
