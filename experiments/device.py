@@ -6,8 +6,8 @@
   (on the CPU too, where it is rarely faster). The MLP and the head always run in float32:
   the extractor's output is cast back before the MLP, so similarities, softmax and ranks stay
   float32 (DiffKNN ranks in float64). ``auto`` is ``32`` everywhere: end to end on an H100
-  (``results/benchmarks/gpu_full.md``) bf16 made a resnet18 epoch 26 % faster and an
-  efficientnet_b0 epoch 13 % slower, and at the paper's batch size of 32 the GPU alone trained
+  (``results/benchmarks/gpu_full.md``) bf16 made a resnet18 epoch 26 % faster with 0 workers and
+  12 % slower with 8, and an efficientnet_b0 epoch 13 % slower; at the paper's batch size of 32 the GPU alone trained
   resnet18 at 3,616 images/s in float32 (TF32 convolutions) against 2,527 with bf16 (the step is
   bound by kernel launches). No single default wins; set it per extractor.
 - ``trainer.compile``: ``torch.compile`` (default mode) of the training step's forward and loss.
