@@ -307,3 +307,36 @@ def test_tuning_layout_follows_the_results_similarity(tmp_path):
     assert r.returncode == 0, r.stderr
     md = (out / "tuning_ridge.md").read_text()
     assert "| Embed \\ Batch | 32 |" in md and "| 25 | **3.00 ± 1.00** |" in md and "Similarity" not in md
+
+
+def test_compare_protocols_reads_each_heads_demo_run_per_protocol(tmp_path):
+    """scripts/compare_protocols.py: per head and protocol, the run with the demo's head module, model and protocol
+    (a run with another head module is left out; a file written before `model.arch` existed still counts);
+    mean ± sample std, epochs, the relative difference and the splits stopped at the epoch cap."""
+    from omegaconf import OmegaConf
+
+    from experiments.compose import compose
+
+    cp = _load_script("compare_protocols")
+    roots = {"tuned": tmp_path / "tuned", "authors": tmp_path / "authors"}
+
+    def result(protocol, split, mse, *, epochs_run=9, similarity=None, old_model=False):
+        cfg = OmegaConf.to_container(compose(["experiment=demo", "head=nca", f"protocol={protocol}"]), resolve=True)
+        r = fake_result(cfg["dataset"]["name"], "nca", split, mse, run_id=f"nca-{protocol}-{similarity}", extractor=cfg["extractor"]["name"])
+        module = {**cfg["head"]["module"], **({"similarity": similarity} if similarity else {})}
+        model = {k: v for k, v in cfg["model"].items() if not (old_model and k == "arch")}
+        r["config"] = {"dataset": cfg["dataset"], "head": {"name": "nca", "module": module}, "model": model,
+                       "protocol": cfg["protocol"]}
+        r["epochs_run"] = epochs_run
+        return r
+
+    for s, mse in enumerate([10.0, 12.0]):
+        put(roots["tuned"], result("tuned", s, mse, old_model=True))
+        put(roots["tuned"], result("tuned", s, 99.0, similarity="cos"))  # another head module: not this row
+    for s, mse in enumerate([13.0, 14.0, 15.0]):
+        put(roots["authors"], result("authors", s, mse, epochs_run=200 if s == 0 else 50))
+    out = tmp_path / "protocols.md"
+    cp.main(["--tuned", str(roots["tuned"]), "--authors", str(roots["authors"]), "--out", str(out)])
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| nca |"))
+    assert row == "| nca | 11.0 ± 1.41 (2) | 4 / 9 | 14.0 ± 1.00 (3) | 4 / 50 | +27 % | 1 of 3 |"
+    assert "| linear | not run |" in out.read_text()
