@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from experiments.compose import compose
 from experiments.names import HEADS
 from experiments.results import read_results
+from experiments.settings import run_key
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("tuned", "authors")
@@ -31,11 +32,14 @@ def _same(old: dict, now: dict) -> bool:
 
 
 def runs(head: str, protocol: str, root: Path, results: list[dict]) -> list[dict]:
-    """The finished splits of ``head`` under ``protocol``: the run (run id) in ``root`` whose head module and
-    protocol are the demo's (result files written before a later trainer setting existed still count), the
-    one with the most splits if several are."""
-    cfg = OmegaConf.to_container(compose(["experiment=demo", f"head={head}", f"protocol={protocol}",
-                                          f"paths.results_root={root}"]), resolve=True)
+    """The finished splits of ``head`` under ``protocol`` in ``root``: the demo config's own run (its run id);
+    else the run whose head module, model and protocol are the demo's, counting a setting that an older file
+    lacks as today's value (files written before a trainer setting existed), the one with the most splits."""
+    composed = compose(["experiment=demo", f"head={head}", f"protocol={protocol}", f"paths.results_root={root}"])
+    own = [r for r in results if r["head"] == head and r["run_id"] == run_key(composed).run_id]
+    if own:
+        return sorted(own, key=lambda r: r["split"])
+    cfg = OmegaConf.to_container(composed, resolve=True)
     by_run: dict[str, list[dict]] = {}
     for r in results:
         c = r["config"]

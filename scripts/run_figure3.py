@@ -12,8 +12,7 @@ results/figure3_<variant>.json (test MSE) and results/figure3_surfaces_<variant>
 results/figures/figure3_<variant>.{png,pdf}; the report is results/figure3.md with results/figure3.csv
 (setup,target,head,test_mse_x1e3: raw and mlp, the batch reference set),
 results/figure3_reference_sample.csv (raw, trainer.reference=sample) and results/figure3_scale_init.csv
-(raw, the option head.module.scale_init=perplexity, batch and sample reference: variants raw_perplexity
-and raw_sample_perplexity).
+(raw, β from the older `std` start, batch and sample reference: variants raw_std and raw_sample_std).
 """
 from __future__ import annotations
 
@@ -33,17 +32,16 @@ VARIANTS = {
     "raw_sample": ("raw", ("trainer.reference=sample",),
                    "Raw coordinates, `trainer.reference=sample` (the batch plus 30 % of the training split)"),
     "mlp": ("mlp", (), "Ours: the 200-wide ReLU MLP before the head"),
-    "raw_perplexity": ("raw", (), "Raw coordinates, option `head.module.scale_init=perplexity` (β starts at perplexity 5 "
-                       "on the first batch instead of unit-std rows)"),
-    "raw_sample_perplexity": ("raw", ("trainer.reference=sample",), "Raw coordinates, `trainer.reference=sample` and "
-                              "`head.module.scale_init=perplexity`"),
+    "raw_std": ("raw", (), "Raw coordinates, β from the `std` start (`head.module.scale_init=std`: unit-std rows "
+                "on the first batch instead of perplexity 5)"),
+    "raw_sample_std": ("raw", ("trainer.reference=sample",), "Raw coordinates, `trainer.reference=sample`, "
+                       "`head.module.scale_init=std`"),
 }
 #: variant → overrides for the neighbour heads only (the linear head has no β)
-NEIGHBOUR_OVERRIDES = {"raw_perplexity": ("+head.module.scale_init=perplexity",),
-                       "raw_sample_perplexity": ("+head.module.scale_init=perplexity",)}
+NEIGHBOUR_OVERRIDES = {"raw_std": ("head.module.scale_init=std",), "raw_sample_std": ("head.module.scale_init=std",)}
 #: where each variant's rows go (figure3.csv holds the paper's two setups, raw and mlp)
-CSV_OF = {"raw_sample": "figure3_reference_sample.csv", "raw_perplexity": "figure3_scale_init.csv",
-          "raw_sample_perplexity": "figure3_scale_init.csv"}
+CSV_OF = {"raw_sample": "figure3_reference_sample.csv", "raw_std": "figure3_scale_init.csv",
+          "raw_sample_std": "figure3_scale_init.csv"}
 
 
 def run_variant(variant: str, results_root: str, out: Path, quick: bool) -> None:
@@ -67,7 +65,7 @@ def write_report(out: Path) -> str:
         table = scratch.read_text().split("\n", 2)[2].split("\n\n")[0]
         scratch.unlink()
         sections.append(f"## {heading}\n\n{table}\n\n" + "\n".join(figure3.verdict(mse, variance)) + "\n")
-        extra = (["sample" if "trainer.reference=sample" in VARIANTS[variant][1] else "batch", "perplexity"]
+        extra = (["sample" if "trainer.reference=sample" in VARIANTS[variant][1] else "batch", "std"]
                  if CSV_OF.get(variant) == "figure3_scale_init.csv" else [])
         rows[CSV_OF.get(variant, "figure3.csv")] += [(setup, t, h, v, *extra) for t, row in mse.items() for h, v in row.items()]
     for name, data in rows.items():
@@ -85,7 +83,7 @@ def write_report(out: Path) -> str:
             "on the same split and coordinates, k (1–50) chosen on the validation split. The paper's claim, target "
             f"by target: every neighbour head below the linear head, and none at the mean (above {figure3.AT_MEAN:.0%} "
             "of the label variance, which is the mean predictor's score). The data are in `results/figure3.csv` "
-            "and `results/figure3_reference_sample.csv` (and, for the `scale_init=perplexity` option, "
+            "and `results/figure3_reference_sample.csv` (and, for β's older `std` start, "
             "`results/figure3_scale_init.csv`).\n\n" + "\n".join(sections))
     (out / "figure3.md").write_text(text)
     return text

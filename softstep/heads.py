@@ -103,15 +103,16 @@ class NeighborHead(nn.Module):
     similarities can span so little that every neighbour gets the same weight (the rbf log-kernel
     with γ = 1/d spans about 0.07 on a fresh 100-d embedding) and training never leaves the mean, and
     cos, bounded in [−1, 1], can never give sharp weights. θ is initialised from the first training
-    batch so that the rows of β·Sim have unit standard deviation (a data-dependent initialisation,
-    recorded in the buffer ``scale_initialised``), then learned. Row min–max normalisation and ranks
-    do not change with β, so SoftStep and SoftKStep see the same inputs either way.
-    ``learn_scale=False`` keeps β = 1: the paper's formulas as printed.
+    batch (a data-dependent initialisation, recorded in the buffer ``scale_initialised``), then
+    learned. Row min–max normalisation and ranks do not change with β, so SoftStep and SoftKStep see
+    the same inputs either way. ``learn_scale=False`` keeps β = 1: the paper's formulas as printed.
 
-    ``scale_init="perplexity"`` (an option; the default is ``"std"``) instead starts β where the median
-    row of softmax(β·Sim) on the first batch has perplexity ``init_perplexity`` (5): a local kernel
-    from the start. On raw 2-D coordinates unit-std rows give a kernel wider than the structure
-    (Figure 3's checkerboard), where the gradient on β of the SoftStep heads averages about zero.
+    ``scale_init="perplexity"`` (the default) starts β where the median row of softmax(β·Sim) on the
+    first batch has perplexity ``init_perplexity`` (5), as t-SNE calibrates its kernels: a local
+    kernel from the start. ``"std"`` (the earlier default) starts β so that the rows of β·Sim have
+    unit standard deviation; on raw 2-D coordinates that is a kernel wider than the structure
+    (Figure 3's checkerboard), where the gradient on β of the SoftStep heads averages about zero and
+    nca, nca_i and diffknn_g stayed at the mean (``results/figure3.md``).
     """
 
     needs_reference = True
@@ -121,7 +122,7 @@ class NeighborHead(nn.Module):
     predict_bytes_per_entry = 32
 
     def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None, learn_scale: bool = True,
-                 scale_init: str = "std", init_perplexity: float = 5.0):
+                 scale_init: str = "perplexity", init_perplexity: float = 5.0):
         super().__init__()
         if scale_init not in SCALE_INITS:
             raise ValueError(f"unknown scale_init {scale_init!r}; allowed: {', '.join(SCALE_INITS)}")
@@ -220,7 +221,7 @@ class NCAHead(NeighborHead):
     """
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str | None = None, *, gamma=None,
-                 norm: str = "paper", learn_scale: bool = True, scale_init: str = "std", init_perplexity: float = 5.0):
+                 norm: str = "paper", learn_scale: bool = True, scale_init: str = "perplexity", init_perplexity: float = 5.0):
         super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale, scale_init=scale_init,
                          init_perplexity=init_perplexity)
         if norm not in NORMS:
@@ -305,7 +306,7 @@ class DiffKNNHead(NeighborHead):
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
                  q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1, learn_scale: bool = True,
-                 scale_init: str = "std", init_perplexity: float = 5.0):
+                 scale_init: str = "perplexity", init_perplexity: float = 5.0):
         super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale, scale_init=scale_init,
                          init_perplexity=init_perplexity)
         for name, value in (("q", q), ("t", t), ("rank_strength", rank_strength)):

@@ -190,11 +190,12 @@ def test_unknown_norm_is_refused():
 def test_a_fresh_head_is_informative_for_every_similarity(name, kind):
     """A fresh 100-d embedding of small spread (as a fresh MLP gives): with β = 1 the rbf log-kernel
     (γ = 1/d) weighs every neighbour almost alike; the learned scale, set from the first training
-    batch, gives rows of unit standard deviation and an effective neighbourhood 1/Σw² of a few
-    dozen out of 255."""
+    batch, gives (``scale_init="std"``) rows of unit standard deviation and an effective neighbourhood
+    1/Σw² of a few dozen out of 255, and (``"perplexity"``, the default) a handful."""
     z = 0.3 * randn(256, 100, seed=12)
     fixed = build_head(name, 100, similarity=kind, learn_scale=False)
-    head = build_head(name, 100, similarity=kind)
+    head = build_head(name, 100, similarity=kind, scale_init="std")
+    local = build_head(name, 100, similarity=kind)
     mask = torch.eye(256, dtype=torch.bool)
     with torch.no_grad():
         w = head.train().neighbor_weights(z, z, exclude_self=True)
@@ -205,6 +206,9 @@ def test_a_fresh_head_is_informative_for_every_similarity(name, kind):
     assert row_std == pytest.approx(1.0, rel=1e-4)
     effective, effective_fixed = (1 / (w**2).sum(-1)).median(), (1 / (w_fixed**2).sum(-1)).median()
     assert effective < 0.5 * 255
+    with torch.no_grad():
+        w_local = local.train().neighbor_weights(z, z, exclude_self=True)
+    assert (1 / (w_local**2).sum(-1)).median() <= min(10.0, float(effective)) + 1e-6  # nca_i: the step may already keep one
     if kind == "rbf" and name == "nca":
         assert effective_fixed > 0.95 * 255  # the flat start the learned scale removes
 

@@ -451,18 +451,18 @@ def test_magnitudes_a_float32_head_cannot_represent_are_a_clear_error():
 @pytest.mark.parametrize("perplexity", [2.0, 5.0, 20.0])
 def test_perplexity_scale_init_gives_the_first_batch_that_perplexity(name, perplexity):
     """scale_init="perplexity": after the first training call, the median row of softmax(β·Sim) (self excluded,
-    Sim from scikit-learn) has perplexity exp(H) equal to the target; the default "std" gives unit-std rows."""
+    Sim from scikit-learn) has perplexity exp(H) equal to the target; "std" gives unit-std rows."""
     z, y = data(40, dtype=torch.float64, seed=11)
     head = make_head(name, "l2", scale_init="perplexity", init_perplexity=perplexity).double().train()
     head(z, z, y, exclude_self=True)
     sim = -pairwise.euclidean_distances(z.numpy(), z.numpy())
     np.fill_diagonal(sim, -np.inf)
-    p = torch.softmax(math.exp(float(head.log_scale)) * torch.from_numpy(sim), -1).numpy()
+    p = torch.softmax(math.exp(float(head.log_scale.detach())) * torch.from_numpy(sim), -1).numpy()
     entropy = -(p * np.log(np.where(p > 0, p, 1.0))).sum(1)
     assert np.exp(np.sort(entropy)[(len(entropy) - 1) // 2]) == pytest.approx(perplexity, rel=1e-6)  # torch's median: the lower one
-    std_head = make_head(name, "l2").double().train()
+    std_head = make_head(name, "l2", scale_init="std").double().train()
     std_head(z, z, y, exclude_self=True)
-    scaled = math.exp(float(std_head.log_scale)) * np.where(np.isinf(sim), np.nan, sim)
+    scaled = math.exp(float(std_head.log_scale.detach())) * np.where(np.isinf(sim), np.nan, sim)
     assert np.nanmean(np.nanstd(scaled, 1)) == pytest.approx(1.0, rel=1e-6)
 
 
