@@ -53,9 +53,10 @@ def resolve_compile(value, device) -> bool:
     return value
 
 
-def resolve_max_elements(value, device, bytes_per_entry: int = BYTES_PER_ELEMENT) -> int:
+def resolve_max_elements(value, device, head=None) -> int:
     """``trainer.max_elements``: ``auto`` → sized from the device (see the module docstring) and the head's
-    ``predict_bytes_per_entry``, or an integer >= 1."""
+    ``predict_bytes_per_entry`` (:data:`BYTES_PER_ELEMENT` without a head, or for one that does not say),
+    or an integer >= 1."""
     if value != "auto":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"bad config value trainer.max_elements={value!r}: 'auto' or an integer >= 1")
@@ -65,13 +66,8 @@ def resolve_max_elements(value, device, bytes_per_entry: int = BYTES_PER_ELEMENT
         return CPU_MAX_ELEMENTS
     free, _ = torch.cuda.mem_get_info(device)
     budget = min(free // 8, MAX_EVAL_BYTES)
-    elements = max(budget // bytes_per_entry, CPU_MAX_ELEMENTS)
+    elements = max(budget // int(getattr(head, "predict_bytes_per_entry", BYTES_PER_ELEMENT)), CPU_MAX_ELEMENTS)
     return 1 << (int(elements).bit_length() - 1)
-
-
-def bytes_per_entry(head) -> int:
-    """A head's ``predict_bytes_per_entry`` (:data:`BYTES_PER_ELEMENT` for a head that does not say)."""
-    return int(getattr(head, "predict_bytes_per_entry", BYTES_PER_ELEMENT))
 
 
 def check(trainer) -> None:

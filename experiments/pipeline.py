@@ -157,7 +157,7 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
         res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, seed=split,
                   max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
                   weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size,
-                  max_elements=D.resolve_max_elements(t.max_elements, device, D.bytes_per_entry(head)), device=device,
+                  max_elements=D.resolve_max_elements(t.max_elements, device, head), device=device,
                   precision=D.resolve_precision(t.precision, device), compile=D.resolve_compile(t.compile, device),
                   checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
                   log=tracker.log, desc=f"split {split}", eval_from_epoch=t.eval_from_epoch,
@@ -179,7 +179,7 @@ def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx,
     if not model.uses_reference or cfg.extractor.finetune:
         return None
     t = cfg.trainer
-    max_elements = D.resolve_max_elements(t.max_elements, device, D.bytes_per_entry(model.head))
+    max_elements = D.resolve_max_elements(t.max_elements, device, model.head)
 
     def metrics(m: Regressor) -> dict:
         m.eval()
@@ -205,8 +205,7 @@ def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData,
             z_ref = _embed(model, inputs, train_idx, cfg.trainer.eval_batch_size, device)
             z = _embed(model, inputs, test_idx, cfg.trainer.eval_batch_size, device)
         out["sparsity"] = sparsity.head_sparsity(model.head, z, z_ref,
-                                                 max_elements=D.resolve_max_elements(cfg.trainer.max_elements, device,
-                                                                                     D.bytes_per_entry(model.head)))
+                                                 max_elements=D.resolve_max_elements(cfg.trainer.max_elements, device, model.head))
     if saved.wanted(cfg):
         out["saved_model"] = saved.save(cfg, key, split, model, inputs, data, scaler, prep, train_idx, device)
     return out

@@ -40,7 +40,7 @@ import torch
 
 from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
-from experiments.device import bytes_per_entry, resolve_max_elements
+from experiments.device import resolve_max_elements
 from experiments.inputs import DecodedCache, Inputs
 from experiments.train import Regressor, fit
 from softstep import HEADS, build_head
@@ -207,14 +207,9 @@ def peak(device, fn, reps: int = 3):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated() if dev.type == "cuda" else 0
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        sync(dev)
-        times.append(time.perf_counter() - t)
+    seconds = timed(fn, dev, reps, warmup=0)
     mib = (torch.cuda.max_memory_allocated() - base) / 2**20 if dev.type == "cuda" else None
-    return statistics.median(times), mib
+    return seconds, mib
 
 
 def knn(zq, zr, yr, k=10, max_elements=2**26):
@@ -228,7 +223,7 @@ def knn(zq, zr, yr, k=10, max_elements=2**26):
 
 def evaluation(device, ns, q, d, clock: Clock) -> tuple[list[dict], dict]:
     rows = []
-    max_el = {name: resolve_max_elements("auto", device, bytes_per_entry(build_head(name, d))) for name in ("nca", "nca_i", "diffknn_i")}
+    max_el = {name: resolve_max_elements("auto", device, build_head(name, d)) for name in ("nca", "nca_i", "diffknn_i")}
     for n in ns:
         torch.manual_seed(0)
         zr, yr, zq = torch.randn(n, d, device=device), torch.rand(n, device=device), torch.randn(q, d, device=device)

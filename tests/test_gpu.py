@@ -37,7 +37,7 @@ def test_predict_with_auto_max_elements_equals_dense_on_cuda(name):
     head = build_head(name, 16).cuda().eval()
     zr, yr, zq = torch.randn(20_000, 16, device="cuda"), torch.rand(20_000, device="cuda"), torch.randn(300, 16, device="cuda")
     with torch.no_grad():
-        torch.testing.assert_close(head.predict(zq, zr, yr, max_elements=D.resolve_max_elements("auto", "cuda", D.bytes_per_entry(head))),
+        torch.testing.assert_close(head.predict(zq, zr, yr, max_elements=D.resolve_max_elements("auto", "cuda", head)),
                                    head(zq, zr, yr), rtol=1e-4, atol=1e-5)
     assert D.resolve_max_elements("auto", "cuda") >= 2**22
 

@@ -175,7 +175,7 @@ def test_max_elements_auto_is_sized_from_the_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 80 * 2**30))
     assert D.resolve_max_elements("auto", "cuda") == 2**23  # 1/8 of 2 GiB free at 32 B per entry
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (78 * 2**30, 80 * 2**30))
-    sizes = {name: D.resolve_max_elements("auto", "cuda", D.bytes_per_entry(build_head(name, 8))) for name in HEADS}
+    sizes = {name: D.resolve_max_elements("auto", "cuda", build_head(name, 8)) for name in HEADS}
     assert sizes["nca"] == 2**27 and sizes["linear"] == sizes["nca_i"] == sizes["diffknn_i"] == 2**26  # plain NCA: 16 B
 
 
