@@ -30,8 +30,10 @@ import io
 import os
 import socket
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -76,13 +78,31 @@ def _decoder(data: RegressionData):
     return load, None
 
 
+def _read_ahead(make: Callable[[Any], Any], chunks: Sequence[Any], depth: int = 2) -> Iterator[Any]:
+    """``make(c)`` for each chunk in order, computed up to ``depth`` chunks ahead by one background thread (collated
+    and pinned there), so the training loop's thread only queues work on the GPU. Used for the decoded-sample cache
+    on CUDA (collating and pinning there), where reading a batch (an mmap copy, a pinned copy) would otherwise stall that thread."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = deque(pool.submit(make, c) for c in chunks[:depth])
+        for c in chunks[depth:]:
+            ready = pending.popleft().result()
+            pending.append(pool.submit(make, c))
+            yield ready
+        while pending:
+            yield pending.popleft().result()
+
+
+def _pinned(x):
+    """A collated batch in page-locked memory (a tensor; other batches, e.g. lists of texts, as they are)."""
+    return x.pin_memory() if torch.is_tensor(x) and not x.is_pinned() else x
+
+
 def _to_device(x, device, finish=None):
     """A collated batch → the device (pinned and copied without blocking on CUDA), then ``finish`` there."""
     if torch.is_tensor(x):
         device = torch.device(device)
         if device.type == "cuda":
-            x = x.pin_memory() if not x.is_pinned() else x
-            x = x.to(device, non_blocking=True)
+            x = _pinned(x).to(device, non_blocking=True)
         else:
             x = x.to(device)
     return finish(x) if finish is not None else x
@@ -301,11 +321,14 @@ class Inputs:
         chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
         if self.features is not None:
             feats = self._features_on(device)
-            for c in chunks:
-                yield feats[torch.as_tensor(c, device=feats.device)]
+            rows = torch.as_tensor(idx, device=feats.device)  # one copy of the indices, then slices of it
+            for i in range(0, len(idx), batch_size):
+                yield feats[rows[i : i + batch_size]]
         elif self.cache is not None:
-            for c in chunks:
-                yield _to_device(self.cache.batch(c), device, self.cache.finish)
+            on_gpu = torch.device(device).type == "cuda"
+            collated = _read_ahead(lambda c: _pinned(self.cache.batch(c)), chunks) if on_gpu else map(self.cache.batch, chunks)
+            for x in collated:
+                yield _to_device(x, device, self.cache.finish)
         else:
             loader = self._persistent_loader(device)
             self._sampler.batches = [c.tolist() for c in chunks]

@@ -168,6 +168,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     entry records its time (``epoch_time_s``: training plus validation; ``train_time_s``: training alone)."""
     start = time.time()
     y = torch.as_tensor(y_scaled, dtype=torch.float32)
+    y_dev = y.to(device)  # copied once: a per-batch copy from pageable memory can wait for the GPU
     model.to(device)
     model.extractor_dtype = autocast_dtype(precision)
     if torch.device(device).type == "cuda" and model.extractor is not None:
@@ -215,6 +216,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         # a sampled reference set is fetched per batch instead
         sample = reference == "sample" and model.uses_reference
         xs = None if sample else inputs.batches(perm[first_batch * batch_size:], batch_size, device)
+        y_epoch = y_dev[torch.as_tensor(perm).to(device)]  # this epoch's targets in batch order: one copy, then slices
         loss_sum = torch.zeros((), device=device)  # summed on the device: read back once per epoch, not per step
         for b in range(first_batch, math.ceil(len(perm) / batch_size)):
             idx = perm[b * batch_size : (b + 1) * batch_size]
@@ -227,8 +229,8 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
                 rest = np.setdiff1d(train_idx, idx)
                 ref = np.concatenate([idx, rng.choice(rest, round(reference_fraction * len(rest)), replace=False)])
                 x = next(inputs.batches(ref, len(ref), device))
-            yb = y[torch.as_tensor(idx)].to(device, non_blocking=True)
-            y_ref = y[torch.as_tensor(ref)].to(device, non_blocking=True)
+            yb = y_epoch[b * batch_size : (b + 1) * batch_size]
+            y_ref = y_dev[torch.as_tensor(ref).to(device)] if sample else yb
             loss = step_loss(x, yb, y_ref)
             loss_sum += loss.detach()
             opt.zero_grad(set_to_none=True)

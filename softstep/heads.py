@@ -144,9 +144,17 @@ class NeighborHead(nn.Module):
         sim = Fn.similarity(z, z_ref, self.similarity, gamma=self.gamma)
         if self.log_scale is None:
             return sim
-        if self.training and not self.scale_initialised:
+        if self.training and not self._scale_ready():
             self._init_scale(sim.detach(), mask)
         return sim * self.log_scale.exp().to(sim.dtype)
+
+    def _scale_ready(self) -> bool:
+        """The buffer ``scale_initialised``, read only when it changed (its tensor or in-place version): on CUDA
+        each read waits for the GPU, and a training step that waits every time cannot run ahead of it."""
+        buf, seen = self.scale_initialised, getattr(self, "_scale_seen", None)
+        if seen is None or seen[0] is not buf or seen[1] != buf._version:
+            seen = self._scale_seen = (buf, buf._version, bool(buf))
+        return seen[2]
 
     @torch.no_grad()
     def _init_scale(self, sim, mask) -> None:
@@ -159,6 +167,7 @@ class NeighborHead(nn.Module):
             log_beta = _log_beta_for_perplexity(sim, mask, self.init_perplexity, log_beta)
         self.log_scale.copy_(log_beta.to(self.log_scale.dtype))
         self.scale_initialised.fill_(True)
+        self._scale_seen = (self.scale_initialised, self.scale_initialised._version, True)
 
     def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -86,3 +86,23 @@ def test_fit_on_cuda_with_each_precision_and_compile(precision, compile):
               compile=compile)
     assert np.isfinite(res.test_mse) and res.runtime["device"] == "cuda" and res.runtime["gpu"]
     assert ext.dtypes == ({torch.bfloat16} if precision == "bf16" else {torch.float32})
+
+
+def test_cached_batches_read_ahead_on_cuda_equal_the_cpus(tmp_path):
+    """The decoded-sample cache on CUDA (collated and pinned one batch ahead by a background thread) gives the
+    CPU's batches, in order."""
+    from data.base import RegressionData
+    from data.media import ImageFile, ImageTransform
+    from experiments import inputs as I
+    from tests.fixtures_data import write_image
+
+    for i in range(9):
+        write_image(tmp_path / f"{i}.png", size=(24, 20), salt=i)
+    t = ImageTransform(mode="RGB", size=16)
+    data = RegressionData("imgs", "image", [str(tmp_path / f"{i}.png") for i in range(9)], np.arange(9.0),
+                          load=ImageFile(t), preprocessing=t.describe())
+    inputs = Inputs(data=data, cache=I.DecodedCache(tmp_path / "cache", data, shard_size=4).build())
+    order = [8, 1, 5, 0, 3, 2, 7]
+    gpu, cpu = list(inputs.batches(order, 2, "cuda")), list(inputs.batches(order, 2, "cpu"))
+    assert len(gpu) == 4 and all(g.is_cuda for g in gpu)
+    torch.testing.assert_close(torch.cat(gpu).cpu(), torch.cat(cpu))

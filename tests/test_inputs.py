@@ -137,6 +137,29 @@ def test_one_dataloader_serves_every_epoch(tmp_path):
     torch.testing.assert_close(second[:, 0], torch.arange(5, dtype=torch.float32))
 
 
+def test_read_ahead_keeps_the_order_and_reads_in_one_background_thread():
+    """The decoded-sample cache's batches on CUDA: collated ahead by one other thread, yielded in order; an error
+    there reaches the training loop."""
+    seen = []
+
+    def make(c):
+        seen.append(threading.current_thread().name)
+        time.sleep(0.01 * (c % 3))  # uneven reads must not reorder the batches
+        return c * 10
+
+    assert list(I._read_ahead(make, list(range(7)), depth=2)) == [c * 10 for c in range(7)]
+    assert len(seen) == 7 and all(name.startswith("read-ahead") for name in seen)
+    assert list(I._read_ahead(make, [4], depth=2)) == [40]
+
+    def broken(c):
+        if c == 3:
+            raise OSError("shard_0.pt is truncated")
+        return c
+
+    with pytest.raises(OSError, match="truncated"):
+        list(I._read_ahead(broken, list(range(6))))
+
+
 @pytest.mark.slow
 def test_persistent_workers_give_the_same_batches():
     data = counted_data(30)

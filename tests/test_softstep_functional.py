@@ -279,3 +279,41 @@ def test_cuda_training_skips_the_host_reading_checks_only(monkeypatch):
     head(z, z, torch.rand(6), exclude_self=True)  # skipped: the trainer's per-epoch loss check catches it
     with torch.no_grad(), pytest.raises(ValueError, match="NaN"):
         head.predict(z, z, torch.rand(6))
+
+
+class _HostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the ops that read a tensor's value back to the host (``.item()``, ``bool(t)``): on CUDA each waits for the GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.reads += func.overloadpacket.__name__ == "_local_scalar_dense"
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"])
+def test_a_cuda_training_step_reads_nothing_back_to_the_host(monkeypatch, name):
+    """After the first batch (which sets β), forward and backward of a training step never read a value back,
+    so the CPU can queue the next step while the GPU works; a reloaded or reset ``scale_initialised`` is read
+    once again. Simulated on the CPU by patching in_cuda_training."""
+    import softstep.functional as Fn
+    from softstep import build_head
+
+    monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
+    head = build_head(name, 8).train()
+    z = torch.randn(16, 8, requires_grad=True)
+    head(z, z, torch.rand(16), exclude_self=True).sum().backward()  # the first batch sets β: reads allowed
+    first = head.log_scale.item()
+    for _ in range(2):
+        with _HostReads() as mode:
+            head(z, z, torch.rand(16), exclude_self=True).sum().backward()
+        assert mode.reads == 0
+    fresh = build_head(name, 8).train()
+    fresh.load_state_dict(head.state_dict())
+    fresh(2 * z, 2 * z, torch.rand(16), exclude_self=True)
+    assert fresh.log_scale.item() == first  # the loaded flag was read: β is not set again
+    head.scale_initialised.fill_(False)
+    head(2 * z, 2 * z, torch.rand(16), exclude_self=True)
+    assert head.log_scale.item() != first  # a reset flag is seen: β is set from this batch
