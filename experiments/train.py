@@ -178,7 +178,7 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
 
     def batch_loss(x, yb, y_ref):
         z_ref = model.embed(x)
-        z = z_ref[: len(yb)]
+        z = z_ref if len(z_ref) == len(yb) else z_ref[: len(yb)]  # the same tensor: the head computes it once
         pred = model.head(z, z_ref, y_ref, exclude_self=True)  # the batch (and a sample) as its reference set
         return torch.mean((pred - yb) ** 2)
 

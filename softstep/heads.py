@@ -49,12 +49,6 @@ def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exc
             raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
 
 
-def _self_mask(b: int, n: int, device, offset: int = 0) -> torch.Tensor:
-    """(b, n) mask, True where query ``offset + i`` meets itself at reference ``offset + i``."""
-    rows = torch.arange(offset, offset + b, device=device).unsqueeze(1)
-    return rows == torch.arange(n, device=device)
-
-
 class LinearHead(nn.Module):
     """ŷ = W z + b. Accepts and ignores the reference set."""
 
@@ -184,8 +178,16 @@ class NeighborHead(nn.Module):
 
     def _weights(self, z, z_ref, exclude_self: bool) -> torch.Tensor:
         """softmax(logits) of inputs already checked by the caller."""
-        mask = _self_mask(z.shape[0], z_ref.shape[0], z.device) if exclude_self else None
+        mask = self._self_mask(z.shape[0], z_ref.shape[0], z.device) if exclude_self else None
         return torch.softmax(self.logits(z, z_ref, mask), dim=-1)
+
+    def _self_mask(self, b: int, n: int, device) -> torch.Tensor:
+        """(b, n) mask, True where query i meets itself at reference i; kept for the next call of the same shape
+        (training builds it once, not every step)."""
+        mask = getattr(self, "_last_mask", None)
+        if mask is None or mask.shape != (b, n) or mask.device != torch.device(device):
+            mask = self._last_mask = torch.arange(b, device=device).unsqueeze(1) == torch.arange(n, device=device)
+        return mask
 
     @torch.no_grad()
     def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
@@ -247,15 +249,15 @@ class NCAHead(NeighborHead):
         sim = self.sim(z, z_ref, mask)
         if self.softstep is None:
             return self._logits_from_sim(sim, z, None, None, mask)
-        if self.norm == "exclude_self" or mask is None:
-            return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, mask), mask)
-        lo, hi = Fn.row_bounds(sim)  # line 13: the whole row, the query's own similarity included
-        top = Fn.scale_rows(sim, lo, hi).masked_fill(mask, -torch.inf).amax(-1, keepdim=True)  # line 14
-        return self._logits_from_sim(sim, z, lo, hi, mask, top)
+        whole_row = self.norm == "paper" and mask is not None  # line 13: the query's own similarity included
+        return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, None if whole_row else mask), mask, whole_row)
 
-    def _logits_from_sim(self, sim, z, lo, hi, mask=None, top=None):
+    def _logits_from_sim(self, sim, z, lo, hi, mask=None, top_from_row=False):
         if self.softstep is not None:
-            sim = sim + self.softstep(Fn.scale_rows(sim, lo, hi, mask), z, top)
+            s_norm = Fn.scale_rows(sim, lo, hi, mask)  # the query's own entry 0
+            # line 14: the largest normalised similarity of the other items (None: 1, the row's maximum is one of them)
+            top = s_norm.masked_fill(mask, -torch.inf).max(-1, keepdim=True).values if top_from_row else None
+            sim = sim + self.softstep(s_norm, z, top)
         return sim if mask is None else sim.masked_fill(mask, -torch.inf)
 
     def _predict_rows(self, z, z_ref, y_ref, max_elements):
@@ -332,8 +334,8 @@ class DiffKNNHead(NeighborHead):
             logit, idx = self._top_logits(sim, z, n, mask)
             return out.scatter_(-1, idx, logit)
         ranks = self.soft_ranks(sim, mask)
-        best = ranks if mask is None else ranks.masked_fill(mask, torch.inf)
-        out = sim + self.kstep(ranks, z, n, k_floor=best.amin(-1, keepdim=True))
+        # the row's best soft rank: never the query's own, which soft_ranks puts n + 2 gaps below every candidate
+        out = sim + self.kstep(ranks, z, n, k_floor=ranks.min(-1, keepdim=True).values)
         return out if mask is None else out.masked_fill(mask, -torch.inf)
 
     def soft_ranks(self, sim, mask=None):
@@ -342,11 +344,11 @@ class DiffKNNHead(NeighborHead):
         wide = sim.to(rank_dtype(sim))
         lo, hi = Fn.row_bounds(wide, mask)
         gap = (hi - lo) / max(n - 1, 1)  # not detached: soft ranks do change with the scale of a row
-        gap = torch.where(gap > 0, gap, torch.ones_like(gap))
-        to_rank = (wide - hi.detach()) / gap  # ≤ 0; soft ranks do not change with a shift
+        gap = torch.where(gap > 0, gap, 1.0)
+        dissim = (hi.detach() - wide) / gap  # ≥ 0, 0 = most similar; soft ranks do not change with a shift
         if mask is not None:  # line 10: the query itself goes below every other candidate
-            to_rank = to_rank.masked_fill(mask, -2.0 * n - 1.0)
-        ranks = soft_rank(-to_rank, self.rank_strength)  # torchsort's kernels, coalesced on CUDA (softstep/ranks.py)
+            dissim = dissim.masked_fill(mask, 2.0 * n + 1.0)
+        ranks = soft_rank(dissim, self.rank_strength)  # torchsort's kernels, coalesced on CUDA (softstep/ranks.py)
         return (ranks - 1.0).to(sim.dtype)
 
     def _top_logits(self, sim, z, n, mask=None):

@@ -62,7 +62,10 @@ class SoftStep(nn.Module):
         """Log-weights (B, N) for normalised similarities ``s_norm`` of queries ``z``; ``top`` (B, 1) or None (= 1)."""
         l0, u0, t = (p.unsqueeze(-1) for p in self.params(z).unbind(-1))
         eps = max(self.eps, 8 * torch.finfo(s_norm.dtype).eps)
-        l = (l0 if top is None else torch.minimum(l0, top.to(l0.dtype))) - eps
+        if top is not None:  # min(l₀, top) by a where: its backward is 4 kernels against minimum's 10
+            top = top.to(l0.dtype)
+            l0 = torch.where(top < l0, top, l0)
+        l = l0 - eps
         u = l + u0 * (1 - l)
         return log_soft_step(s_norm, l, u, t)
 
@@ -95,6 +98,7 @@ class SoftKStep(nn.Module):
         passes each row's smallest soft rank; see :class:`softstep.DiffKNNHead`).
         """
         k = self.k(z, n_ref)
-        if k_floor is not None:
-            k = torch.maximum(k, k_floor.to(k.dtype))
+        if k_floor is not None:  # max(k, floor) by a where (fewer kernels in the backward than maximum)
+            k_floor = k_floor.to(k.dtype)
+            k = torch.where(k_floor > k, k_floor, k)
         return soft_k_step(ranks, k, self.q, self.t)

@@ -471,3 +471,29 @@ def test_scale_init_rejects_bad_values():
         build_head("nca", 4, scale_init="wide")
     with pytest.raises(ValueError, match="init_perplexity"):
         build_head("nca", 4, scale_init="perplexity", init_perplexity=1.0)
+
+
+@pytest.mark.parametrize("name", NEIGHBOR_HEADS)
+@pytest.mark.parametrize("kind", SIMILARITIES)
+@pytest.mark.parametrize("cuda_path", [False, True], ids=["cpu-path", "cuda-training-path"])
+def test_a_batch_as_its_own_reference_set_computed_once_equals_two_tensors(name, kind, cuda_path, monkeypatch):
+    """The trainer passes one tensor as queries and references (``z_ref is z``), which the similarity computes once;
+    outputs and gradients equal those of the same values passed as two tensors (a copy). On the CUDA training path
+    (simulated: in_cuda_training patched) as well, whose near-pair correction is a constant."""
+    import softstep.functional as Fn
+
+    if cuda_path:
+        monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
+    z0, y = data(24, 5, seed=3, dtype=torch.float64)
+    z0[5] = z0[2]  # a duplicate pair among the candidates
+    head = set_step_params(build_head(name, 5, similarity=kind), [0.3, -0.5, 0.2], weight_scale=0.3).double().train()
+    grads, outs = [], []
+    for same in (True, False):
+        z = z0.clone().requires_grad_(True)
+        out = head(z, z if same else z * 1.0, y, exclude_self=True)
+        (out * torch.linspace(-1, 1, 24, dtype=torch.float64)).sum().backward()
+        outs.append(out.detach())
+        grads.append(z.grad)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-10)
+    assert torch.isfinite(grads[0]).all()
