@@ -45,6 +45,9 @@ from experiments.inputs import DecodedCache, Inputs
 from experiments.train import Regressor, fit
 from softstep import HEADS, build_head
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_ops import count_ops  # noqa: E402  (a sibling script)
+
 REPO = Path(__file__).resolve().parents[1]
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")
@@ -134,7 +137,9 @@ def train_steps(device, batches, reps, clock: Clock, compile_backend: str | None
             if clock.left() < 5:
                 rows.append({"B": b, "head": name, "skipped": "deadline"})
                 continue
-            row = {"B": b, "head": name, "eager_ms": 1e3 * timed(lambda s=step_fn(name, d_in, 25, device, None): s(x, y), device, reps)}
+            eager = step_fn(name, d_in, 25, device, None)
+            row = {"B": b, "head": name, "eager_ms": 1e3 * timed(lambda s=eager: s(x, y), device, reps),
+                   "ops": sum(count_ops(lambda: eager(x, y)).values())}
             if compile_backend and clock.left() > compile_cost:
                 s = step_fn(name, d_in, 25, device, compile_backend)
                 t = time.perf_counter()
@@ -394,16 +399,18 @@ def _steps_report(meta, steps, ranks, prof) -> list[str]:
            f"{meta['compile_backend']!r})`" + (" (eager-graph backend on the CPU: dynamo and AOTAutograd without "
                                               "inductor's C++ build, which takes minutes here)" if meta["compile_backend"] == "aot_eager" else "")
            + "; compile_s is the first call.", "",
-           "| B | head | eager ms | × linear | compiled ms | × linear (compiled) | compile s |", "|---|---|---|---|---|---|---|"]
+           "ops: the ATen operators one eager step dispatches (forward, backward and Adam; views left out: "
+           "`scripts/benchmark_ops.py`), each a kernel launch on a GPU.", "",
+           "| B | head | ops | eager ms | × linear | compiled ms | × linear (compiled) | compile s |", "|---|---|---|---|---|---|---|---|"]
     lin = {(r["B"]): r for r in steps if r["head"] == "linear" and "eager_ms" in r}
     for r in steps:
         if "skipped" in r:
-            out.append(f"| {r['B']} | {r['head']} | skipped ({r['skipped']}) | | | | |")
+            out.append(f"| {r['B']} | {r['head']} | | skipped ({r['skipped']}) | | | | |")
             continue
         base = lin.get(r["B"], {})
         ratio = r["eager_ms"] / base["eager_ms"] if base else None
         cr = r["compiled_ms"] / base["compiled_ms"] if "compiled_ms" in r and "compiled_ms" in base else None
-        out.append(f"| {r['B']} | {r['head']} | {r['eager_ms']:.2f} | {fmt(ratio)} | {fmt(r.get('compiled_ms'))} | {fmt(cr)} "
+        out.append(f"| {r['B']} | {r['head']} | {r.get('ops', '')} | {r['eager_ms']:.2f} | {fmt(ratio)} | {fmt(r.get('compiled_ms'))} | {fmt(cr)} "
                    f"| {fmt(r.get('compile_s'))} |")
     if ranks:
         out += ["", "Soft ranks (DiffKNN's line 12) alone: forward + backward of a B × B matrix, median ms; torchsort.soft_rank "

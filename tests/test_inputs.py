@@ -287,6 +287,26 @@ def test_benchmark_gpu_quick_runs_on_the_cpu_and_writes_its_table(tmp_path):
     for head in ("linear", "nca_i", "diffknn_i"):
         assert f"| {head} |" in text
     assert "| resnet18 | 0 | 32 |" in text  # the first fine-tuning cell always runs
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in text.splitlines() if r.startswith("| 32 | ")]
+    ops = {c[1]: int(c[2]) for c in cells if c[1] in HEADS and c[2]}
+    assert ops["linear"] < ops["nca"] < ops["nca_i"]  # each head's kernels per step, counted in the same run
+
+
+def test_benchmark_ops_counts_fewer_operators_on_the_cuda_path(tmp_path):
+    """scripts/benchmark_ops.py counts each head's operators per step: the CUDA training path skips the input scans,
+    so it dispatches fewer than the CPU's; SoftStep adds operators to plain NCA."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ops.md"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_ops.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r.split("|")[1].strip(): r.split("|")[3:6] for r in out.read_text().splitlines() if r.startswith("| ") and "ms" not in r}
+    cuda, cpu = ({h: int(v[i]) for h, v in rows.items()} for i in (0, 1))
+    assert set(cuda) == {"linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"}
+    assert all(cuda[h] < cpu[h] for h in cuda if h != "linear") and cuda["linear"] == cpu["linear"]
+    assert cuda["nca"] < cuda["nca_g"] and all(float(v[2]) > 0 for v in rows.values())
 
 
 def test_benchmark_inputs_writes_its_table(tmp_path):
