@@ -189,11 +189,19 @@ def log_soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Te
     s ≤ l and 0 exactly for s ≥ u. Gradients are finite everywhere (zero outside
     the transition, including at s = l and s = u). ``t`` is clamped to ≥ ``T_MIN``.
     """
-    t = max(float(t), T_MIN) if isinstance(t, (int, float)) else torch.as_tensor(t, dtype=s.dtype, device=s.device).clamp_min(T_MIN)
-    floor = torch.finfo(s.dtype).tiny ** 0.5  # keeps 1/(t·(s−l)) finite next to l and u
-    x = (torch.log((s - l).clamp_min(floor)) - torch.log((u - s).clamp_min(floor))) / t
+    return _log_step(s - l, u - s, t)
+
+
+def _log_step(above_l: torch.Tensor, below_u: torch.Tensor, t) -> torch.Tensor:
+    """log SoftStep from the two distances s − l and u − s (SoftKStep passes k + q − r and r − k directly)."""
+    if isinstance(t, (int, float)):
+        t = max(float(t), T_MIN)
+    else:
+        t = torch.as_tensor(t, dtype=above_l.dtype, device=above_l.device).clamp_min(T_MIN)
+    floor = torch.finfo(above_l.dtype).tiny ** 0.5  # keeps 1/(t·(s−l)) finite next to l and u
+    x = (torch.log(above_l.clamp_min(floor)) - torch.log(below_u.clamp_min(floor))) / t
     # outside (l, u) the fills replace the (finite) transition value, and their gradient is exactly 0
-    return F.logsigmoid(x).masked_fill(s >= u, 0.0).masked_fill(s <= l, -torch.inf)
+    return F.logsigmoid(x).masked_fill(below_u <= 0, 0.0).masked_fill(above_l <= 0, -torch.inf)
 
 
 def soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -211,10 +219,9 @@ def soft_k_step(ranks: torch.Tensor, k: torch.Tensor, q: float = 4.0, t: float =
     Line 24 as printed reads (k − r)^(1/t), which is negative on k < r < k + q;
     we use (r − k)^(1/t), the form consistent with the SoftStep equation, so the
     step falls from 1 at rank k to 0 at rank k + q. This is SoftStep applied to
-    −r with l = −(k + q), u = −k. Ranks are 0-based (0 = most similar).
-    Returns log(step): −inf exactly where the weight is 0.
+    −r with l = −(k + q), u = −k (so s − l = k + q − r and u − s = r − k, passed as such).
+    Ranks are 0-based (0 = most similar). Returns log(step): −inf exactly where the weight is 0.
     """
     if q <= 0:
         raise ValueError(f"SoftKStep q must be > 0; got {q}")
-    u = -k
-    return log_soft_step(-ranks, u - q, u, t)
+    return _log_step((k + q) - ranks, ranks - k, t)
