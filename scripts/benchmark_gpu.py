@@ -42,7 +42,7 @@ from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
 from experiments.device import resolve_max_elements
 from experiments.inputs import DecodedCache, Inputs
-from experiments.train import Regressor, fit
+from experiments.train import Regressor, adam_kernels, fit
 from softstep import HEADS, build_head
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,7 +110,7 @@ def step_fn(name: str, d_in: int, embed: int, device, compiled: str | None):
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Linear(d_in, 200), torch.nn.ReLU(), torch.nn.Linear(200, embed)).to(device)
     head = build_head(name, embed).to(device)
-    opt = torch.optim.Adam(list(mlp.parameters()) + list(head.parameters()), lr=1e-3, foreach=True)
+    opt = torch.optim.Adam(list(mlp.parameters()) + list(head.parameters()), lr=1e-3, **adam_kernels(device))  # as fit
 
     def loss(x, y):
         z = mlp(x)

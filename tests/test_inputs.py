@@ -246,6 +246,29 @@ def test_bf16_autocasts_the_extractor_only():
     assert res.runtime["precision"] == "bf16" and np.isfinite(res.test_mse)
 
 
+def test_the_fused_adam_fit_uses_on_cuda_is_the_same_update_as_foreach():
+    """fit's optimiser on CUDA is fused Adam (one kernel per group); with the trainer's groups (two learning
+    rates) and weight decay it takes the same steps as the foreach Adam the CPU keeps. Fused Adam also runs on
+    a CPU, which lets this check run here."""
+    from experiments.train import adam_kernels
+
+    assert adam_kernels("cuda") == {"fused": True} and adam_kernels("cpu") == {"foreach": True}
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    b, start = __import__("copy").deepcopy(a), a[0].weight.detach().clone()
+    opts = [torch.optim.Adam([{"params": m[0].parameters(), "lr": 1e-2}, {"params": m[2].parameters(), "lr": 1e-3}],
+                             weight_decay=1e-3, **kw) for m, kw in ((a, adam_kernels("cuda")), (b, adam_kernels("cpu")))]
+    x, y = torch.randn(32, 6), torch.randn(32, 1)
+    for _ in range(5):
+        for m, opt in zip((a, b), opts):
+            opt.zero_grad()
+            torch.mean((m(x) - y) ** 2).backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert (a[0].weight - start).abs().max() > 1e-3  # the steps moved the weights
+
+
 def test_compile_wraps_the_training_step(monkeypatch):
     compiled = []
 
