@@ -298,13 +298,14 @@ def build_extractor(name: str, quick: bool):
 
 def finetune(device, quick: bool, workers: list[int], precisions: list[str], clock: Clock, n_items: dict,
              extractors=EXTRACTORS) -> list[dict]:
-    """Every extractor at (num_workers 0, float32) first; then NHWC for the convolutional ones; then the rest of
-    the grid (with --quick: resnet18's only)."""
+    """Every extractor at (num_workers 0, float32) first; then the other precisions of the convolutional ones (what
+    ``trainer.precision=auto`` rests on), then their NHWC rows; then the rest of the grid (with --quick: resnet18's only)."""
     conv = [e for e in extractors if e in ("resnet18", "efficientnet_b0")]
     cells = [(name, workers[0], precisions[0], False) for name in extractors]
+    cells += [(name, workers[0], p, False) for name in conv for p in precisions[1:]]
     cells += [(name, workers[0], p, True) for name in conv for p in precisions]
     cells += [(name, w, p, False) for name in (extractors[:1] if quick else extractors) for w in workers for p in precisions
-              if (w, p) != (workers[0], precisions[0])]
+              if (name, w, p, False) not in cells]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
