@@ -4,8 +4,9 @@
   zero mean and unit variance (``normalize``, as its Wav2Vec2FeatureExtractor does), through the
   CNN feature encoder and 12 transformer layers; the last hidden states (one per 20 ms) are
   averaged.
-- Whisper-tiny encoder (openai/whisper-tiny, 384-d): WhisperFeatureExtractor turns each clip
-  into an 80-bin log-mel spectrogram padded or cut to 30 s; the encoder's last hidden states
+- Whisper-tiny encoder (openai/whisper-tiny, 384-d): each clip becomes WhisperFeatureExtractor's
+  80-bin log-mel spectrogram, padded or cut to 30 s (its steps, computed on the clips' device:
+  ``WhisperEncoder.log_mel``); the encoder's last hidden states
   (1,500 frames of 20 ms) are averaged over the frames that hold audio (``pool_frames: audio``)
   or over all 1,500 (``all``).
 
@@ -17,9 +18,8 @@ padded there.
 """
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.nn.functional as F
 
 from . import weights as W
 from .base import Extractor
@@ -119,19 +119,40 @@ class WhisperEncoder(Extractor):
         self.encoder, self.fe, self.pool_frames = encoder, feature_extractor, pool_frames
         self.out_dim = int(encoder.config.d_model)
         self.cache_key = f"{cache_key}-pool{pool_frames}"
+        # the feature extractor's constants, moved with the module (no copy from the host per batch)
+        self.register_buffer("window", torch.hann_window(feature_extractor.n_fft), persistent=False)
+        self.register_buffer("mel_filters", torch.as_tensor(feature_extractor.mel_filters, dtype=torch.float32).T.contiguous(),
+                             persistent=False)
 
     def forward(self, x) -> torch.Tensor:
-        x = _as_batch(x)
-        device = next(self.encoder.parameters()).device
-        n = lengths(x).cpu()
-        waves = [row[: int(k)].cpu().numpy() for row, k in zip(x, n)]
-        feats = self.fe(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-        h = self.encoder(feats.to(device=device, dtype=next(self.encoder.parameters()).dtype)).last_hidden_state
+        x = _as_batch(x).to(self.window.device)
+        h = self.encoder(self.log_mel(x).to(next(self.encoder.parameters()).dtype)).last_hidden_state
         if self.pool_frames == "all":
             return h.mean(1)
         per_second = h.shape[1] / (self.fe.n_samples / SAMPLE_RATE)  # 1500 frames / 30 s
-        frames = torch.tensor([min(h.shape[1], max(1, math.ceil(int(k) / SAMPLE_RATE * per_second))) for k in n], device=device)
+        frames = torch.ceil(lengths(x).double() / SAMPLE_RATE * per_second).clamp(1, h.shape[1])  # on the device: no sync
         return _masked_mean(h, frames)
+
+    def log_mel(self, x: torch.Tensor) -> torch.Tensor:
+        """WhisperFeatureExtractor's log-mel spectrogram of zero-padded clips (B, T), computed where ``x`` is.
+
+        The steps of transformers' extractor (its torch path): each clip cut or zero-padded to
+        ``n_samples`` (30 s), the STFT with a Hann window, power, its mel filters, log10 floored at 1e-10 and at the
+        clip's maximum − 8, then (x + 4) / 4. The same numbers as ``fe([clip, ...])`` to rounding (tested); on a GPU
+        it spares a copy to the host and a CPU STFT per batch. An extractor configured with dither falls back to
+        calling ``fe`` (its noise is drawn there)."""
+        if getattr(self.fe, "dither", 0.0):
+            n = lengths(x).cpu()
+            waves = [row[: int(k)].cpu().numpy() for row, k in zip(x, n)]
+            return self.fe(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features.to(x.device)
+        target = self.fe.n_samples
+        x = F.pad(x[:, :target].float(), (0, max(0, target - x.shape[1])))
+        with torch.autocast(x.device.type, enabled=False):  # float32 as the extractor computes it, under bf16 too
+            stft = torch.stft(x, self.fe.n_fft, self.fe.hop_length, window=self.window.float(), return_complex=True)
+            power = stft[..., :-1].abs() ** 2
+            log_spec = (self.mel_filters.float() @ power).clamp_min(1e-10).log10()
+            log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
+            return (log_spec + 4.0) / 4.0
 
     def train(self, mode: bool = True):
         return super().train(mode and self.finetune)

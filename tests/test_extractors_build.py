@@ -108,6 +108,32 @@ def test_audio_padding_is_left_out_of_the_mean():
         torch.testing.assert_close(ext(clip[None]), ext(padded)[:1], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("pool_frames", ["audio", "all"])
+def test_whisper_log_mel_on_the_clips_device_equals_the_feature_extractor(pool_frames):
+    """WhisperEncoder computes WhisperFeatureExtractor's log-mel spectrogram itself, where the clips are (no copy to
+    the host): the same features as calling the extractor on each clip, for clips shorter than, equal to and
+    longer than 30 s, zero-padded in one batch as collate pads them; and the pooled output of the encoder equals
+    the one computed from the extractor's own features, its padded frames left out."""
+    from extractors.audio import SAMPLE_RATE, _masked_mean, lengths, whisper_tiny
+
+    ext = whisper_tiny(source="random", pool_frames=pool_frames).eval()
+    g = torch.Generator().manual_seed(4)
+    clips = [0.1 * torch.randn(k, generator=g) for k in (3 * SAMPLE_RATE, 30 * SAMPLE_RATE, 31 * SAMPLE_RATE + 7)]
+    clips[0][-100:] = 0.0  # trailing silence reads as padding, in both paths
+    batch = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
+    n = lengths(batch)
+    want = ext.fe([c[: int(k)].numpy() for c, k in zip(batch, n)], sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    got = ext.log_mel(batch)
+    assert got.shape == want.shape == (3, ext.fe.feature_size, 3000)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        h = ext.encoder(want).last_hidden_state
+        per_s = h.shape[1] / 30
+        frames = torch.tensor([min(h.shape[1], max(1, -(-int(k) * per_s // SAMPLE_RATE))) for k in n])
+        ref = h.mean(1) if pool_frames == "all" else _masked_mean(h, frames)
+        torch.testing.assert_close(ext(batch), ref, rtol=1e-4, atol=1e-4)
+
+
 def test_real_size_configs():
     from extractors.text import text_config
 
