@@ -29,7 +29,8 @@ class HFTextEncoder(Extractor):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         device = next(self.model.parameters()).device
-        enc = {k: v.to(device, non_blocking=True) for k, v in self.encode(texts).items()}
+        cuda = device.type == "cuda"  # pinned first: a copy from pageable memory may wait for the GPU
+        enc = {k: (v.pin_memory() if cuda else v).to(device, non_blocking=True) for k, v in self.encode(texts).items()}
         hidden = self.model(**enc).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
