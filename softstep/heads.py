@@ -146,9 +146,15 @@ class NeighborHead(nn.Module):
         """The buffer ``scale_initialised``, read only when it changed (its tensor or in-place version): on CUDA
         each read waits for the GPU, and a training step that waits every time cannot run ahead of it."""
         buf, seen = self.scale_initialised, getattr(self, "_scale_seen", None)
+        if seen is not None and torch.compiler.is_compiling():
+            return seen[2]  # a Python value: a compiled step guards on it instead of breaking its graph on a read
         if seen is None or seen[0] is not buf or seen[1] != buf._version:
             seen = self._scale_seen = (buf, buf._version, bool(buf))
         return seen[2]
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._scale_seen = None  # a loaded scale_initialised is read again
+        super()._load_from_state_dict(*args, **kwargs)
 
     @torch.no_grad()
     def _init_scale(self, sim, mask) -> None:

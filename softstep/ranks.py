@@ -39,11 +39,33 @@ def rank_dtype(sim: torch.Tensor) -> torch.dtype:
     return torch.float64 if sim.dtype == torch.float64 else RANK_DTYPE.get(sim.device.type, torch.float64)
 
 
-@functools.lru_cache(maxsize=16)
 def _arange(n: int, dtype: torch.dtype, device: torch.device, descending: bool = False) -> torch.Tensor:
     """0, 1, …, n − 1 (``descending``: n, n − 1, …, 1), built once per size: a constant of every training step
-    (read, never written)."""
+    (read, never written). Inside ``torch.compile`` it is built in the graph (the compiler cannot trace a cache)."""
+    if torch.compiler.is_compiling():
+        return _new_arange(n, dtype, device, descending)
+    return _cached_arange(n, dtype, device, descending)
+
+
+def _new_arange(n, dtype, device, descending):
     return torch.arange(n, 0, -1, dtype=dtype, device=device) if descending else torch.arange(n, dtype=dtype, device=device)
+
+
+_cached_arange = functools.lru_cache(maxsize=16)(_new_arange)
+
+
+@torch.library.custom_op("softstep::isotonic_l2", mutates_args=())
+def _isotonic_l2(y: torch.Tensor) -> torch.Tensor:
+    """torchsort's isotonic-regression kernel (decreasing, L2) of each row, as a registered operator, so that a
+    ``torch.compile``d training step traces through it instead of breaking its graph there."""
+    from torchsort.ops import isotonic_l2  # the compiled extension, imported on first use
+
+    return isotonic_l2[y.device.type](y)
+
+
+@_isotonic_l2.register_fake
+def _(y: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(y)  # the kernel's output keeps the input's layout (zeros_like)
 
 
 def _column_major(x: torch.Tensor) -> torch.Tensor:
@@ -71,13 +93,11 @@ class _SoftRank(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, values, strength: float, column_major: bool):
-        from torchsort.ops import isotonic_l2  # the compiled extension, imported on first use
-
         n = values.shape[1]
         w = _arange(n, values.dtype, values.device, descending=True)  # n, n − 1, …, 1
         s, perm = torch.sort(values * (1.0 / strength), dim=1, descending=True)
         inv = torch.empty_like(perm).scatter_(1, perm, _arange(n, perm.dtype, perm.device).expand_as(perm))
-        dual = isotonic_l2[s.device.type](_column_major(s - w) if column_major else s - w)
+        dual = _isotonic_l2(_column_major(s - w) if column_major else s - w)
         ctx.save_for_backward(dual, perm, inv)
         ctx.strength = strength
         return (s - dual).gather(1, inv)

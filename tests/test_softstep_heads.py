@@ -497,3 +497,24 @@ def test_a_batch_as_its_own_reference_set_computed_once_equals_two_tensors(name,
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-10)
     assert torch.isfinite(grads[0]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NEIGHBOR_HEADS)
+def test_a_cuda_training_step_compiles_into_one_graph(name, monkeypatch):
+    """``trainer.compile=true`` traces the whole training step of every head: no graph break (a break splits the
+    compiled step and runs the pieces between eagerly). The CUDA path is simulated by patching in_cuda_training;
+    dynamo's trace needs no GPU."""
+    import torch._dynamo as dynamo
+
+    import softstep.functional as Fn
+
+    monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
+    head = build_head(name, 8).train()
+    z, y = data(16, 8, seed=5)
+    z.requires_grad_(True)
+    head(z, z, y, exclude_self=True)  # the first batch sets β (a data-dependent step, outside the compiled steps)
+    dynamo.reset()
+    report = dynamo.explain(lambda z, y: torch.mean((head(z, z, y, exclude_self=True) - y) ** 2))(z, y)
+    assert report.graph_break_count == 0, [str(b.reason).splitlines()[0] for b in report.break_reasons]
+    assert report.graph_count == 1
