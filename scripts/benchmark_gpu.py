@@ -10,7 +10,8 @@ Sections (each skips itself, saying so, when the deadline leaves it too little t
    (on a CPU-only machine the device is the CPU: a self-check of the code path only).
 2. Training step per head (MLP(200) + head, Adam), eager and ``torch.compile``d (default mode),
    at B = 32, 128, 1,024; median ms per step and the ratio to the linear head; soft ranks alone,
-   torchsort's row-major buffers against softstep's column-major ones; a profile of DiffKNN's step
+   torchsort's against softstep's with each isotonic kernel (torchsort's, column-major; the Triton one), and
+   DiffKNN's step with each; the operators each step dispatches; a profile of DiffKNN's step
    (top operators by self time).
 3. Evaluation: ``head.predict`` with ``trainer.max_elements=auto`` against the dense forward and an
    exact hard k-NN (``torch.cdist`` + ``topk``, k = 10) at Q = 1,000 queries, N = 10⁴…10⁶; seconds and
@@ -152,13 +153,16 @@ def train_steps(device, batches, reps, clock: Clock, compile_backend: str | None
 
 
 def soft_rank_variants(device, batches, reps: int, clock: Clock) -> list[dict]:
-    """Soft ranks alone (forward + backward of a B × B matrix, strength 0.1): torchsort.soft_rank in float64
-    against softstep's soft_rank (column-major forward on CUDA, batched backward) in float64 and float32; then
-    the training step of nca and diffknn_i with DiffKNN ranking in float64 and in float32 (``RANK_DTYPE``)."""
+    """Soft ranks alone (forward + backward of a B × B float64 matrix, strength 0.1): torchsort.soft_rank against
+    softstep's soft_rank with each isotonic kernel (``softstep.ranks.ISOTONIC``: torchsort's, fed column-major on
+    CUDA, and softstep.isotonic's Triton kernel, on CUDA only); then the training step of nca and of diffknn_i
+    with each kernel."""
     import torchsort
 
     from softstep import ranks as R
 
+    kernels = ["torchsort"] + (["triton"] if torch.device(device).type == "cuda" and _has_triton() else [])
+    kind = torch.device(device).type
     rows = []
     for b in batches:
         if clock.left() < 3:
@@ -166,23 +170,31 @@ def soft_rank_variants(device, batches, reps: int, clock: Clock) -> list[dict]:
             continue
         torch.manual_seed(0)
         row = {"B": b}
-        for name, dt, f in (("torchsort_f64", torch.float64, lambda v: torchsort.soft_rank(v, regularization_strength=0.1)),
-                            ("softstep_f64", torch.float64, lambda v: R.soft_rank(v, 0.1)),
-                            ("softstep_f32", torch.float32, lambda v: R.soft_rank(v, 0.1))):
-            x = (torch.randn(b, b, device=device) * b).to(dt)
-            cot = torch.randn_like(x)
-            row[name] = 1e3 * timed(lambda f=f, x=x, cot=cot: f(x.clone().requires_grad_(True)).backward(cot), device, reps)
-        x, y = torch.randn(b, 64, device=device), torch.rand(b, device=device)
-        row["nca_ms"] = 1e3 * timed(lambda s=step_fn("nca", 64, 25, device, None): s(x, y), device, reps)
-        saved = dict(R.RANK_DTYPE)
+        x = torch.randn(b, b, device=device, dtype=torch.float64) * b
+        cot = torch.randn_like(x)
+        row["torchsort_ms"] = 1e3 * timed(lambda: torchsort.soft_rank(x.clone().requires_grad_(True), regularization_strength=0.1)
+                                           .backward(cot), device, reps)
+        xs, ys = torch.randn(b, 64, device=device), torch.rand(b, device=device)
+        row["nca_ms"] = 1e3 * timed(lambda s=step_fn("nca", 64, 25, device, None): s(xs, ys), device, reps)
+        saved = dict(R.ISOTONIC)
         try:
-            for tag, dt in (("f64", torch.float64), ("f32", torch.float32)):
-                R.RANK_DTYPE[torch.device(device).type] = dt
-                row[f"diffknn_{tag}_ms"] = 1e3 * timed(lambda s=step_fn("diffknn_i", 64, 25, device, None): s(x, y), device, reps)
+            for k in kernels:
+                R.ISOTONIC[kind] = k
+                row[f"softstep_{k}_ms"] = 1e3 * timed(lambda: R.soft_rank(x.clone().requires_grad_(True), 0.1).backward(cot),
+                                                      device, reps)
+                row[f"diffknn_{k}_ms"] = 1e3 * timed(lambda s=step_fn("diffknn_i", 64, 25, device, None): s(xs, ys), device, reps)
         finally:
-            R.RANK_DTYPE.update(saved)
+            R.ISOTONIC.update(saved)
         rows.append(row)
     return rows
+
+
+def _has_triton() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def profile_diffknn(device, b: int) -> str:
@@ -414,19 +426,22 @@ def _steps_report(meta, steps, ranks, prof) -> list[str]:
         out.append(f"| {r['B']} | {r['head']} | {r.get('ops', '')} | {r['eager_ms']:.2f} | {fmt(ratio)} | {fmt(r.get('compiled_ms'))} | {fmt(cr)} "
                    f"| {fmt(r.get('compile_s'))} |")
     if ranks:
-        out += ["", "Soft ranks (DiffKNN's line 12) alone: forward + backward of a B × B matrix, median ms; torchsort.soft_rank "
-                "against `softstep.ranks.soft_rank` (the same forward kernel fed column-major on CUDA, the backward as "
-                "batched tensor ops) in float64 and float32. Then the eager training step of nca and diffknn_i, "
-                "DiffKNN ranking in float64 or float32 (`softstep.ranks.RANK_DTYPE`).", "",
-                "| B | torchsort f64 ms | softstep f64 ms | softstep f32 ms | nca step ms | diffknn_i step, f64 ranks | f32 ranks "
-                "| diffknn_i / nca (f64) | (f32) |", "|---|---|---|---|---|---|---|---|---|"]
+        out += ["", "Soft ranks (DiffKNN's line 12) alone: forward + backward of a B × B float64 matrix, median ms; "
+                "torchsort.soft_rank against `softstep.ranks.soft_rank` with each isotonic kernel "
+                "(`softstep.ranks.ISOTONIC`: torchsort's, fed column-major on CUDA; softstep.isotonic's Triton kernel, "
+                "each row pooled in parallel rounds, CUDA only). Then the eager training step of nca and of diffknn_i "
+                "with each kernel.", "",
+                "| B | torchsort ms | softstep, torchsort kernel ms | softstep, Triton kernel ms | nca step ms "
+                "| diffknn_i step, torchsort kernel | Triton kernel | diffknn_i / nca (torchsort kernel) | (Triton kernel) |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for r in ranks:
             if "skipped" in r:
                 out.append(f"| {r['B']} | skipped ({r['skipped']}) | | | | | | | |")
                 continue
-            out.append(f"| {r['B']} | {r['torchsort_f64']:.2f} | {r['softstep_f64']:.2f} | {r['softstep_f32']:.2f} | {r['nca_ms']:.2f} "
-                       f"| {r['diffknn_f64_ms']:.2f} | {r['diffknn_f32_ms']:.2f} | {r['diffknn_f64_ms'] / r['nca_ms']:.2f} "
-                       f"| {r['diffknn_f32_ms'] / r['nca_ms']:.2f} |")
+            tri = r.get("diffknn_triton_ms")
+            out.append(f"| {r['B']} | {r['torchsort_ms']:.2f} | {r['softstep_torchsort_ms']:.2f} | {fmt(r.get('softstep_triton_ms'))} "
+                       f"| {r['nca_ms']:.2f} | {r['diffknn_torchsort_ms']:.2f} | {fmt(tri)} "
+                       f"| {r['diffknn_torchsort_ms'] / r['nca_ms']:.2f} | {fmt(tri / r['nca_ms'] if tri else None)} |")
     if prof:
         out += ["", f"DiffKNN (diffknn_i) step at B = {meta['profile_b']}, top operators by self time:", "", "```", prof.strip(), "```"]
     return out + [""]

@@ -51,9 +51,11 @@ def count_ops(step) -> collections.Counter:
             self.ops = collections.Counter()
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.namespace != "aten":  # a registered Python operator (softstep::isotonic_l2): count the ATen calls inside
-                from torch._library.custom_ops import OPDEFS
+            if func.namespace != "aten":  # not a kernel: profiler marks; a Python operator (softstep::isotonic_l2) is
+                from torch._library.custom_ops import OPDEFS  # counted by the ATen calls inside it
 
+                if func.name() not in OPDEFS:
+                    return func(*args, **(kwargs or {}))
                 with self:
                     return OPDEFS[func.name()]._init_fn(*args, **(kwargs or {}))
             name = func.overloadpacket.__name__

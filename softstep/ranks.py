@@ -18,6 +18,9 @@ which the tests use to check the two layouts agree on any machine.
 
 Measured on an H100 (``results/benchmarks/gpu.md``), forward + backward of a 1,024 × 1,024 float64
 matrix: torchsort 12.6 ms, this 2.7 ms (column-major forward alone: 4.9 ms).
+
+**A parallel kernel, opt-in.** ``ISOTONIC["cuda"] = "triton"`` replaces torchsort's serial forward kernel by
+:mod:`softstep.isotonic` (each row's pooling in parallel rounds, row-major); equal to it to rounding, not yet timed.
 """
 from __future__ import annotations
 
@@ -28,10 +31,16 @@ import torch.nn.functional as F
 
 
 #: The dtype DiffKNN ranks float32 similarities in, per device type (float64 similarities are ranked in
-#: float64). ``scripts/benchmark_gpu.py`` times the choices side by side: on an H100 float32 took soft
-#: ranks at B = 1,024 from 2.7 to 1.8 ms but changed DiffKNN's whole step by −8 % to +19 % (noise), so
+#: float64). On an H100 float32 took soft ranks at B = 1,024 from 2.7 to 1.8 ms but changed DiffKNN's whole
+#: step by −8 % to +19 % (noise; ``results/benchmarks/gpu.md``), and on rows of 1,024 its rounding changes which
+#: entries pool together in the backward (gradients off by up to 15 where they reach 36, on the CPU), so
 #: float64 stays: its isotonic sums keep their digits for rows of any length.
 RANK_DTYPE = {"cpu": torch.float64, "cuda": torch.float64}
+
+#: The isotonic-regression kernel per device type: ``"torchsort"`` (its serial kernel, one thread per row) or
+#: ``"triton"`` (:mod:`softstep.isotonic`, every row's pooling in parallel; rows up to 8,192, else torchsort).
+#: torchsort stays the default until the Triton kernel is timed on a GPU (``scripts/benchmark_gpu.py``).
+ISOTONIC = {"cpu": "torchsort", "cuda": "torchsort"}
 
 
 def rank_dtype(sim: torch.Tensor) -> torch.dtype:
@@ -54,10 +63,21 @@ def _new_arange(n, dtype, device, descending):
 _cached_arange = functools.lru_cache(maxsize=16)(_new_arange)
 
 
+def _use_triton(y: torch.Tensor) -> bool:
+    """Whether :data:`ISOTONIC` picks the Triton kernel for ``y``'s device and the kernel takes ``y``."""
+    from . import isotonic
+
+    return ISOTONIC.get(y.device.type) == "triton" and isotonic.available(y)
+
+
 @torch.library.custom_op("softstep::isotonic_l2", mutates_args=())
 def _isotonic_l2(y: torch.Tensor) -> torch.Tensor:
-    """torchsort's isotonic-regression kernel (decreasing, L2) of each row, as a registered operator, so that a
-    ``torch.compile``d training step traces through it instead of breaking its graph there."""
+    """Non-increasing isotonic regression (L2) of each row: torchsort's kernel, or the Triton one (:data:`ISOTONIC`);
+    a registered operator, so that a ``torch.compile``d training step traces through it instead of breaking there."""
+    if _use_triton(y):
+        from .isotonic import isotonic_rows
+
+        return isotonic_rows(y)
     from torchsort.ops import isotonic_l2  # the compiled extension, imported on first use
 
     return isotonic_l2[y.device.type](y)
@@ -97,7 +117,8 @@ class _SoftRank(torch.autograd.Function):
         w = _arange(n, values.dtype, values.device, descending=True)  # n, n − 1, …, 1
         s, perm = torch.sort(values * (1.0 / strength), dim=1, descending=True)
         inv = torch.empty_like(perm).scatter_(1, perm, _arange(n, perm.dtype, perm.device).expand_as(perm))
-        dual = _isotonic_l2(_column_major(s - w) if column_major else s - w)
+        y = s - w
+        dual = _isotonic_l2(_column_major(y) if column_major and not _use_triton(y) else y)  # Triton reads rows
         ctx.save_for_backward(dual, perm, inv)
         ctx.strength = strength
         return (s - dual).gather(1, inv)

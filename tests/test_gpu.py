@@ -49,12 +49,18 @@ def test_torchsort_cuda_ranks_equal_cpu_ranks():
                                torchsort.soft_rank(x, regularization_strength=0.1))
 
 
+@pytest.mark.parametrize("kernel", ["torchsort", "triton"])
 @pytest.mark.parametrize("rows", [32, 1024])
-def test_column_major_soft_rank_on_cuda_equals_torchsort_on_the_cpu(rows):
-    """softstep.ranks feeds torchsort's CUDA kernels column-major buffers: values and gradients unchanged."""
+def test_column_major_soft_rank_on_cuda_equals_torchsort_on_the_cpu(rows, kernel, monkeypatch):
+    """softstep.ranks feeds torchsort's CUDA kernels column-major buffers, or runs softstep.isotonic's Triton kernel
+    (``ISOTONIC["cuda"] = "triton"``): values and gradients unchanged."""
     torchsort = pytest.importorskip("torchsort")
+    from softstep import ranks as R
     from softstep.ranks import soft_rank
 
+    if kernel == "triton":
+        pytest.importorskip("triton")
+        monkeypatch.setitem(R.ISOTONIC, "cuda", "triton")
     torch.manual_seed(0)
     x, cot = torch.randn(rows, 1024, dtype=torch.float64) * 100, torch.randn(rows, 1024, dtype=torch.float64)
     ref, mine = x.clone().requires_grad_(True), x.cuda().requires_grad_(True)
@@ -106,3 +112,20 @@ def test_cached_batches_read_ahead_on_cuda_equal_the_cpus(tmp_path):
     gpu, cpu = list(inputs.batches(order, 2, "cuda")), list(inputs.batches(order, 2, "cpu"))
     assert len(gpu) == 4 and all(g.is_cuda for g in gpu)
     torch.testing.assert_close(torch.cat(gpu).cpu(), torch.cat(cpu))
+
+
+@pytest.mark.parametrize("rows,n", [(1024, 1024), (64, 5000), (3, 1)])
+def test_triton_isotonic_kernel_equals_torchsorts_on_cuda(rows, n):
+    """softstep.isotonic (each row's pooling in parallel rounds) against torchsort's serial CUDA kernel, on the
+    rows soft_rank passes (sorted values less a ramp, with ties) and on unsorted ones."""
+    pytest.importorskip("triton")
+    from torchsort.ops import isotonic_l2
+
+    from softstep.isotonic import isotonic_rows
+
+    torch.manual_seed(1)
+    s, _ = torch.sort(torch.randn(rows, n, dtype=torch.float64, device="cuda") * 30, dim=1, descending=True)
+    ramp = torch.arange(n, 0, -1, dtype=torch.float64, device="cuda")
+    for y in (s - ramp, torch.round(s) - ramp, torch.randn(rows, n, dtype=torch.float64, device="cuda")):
+        want = isotonic_l2["cuda"](y.clone())
+        torch.testing.assert_close(isotonic_rows(y), want, rtol=0, atol=1e-9 * max(1.0, float(y.abs().max())))

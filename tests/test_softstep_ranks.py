@@ -51,3 +51,64 @@ def test_soft_rank_equals_torchsort_at_training_size(column_major):
 def test_soft_rank_rejects_a_vector():
     with pytest.raises(ValueError, match="2-d"):
         soft_rank(torch.randn(5), 0.1)
+
+
+TRITON_CHECK = r"""
+import torch, torchsort
+from torchsort.ops import isotonic_l2
+from softstep import ranks as R
+from softstep.isotonic import isotonic_rows
+
+g = torch.Generator().manual_seed(7)
+def check(y):
+    want, got = isotonic_l2["cpu"](y.clone()), isotonic_rows(y)
+    tol = 1e-12 if y.dtype == torch.float64 else 1e-4
+    assert torch.allclose(got, want, rtol=0, atol=tol * max(1.0, float(y.abs().max()))), (tuple(y.shape), float((got - want).abs().max()))
+
+for dtype in (torch.float64, torch.float32):
+    for n in (1, 2, 3, 31):
+        check(torch.randn(8, n, generator=g, dtype=torch.float64).to(dtype))           # unsorted: long pooling chains
+        check(torch.randint(0, 3, (4, n), generator=g).to(dtype))                      # ties
+    ramp = torch.arange(128, 0, -1, dtype=torch.float64)
+    for scale in (0.3, 40.0):  # what soft_rank passes: values sorted descending, less the ramp n, ..., 1
+        s, _ = torch.sort(torch.randn(4, 128, generator=g, dtype=torch.float64) * scale, dim=1, descending=True)
+        check(torch.cat([s - ramp, torch.round(s) - ramp]).to(dtype))
+    check(torch.stack([torch.arange(128.0), -torch.arange(128.0), torch.zeros(128)]).to(dtype))  # one block, none, flat
+
+R.ISOTONIC["cpu"] = "triton"
+x = torch.randint(0, 6, (8, 100), generator=g).double() * 3 + torch.randn(8, 100, generator=g, dtype=torch.float64)
+cot = torch.randn(8, 100, generator=g, dtype=torch.float64)
+a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+ra, rb = R.soft_rank(a, 0.1), torchsort.soft_rank(b, regularization_strength=0.1)
+(ra * cot).sum().backward(); (rb * cot).sum().backward()
+assert torch.allclose(ra, rb, rtol=0, atol=1e-10) and torch.allclose(a.grad, b.grad, rtol=0, atol=1e-10)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_triton_isotonic_kernel_equals_torchsort_in_triton_interpreter(tmp_path):
+    """softstep.isotonic's parallel kernel (pooling in rounds) against torchsort's serial PAV: unsorted rows, ties,
+    the sorted-minus-ramp rows soft_rank passes, one block, none; and soft_rank on it, forward and backward. Run by
+    Triton's interpreter on the CPU (in a subprocess: the interpreter is chosen when a kernel is defined); the
+    ``gpu`` tests run it compiled."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("triton")
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", TRITON_CHECK], capture_output=True, text=True, timeout=600, cwd=repo,
+                          env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(repo)})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_isotonic_rows_says_what_it_takes():
+    from softstep import isotonic
+
+    pytest.importorskip("triton")
+    with pytest.raises(ValueError, match="8192"):
+        isotonic.isotonic_rows(torch.zeros(2, isotonic.MAX_N + 1))
+    with pytest.raises(ValueError, match="float32/float64"):
+        isotonic.isotonic_rows(torch.zeros(2, 5, dtype=torch.int64))
