@@ -20,7 +20,8 @@
   block and the temporaries of the same shape that its predict makes. Measured on an H100 as peak
   extra memory per entry: nca 15 bytes at 2²⁷ entries per block (1.9 GiB, predict 1.5× dense at
   N = 10⁶), nca_i 21 and diffknn_i 26–32 (``results/benchmarks/gpu*.md``); so 16 bytes for plain
-  NCA (2²⁷ entries) and 32 for the others (2²⁶) on a GPU with ≥ 16 GiB free.
+  NCA (2²⁷ entries), 32 for nca_g/nca_i (2²⁶) and 33 for DiffKNN (2²⁵: at 2²⁶ it peaked at 2,050 MiB, just
+  over 2 GiB) on a GPU with ≥ 16 GiB free.
 """
 from __future__ import annotations
 

@@ -199,7 +199,8 @@ def test_max_elements_auto_is_sized_from_the_device(monkeypatch):
     assert D.resolve_max_elements("auto", "cuda") == 2**23  # 1/8 of 2 GiB free at 32 B per entry
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (78 * 2**30, 80 * 2**30))
     sizes = {name: D.resolve_max_elements("auto", "cuda", build_head(name, 8)) for name in HEADS}
-    assert sizes["nca"] == 2**27 and sizes["linear"] == sizes["nca_i"] == sizes["diffknn_i"] == 2**26  # plain NCA: 16 B
+    assert sizes["nca"] == 2**27 and sizes["linear"] == sizes["nca_i"] == 2**26  # plain NCA: 16 B, the others 32
+    assert sizes["diffknn_i"] == sizes["diffknn_g"] == 2**25  # 33 B: 2²⁶ entries measured 2,050 MiB, over 2 GiB
 
 
 def test_precision_and_compile_resolve():
