@@ -5,7 +5,7 @@
     python scripts/benchmark_ops.py --compare 0df4e0d   # beside the code of another commit (a git worktree)
 
 At the paper's batch size (32) a GPU training step is bound by kernel launches, not arithmetic: on an
-H100 (``results/benchmarks/gpu.md``) each head's step took the linear head's time plus about 16 µs per
+H100 (``results/benchmarks/gpu.md``) each head's step took the linear head's time plus 16–19 µs per
 dispatched operator. Counting the operators needs no GPU, so this script counts them here: every ATen
 call of one step (forward and backward of MLP(64 → 200 → d) + head + MSE, Adam excluded), views and
 other metadata-only calls left out, each head with its paper similarity and embedding size
@@ -189,7 +189,7 @@ def main() -> None:
              f"{args.repeats} repeats of 5 steps per tree.", "",
              "Operators: ATen calls of one step's forward and backward (MLP + head + MSE; views left out), on the path a "
              "CUDA training step takes (`cuda`) and the CPU's (`cpu`). On a GPU each costs a kernel launch: on an H100 "
-             "a step took the linear head's time plus about 16 µs per operator at B = 32 (`results/benchmarks/gpu.md`).", ""]
+             "a step of gpu.md's benchmark took the linear head's time plus 16–19 µs per operator at B = 32 (`results/benchmarks/gpu.md`).", ""]
     labels = list(results)
     for i, label in enumerate(labels):
         lines += table(label, results[label], results[labels[0]] if i else None)
