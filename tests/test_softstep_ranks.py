@@ -112,3 +112,21 @@ def test_isotonic_rows_says_what_it_takes():
         isotonic.isotonic_rows(torch.zeros(2, isotonic.MAX_N + 1))
     with pytest.raises(ValueError, match="float32/float64"):
         isotonic.isotonic_rows(torch.zeros(2, 5, dtype=torch.int64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("capability,block,warps", [(80, 32, 4), (90, 1024, 4), (90, 8192, 16)])
+def test_triton_isotonic_kernel_compiles_for_a100_and_h100(capability, block, warps):
+    """Triton's real compiler (not its interpreter) builds the kernel to a cubin for sm_80 / sm_90, from the smallest
+    block to the largest row it takes, float64 and float32: no GPU is needed to compile."""
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from softstep.isotonic import _isotonic_rows
+
+    for dtype in ("*fp64", "*fp32"):
+        src = ASTSource(fn=_isotonic_rows, constexprs={"BLOCK": block},
+                        signature={"y_ptr": dtype, "out_ptr": dtype, "starts_ptr": "*i32", "n": "i32", "BLOCK": "constexpr"})
+        kernel = triton.compile(src, target=GPUTarget("cuda", capability, 32), options={"num_warps": warps})
+        assert len(kernel.asm["cubin"]) > 1000
