@@ -79,9 +79,9 @@ def _decoder(data: RegressionData):
 
 
 def _read_ahead(make: Callable[[Any], Any], chunks: Sequence[Any], depth: int = 2) -> Iterator[Any]:
-    """``make(c)`` for each chunk in order, computed up to ``depth`` chunks ahead by one background thread (collated
-    and pinned there), so the training loop's thread only queues work on the GPU. Used for the decoded-sample cache
-    on CUDA (collating and pinning there), where reading a batch (an mmap copy, a pinned copy) would otherwise stall that thread."""
+    """``make(c)`` for each chunk in order, computed up to ``depth`` chunks ahead by one background thread, so the
+    training loop's thread only queues work on the GPU. Used for the decoded-sample cache on CUDA, whose batches are
+    collated and pinned there: reading one (an mmap copy, a pinned copy) would otherwise stall the loop's thread."""
     with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
         pending = deque(pool.submit(make, c) for c in chunks[:depth])
         for c in chunks[depth:]:
@@ -318,13 +318,14 @@ class Inputs:
     def batches(self, idx: Sequence[int], batch_size: int, device) -> Iterator[Any]:
         """``idx`` in order, ``batch_size`` at a time, each batch model-ready on ``device``."""
         idx = np.asarray(idx)
-        chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
         if self.features is not None:
             feats = self._features_on(device)
             rows = torch.as_tensor(idx, device=feats.device)  # one copy of the indices, then slices of it
             for i in range(0, len(idx), batch_size):
                 yield feats[rows[i : i + batch_size]]
-        elif self.cache is not None:
+            return
+        chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+        if self.cache is not None:
             on_gpu = torch.device(device).type == "cuda"
             collated = _read_ahead(lambda c: _pinned(self.cache.batch(c)), chunks) if on_gpu else map(self.cache.batch, chunks)
             for x in collated:
