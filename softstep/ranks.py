@@ -71,10 +71,11 @@ def _use_triton(y: torch.Tensor) -> bool:
 
 
 @torch.library.custom_op("softstep::isotonic_l2", mutates_args=())
-def _isotonic_l2(y: torch.Tensor) -> torch.Tensor:
-    """Non-increasing isotonic regression (L2) of each row: torchsort's kernel, or the Triton one (:data:`ISOTONIC`);
-    a registered operator, so that a ``torch.compile``d training step traces through it instead of breaking there."""
-    if _use_triton(y):
+def _isotonic_l2(y: torch.Tensor, triton: bool) -> torch.Tensor:
+    """Non-increasing isotonic regression (L2) of each row: torchsort's kernel, or the Triton one (``triton``, as
+    :func:`_use_triton` decides); a registered operator, so that a ``torch.compile``d training step traces through
+    it instead of breaking there."""
+    if triton:
         from .isotonic import isotonic_rows
 
         return isotonic_rows(y)
@@ -84,7 +85,7 @@ def _isotonic_l2(y: torch.Tensor) -> torch.Tensor:
 
 
 @_isotonic_l2.register_fake
-def _(y: torch.Tensor) -> torch.Tensor:
+def _(y: torch.Tensor, triton: bool) -> torch.Tensor:
     return torch.empty_like(y)  # the kernel's output keeps the input's layout (zeros_like)
 
 
@@ -118,7 +119,8 @@ class _SoftRank(torch.autograd.Function):
         s, perm = torch.sort(values * (1.0 / strength), dim=1, descending=True)
         inv = torch.empty_like(perm).scatter_(1, perm, _arange(n, perm.dtype, perm.device).expand_as(perm))
         y = s - w
-        dual = _isotonic_l2(_column_major(y) if column_major and not _use_triton(y) else y)  # Triton reads rows
+        triton = _use_triton(y)
+        dual = _isotonic_l2(_column_major(y) if column_major and not triton else y, triton)  # Triton reads rows
         ctx.save_for_backward(dual, perm, inv)
         ctx.strength = strength
         return (s - dual).gather(1, inv)
