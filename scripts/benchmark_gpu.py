@@ -159,9 +159,10 @@ def soft_rank_variants(device, batches, reps: int, clock: Clock) -> list[dict]:
     with each kernel."""
     import torchsort
 
+    from softstep import isotonic
     from softstep import ranks as R
 
-    kernels = ["torchsort"] + (["triton"] if torch.device(device).type == "cuda" and _has_triton() else [])
+    kernels = ["torchsort"] + (["triton"] if torch.device(device).type == "cuda" and isotonic.triton is not None else [])
     kind = torch.device(device).type
     rows = []
     for b in batches:
@@ -187,14 +188,6 @@ def soft_rank_variants(device, batches, reps: int, clock: Clock) -> list[dict]:
             R.ISOTONIC.update(saved)
         rows.append(row)
     return rows
-
-
-def _has_triton() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def profile_diffknn(device, b: int) -> str:
