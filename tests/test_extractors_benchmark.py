@@ -1,17 +1,15 @@
-"""scripts/benchmark_extractors.py: every extractor config is timed, each built through the composed config; tiny models, quickly."""
+"""benchmarks/extractors.py: every extractor config is timed, each built through the composed config; tiny models, quickly."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import extractors as B
+
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("benchmark_extractors", REPO / "scripts" / "benchmark_extractors.py")
-B = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)  # registered: its dataclass looks itself up
-_spec.loader.exec_module(B)
 
 
 def test_every_extractor_config_is_listed_with_its_sample_input_and_sizes(monkeypatch):
@@ -65,7 +63,7 @@ def test_benchmark_tiny_rows_and_table():
 
 def test_benchmark_script_writes_markdown(tmp_path):
     out = tmp_path / "x.md"
-    script = [sys.executable, str(REPO / "scripts" / "benchmark_extractors.py")]
+    script = [sys.executable, "-m", "benchmarks.extractors"]
     r = subprocess.run([*script, "--only", "bert_base", "--sizes", "tiny", "--batch-size", "2", "--tokens", "8",
                         "--min-seconds", "0", "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stderr

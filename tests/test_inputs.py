@@ -22,8 +22,6 @@ from experiments.train import Inputs, Regressor, fit
 from softstep import HEADS, build_head
 from tests.fixtures_data import write_image
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-
 
 def image_folder(root, n=40):
     for i in range(n):
@@ -292,59 +290,6 @@ def test_cache_builds_with_workers(tmp_path):
     cache = I.DecodedCache(tmp_path, data, shard_size=3).build(num_workers=2)
     assert cache.complete() and cache.decodes == 10
     assert all(torch.equal(cache.get(i), torch.full((3,), float(i))) for i in range(10))
-
-
-# ---------------------------------------------------------------- benchmarks
-@pytest.mark.slow
-def test_benchmark_gpu_quick_runs_on_the_cpu_and_writes_its_table(tmp_path):
-    """CI runs the GPU benchmark's --quick mode: the same code on the CPU, small sizes, a deadline."""
-    import subprocess
-    import sys
-
-    out = tmp_path / "gpu.md"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_gpu.py"), "--quick", "--deadline", "40",
-                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    text = out.read_text()
-    assert "CPU run" in text and "## 4. Fine-tuning throughput" in text and "<!-- throughput:" in text
-    for head in ("linear", "nca_i", "diffknn_i"):
-        assert f"| {head} |" in text
-    assert "| resnet18 | 0 | 32 |" in text  # the first fine-tuning cell always runs
-    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in text.splitlines() if r.startswith("| 32 | ")]
-    ops = {c[1]: int(c[2]) for c in cells if c[1] in HEADS and c[2]}
-    assert ops["linear"] < ops["nca"] < ops["nca_i"]  # each head's kernels per step, counted in the same run
-
-
-def test_benchmark_ops_counts_fewer_operators_on_the_cuda_path(tmp_path):
-    """scripts/benchmark_ops.py counts each head's operators per step: the CUDA training path skips the input scans,
-    so it dispatches fewer than the CPU's; SoftStep adds operators to plain NCA."""
-    import subprocess
-    import sys
-
-    out = tmp_path / "ops.md"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_ops.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = {r.split("|")[1].strip(): r.split("|")[3:6] for r in out.read_text().splitlines() if r.startswith("| ") and "ms" not in r}
-    cuda, cpu = ({h: int(v[i]) for h, v in rows.items()} for i in (0, 1))
-    assert set(cuda) == {"linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"}
-    assert all(cuda[h] < cpu[h] for h in cuda if h != "linear") and cuda["linear"] == cpu["linear"]
-    assert cuda["nca"] < cuda["nca_g"] and all(float(v[2]) > 0 for v in rows.values())
-
-
-def test_benchmark_inputs_writes_its_table(tmp_path):
-    import subprocess
-    import sys
-
-    out = tmp_path / "inputs.md"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_inputs.py"), "--n-images", "2", "--n-clips", "1",
-                           "--n-texts", "8", "--workers", "0", "--out", str(out)], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    text = out.read_text()
-    assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))
 
 
 @pytest.mark.parametrize("family", ["distilbert", "bert"])

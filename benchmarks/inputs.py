@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """The input pipeline alone (decode, transform, collate; no model), on this machine's CPU → results/benchmarks/inputs.md.
 
-    python scripts/benchmark_inputs.py [--out results/benchmarks/inputs.md] [--n-images 16] [--n-clips 4]
+    python -m benchmarks.inputs [--out results/benchmarks/inputs.md] [--n-images 16] [--n-clips 4]
 
 Three inputs, as the paper's datasets have them:
 
@@ -161,7 +160,7 @@ def main(argv=None) -> int:
                 print(f"{name} workers={w}: first {r['first']:.2f}/s, later {r['later']:.0f}/s "
                       f"({r['later'] / r['first']:.0f}x), no cache {r['plain_first']:.2f}/{r['plain_later']:.2f}/s", flush=True)
     head = (f"# Input pipeline throughput (CPU)\n\n"
-            f"`python scripts/benchmark_inputs.py` on {platform.processor() or platform.machine()}, "
+            f"`python -m benchmarks.inputs` on {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores (shared with other work), torch {torch.__version__}, one thread per process. "
             f"Samples/s of decode, transform and collate only (no model), batches of {BATCH}. "
             "*First epoch* builds the decoded-sample cache (every item decoded once, by `num_workers` workers) and "

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """The heads on three tables that packages ship, against scikit-learn on the same splits.
 
-    python scripts/benchmark_tables.py [--splits 5] [--out results/benchmarks/tables.md] [--work DIR]
+    python -m benchmarks.tables [--splits 5] [--out results/benchmarks/tables.md] [--work DIR]
 
 Tables: scikit-learn's diabetes (disease progression from 10 numeric columns), palmerpenguins'
 penguins (body mass from bill, flipper, year, species, island, sex; rows with a gap dropped) and
@@ -138,7 +137,7 @@ def main(argv=None) -> int:
     text = "\n".join([
         "# The heads on tables that packages ship",
         "",
-        f"`python scripts/benchmark_tables.py --splits {args.splits}` ({time.time() - start:.0f} s on this machine's CPU). "
+        f"`python -m benchmarks.tables --splits {args.splits}` ({time.time() - start:.0f} s on this machine's CPU). "
         "Each table runs through the pipeline (`dataset=table dataset.loader.features=all dataset.loader.dropna=true`), every "
         "head at its tuned settings (`configs/head/`), MLP hidden 200, Adam 1e-3, early stopping on validation MSE "
         f"(patience 10, at most {args.max_epochs} epochs). Splits: `paper_split` seeds {splits[0]}–{splits[-1]} (80/20, then 85/15, "

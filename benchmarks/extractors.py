@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Extraction throughput per extractor on the CPU → results/benchmarks/extractors.md.
 
-    python scripts/benchmark_extractors.py                      # every extractor, tiny and real-size
-    python scripts/benchmark_extractors.py --sizes tiny --only distilbert hubert_base --out /tmp/x.md
+    python -m benchmarks.extractors                      # every extractor, tiny and real-size
+    python -m benchmarks.extractors --sizes tiny --only distilbert hubert_base --out /tmp/x.md
 
 The extractors are those of ``configs/extractor/*.yaml``, each built as a run builds it: the config
 composed with ``extractor=<name>``, then ``extractor.builder`` instantiated. Weights are random
@@ -134,7 +133,7 @@ def to_markdown(rows: list[Row], *, batch_size: int, tokens: int, seconds: float
     lines = [
         "# Extractor throughput (CPU, frozen)",
         "",
-        f"Written by `scripts/benchmark_extractors.py` in {seconds:.0f} s. Frozen extraction (`torch.no_grad()`, eval mode), "
+        f"Written by `python -m benchmarks.extractors` in {seconds:.0f} s. Frozen extraction (`torch.no_grad()`, eval mode), "
         f"batch {batch_size} (samples/s of the fastest of up to 5 batches), random weights (cost does not depend on the weights), {torch.get_num_threads()} CPU threads "
         f"({cpu}; torch {torch.__version__}). `full` = the real architecture, `tiny` = the test-sized model "
         f"(the configs' `random_size: tiny`); MiniLM runs its real packaged weights. Text: inputs truncated at {tokens} tokens (appendix B runs use up to 512). "

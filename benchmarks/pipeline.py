@@ -1,6 +1,6 @@
 """Time the README's commands on this machine and write results/benchmarks/pipeline.md.
 
-    python scripts/benchmark_pipeline.py [--splits 10]
+    python -m benchmarks.pipeline [--splits 10]
 
 1. `python run.py` (vader + MiniLM + nca_i, 10 splits), cold (no feature cache) and warm.
 2. The six-head demo sweep, `python run.py -m experiment=demo` (warm cache).
@@ -59,7 +59,7 @@ def main() -> None:
     lines = [
         "# Pipeline benchmark", "",
         f"{datetime.date.today()}, {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, "
-        f"python {platform.python_version()}; `python scripts/benchmark_pipeline.py --splits {a.splits}`.", "",
+        f"python {platform.python_version()}; `python -m benchmarks.pipeline --splits {a.splits}`.", "",
         "| command | seconds | goal |", "| --- | ---: | --- |",
         f"| `python run.py` ({a.splits} splits), cold: no feature cache | {cold:.0f} | < 120 |",
         f"| `python run.py` ({a.splits} splits), warm: cached features | {warm:.0f} | < 120 |",

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Heads and fine-tuning on the GPU (or, with --quick, the same code shrunk to run on a CPU) → results/benchmarks/gpu.md.
 
-    python scripts/benchmark_gpu.py                 # on a CUDA machine: about 5 minutes on one H100
-    python scripts/benchmark_gpu.py --quick         # the same code, small sizes, on the CPU: under 2 minutes
+    python -m benchmarks.gpu                 # on a CUDA machine: about 5 minutes on one H100
+    python -m benchmarks.gpu --quick         # the same code, small sizes, on the CPU: under 2 minutes
 
 Sections (each skips itself, saying so, when the deadline leaves it too little time):
 
@@ -44,10 +43,8 @@ from data.media import AudioFile, ImageFile, ImageTransform
 from experiments.device import resolve_max_elements
 from experiments.inputs import DecodedCache, Inputs
 from experiments.train import Regressor, adam_kernels, fit
+from benchmarks.ops import count_ops
 from softstep import HEADS, build_head
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_ops import count_ops  # noqa: E402  (a sibling script)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -366,9 +363,9 @@ def report(meta, par, steps, ranks, prof, evals, max_el, tunes) -> str:
     """The markdown of the sections that ran (a section not run is None)."""
     out = [f"# GPU benchmark{' — CPU run (--quick)' if meta['quick'] else ''}", ""]
     if meta["device"] == "cpu":
-        out += ["**This is a CPU run** (`python scripts/benchmark_gpu.py --quick`, no GPU was available): the same code "
+        out += ["**This is a CPU run** (`python -m benchmarks.gpu --quick`, no GPU was available): the same code "
                 "as the GPU benchmark at small sizes. Its numbers say the code paths work; they are not GPU "
-                "timings. Run `python scripts/benchmark_gpu.py` on a CUDA machine and commit its output.", ""]
+                "timings. Run `python -m benchmarks.gpu` on a CUDA machine and commit its output.", ""]
     out += [f"Device: {meta['device_name']}; torch {torch.__version__}; {meta['cores']} CPU cores; "
             f"took {meta['seconds']:.0f} s (deadline {meta['deadline']:.0f} s); `{meta['command']}`.", ""]
     if par is not None:
@@ -406,7 +403,7 @@ def _steps_report(meta, steps, ranks, prof) -> list[str]:
                                               "inductor's C++ build, which takes minutes here)" if meta["compile_backend"] == "aot_eager" else "")
            + "; compile_s is the first call.", "",
            "ops: the ATen operators one eager step dispatches (forward, backward and Adam; views left out: "
-           "`scripts/benchmark_ops.py`), each a kernel launch on a GPU.", "",
+           "`python -m benchmarks.ops`), each a kernel launch on a GPU.", "",
            "| B | head | ops | eager ms | × linear | compiled ms | × linear (compiled) | compile s |", "|---|---|---|---|---|---|---|---|"]
     lin = {(r["B"]): r for r in steps if r["head"] == "linear" and "eager_ms" in r}
     for r in steps:
@@ -486,7 +483,7 @@ def main(argv=None) -> int:
             "parity_n": 16 if quick else 64, "reps": 10 if quick else 30, "q": 200 if quick else 1000, "d": 100,
             "deadline": clock.left(), "profile_b": 32 if quick else 1024,
             "compile_backend": "aot_eager" if device.type == "cpu" else "inductor",
-            "command": " ".join(["python scripts/benchmark_gpu.py"] + (argv if argv is not None else sys.argv[1:]))}
+            "command": " ".join(["python -m benchmarks.gpu"] + (argv if argv is not None else sys.argv[1:]))}
 
     def log(msg):
         print(f"[{time.monotonic() - start:6.1f}s] {msg}", flush=True)

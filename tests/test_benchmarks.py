@@ -1,0 +1,57 @@
+"""The benchmarks package (``python -m benchmarks.<name>``): the GPU benchmark's CPU mode, the operator count, the input
+pipeline's table. The extractors' benchmark has its own file (test_extractors_benchmark.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from softstep import HEADS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(name: str, *args: str, **env) -> subprocess.CompletedProcess:
+    """``python -m benchmarks.<name> args`` from the repository root."""
+    return subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=300, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_benchmark_gpu_quick_runs_on_the_cpu_and_writes_its_table(tmp_path):
+    """CI runs the GPU benchmark's --quick mode: the same code on the CPU, small sizes, a deadline."""
+    out = tmp_path / "gpu.md"
+    proc = run_module("gpu", "--quick", "--deadline", "40", "--out", str(out), CUDA_VISIBLE_DEVICES="")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "CPU run" in text and "## 4. Fine-tuning throughput" in text and "<!-- throughput:" in text
+    for head in ("linear", "nca_i", "diffknn_i"):
+        assert f"| {head} |" in text
+    assert "| resnet18 | 0 | 32 |" in text  # the first fine-tuning cell always runs
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in text.splitlines() if r.startswith("| 32 | ")]
+    ops = {c[1]: int(c[2]) for c in cells if c[1] in HEADS and c[2]}
+    assert ops["linear"] < ops["nca"] < ops["nca_i"]  # each head's kernels per step, counted in the same run
+
+
+def test_benchmark_ops_counts_fewer_operators_on_the_cuda_path(tmp_path):
+    """benchmarks/ops.py counts each head's operators per step: the CUDA training path skips the input scans,
+    so it dispatches fewer than the CPU's; SoftStep adds operators to plain NCA."""
+    out = tmp_path / "ops.md"
+    proc = run_module("ops", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r.split("|")[1].strip(): r.split("|")[3:6] for r in out.read_text().splitlines() if r.startswith("| ") and "ms" not in r}
+    cuda, cpu = ({h: int(v[i]) for h, v in rows.items()} for i in (0, 1))
+    assert set(cuda) == {"linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"}
+    assert all(cuda[h] < cpu[h] for h in cuda if h != "linear") and cuda["linear"] == cpu["linear"]
+    assert cuda["nca"] < cuda["nca_g"] and all(float(v[2]) > 0 for v in rows.values())
+
+
+def test_benchmark_inputs_writes_its_table(tmp_path):
+    out = tmp_path / "inputs.md"
+    proc = run_module("inputs", "--n-images", "2", "--n-clips", "1", "--n-texts", "8", "--workers", "0", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))
