@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from data import checks
 from data.base import DataError, RegressionData, collate
 from data.table import categorical
 from experiments import features as F
 from experiments import saved
+from experiments import saved_schema as schema
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls", ".json", ".jsonl")
 
@@ -82,7 +81,7 @@ def table_frame(path: Path, state: dict) -> pd.DataFrame:
     return frame
 
 
-def _folder_data(cfg, folder: Path, modality: str) -> RegressionData:
+def _folder_data(model: saved.SavedModel, folder: Path, modality: str) -> RegressionData:
     """Every image or audio file below ``folder``, read by the run's own loader (its size, window, …)."""
     exts = checks.IMAGE_EXTENSIONS if modality == "image" else checks.AUDIO_EXTENSIONS
     if not folder.is_dir():
@@ -91,16 +90,17 @@ def _folder_data(cfg, folder: Path, modality: str) -> RegressionData:
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
     if not files:
         raise PredictError(f"{folder}: no {modality} files ({', '.join(exts)}) in it")
-    loader = cfg.dataset.loader
+    loader = model.cfg["dataset"]["loader"]
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "files.csv"
-        pd.DataFrame({loader.file_column: files, loader.target_column: 1.0}).to_csv(csv, index=False)
-        return instantiate(loader, root=str(folder), csv=str(csv), log_target=False, dropna=False)
+        pd.DataFrame({loader["file_column"]: files, loader["target_column"]: 1.0}).to_csv(csv, index=False)
+        return schema.build_folder_data(loader, saved.meta_path(model.run_dir, model.meta["split"]), root=str(folder),
+                                        csv=str(csv), log_target=False, dropna=False)
 
 
-def _text_data(cfg, path: Path) -> RegressionData:
+def _text_data(cfg: dict, path: Path) -> RegressionData:
     df = _read_table(path, "text table")
-    col = cfg.dataset.loader.text_column
+    col = cfg["dataset"]["loader"]["text_column"]
     _need_columns(df, path, [col])
     texts = checks.text_column(df, col)
     return RegressionData("predict", "text", texts, np.zeros(len(texts)))
@@ -113,17 +113,19 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
     if meta.get("features"):
         frame = table_frame(path, meta["features"])
         return [torch.from_numpy(m.preprocessor.transform(frame)).to(device) for m in models], {"row": np.arange(len(frame))}
-    if meta["modality"] == "text" and OmegaConf.select(cfg, "dataset.loader.text_column"):
+    loader = cfg["dataset"].get("loader") or {}
+    if meta["modality"] == "text" and isinstance(loader.get("text_column"), str):
         data = _text_data(cfg, path)
         names = {"row": np.arange(len(data))}
-    elif meta["modality"] in ("image", "audio") and OmegaConf.select(cfg, "dataset.loader.file_column"):
-        data = _folder_data(cfg, path, meta["modality"])
+    elif meta["modality"] in ("image", "audio") and isinstance(loader.get("file_column"), str):
+        data = _folder_data(m0, path, meta["modality"])
         names = {"file": [str(Path(f).relative_to(path)) for f in data.items]}
     else:
         raise PredictError(f"predict.py reads new data for dataset=table, image_folder or audio_folder runs; this run is "
                            f"dataset={meta['dataset']!r} ({meta['modality']})")
     if m0.model.extractor is None:  # frozen: one extractor pass, shared by every split's model
-        extractor = instantiate(cfg.extractor.builder, finetune=False, in_dim=None)
+        extractor = schema.build_extractor(cfg["extractor"]["builder"], saved.meta_path(m0.run_dir, meta["split"]),
+                                           finetune=False, in_dim=None)
         feats = F.extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
         return [feats for _ in models], names
     loader = torch.utils.data.DataLoader(data.dataset(range(len(data))), batch_size=batch_size, collate_fn=collate)

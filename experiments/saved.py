@@ -11,7 +11,8 @@ model is small, and not when it is fine-tuned). A saved split has, in ``<run dir
   feature preprocessing (:meth:`experiments.tabular.TablePreprocessor.state`), the reference items
   (a table's file row numbers, a folder's file paths, a text table's row numbers), and the resolved config.
 
-Nothing is pickled: weights load through safetensors and the rest is JSON.
+Nothing is pickled: weights load through safetensors and the rest is JSON. Loading treats both files as
+data (:mod:`experiments.saved_schema`): nothing named in them is imported or instantiated.
 """
 from __future__ import annotations
 
@@ -24,17 +25,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from data.base import RegressionData
+from experiments import saved_schema as schema
 from experiments.results import RunKey, atomic_write_bytes, atomic_write_text
+from experiments.saved_schema import MODEL_FORMAT, SavedModelError
 from experiments.splits import MinMaxScaler
 from experiments.tabular import TablePreprocessor
 from experiments.train import Regressor, _embed
 
-MODEL_FORMAT = 1
 SAVE_MODEL_CHOICES = ("auto", True, False)
-
-
-class SavedModelError(ValueError):
-    """A run without a saved model, or a saved model that cannot be read; the message names the files."""
 
 
 def wanted(cfg: DictConfig) -> bool:
@@ -96,11 +94,12 @@ class SavedModel:
     """One split's saved model, ready to predict: features → ŷ in label units (:meth:`predict_features`)."""
 
     meta: dict
-    cfg: DictConfig
+    cfg: dict  # the run's resolved config as plain values (validated: only the parts prediction reads)
     model: Regressor
     z_ref: torch.Tensor | None
     y_ref: torch.Tensor | None
     preprocessor: TablePreprocessor | None
+    run_dir: Path
 
     @property
     def scaler(self) -> MinMaxScaler:
@@ -133,36 +132,87 @@ def saved_splits(run_dir: str | Path) -> list[int]:
 
 
 def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
-    """The saved model of ``split`` in ``run_dir``; a :class:`SavedModelError` names what is missing."""
-    from hydra.utils import instantiate
-    from safetensors.torch import load_file
-
+    """The saved model of ``split`` in ``run_dir``, read as data (:mod:`experiments.saved_schema`): the JSON is
+    validated before any of it is used, the model is built from the project's own tables, and the tensors'
+    names, shapes, dtypes and finiteness are checked against that model before they are loaded."""
     run_dir = Path(run_dir)
     w, m = weights_path(run_dir, split), meta_path(run_dir, split)
-    if not (w.exists() and m.exists()):
+    if not (w.is_file() and m.is_file()):
         have = saved_splits(run_dir)
         raise SavedModelError(f"{run_dir}: no saved model for split {split} (models/{w.name} and models/{m.name}); "
                               + (f"saved splits: {have}" if have else "this run saved none: rerun it with save_model=true"))
-    try:
-        meta = json.loads(m.read_text())
-        tensors = load_file(str(w), device=str(device))
-    except Exception as e:  # noqa: BLE001 - any unreadable file becomes one message naming it
-        raise SavedModelError(f"{run_dir}: cannot read the saved model of split {split}: {type(e).__name__}: {e}") from e
-    if meta.get("format_version") != MODEL_FORMAT:
-        raise SavedModelError(f"{m}: model format {meta.get('format_version')!r} is not {MODEL_FORMAT}; rerun the split")
-    cfg = OmegaConf.create(meta["config"])
-    head = instantiate(cfg.head.module)
-    extractor = None
-    if meta["extractor_saved"]:
-        extractor = instantiate(cfg.extractor.builder, finetune=True, in_dim=None)
-        in_dim = extractor.out_dim
-    else:
-        in_dim = meta["in_dim"]
-    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
+    meta = read_meta(m)
+    model = build_model(meta, m)
+    tensors = read_tensors(w, model, meta)
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    if extractor is None:
-        model.extractor = None
     model.load_state_dict(state)
     model.to(device).eval()
     prep = TablePreprocessor.from_state(meta["features"]) if meta.get("features") else None
-    return SavedModel(meta, cfg, model, tensors.get("reference.z"), tensors.get("reference.y"), prep)
+    ref = {k: tensors[k].to(device) if k in tensors else None for k in ("reference.z", "reference.y")}
+    return SavedModel(meta, meta["config"], model, ref["reference.z"], ref["reference.y"], prep, run_dir)
+
+
+def read_meta(path: Path) -> dict:
+    """A saved model's JSON, parsed and validated (:func:`saved_schema.validate_meta`: a NaN or Infinity is refused
+    where the schema reads a number)."""
+    try:
+        if path.stat().st_size > schema.META_MAX_BYTES:
+            raise ValueError(f"{path.stat().st_size} bytes, over the {schema.META_MAX_BYTES >> 20} MiB a saved model's JSON may have")
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
+        raise SavedModelError(f"{path}: not a saved model's JSON ({type(e).__name__}: {why}); rerun the split with "
+                              f"save_model=true") from None
+    return schema.validate_meta(meta, path)
+
+
+def build_model(meta: dict, path: Path) -> Regressor:
+    """The untrained model a validated ``meta`` describes (head, embedding network, and a fine-tuned extractor)."""
+    cfg = meta["config"]
+    head = schema.build_head(cfg["head"]["module"], path)
+    extractor = None
+    if meta["extractor_saved"]:
+        extractor = schema.build_extractor(cfg["extractor"]["builder"], path, finetune=True, in_dim=None)
+    in_dim = extractor.out_dim if extractor is not None else meta["in_dim"]
+    mc = cfg["model"]
+    try:
+        return Regressor(in_dim, mc["hidden"], mc["embed_dim"], head, extractor, mc["dropout"], mc["arch"])
+    except (ValueError, TypeError) as e:
+        raise SavedModelError(f"{path}: field config.model: {e}") from None
+
+
+def read_tensors(path: Path, model: Regressor, meta: dict) -> dict:
+    """The tensors of ``path`` once their names, shapes and dtypes match ``model`` (and the reference set's
+    rows match ``reference_items``); a float tensor with NaN or inf is refused."""
+    from safetensors import safe_open
+
+    want = {f"model.{k}": (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    if model.uses_reference:
+        n = len(meta.get("reference_items") or [])
+        if n < 1:
+            raise SavedModelError(f"{path.with_suffix('.json')}: field reference_items: a {meta['head']} model needs its reference set")
+        want["reference.z"] = ((n, meta["config"]["model"]["embed_dim"]), torch.float32)
+        want["reference.y"] = ((n,), torch.float32)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            have = set(f.keys())
+            for key in sorted(have ^ set(want)):
+                raise SavedModelError(f"{path}: tensor {key}: " + ("missing" if key in want else "not part of this model")
+                                      + "; the file was changed or is not this run's model (rerun the split with save_model=true)")
+            tensors = {}
+            for key, (shape, dtype) in want.items():
+                got = tuple(f.get_slice(key).get_shape())
+                if got != shape:
+                    raise SavedModelError(f"{path}: tensor {key}: shape {got} where the model needs {shape}; rerun the split")
+                t = f.get_tensor(key)
+                if t.dtype != dtype:
+                    raise SavedModelError(f"{path}: tensor {key}: dtype {t.dtype} where the model needs {dtype}; rerun the split")
+                if t.is_floating_point() and not torch.isfinite(t).all():
+                    raise SavedModelError(f"{path}: tensor {key}: holds NaN or inf; rerun the split")
+                tensors[key] = t
+    except SavedModelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - safetensors' own errors: any unreadable file is one line naming it
+        raise SavedModelError(f"{path}: not a safetensors file of a saved model ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else ''}); rerun the split with save_model=true") from None
+    return tensors

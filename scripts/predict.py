@@ -18,7 +18,7 @@ from pathlib import Path
 
 from data.base import DataError
 from experiments.predict import PredictError, predict
-from experiments.saved import SavedModelError
+from experiments.saved_schema import SavedModelError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -455,3 +455,220 @@ def test_a_read_only_feature_cache_is_still_read(tmp_path, monkeypatch):
     path.unlink()
     with pytest.raises(PermissionError):
         features.cached_features(path, lambda: torch.zeros(1, 1))
+
+
+# ---------------------------------------------------------------- saved models are data (issue 21, point 1)
+def _flats(path: Path, n: int = 80) -> None:
+    rng = np.random.default_rng(0)
+    area = rng.uniform(20, 200, n)
+    city = rng.choice(["oslo", "bergen"], n)
+    import pandas as pd
+
+    pd.DataFrame({"area": area, "city": city, "price": 1e3 * area + 5e4 * (city == "oslo")}).to_csv(path, index=False)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """One saved nca_i model of a small table run: (run folder, input CSV); tests tamper with copies."""
+    root = tmp_path_factory.mktemp("saved")
+    _flats(root / "f.csv")
+    res = pipeline.run(compose(["dataset=table", f"dataset.loader.path={root / 'f.csv'}", "dataset.loader.target=price",
+                                "dataset.loader.features=all", "head=nca_i", "splits=[0]", "trainer.max_epochs=2",
+                                "trainer.workers=1", "progress=false", f"paths.results_root={root}/results"]))
+    return res.key.dir, root / "f.csv"
+
+
+def _payload(target: str, marker: Path) -> dict:
+    """A config node whose instantiation would act: run a command, unpickle, or write ``marker``."""
+    return {
+        "os.system": {"_target_": "os.system", "command": f"touch {marker}"},
+        "subprocess.run": {"_target_": "subprocess.run", "args": ["touch", str(marker)]},
+        "pandas.read_pickle": {"_target_": "pandas.read_pickle", "filepath_or_buffer": str(marker)},
+        "numpy.load": {"_target_": "numpy.load", "file": str(marker), "allow_pickle": True},
+        "torch.load": {"_target_": "torch.load", "f": str(marker), "weights_only": False},
+        "joblib.load": {"_target_": "joblib.load", "filename": str(marker)},
+        "builtins.open": {"_target_": "builtins.open", "file": str(marker), "mode": "w"},
+        "pathlib.Path.write_text": {"_target_": "pathlib.Path.write_text", "self": str(marker), "data": "x"},
+        "shutil.copyfile": {"_target_": "shutil.copyfile", "src": __file__, "dst": str(marker)},
+        "torch.save": {"_target_": "torch.save", "obj": 1, "f": str(marker)},
+        "omegaconf.OmegaConf.save": {"_target_": "omegaconf.OmegaConf.save", "config": {"a": 1}, "f": str(marker)},
+        "traversal": {"_target_": "builtins.open", "file": f"{marker.parent}/../{marker.parent.name}/{marker.name}", "mode": "w"},
+        # a head class with an argument it does not take, and one of ours under a path not in the registry
+        "extra argument": {"_target_": "softstep.NCAHead", "callback": "os.system"},
+        "private path": {"_target_": "softstep.heads._check"},
+    }[target]
+
+
+PAYLOADS = ["os.system", "subprocess.run", "pandas.read_pickle", "numpy.load", "torch.load", "joblib.load", "builtins.open",
+            "pathlib.Path.write_text", "shutil.copyfile", "torch.save", "omegaconf.OmegaConf.save", "traversal"]
+
+
+def _tampered(saved_run, tmp_path, edit) -> Path:
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(saved_run[0], run_dir)
+    m = run_dir / "models" / "model_0.json"
+    meta = json.loads(m.read_text())
+    edit(meta)
+    m.write_text(json.dumps(meta))
+    return run_dir
+
+
+def _predict_cli(run_dir: Path, input_path: Path, out: Path, capsys) -> tuple[int, list[str]]:
+    from scripts.predict import main
+
+    capsys.readouterr()
+    code = main([str(run_dir), "--input", str(input_path), "--out", str(out)])
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if line.strip()]
+
+
+def _files(root: Path) -> set:
+    return {p for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("where", ["head", "extractor", "folder loader"])
+@pytest.mark.parametrize("payload", PAYLOADS + ["extra argument", "private path"])
+def test_a_saved_model_names_nothing_that_runs(saved_run, tmp_path, capsys, payload, where):
+    marker = tmp_path / "pwned"
+    marker.write_bytes(b"\x80\x04K\x01.")  # a pickle the unpickling payloads would read
+    node = _payload(payload, marker)
+
+    def edit(meta):
+        if where == "head":
+            meta["config"]["head"]["module"] = node
+        elif where == "extractor":  # built on load when the model says its extractor was saved
+            meta["extractor_saved"] = True
+            meta["config"]["extractor"]["builder"] = node
+        else:  # built by predict.py to read a folder of new images
+            meta["modality"], meta["features"] = "image", None
+            meta["config"]["dataset"]["loader"] = {**node, "file_column": "file", "target_column": "target"}
+
+    run_dir = _tampered(saved_run, tmp_path, edit)
+    new = tmp_path / "new"
+    new.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(new / "a.png")
+    input_path = new if where == "folder loader" else saved_run[1]
+    before, stamp = _files(tmp_path), marker.stat().st_mtime_ns
+    code, lines = _predict_cli(run_dir, input_path, tmp_path / "out.csv", capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert "model_0.json" in lines[0] and ("_target_" in lines[0] or "callback" in lines[0]), lines[0]
+    assert marker.read_bytes() == b"\x80\x04K\x01." and marker.stat().st_mtime_ns == stamp, "the payload wrote its file"
+    assert _files(tmp_path) == before, "something was written"
+
+
+def _set(path: str, value):
+    def edit(meta):
+        *parents, last = path.split(".")
+        node = meta
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return edit
+
+
+BAD_META = {
+    "label.lo NaN": (lambda m: m["label"].update(lo=float("nan")), "label.lo"),
+    "label.hi inf": (lambda m: m["label"].update(hi=float("inf")), "label.hi"),
+    "label.lo a string": (_set("label.lo", "0"), "label.lo"),
+    "label.hi below lo": (_set("label.hi", -1e9), "label.hi"),
+    "log_target yes": (_set("label.log_target", "yes"), "label.log_target"),
+    "format_version 2": (_set("format_version", 2), "format_version"),
+    "unknown field": (_set("extra", 1), "extra"),
+    "split -1": (_set("split", -1), "split"),
+    "head unknown": (_set("head", "evil"), "head"),
+    "in_dim huge": (_set("in_dim", 10**12), "in_dim"),
+    "in_dim wrong": (lambda m: m.update(in_dim=m["in_dim"] + 1), "tensor model.mlp"),
+    "reference_items too many": (lambda m: m.update(reference_items=list(range(10**6))), "reference"),
+    "reference_items objects": (_set("reference_items", [{"a": 1}]), "reference_items"),
+    "interpolation": (_set("config.head.module.similarity", "${oc.env:HOME}"), "interpolation"),
+    "embed_dim wrong": (_set("config.model.embed_dim", 7), "embed_dim"),
+    "arch unknown": (_set("config.model.arch", "evil"), "config.model.arch"),
+    "dropout 2": (_set("config.model.dropout", 2.0), "config.model.dropout"),
+    "variance negative": (lambda m: m["features"]["numeric"].update(area=[0.0, -1.0]), "features.numeric.area"),
+    "categories empty": (lambda m: m["features"]["categorical"].update(city=[]), "features.categorical.city"),
+    "similarity unknown": (_set("config.head.module.similarity", "evil"), "config.head.module"),
+    "config a list": (_set("config", [1]), "config"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_META))
+def test_a_tampered_model_json_is_one_line_naming_the_field(saved_run, tmp_path, capsys, case):
+    edit, field = BAD_META[case]
+    run_dir = _tampered(saved_run, tmp_path, edit)
+    code, lines = _predict_cli(run_dir, saved_run[1], tmp_path / "out.csv", capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert "model_0" in lines[0] and field in lines[0], lines[0]
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("case", ["random bytes", "deep nesting", "not utf-8", "empty"])
+def test_an_unreadable_model_json_is_one_line(saved_run, tmp_path, capsys, case):
+    run_dir = _tampered(saved_run, tmp_path, lambda m: None)
+    m = run_dir / "models" / "model_0.json"
+    m.write_bytes({"random bytes": os.urandom(300).replace(b"{", b"x"), "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+                   "not utf-8": b'{"a": "\xff"}', "empty": b""}[case])
+    code, lines = _predict_cli(run_dir, saved_run[1], tmp_path / "out.csv", capsys)
+    assert code == 2 and len(lines) == 1 and str(m) in lines[0], lines
+
+
+def _tensors_edit(run_dir: Path, edit) -> None:
+    from safetensors.torch import load_file, save_file
+
+    w = run_dir / "models" / "model_0.safetensors"
+    tensors = load_file(str(w))
+    edit(tensors)
+    save_file(tensors, str(w))
+
+
+BAD_TENSORS = {
+    "NaN weight": (lambda t: t["model.mlp.0.weight"].fill_(float("nan")), "model.mlp.0.weight"),
+    "wrong shape": (lambda t: t.update({"model.mlp.0.weight": torch.zeros(3, 3)}), "model.mlp.0.weight"),
+    "missing tensor": (lambda t: t.pop("reference.y"), "reference.y"),
+    "extra tensor": (lambda t: t.update({"evil": torch.zeros(1)}), "evil"),
+    "wrong dtype": (lambda t: t.update({"reference.z": t["reference.z"].double()}), "reference.z"),
+    "huge reference": (lambda t: t.update({"reference.z": torch.zeros(10**5, t["reference.z"].shape[1])}), "reference.z"),
+    "inf label": (lambda t: t["reference.y"].fill_(float("inf")), "reference.y"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TENSORS) + ["random bytes", "truncated"])
+def test_a_tampered_safetensors_file_is_one_line_naming_the_tensor(saved_run, tmp_path, capsys, case):
+    run_dir = _tampered(saved_run, tmp_path, lambda m: None)
+    w = run_dir / "models" / "model_0.safetensors"
+    if case == "random bytes":
+        w.write_bytes(os.urandom(1000))
+    elif case == "truncated":
+        w.write_bytes(w.read_bytes()[:-100])
+    else:
+        _tensors_edit(run_dir, BAD_TENSORS[case][0])
+    code, lines = _predict_cli(run_dir, saved_run[1], tmp_path / "out.csv", capsys)
+    assert code == 2 and len(lines) == 1 and "model_0.safetensors" in lines[0], lines
+    if case in BAD_TENSORS:
+        assert BAD_TENSORS[case][1] in lines[0], lines[0]
+
+
+def test_the_untampered_model_still_predicts(saved_run, tmp_path, capsys):
+    code, lines = _predict_cli(saved_run[0], saved_run[1], tmp_path / "out.csv", capsys)
+    assert code == 0 and (tmp_path / "out.csv").exists(), lines
+
+
+def test_every_config_builder_is_in_the_registry():
+    """The registry's argument lists cover what every extractor config passes, and each _target_ is listed."""
+    import yaml
+
+    from experiments import saved_schema as schema
+
+    for f in sorted((REPO / "configs" / "extractor").glob("*.yaml")):
+        builder = yaml.safe_load(f.read_text())["builder"]
+        target = builder.pop("_target_")
+        assert target in schema.EXTRACTOR_BUILDERS, f
+        assert set(builder) <= schema.EXTRACTOR_BUILDERS[target][2], f
+    for f in ("image_folder", "audio_folder"):
+        assert yaml.safe_load((REPO / "configs" / "dataset" / f"{f}.yaml").read_text())["loader"]["_target_"] in schema.FOLDER_LOADERS
+    for name in ("nca", "nca_i", "diffknn_g", "linear"):
+        target = yaml.safe_load((REPO / "configs" / "head" / f"{name}.yaml").read_text())["head"]["module"]["_target_"]
+        assert target in schema.head_classes()
