@@ -209,7 +209,7 @@ def soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor
     return torch.exp(log_soft_step(s, l, u, t))
 
 
-def soft_k_step(ranks: torch.Tensor, k: torch.Tensor, q: float = 4.0, t: float = 0.75) -> torch.Tensor:
+def log_soft_k_step(ranks: torch.Tensor, k: torch.Tensor, q: float = 4.0, t: float = 0.75) -> torch.Tensor:
     """Log-weights of SoftKStep, Algorithm 1 lines 22–29.
 
     step = 1 for rank ≤ k, 0 for rank ≥ k + q, and on the transition

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from . import functional as Fn
-from .functional import soft_k_step
+from .functional import log_soft_k_step
 from .ranks import rank_dtype, soft_rank
 from .softstep import SoftKStep, SoftStep
 
@@ -369,7 +369,7 @@ class DiffKNNHead(NeighborHead):
         width = min(sim.shape[1] - (0 if mask is None else 1), math.ceil(float(k.detach().max()) + self.kstep.q))
         top, idx = sim.topk(width, dim=-1)
         ranks = torch.arange(width, dtype=sim.dtype, device=sim.device).expand_as(top)
-        return top + soft_k_step(ranks, k.to(sim.dtype), self.kstep.q, self.kstep.t), idx
+        return top + log_soft_k_step(ranks, k.to(sim.dtype), self.kstep.q, self.kstep.t), idx
 
     def _predict_rows(self, z, z_ref, y_ref, max_elements):
         logit, idx = self._top_logits(self.sim(z, z_ref), z, z_ref.shape[0])

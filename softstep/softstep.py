@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .functional import log_soft_step, soft_k_step
+from .functional import log_soft_step, log_soft_k_step
 
 PARAM_MODES = ("global", "instance")
 
@@ -101,4 +101,4 @@ class SoftKStep(nn.Module):
         if k_floor is not None:  # max(k, floor) by a where (fewer kernels in the backward than maximum)
             k_floor = k_floor.to(k.dtype)
             k = torch.where(k_floor > k, k_floor, k)
-        return soft_k_step(ranks, k, self.q, self.t)
+        return log_soft_k_step(ranks, k, self.q, self.t)

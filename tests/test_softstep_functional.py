@@ -1,4 +1,4 @@
-"""The functional core: similarity, row_minmax, soft_step / log_soft_step, soft_k_step.
+"""The functional core: similarity, row_minmax, soft_step / log_soft_step, log_soft_k_step.
 
 References are independent of the code under test: scikit-learn's pairwise kernels for the
 similarities and the closed form of section 3.1, written out directly, for SoftStep.
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import pairwise
 
-from softstep import SIMILARITIES, log_soft_step, row_minmax, similarity, soft_k_step, soft_step
+from softstep import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -170,12 +170,12 @@ def test_soft_step_small_t_does_not_overflow():
     assert ((out == 0) | (out == 1) | ((s - 0.5).abs() < 0.02)).all(), "t -> 0 is a hard step at the midpoint"
 
 
-# ---------------------------------------------------------------- soft_k_step
+# ---------------------------------------------------------------- log_soft_k_step
 
 def test_soft_k_step_values():
     ranks = torch.arange(0, 10, dtype=torch.float64)
     k, q, t = 2.0, 4.0, 0.75
-    out = soft_k_step(ranks, torch.tensor(k, dtype=torch.float64), q, t).exp()
+    out = log_soft_k_step(ranks, torch.tensor(k, dtype=torch.float64), q, t).exp()
     # SoftKStep(r) = SoftStep(-r; -(k+q), -k, t): 1 for r <= k, 0 for r >= k + q, decreasing between
     expected = closed_form_step(-ranks.numpy(), -(k + q), -k, t)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-15)
@@ -192,12 +192,12 @@ def test_soft_k_step_gradcheck():
         for a in (k, k + 4.0):
             close = (ranks - a).abs() < 1e-3
             ranks[close] += 1e-2
-    assert torch.autograd.gradcheck(lambda r, k_: soft_k_step(r, k_, 4.0, 0.75).exp(), (ranks, k))
+    assert torch.autograd.gradcheck(lambda r, k_: log_soft_k_step(r, k_, 4.0, 0.75).exp(), (ranks, k))
 
 
 def test_soft_k_step_rejects_bad_q():
     with pytest.raises(ValueError, match="q must be > 0"):
-        soft_k_step(torch.zeros(3), torch.tensor(1.0), q=0.0)
+        log_soft_k_step(torch.zeros(3), torch.tensor(1.0), q=0.0)
 
 
 @given(value=st.floats(-1e6, 1e6), ulps=st.integers(0, 16), n=st.integers(2, 30), dtype=st.sampled_from(DTYPES),
