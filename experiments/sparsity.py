@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 
-def summary(values) -> dict[str, float]:
+def percentiles(values) -> dict[str, float]:
     v = np.asarray(values, dtype=float).reshape(-1)
     p10, med, p90 = np.percentile(v, [10, 50, 90])
     return {"p10": float(p10), "median": float(med), "p90": float(p90)}
@@ -38,7 +38,7 @@ def head_sparsity(head, z: torch.Tensor, z_ref: torch.Tensor, *, max_elements: i
             nonzero.append((w > 0).sum(-1).cpu())
             effective.append((1.0 / (w * w).sum(-1)).cpu())
         out = {"n_queries": int(len(z)), "n_reference": int(z_ref.shape[0]),
-               "nonzero": summary(torch.cat(nonzero).numpy()), "effective": summary(torch.cat(effective).numpy())}
+               "nonzero": percentiles(torch.cat(nonzero).numpy()), "effective": percentiles(torch.cat(effective).numpy())}
         out.update(learned_parameters(head, z, z_ref.shape[0]))
         return out
     finally:
@@ -53,10 +53,10 @@ def learned_parameters(head, z: torch.Tensor, n_ref: int) -> dict:
         eps = max(step.eps, 8 * torch.finfo(z.dtype).eps)
         l = l0 - eps
         u = l + u0 * (1 - l)
-        return {"l": summary(l.cpu()), "u": summary(u.cpu()), "t": summary(t.cpu())}
+        return {"l": percentiles(l.cpu()), "u": percentiles(u.cpu()), "t": percentiles(t.cpu())}
     kstep = getattr(head, "kstep", None)
     if kstep is not None:
-        return {"k": summary(kstep.k(z, n_ref).double().cpu())}
+        return {"k": percentiles(kstep.k(z, n_ref).double().cpu())}
     return {}
 
 

@@ -15,7 +15,7 @@ from . import weights as W
 from .base import Extractor
 
 #: arch → (output width, name of the classifier attribute to remove)
-ARCHS = {"resnet18": (512, "fc"), "resnet34": (512, "fc"), "efficientnet_b0": (1280, "classifier")}
+BACKBONES = {"resnet18": (512, "fc"), "resnet34": (512, "fc"), "efficientnet_b0": (1280, "classifier")}
 
 
 class TorchvisionEncoder(Extractor):
@@ -43,9 +43,9 @@ def build(arch: str, source: str = "IMAGENET1K_V1", finetune: bool = False, seed
     """``arch`` with weights from ``source`` (see :mod:`extractors.weights`); classifier removed."""
     import torchvision
 
-    if arch not in ARCHS:
-        raise ValueError(f"unknown torchvision arch {arch!r}; known: {', '.join(ARCHS)}")
-    out_dim, head = ARCHS[arch]
+    if arch not in BACKBONES:
+        raise ValueError(f"unknown torchvision arch {arch!r}; known: {', '.join(BACKBONES)}")
+    out_dim, head = BACKBONES[arch]
     source = str(source)
     sd = W.torchvision_state_dict(arch, torchvision.models.get_model_weights(arch), source, extractor=arch)
     with torch.random.fork_rng(devices=[]):
