@@ -1,6 +1,7 @@
 """Extraction throughput per extractor on the CPU → results/benchmarks/extractors.md.
 
-    python -m benchmarks.extractors                      # every extractor, tiny and real-size
+    python -m benchmarks.extractors                      # every extractor, tiny and real-size → results/benchmarks/scratch/extractors.md
+    python -m benchmarks.extractors --write              # the same, written to the committed results/benchmarks/extractors.md
     python -m benchmarks.extractors --sizes tiny --only distilbert hubert_base --out /tmp/x.md
 
 The extractors are those of ``configs/extractor/*.yaml``, each built as a run builds it: the config
@@ -18,15 +19,14 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks import _output
 from experiments.compose import CONFIGS, compose, hydra_context
 
-ROOT = Path(__file__).resolve().parents[1]
 TABLE_FEATURES = 16
 WORDS = "the quick brown fox jumps over a lazy dog while music plays softly".split()
 
@@ -148,21 +148,24 @@ def to_markdown(rows: list[Row], *, batch_size: int, tokens: int, seconds: float
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=list(extractor_configs()), help="extractors to time (default: all)")
     p.add_argument("--sizes", nargs="+", default=["tiny", "full"], choices=["tiny", "full"])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tokens", type=int, default=128, help="text length in tokens")
     p.add_argument("--min-seconds", type=float, default=2.0, help="time at least this long per extractor")
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "extractors.md")
-    a = p.parse_args(argv)
+    _output.add_arguments(p, "extractors")
+    return p
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
     t0 = time.perf_counter()
     rows = run(a.only, a.sizes, batch_size=a.batch_size, tokens=a.tokens, min_seconds=a.min_seconds)
     text = to_markdown(rows, batch_size=a.batch_size, tokens=a.tokens, seconds=time.perf_counter() - t0)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(text)
-    print(f"\nwrote {a.out}")
+    print()
+    _output.write(a, text)
     return 0
 
 

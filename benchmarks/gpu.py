@@ -1,7 +1,8 @@
 """Heads and fine-tuning on the GPU (or, with --quick, the same code shrunk to run on a CPU) → results/benchmarks/gpu.md.
 
-    python -m benchmarks.gpu                 # on a CUDA machine: about 5 minutes on one H100
+    python -m benchmarks.gpu --write         # on a CUDA machine: about 5 minutes on one H100 → results/benchmarks/gpu.md
     python -m benchmarks.gpu --quick         # the same code, small sizes, on the CPU: under 2 minutes
+                                             # (without --write: results/benchmarks/scratch/gpu.md, git-ignored)
 
 Sections (each skips itself, saying so, when the deadline leaves it too little time):
 
@@ -38,15 +39,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import _output
+from benchmarks.ops import count_ops
 from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
 from experiments.device import resolve_max_elements
 from experiments.inputs import DecodedCache, Inputs
 from experiments.train import Regressor, adam_kernels, fit
-from benchmarks.ops import count_ops
 from softstep import HEADS, build_head
-
-REPO = Path(__file__).resolve().parents[1]
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")
 SECTIONS = ("parity", "steps", "ranks", "profile", "eval", "finetune")
@@ -365,7 +365,7 @@ def report(meta, par, steps, ranks, prof, evals, max_el, tunes) -> str:
     if meta["device"] == "cpu":
         out += ["**This is a CPU run** (`python -m benchmarks.gpu --quick`, no GPU was available): the same code "
                 "as the GPU benchmark at small sizes. Its numbers say the code paths work; they are not GPU "
-                "timings. Run `python -m benchmarks.gpu` on a CUDA machine and commit its output.", ""]
+                "timings. Run `python -m benchmarks.gpu --write` on a CUDA machine and commit its output.", ""]
     out += [f"Device: {meta['device_name']}; torch {torch.__version__}; {meta['cores']} CPU cores; "
             f"took {meta['seconds']:.0f} s (deadline {meta['deadline']:.0f} s); `{meta['command']}`.", ""]
     if par is not None:
@@ -461,15 +461,20 @@ def _tunes_report(meta, tunes) -> list[str]:
                                                         "train_items_per_s": {k: round(v, 2) for k, v in rates.items()}}) + " -->", ""]
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes on the CPU, under 2 minutes")
     p.add_argument("--device", default=None, help="default: cuda when available (cpu with --quick)")
     p.add_argument("--deadline", type=float, default=None, help="seconds (default 280, or 90 with --quick)")
-    p.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "gpu.md")
+    _output.add_arguments(p, "gpu")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--no-compile", action="store_true", help="training steps eager only (compiling each head takes 5-20 s)")
     p.add_argument("--extractors", default=",".join(EXTRACTORS), help="comma-separated, for the fine-tuning section")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     bad = set(args.sections.split(",")) - set(SECTIONS) or set(args.extractors.split(",")) - set(EXTRACTORS)
     if bad:
@@ -523,9 +528,8 @@ def main(argv=None) -> int:
         log("fine-tuning done")
     meta["seconds"] = time.monotonic() - start
     text = report(meta, par, steps, ranks, prof, evals, max_el, tunes)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     print(text)
+    _output.write(args, text)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Benchmark the six heads: a training step, and evaluation against a large reference set.
 
-    python -m benchmarks.heads            # full run (about 10 minutes on 2 cores), writes results/benchmarks/heads.md
+    python -m benchmarks.heads            # full run (about 10 minutes on 2 cores) → results/benchmarks/scratch/heads.md
+    python -m benchmarks.heads --write    # the same, written to the committed results/benchmarks/heads.md
     python -m benchmarks.heads --quick    # a smoke run of the same code (small sizes, few repeats)
 
 1. Training step: forward + backward of MLP(64 → 200 → d) + head, the batch as its own reference
@@ -35,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import _output
 from softstep import HEADS as HEAD_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -391,12 +393,16 @@ def explain(eval_rows) -> list[str]:
     return out + ([] if len(out) > 2 else ["- None."])
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and few repeats (smoke test of the script)")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "heads.md")
+    _output.add_arguments(ap, "heads")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
@@ -421,10 +427,7 @@ def main():
     eval_rows = bench_eval(ns, q, d, repeats_for, timeout=300)
     text = report(train_rows, rank_rows, eval_rows, args, q, d, time.perf_counter() - t0)
     print(text)
-    if not args.quick or args.out != ap.get_default("out"):
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        print(f"wrote {args.out}")
+    _output.write(args, text)
 
 
 if __name__ == "__main__":

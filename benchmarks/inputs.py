@@ -1,6 +1,8 @@
 """The input pipeline alone (decode, transform, collate; no model), on this machine's CPU → results/benchmarks/inputs.md.
 
-    python -m benchmarks.inputs [--out results/benchmarks/inputs.md] [--n-images 16] [--n-clips 4]
+    python -m benchmarks.inputs [--write | --out PATH] [--n-images 16] [--n-clips 4]
+
+(default output results/benchmarks/scratch/inputs.md, git-ignored; --write: the committed results/benchmarks/inputs.md)
 
 Three inputs, as the paper's datasets have them:
 
@@ -26,11 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import _output
 from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
 from experiments.inputs import DecodedCache, Inputs
-
-REPO = Path(__file__).resolve().parents[1]
 
 GOALS = {"image": 20.0, "audio": 100.0}  # the issue's goals (later epochs / first epoch); text has none
 BATCH = 32
@@ -139,14 +140,18 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "inputs.md")
+    _output.add_arguments(p, "inputs")
     p.add_argument("--n-images", type=int, default=16)
     p.add_argument("--n-clips", type=int, default=4)
     p.add_argument("--n-texts", type=int, default=256)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,9 +175,8 @@ def main(argv=None) -> int:
             "text (the string, then the text extractor's tokenisation, BERT WordPiece at max_length 512, which "
             "the extractor memoises per text; *no cache* tokenises every epoch).\n\n")
     text = head + table(rows) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     print(text)
+    _output.write(args, text)
     return 0
 
 

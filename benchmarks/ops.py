@@ -1,6 +1,7 @@
 """Kernels per training step of each head → results/benchmarks/ops.md.
 
-    python -m benchmarks.ops                     # this tree, about a minute on 2 cores
+    python -m benchmarks.ops                     # this tree, about a minute on 2 cores → results/benchmarks/scratch/ops.md
+    python -m benchmarks.ops --write             # the same, written to the committed results/benchmarks/ops.md
     python -m benchmarks.ops --compare 0df4e0d   # beside the code of another commit (a git worktree)
 
 At the paper's batch size (32) a GPU training step is bound by kernel launches, not arithmetic: on an
@@ -116,6 +117,7 @@ def child(batch: int, repeats: int) -> dict:
 
 
 def run_tree(tree: Path, batch: int, repeats: int) -> dict:
+    """This file's --child, run by path: its code counts and times, the tree's softstep (on PYTHONPATH) is measured."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--batch", str(batch), "--repeats", str(repeats)]
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
@@ -146,21 +148,31 @@ def table(label: str, res: dict, base: dict | None) -> list[str]:
     return lines
 
 
-def main() -> None:
+def parser(output: bool = True) -> argparse.ArgumentParser:
+    """The options; ``output=False`` leaves out --write and --out (the child's parser: see :func:`main`)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", help="a git revision to measure beside this tree (run in a temporary worktree)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=15, help="timed repeats per head in each subprocess")
     ap.add_argument("--rounds", type=int, default=3, help="subprocesses per tree, alternating between trees")
     ap.add_argument("--quick", action="store_true", help="one round of 2 repeats (a smoke run)")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "ops.md")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.quick:
-        args.rounds, args.repeats = 1, 2
-    if args.child:
+    if output:
+        from benchmarks import _output
+
+        _output.add_arguments(ap, "ops")
+    return ap
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--child" in argv:  # run by path under the measured tree's PYTHONPATH (--compare), where benchmarks/ may not exist
+        args = parser(output=False).parse_args(argv)
         print(json.dumps(child(args.batch, args.repeats)))
         return
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.rounds, args.repeats = 1, 2
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"this tree": ROOT}
@@ -194,8 +206,9 @@ def main() -> None:
         lines += table(label, results[label], results[labels[0]] if i else None)
     text = "\n".join(lines)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    from benchmarks import _output
+
+    _output.write(args, text)
 
 
 if __name__ == "__main__":

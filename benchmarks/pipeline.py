@@ -1,6 +1,8 @@
-"""Time the README's commands on this machine and write results/benchmarks/pipeline.md.
+"""Time the README's commands on this machine → results/benchmarks/pipeline.md.
 
-    python -m benchmarks.pipeline [--splits 10]
+    python -m benchmarks.pipeline [--splits 10] [--write | --out PATH]
+
+(default output results/benchmarks/scratch/pipeline.md, git-ignored; --write: the committed results/benchmarks/pipeline.md)
 
 1. `python run.py` (vader + MiniLM + nca_i, 10 splits), cold (no feature cache) and warm.
 2. The six-head demo sweep, `python run.py -m experiment=demo` (warm cache).
@@ -20,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import _output
 from experiments.results import read_results
 from softstep import HEADS
 
@@ -33,11 +36,15 @@ def timed(args: list[str], env=None) -> float:
     return time.perf_counter() - t
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", type=int, default=10)
-    ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "pipeline.md"))
-    a = ap.parse_args()
+    _output.add_arguments(ap, "pipeline")
+    return ap
+
+
+def main(argv=None) -> None:
+    a = parser().parse_args(argv)
     splits = f"splits=[{','.join(map(str, range(a.splits)))}]"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,9 +76,8 @@ def main() -> None:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, "",
         "The rest of each command is start-up (imports, Hydra) and, cold, one MiniLM pass over the 7,520 tokens.",
     ]
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    _output.write(a, "\n".join(lines) + "\n")
     print(json.dumps({"cold_s": cold, "warm_s": warm, "demo_s": demo}))
 
 

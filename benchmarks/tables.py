@@ -1,6 +1,8 @@
 """The heads on three tables that packages ship, against scikit-learn on the same splits.
 
-    python -m benchmarks.tables [--splits 5] [--out results/benchmarks/tables.md] [--work DIR]
+    python -m benchmarks.tables [--splits 5] [--write | --out PATH] [--work DIR]
+
+(default output results/benchmarks/scratch/tables.md, git-ignored; --write: the committed results/benchmarks/tables.md)
 
 Tables: scikit-learn's diabetes (disease progression from 10 numeric columns), palmerpenguins'
 penguins (body mass from bill, flipper, year, species, island, sex; rows with a gap dropped) and
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import _output
 from experiments import pipeline
 from experiments.baselines import tuned_knn
 from experiments.compose import compose, hydra_context
@@ -80,14 +83,18 @@ def ms(values) -> str:
     return f"{v.mean():.3g} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2g}"
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--splits", type=int, default=5, help="split seeds 0..N-1 (default 5)")
-    p.add_argument("--out", type=Path, default=REPO / "results/benchmarks/tables.md")
+    _output.add_arguments(p, "tables")
     p.add_argument("--work", type=Path, default=REPO / "results/benchmark_tables", help="CSVs and run results (git-ignored)")
     p.add_argument("--heads", nargs="+", default=list(HEADS))
     p.add_argument("--max-epochs", type=int, default=200)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     splits = list(range(args.splits))
     args.work.mkdir(parents=True, exist_ok=True)
     sections, summary = [], []
@@ -156,9 +163,7 @@ def main(argv=None) -> int:
         "",
         *sections,
     ])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    _output.write(args, text)
     return 0
 
 

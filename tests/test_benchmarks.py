@@ -1,7 +1,9 @@
-"""The benchmarks package (``python -m benchmarks.<name>``): the GPU benchmark's CPU mode, the operator count, the input
-pipeline's table. The extractors' benchmark has its own file (test_extractors_benchmark.py)."""
+"""The benchmarks package (``python -m benchmarks.<name>``): where each writes its table, the GPU benchmark's CPU mode,
+the operator count, the input pipeline's table. The extractors' benchmark has its own file (test_extractors_benchmark.py)."""
 from __future__ import annotations
 
+import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -12,12 +14,41 @@ import pytest
 from softstep import HEADS
 
 REPO = Path(__file__).resolve().parents[1]
+NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables")
 
 
 def run_module(name: str, *args: str, **env) -> subprocess.CompletedProcess:
     """``python -m benchmarks.<name> args`` from the repository root."""
     return subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=300, cwd=REPO)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_is_scratch_by_default_and_the_committed_file_with_write(name, tmp_path):
+    """A benchmark run by hand must not replace the committed numbers: its table goes to a git-ignored scratch file
+    unless --write (the committed results/benchmarks/<name>.md) or --out says otherwise."""
+    from benchmarks import _output
+
+    parser = importlib.import_module(f"benchmarks.{name}").parser()
+    assert _output.path(parser.parse_args([])) == REPO / "results" / "benchmarks" / "scratch" / f"{name}.md"
+    committed = _output.path(parser.parse_args(["--write"]))
+    assert committed == REPO / "results" / "benchmarks" / f"{name}.md" and committed.is_file()  # the file in git
+    assert _output.path(parser.parse_args(["--out", str(tmp_path / "x.md")])) == tmp_path / "x.md"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--write", "--out", str(tmp_path / "x.md")])  # one or the other
+
+
+def test_output_write_says_where_the_table_went(tmp_path, monkeypatch, capsys):
+    from benchmarks import _output
+
+    assert "results/benchmarks/scratch/" in (REPO / ".gitignore").read_text().split()
+    monkeypatch.setattr(_output, "SCRATCH", tmp_path / "scratch")
+    parser = _output.add_arguments(argparse.ArgumentParser(), "demo")
+    out = _output.write(parser.parse_args([]), "# table\n")
+    assert out == tmp_path / "scratch" / "demo.md" and out.read_text() == "# table\n"
+    assert f"wrote {out} (scratch, git-ignored; --write replaces the committed results/benchmarks/demo.md)" in capsys.readouterr().out
+    out = _output.write(parser.parse_args(["--out", str(tmp_path / "mine.md")]), "x")
+    assert capsys.readouterr().out.strip() == f"wrote {out}" and out.read_text() == "x"
 
 
 @pytest.mark.slow
