@@ -181,7 +181,7 @@ def format_estimate(est: Estimate) -> str:
         out.append(f"  note: measured on {', '.join(sorted(map(str, est.devices)))}: not GPU timings where that is not cuda")
     if est.benchmark is not None and (est.benchmark.get("quick") or est.benchmark.get("device") != "cuda"):
         out.append("  note: results/benchmarks/gpu.md is a CPU --quick run: its estimates are not GPU hours; "
-                   "run scripts/benchmark_gpu.py on a GPU")
+                   "run python -m benchmarks.gpu --write on a GPU")
     out.append("  " + "  ".join(k.ljust(width[k]) for k in cols))
     out += ["  " + "  ".join(r[k].ljust(width[k]) for k in cols) for r in rows]
     return "\n".join(out)
