@@ -1,13 +1,14 @@
 """SoftStep: learned, sparse, instance-wise similarity for neighbour-based regression heads.
 
-Public API::
+>>> import torch, softstep
+>>> head = softstep.build_head("nca_i", embed_dim=8, similarity="rbf")
+>>> z, y = torch.randn(16, 8), torch.rand(16)
+>>> head(z, z, y, exclude_self=True).shape   # training: the batch is its own reference set
+torch.Size([16])
+>>> head.predict(z[:4], z, y).shape          # evaluation: memory-bounded over the training split
+torch.Size([4])
 
-    from softstep import build_head, similarity, soft_step, log_soft_k_step
-    head = build_head("nca_i", embed_dim=100, similarity="rbf")
-    y_hat = head(z, z, y, exclude_self=True)          # training: the batch is its own reference set
-    y_hat = head.predict(z_test, z_train, y_train)    # evaluation: memory-bounded over the training split
-
-    from softstep import SoftStepRegressor              # a scikit-learn estimator (needs scikit-learn)
+``softstep.SoftStepRegressor`` is a scikit-learn estimator, imported on first use.
 """
 from .functional import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
 from .heads import HEADS, DiffKNNHead, LinearHead, NCAHead, NeighborHead, build_head

@@ -1,7 +1,6 @@
-"""A scikit-learn estimator: :class:`SoftStepRegressor`, the library's heads on an MLP, for tabular data.
+""":class:`SoftStepRegressor`, the library's heads on an MLP as a scikit-learn estimator, for tabular data.
 
-This is the only module of ``softstep`` that imports scikit-learn; ``import softstep`` does not load it
-(``softstep.SoftStepRegressor`` imports it on first use), so the library keeps its two dependencies.
+The only module that imports scikit-learn; ``import softstep`` loads it on first use of the estimator.
 """
 from __future__ import annotations
 
@@ -32,29 +31,28 @@ VALIDATION_FRACTION = 0.15
 
 
 class SoftStepRegressor(RegressorMixin, BaseEstimator):
-    """MLP → embedding → a SoftStep (or any library) head, trained with Adam and early stopping.
+    """MLP → embedding → one of the library's heads, trained with Adam and early stopping.
 
-    The paper's protocol on one table: features standardised and labels min–max scaled on the
-    training rows; neighbour heads use each training batch as their own reference set, and
-    predict from the training rows (embedded by the best model) as the reference set.
+    The paper's protocol (section 5) on one table: features standardised and labels min–max scaled on the
+    training rows; a neighbour head's reference set is each training batch in training (Algorithm 1 line 10)
+    and the training rows, embedded by the best model, at prediction.
 
     Parameters
     ----------
     head : str, default="nca_i"
         One of ``softstep.HEADS``: ``linear``, ``nca``, ``nca_g``, ``nca_i``, ``diffknn_g``, ``diffknn_i``.
     similarity : {"l2", "cos", "rbf", "dot"} or None, default=None
-        The head's similarity; None means the paper's tuned value for the head (ignored by ``linear``).
+        None: the paper's tuned value for the head (appendix A; ignored by ``linear``).
     embed_dim : int or None, default=None
-        Embedding width; None means the paper's tuned value (25 or 100).
+        Embedding width; None: the paper's tuned value (25 or 100).
     hidden : int, default=200
         Width of the MLP's hidden layer; 0 for one linear map to the embedding.
     max_epochs : int, default=200
     patience : int, default=10
-        Epochs without a lower validation MSE before stopping; the best epoch's weights are kept.
-        ``fit`` holds out 15 % of the rows (at least 10 rows needed) for it; with fewer rows it
-        trains for ``max_epochs`` on all of them.
+        Epochs without a lower validation MSE before stopping; the best epoch's weights are kept. ``fit``
+        holds out 15 % of the rows for it (with fewer than 10 rows it trains ``max_epochs`` on all).
     batch_size : int or None, default=None
-        None means the paper's tuned value (32).
+        None: the paper's tuned value (32).
     lr : float, default=1e-3
         Adam's learning rate.
     device : str, default="auto"
@@ -72,12 +70,11 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     history_ : list of dict
         Per epoch: ``epoch``, ``val_mse`` (on the [0, 1] label scale).
     reference_indices_ : ndarray of int
-        The rows of the ``X`` given to ``fit`` that form the reference set (the training rows).
+        The rows of ``fit``'s ``X`` that form the reference set (the training rows).
 
     See Also
     --------
     softstep.build_head : the heads themselves, for a model of your own.
-    sklearn.neighbors.KNeighborsRegressor
 
     Examples
     --------
@@ -113,6 +110,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ settings
     def _settings(self):
+        """(similarity, embed_dim, batch_size): the given values, else the paper's tuned ones; checks the others."""
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; allowed: {', '.join(HEADS)}")
         sim, embed, batch = TUNED.get(self.head, ("l2", 100, 32))
@@ -128,6 +126,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         return sim, int(embed), int(batch)
 
     def _torch_device(self) -> torch.device:
+        """The torch device ``device`` names (``"auto"``: CUDA when available)."""
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
@@ -143,7 +142,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        self
+        self : SoftStepRegressor
+            Trained in float32; predicts in float64, so a query's prediction does not depend on its batch.
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         similarity, embed_dim, batch_size = self._settings()
@@ -214,12 +214,14 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
     @torch.no_grad()
     def _predict_scaled(self, xq: torch.Tensor, x_ref: torch.Tensor, y_ref: torch.Tensor) -> torch.Tensor:
+        """Predictions on the [0, 1] label scale of ``xq`` against the reference rows ``x_ref``, ``y_ref``."""
         self.model_.eval()
         z = self.model_["mlp"](xq)
         z_ref = self.model_["mlp"](x_ref) if self.model_["head"].needs_reference else None
         return self.model_["head"].predict(z, z_ref, y_ref)
 
     def _embed(self, X) -> torch.Tensor:
+        """The fitted MLP's float64 embeddings of ``X``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float64, device=self.y_ref_.device)
@@ -229,19 +231,34 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def predict(self, X):
-        """Predictions in the units of ``y``, shape (n_samples,)."""
+        """Predictions in the units of ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
         z = self._embed(X)
         with torch.no_grad():
             pred = self.model_["head"].predict(z, self.z_ref_, self.y_ref_)
         return self.y_lo_ + pred.cpu().numpy() * self.y_span_
 
     def neighbors(self, X, k=5):
-        """The ``k`` training rows with the largest weights in each query's prediction.
+        """The ``k`` training rows with the largest weights in each query's prediction (neighbour heads only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        k : int, default=5
+            How many rows, 1 to the number of training rows.
 
         Returns
         -------
         indices : ndarray of shape (n_samples, k)
-            Rows of the ``X`` given to ``fit`` (the reference set is its training rows).
+            Rows of ``fit``'s ``X`` (the reference set is its training rows).
         weights : ndarray of shape (n_samples, k)
             Their weights (each query's weights over all training rows sum to 1), largest first.
         """

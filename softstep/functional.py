@@ -1,8 +1,7 @@
-"""The functional core: similarities, row normalisation, SoftStep and SoftKStep.
+"""The functional core: similarities, row min–max normalisation, SoftStep and SoftKStep (paper section 3).
 
-Every function here is pure, follows the device and dtype of its inputs and is
-safe for gradients: no NaN or inf appears in outputs that are meant to be
-finite, nor in any gradient, for any finite input.
+Every function is pure and follows its inputs' device and dtype; finite inputs give finite outputs
+(where they are meant to be finite) and finite gradients.
 """
 from __future__ import annotations
 
@@ -18,38 +17,62 @@ _SQDIST_FLOOR = 1e-12
 
 
 def in_cuda_training(z: torch.Tensor) -> bool:
-    """True for a CUDA tensor under autograd (a training step). There the heads skip the input scans
-    that read a value back to the host (finiteness, magnitude): each would stall the CPU until the GPU
-    catches up, once per step. The trainer checks the loss once per epoch instead."""
+    """Whether ``z`` is a CUDA tensor under autograd, i.e. a training step on a GPU.
+
+    Not in the paper: there the heads skip input checks that read a value back to the host
+    (docs/paper-choices.md#no-host-reads-in-a-cuda-training-step).
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Any tensor, usually the queries' embeddings.
+
+    Returns
+    -------
+    bool
+        True for a CUDA tensor while gradients are enabled.
+
+    Examples
+    --------
+    >>> import torch
+    >>> in_cuda_training(torch.zeros(2, 3))
+    False
+    """
     return z.is_cuda and torch.is_grad_enabled()
 
 
 def max_magnitude(dtype: torch.dtype, d: int, gamma: float | None = None) -> float:
-    """The largest |entry| of an embedding whose similarities ``dtype`` can hold for dimension ``d``.
+    """The largest |entry| of an embedding whose similarities ``dtype`` can hold at dimension ``d``.
 
-    Squared distances of entries up to M are at most 4·M²·d; this bound keeps 16·M²·d (and, for
-    rbf with γ > 1/d, γ·16·M²·d²) below the dtype's largest value, with room for the head's scaling:
-    about 4.6e17 for float32 at d = 100."""
+    Not in the paper: the bound :func:`similarity` checks
+    (docs/paper-choices.md#exact-squared-distances).
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        A floating-point dtype.
+    d : int
+        The embedding dimension.
+    gamma : float or None, default=None
+        The rbf bandwidth γ (None: 1/d); a γ above 1/d lowers the bound.
+
+    Returns
+    -------
+    float
+        The largest admissible |entry|.
+
+    Examples
+    --------
+    >>> import torch
+    >>> f"{max_magnitude(torch.float32, 100):.2g}"
+    '4.6e+17'
+    """
     return (torch.finfo(dtype).max / (16.0 * d * max(1.0, (gamma or 0.0) * d))) ** 0.5
 
 
 def _sqdist(z: torch.Tensor, z_ref: torch.Tensor, dense_refine: bool | None = None) -> torch.Tensor:
-    """Pairwise squared Euclidean distances ≥ 0, exact for duplicates and stable at large scale.
-
-    The fast expanded form ‖a‖² + ‖b‖² − 2a·b loses every digit of a small distance between large
-    vectors (duplicates at |z| ≈ 1e6 came out about 1,400 apart in float32). So: (1) both sets are
-    centred on the reference set's mean and divided by their largest entry (a common offset cancels
-    before anything is squared, and nothing overflows); (2) the expanded form gives every pair;
-    (3) a pair whose value is within its rounding bound, 8·(d + 2)·eps·(‖a‖² + ‖b‖²), is recomputed
-    directly as Σ(a − b)², so duplicates come out exactly 0 and near pairs keep their digits.
-    Centre and scale are constants (the distance does not depend on them), so gradients are exact.
-    Step (3) finds the pairs with ``nonzero``, which waits for the GPU; with ``dense_refine`` (the
-    default in a CUDA training step, :func:`in_cuda_training`) every pair's direct form comes from
-    ``torch.cdist`` without the matrix-product shortcut and ``torch.where`` keeps it for the near
-    pairs: no host sync, B·N·d more work. There the correction is a constant (no backward through
-    ``cdist``: 12 fewer kernels a step, and 0.8 ms at B = 1,024 on an H100), so a near pair's gradient
-    is the expanded form's, 2(a − b) up to a rounding of eps·|a|: finite, and zero for l2 duplicates,
-    whose distance is below the square root's floor.
+    """Pairwise squared Euclidean distances (B, N), ≥ 0 and exact for duplicates; ``dense_refine``: without a host
+    sync (default in a CUDA training step). Why: docs/paper-choices.md#exact-squared-distances.
     """
     d, same = z.shape[1], z is z_ref  # same: a training batch as its own reference set (computed once)
     with torch.no_grad():
@@ -80,6 +103,7 @@ def _sqdist(z: torch.Tensor, z_ref: torch.Tensor, dense_refine: bool | None = No
 
 
 def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) -> None:
+    """Raise ValueError when an entry exceeds :func:`max_magnitude` (skipped in a CUDA training step)."""
     if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0 or in_cuda_training(z):
         return
     limit = max_magnitude(z.dtype, z.shape[1], gamma)
@@ -90,28 +114,43 @@ def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) 
 
 
 def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> torch.Tensor:
-    """Similarity matrix ``Sim(Z, Z_N)`` of shape (B, N).
+    """The similarity matrix Sim(Z, Z_N) of section 3.2: SIM in Algorithms 1 and 2.
 
     Parameters
     ----------
-    z : (B, d) queries.
-    z_ref : (N, d) reference embeddings.
-    kind : ``"l2"``: −‖z − r‖ (negative Euclidean distance; the squared distance is
-        floored at 1e-12 before the root so the gradient stays finite for duplicates);
-        ``"cos"``: cosine similarity; ``"rbf"``: log k(z, r) = −γ‖z − r‖², the log of the RBF
-        kernel; ``"dot"``: z·r.
-    gamma : RBF bandwidth γ. ``None`` means γ = 1/d, scikit-learn's ``rbf_kernel``
-        default. Paper: "radial basis function (RBF) kernel", bandwidth unstated.
+    z : torch.Tensor, shape (B, d)
+        The queries.
+    z_ref : torch.Tensor, shape (N, d)
+        The reference embeddings.
+    kind : {"l2", "cos", "rbf", "dot"}, default="l2"
+        ``"l2"``: −‖z − r‖ (squared distance floored at 1e-12); ``"cos"``: cosine similarity;
+        ``"rbf"``: the log-kernel −γ‖z − r‖²; ``"dot"``: z·r.
+    gamma : float or None, default=None
+        The rbf bandwidth γ; None means 1/d (the paper states none).
 
-    Raises ``ValueError`` for entries beyond :func:`max_magnitude` (about 4.6e17 in float32 at
-    d = 100), where the similarities of that dtype would overflow; every finite input below it
-    gives finite similarities. l2 and rbf distances are exact for duplicates (see ``_sqdist``).
+    Returns
+    -------
+    torch.Tensor, shape (B, N)
+        Similarities, larger = more similar.
 
-    Every head puts similarities through a softmax, so ``rbf`` returns the log-kernel:
-    softmax(log k) = k / Σ k, the weights of RBF kernel regression. Returning k itself
-    (values in (0, 1]) would cap the ratio of any two weights at e, so no training could
-    make NCA's neighbourhoods sharper than that. SoftStep's row min–max normalisation of
-    −γ‖z − r‖² is monotone in the kernel value, so the step sees the same ordering.
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, mismatched shapes, or entries above :func:`max_magnitude`.
+
+    Notes
+    -----
+    Why the rbf log-kernel and the l2 floor: docs/paper-choices.md#the-heads; exact distances for
+    duplicates: docs/paper-choices.md#exact-squared-distances.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    >>> similarity(z[:1], z, "rbf")
+    tensor([[ -0.0000, -12.5000, -50.0000]])
+    >>> similarity(z[:1], z, "l2")[0, 1:]
+    tensor([ -5., -10.])
     """
     if kind not in SIMILARITIES:
         raise ValueError(f"unknown similarity {kind!r}; allowed: {', '.join(SIMILARITIES)}")
@@ -134,23 +173,54 @@ def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma:
 
 
 def row_minmax(sim: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Row-wise min–max normalisation to [0, 1] (the paper's ``Norm`` in Algorithm 2, line 13).
+    """Row-wise min–max normalisation to [0, 1]: Norm of Algorithm 2 line 13 (section 3.3).
 
-    ``mask`` (B, N), True = excluded (the query itself during training): excluded
-    entries take no part in the row's min and max, so a training row is scaled the
-    same way as an evaluation row, where the query is not in the reference set.
-    A constant row (max = min, e.g. a single neighbour) maps to 1 everywhere: all
-    its neighbours tie for the top; so does a row whose span is rounding (``FLAT_ULPS``).
-    Excluded entries are returned as 0.
+    Parameters
+    ----------
+    sim : torch.Tensor, shape (B, N)
+        Similarities.
+    mask : torch.Tensor of bool, shape (B, N), optional
+        True = excluded (the query itself in training): no part of the row's min and max.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, N)
+        Normalised similarities; excluded entries are 0, a flat row is 1 everywhere
+        (docs/paper-choices.md#flat-rows-and-tied-extremes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> row_minmax(torch.tensor([[1.0, 3.0, 5.0], [2.0, 2.0, 2.0]]))
+    tensor([[0.0000, 0.5000, 1.0000],
+            [1.0000, 1.0000, 1.0000]])
+    >>> row_minmax(torch.tensor([[9.0, 3.0, 5.0]]), torch.tensor([[True, False, False]]))
+    tensor([[0., 0., 1.]])
     """
     return scale_rows(sim, *row_bounds(sim, mask), mask)
 
 
 def row_bounds(sim: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row (min, max) of ``sim`` over the entries not excluded by ``mask``; each (B, 1).
+    """Per-row (min, max) over the entries ``mask`` does not exclude: the bounds of Norm, Algorithm 2 line 13.
 
-    Where several entries tie for a row's min (max), its gradient goes to one of them (``torch.min``), not
-    split among them (``amin``): a valid subgradient, with two kernels in the backward instead of four."""
+    Parameters
+    ----------
+    sim : torch.Tensor, shape (B, N)
+        Similarities.
+    mask : torch.Tensor of bool, shape (B, N), optional
+        True = excluded.
+
+    Returns
+    -------
+    lo, hi : torch.Tensor, each shape (B, 1)
+        A tied extreme passes its gradient to one entry (docs/paper-choices.md#flat-rows-and-tied-extremes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> row_bounds(torch.tensor([[9.0, 3.0, 5.0]]), torch.tensor([[True, False, False]]))
+    (tensor([[3.]]), tensor([[5.]]))
+    """
     big = torch.finfo(sim.dtype).max
     lo = (sim if mask is None else sim.masked_fill(mask, big)).min(-1, keepdim=True).values
     hi = (sim if mask is None else sim.masked_fill(mask, -big)).max(-1, keepdim=True).values
@@ -162,14 +232,29 @@ FLAT_ULPS = 64
 
 
 def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(sim − lo) / (hi − lo) with given per-row bounds; flat rows → 1 (see :func:`row_minmax`).
+    """(sim − lo) / (hi − lo) with given per-row bounds: Norm of Algorithm 2 line 13, after :func:`row_bounds`.
 
-    The bounds must hold every entry not excluded by ``mask`` (lo ≤ sim ≤ hi): the result is then in [0, 1]
-    without a clamp, since rounding is monotone (fl(sim − lo) ≤ fl(hi − lo), and so the quotient ≤ 1).
+    Parameters
+    ----------
+    sim : torch.Tensor, shape (B, N)
+        Similarities.
+    lo, hi : torch.Tensor, each shape (B, 1)
+        Bounds holding every entry not excluded by ``mask`` (lo ≤ sim ≤ hi).
+    mask : torch.Tensor of bool, shape (B, N), optional
+        True = excluded; those entries come out 0.
 
-    A row is flat when its span is at most ``FLAT_ULPS``·eps·max(|lo|, |hi|): a span of 1e-15 among
-    cosines of 1 is rounding, and stretching it to [0, 1] would make SoftStep cut on noise (and
-    make ``predict`` differ from ``forward``, whose rounding differs)."""
+    Returns
+    -------
+    torch.Tensor, shape (B, N)
+        Values in [0, 1] without a clamp; a flat row (span within ``FLAT_ULPS`` ulps) is 1
+        (docs/paper-choices.md#flat-rows-and-tied-extremes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> scale_rows(torch.tensor([[1.0, 3.0, 5.0]]), torch.tensor([[1.0]]), torch.tensor([[5.0]]))
+    tensor([[0.0000, 0.5000, 1.0000]])
+    """
     span = hi - lo
     with torch.no_grad():  # max(|lo|, |hi|) = max(hi, −lo) for lo ≤ hi
         flat = span <= FLAT_ULPS * torch.finfo(span.dtype).eps * torch.maximum(hi, -lo)
@@ -178,22 +263,36 @@ def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torc
 
 
 def log_soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """log SoftStep(s; l, u, t), section 3.1:
+    """log SoftStep(s; l, u, t), the SoftStep equation of section 3.1 in log space (Algorithm 2 line 17).
 
-        SoftStep(s) = 0                                        s ≤ l
-                    = (s−l)^(1/t) / ((s−l)^(1/t) + (u−s)^(1/t))  l < s < u
-                    = 1                                        s ≥ u
+    SoftStep(s) = 0 for s ≤ l, (s − l)^(1/t) / ((s − l)^(1/t) + (u − s)^(1/t)) for l < s < u, 1 for s ≥ u.
 
-    Computed as logsigmoid((log(s−l) − log(u−s)) / t) on the transition, which is
-    the same quantity without overflow for small t. Returns −inf exactly for
-    s ≤ l and 0 exactly for s ≥ u. Gradients are finite everywhere (zero outside
-    the transition, including at s = l and s = u). ``t`` is clamped to ≥ ``T_MIN``.
+    Parameters
+    ----------
+    s : torch.Tensor
+        Normalised similarities.
+    l, u : torch.Tensor or float
+        Lower and upper thresholds, broadcast against ``s``.
+    t : torch.Tensor or float
+        The transition's curvature, clamped at ``T_MIN``.
+
+    Returns
+    -------
+    torch.Tensor
+        −inf exactly for s ≤ l, 0 exactly for s ≥ u; finite gradients everywhere
+        (docs/paper-choices.md#softstep-in-log-space).
+
+    Examples
+    --------
+    >>> import torch
+    >>> log_soft_step(torch.tensor([0.1, 0.5, 0.9]), 0.2, 0.8, 1.0)
+    tensor([   -inf, -0.6931,  0.0000])
     """
     return _log_step(s - l, u - s, t)
 
 
 def _log_step(above_l: torch.Tensor, below_u: torch.Tensor, t) -> torch.Tensor:
-    """log SoftStep from the two distances s − l and u − s (SoftKStep passes k + q − r and r − k directly)."""
+    """log SoftStep from the two distances s − l and u − s (SoftKStep passes k + q − r and r − k)."""
     if isinstance(t, (int, float)):
         t = max(float(t), T_MIN)
     else:
@@ -205,22 +304,58 @@ def _log_step(above_l: torch.Tensor, below_u: torch.Tensor, t) -> torch.Tensor:
 
 
 def soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """SoftStep(s; l, u, t) of section 3.1: exactly 0 for s ≤ l, exactly 1 for s ≥ u."""
+    """SoftStep(s; l, u, t), the equation of section 3.1: exp of :func:`log_soft_step`.
+
+    Parameters
+    ----------
+    s : torch.Tensor
+        Normalised similarities.
+    l, u : torch.Tensor or float
+        Lower and upper thresholds, broadcast against ``s``.
+    t : torch.Tensor or float
+        The transition's curvature, clamped at ``T_MIN``.
+
+    Returns
+    -------
+    torch.Tensor
+        Weights in [0, 1]: exactly 0 for s ≤ l, exactly 1 for s ≥ u.
+
+    Examples
+    --------
+    >>> import torch
+    >>> soft_step(torch.tensor([0.1, 0.5, 0.6, 0.9]), 0.2, 0.8, 1.0)
+    tensor([0.0000, 0.5000, 0.6667, 1.0000])
+    """
     return torch.exp(log_soft_step(s, l, u, t))
 
 
 def log_soft_k_step(ranks: torch.Tensor, k: torch.Tensor, q: float = 4.0, t: float = 0.75) -> torch.Tensor:
-    """Log-weights of SoftKStep, Algorithm 1 lines 22–29.
+    """Log-weights of SoftKStep, Algorithm 1 lines 22–29 (with line 24's sign corrected).
 
-    step = 1 for rank ≤ k, 0 for rank ≥ k + q, and on the transition
+    step = 1 for rank ≤ k, 0 for rank ≥ k + q, and (k + q − r)^(1/t) / ((k + q − r)^(1/t) + (r − k)^(1/t))
+    between. Line 24 as printed, (k − r)^(1/t), is negative there: docs/paper-choices.md#the-heads.
 
-        step = (k + q − r)^(1/t) / ((k + q − r)^(1/t) + (r − k)^(1/t)).
+    Parameters
+    ----------
+    ranks : torch.Tensor
+        0-based ranks (0 = most similar).
+    k : torch.Tensor
+        The neighbourhood size, broadcast against ``ranks``.
+    q : float, default=4.0
+        Width of the transition, > 0.
+    t : float, default=0.75
+        The transition's curvature.
 
-    Line 24 as printed reads (k − r)^(1/t), which is negative on k < r < k + q;
-    we use (r − k)^(1/t), the form consistent with the SoftStep equation, so the
-    step falls from 1 at rank k to 0 at rank k + q. This is SoftStep applied to
-    −r with l = −(k + q), u = −k (so s − l = k + q − r and u − s = r − k, passed as such).
-    Ranks are 0-based (0 = most similar). Returns log(step): −inf exactly where the weight is 0.
+    Returns
+    -------
+    torch.Tensor
+        log(step), like ``ranks``: −inf exactly where the weight is 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> log_soft_k_step(torch.arange(8.0), torch.tensor(2.0)).exp()
+    tensor([1.0000, 1.0000, 1.0000, 0.8123, 0.5000, 0.1877, 0.0000, 0.0000])
     """
     if q <= 0:
         raise ValueError(f"SoftKStep q must be > 0; got {q}")

@@ -1,11 +1,8 @@
-"""Regression heads with one call signature: ``head(z, z_ref, y_ref, exclude_self=False)``.
+"""Regression heads with one call signature, ``head(z, z_ref, y_ref, exclude_self=False)`` (paper sections 3.2–3.3).
 
-``z`` (B, d) are the queries; ``z_ref`` (N, d) and ``y_ref`` (N,) or (N, m) the
-reference set: the other items of the batch in training (``exclude_self=True``: the first B
-references are the queries themselves, ``z_ref is z`` or the batch followed by more training
-items), the whole training split at evaluation. Neighbour heads predict
-ŷ = softmax(logits) @ y_ref and expose the weights as :meth:`neighbor_weights`.
-For a large reference set use :meth:`NeighborHead.predict`, the memory-bounded path.
+``z`` (B, d) are the queries, ``z_ref`` (N, d) and ``y_ref`` (N,) or (N, m) the reference set: the batch in
+training (``exclude_self=True``: the first B references are the queries), the training split at evaluation.
+Neighbour heads predict ŷ = SoftMax(logits) y_ref; :meth:`NeighborHead.predict` is the memory-bounded path.
 """
 from __future__ import annotations
 
@@ -23,8 +20,9 @@ from .softstep import SoftKStep, SoftStep
 
 def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool,
            embed_dim: int | None = None) -> None:
-    """Validate inputs at the door; raises ValueError saying what is wrong and what is allowed.
-    Shapes always; finiteness not in a CUDA training step (:func:`softstep.functional.in_cuda_training`)."""
+    """Validate inputs at the door (ValueError saying what is allowed): shapes always, finiteness not in a CUDA
+    training step (:func:`softstep.functional.in_cuda_training`).
+    """
     if z.dim() != 2 or z_ref.dim() != 2:
         raise ValueError(f"z and z_ref must be 2-D (B, d) and (N, d); got {tuple(z.shape)} and {tuple(z_ref.shape)}")
     if z.shape[1] != z_ref.shape[1]:
@@ -50,7 +48,21 @@ def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exc
 
 
 class LinearHead(nn.Module):
-    """ŷ = W z + b. Accepts and ignores the reference set."""
+    """ŷ = W z + b: the paper's linear baseline (Table 1); it accepts and ignores the reference set.
+
+    Parameters
+    ----------
+    embed_dim : int
+        The embedding width d.
+    out_dim : int, default=1
+        The number of targets; 1 gives predictions of shape (B,).
+
+    Examples
+    --------
+    >>> import torch
+    >>> LinearHead(4)(torch.zeros(3, 4)).shape
+    torch.Size([3])
+    """
 
     #: The trainer gives a head a reference set (and skips one-item batches) only when it needs one.
     needs_reference = False
@@ -61,13 +73,25 @@ class LinearHead(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, z, z_ref=None, y_ref=None, exclude_self: bool = False):
+        """Predictions W z + b.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, embed_dim)
+        z_ref, y_ref, exclude_self
+            Ignored.
+
+        Returns
+        -------
+        torch.Tensor, shape (B,) or (B, out_dim)
+        """
         if z.dim() != 2 or z.shape[1] != self.linear.in_features:
             raise ValueError(f"z must be (B, {self.linear.in_features}); got {tuple(z.shape)}")
         y = self.linear(z)
         return y.squeeze(-1) if self.out_dim == 1 else y
 
     def predict(self, z, z_ref=None, y_ref=None, **_):
-        """Same as forward: a linear head needs no memory-bounded path."""
+        """Same as ``forward``: a linear head needs no memory-bounded path."""
         return self(z)
 
 
@@ -76,8 +100,9 @@ SCALE_INITS = ("std", "perplexity")
 
 
 def _log_beta_for_perplexity(sim, mask, perplexity: float, start: torch.Tensor) -> torch.Tensor:
-    """log β at which the median row of softmax(β·Sim) has the given perplexity exp(H) (as t-SNE calibrates
-    its kernels), by bisection on log β around ``start``; the row's own entry (``mask``) excluded."""
+    """log β at which the median row of softmax(β·Sim), its own entry excluded, has the given perplexity
+    (bisection on log β around ``start``).
+    """
     x = sim.double() if mask is None else sim.double().masked_fill(mask, -torch.inf)
     target = math.log(min(perplexity, max(x.shape[1] - (0 if mask is None else 1), 1)))
     lo, hi = float(start) - 30.0, float(start) + 30.0
@@ -90,29 +115,41 @@ def _log_beta_for_perplexity(sim, mask, perplexity: float, start: torch.Tensor) 
 
 
 class NeighborHead(nn.Module):
-    """Base of the neighbour heads: weights = softmax(logits(z, z_ref)), ŷ = weights @ y_ref.
+    """Base of the neighbour heads: ŷ = SoftMax(logits(z, z_ref)) y_ref, the prediction of sections 3.2–3.3.
 
-    ``learn_scale=True`` (the default) multiplies the similarities by a learned inverse temperature
-    β = exp(θ). The paper states no temperature or bandwidth; without one a fresh model's
-    similarities can span so little that every neighbour gets the same weight (the rbf log-kernel
-    with γ = 1/d spans about 0.07 on a fresh 100-d embedding) and training never leaves the mean, and
-    cos, bounded in [−1, 1], can never give sharp weights. θ is initialised from the first training
-    batch (a data-dependent initialisation, recorded in the buffer ``scale_initialised``), then
-    learned. Row min–max normalisation and ranks do not change with β, so SoftStep and SoftKStep see
-    the same inputs either way. ``learn_scale=False`` keeps β = 1: the paper's formulas as printed.
+    The similarities are multiplied by a learned inverse temperature β = exp(θ), started from the first
+    training batch (``learn_scale=False``: β = 1, the paper as printed); docs/paper-choices.md#the-heads,
+    "A learned temperature" and "The temperature's start".
 
-    ``scale_init="perplexity"`` (the default) starts β where the median row of softmax(β·Sim) on the
-    first batch has perplexity ``init_perplexity`` (5), as t-SNE calibrates its kernels: a local
-    kernel from the start. ``"std"`` (the earlier default) starts β so that the rows of β·Sim have
-    unit standard deviation; on raw 2-D coordinates that is a kernel wider than the structure
-    (Figure 3's checkerboard), where the gradient on β of the SoftStep heads averages about zero and
-    nca, nca_i and diffknn_g stayed at the mean (``results/figure3.md``).
+    Parameters
+    ----------
+    embed_dim : int
+        The embedding width d.
+    similarity : {"l2", "cos", "rbf", "dot"}, default="l2"
+        See :func:`softstep.similarity`.
+    gamma : float, optional
+        The rbf bandwidth (None: 1/d).
+    learn_scale : bool, default=True
+        Learn β; False keeps β = 1.
+    scale_init : {"perplexity", "std"}, default="perplexity"
+        How the first training batch sets β.
+    init_perplexity : float, default=5.0
+        The median row's perplexity at the start (``scale_init="perplexity"``), > 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> head = build_head("nca", 2).eval()
+    >>> isinstance(head, NeighborHead)
+    True
+    >>> z_ref, y_ref = torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), torch.tensor([0.0, 1.0])
+    >>> head.predict(torch.zeros(1, 2), z_ref, y_ref)
+    tensor([0.5000])
     """
 
     needs_reference = True
     #: Peak extra memory of ``predict`` per query × reference entry of a block, in bytes, on CUDA
-    #: (``trainer.max_elements=auto`` sizes its blocks with it): 26–32 measured on an H100 for
-    #: nca_i and diffknn_i (``results/benchmarks/gpu.md``).
+    #: (``trainer.max_elements=auto`` sizes its blocks with it; docs/paper-choices.md#prediction-memory).
     predict_bytes_per_entry = 32
 
     def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None, learn_scale: bool = True,
@@ -134,7 +171,19 @@ class NeighborHead(nn.Module):
         self.register_buffer("scale_initialised", torch.tensor(not learn_scale))
 
     def sim(self, z, z_ref, mask=None):
-        """β · Sim(z, z_ref); the first call in training initialises β (see the class docstring)."""
+        """β · Sim(z, z_ref); the first call in training sets β (see the class docstring).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        mask : torch.Tensor of bool, shape (B, N), optional
+            Entries left out of β's initialisation.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+        """
         sim = Fn.similarity(z, z_ref, self.similarity, gamma=self.gamma)
         if self.log_scale is None:
             return sim
@@ -143,8 +192,9 @@ class NeighborHead(nn.Module):
         return sim * self.log_scale.exp().to(sim.dtype)
 
     def _scale_ready(self) -> bool:
-        """The buffer ``scale_initialised``, read only when it changed (its tensor or in-place version): on CUDA
-        each read waits for the GPU, and a training step that waits every time cannot run ahead of it."""
+        """The buffer ``scale_initialised``, read again only when it changed (each read of a CUDA buffer waits for the
+        GPU; docs/paper-choices.md#no-host-reads-in-a-cuda-training-step).
+        """
         buf, seen = self.scale_initialised, getattr(self, "_scale_seen", None)
         if seen is not None and torch.compiler.is_compiling():
             return seen[2]  # a Python value: a compiled step guards on it instead of breaking its graph on a read
@@ -158,6 +208,7 @@ class NeighborHead(nn.Module):
 
     @torch.no_grad()
     def _init_scale(self, sim, mask) -> None:
+        """Set θ = log β from the first batch with a spread (``scale_init``); until then β stays 1."""
         x = sim if mask is None else sim.masked_fill(mask, torch.nan)
         std = ((x - x.nanmean(-1, keepdim=True)) ** 2).nanmean(-1).sqrt().nanmean()
         if not (torch.isfinite(std) and std > 0):  # one reference, or all ties: wait for a batch with a spread
@@ -170,14 +221,42 @@ class NeighborHead(nn.Module):
         self._scale_seen = (self.scale_initialised, self.scale_initialised._version, True)
 
     def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
+        """The logits (B, N) the weights are a softmax of; each head defines them."""
         raise NotImplementedError
 
     def neighbor_weights(self, z, z_ref, exclude_self: bool = False) -> torch.Tensor:
-        """(B, N) weights the prediction averages with: rows sum to 1, excluded entries are exactly 0."""
+        """The weights SoftMax(logits) the prediction averages ``y_ref`` with.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        exclude_self : bool, default=False
+            The first B references are the queries; their own weights are 0.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+            Rows sum to 1; excluded entries are exactly 0.
+        """
         _check(z, z_ref, None, exclude_self, self.embed_dim)
         return self._weights(z, z_ref, exclude_self)
 
     def forward(self, z, z_ref, y_ref, exclude_self: bool = False):
+        """ŷ = SoftMax(logits) y_ref (Algorithm 1 line 20 and Algorithm 2 line 17, then the prediction of section 3.2).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        y_ref : torch.Tensor, shape (N,) or (N, m)
+        exclude_self : bool, default=False
+            Training: the first B references are the queries, each excluded from its own prediction.
+
+        Returns
+        -------
+        torch.Tensor, shape (B,) or (B, m)
+        """
         _check(z, z_ref, y_ref, exclude_self, self.embed_dim)
         w = self._weights(z, z_ref, exclude_self)
         return w @ y_ref.to(w.dtype)
@@ -188,8 +267,7 @@ class NeighborHead(nn.Module):
         return torch.softmax(self.logits(z, z_ref, mask), dim=-1)
 
     def _self_mask(self, b: int, n: int, device) -> torch.Tensor:
-        """(b, n) mask, True where query i meets itself at reference i; kept for the next call of the same shape
-        (training builds it once, not every step)."""
+        """(b, n) mask, True where query i meets itself at reference i; kept for the next call of the same shape."""
         mask = getattr(self, "_last_mask", None)
         if mask is None or mask.shape != (b, n) or mask.device != torch.device(device):
             mask = self._last_mask = torch.arange(b, device=device).unsqueeze(1) == torch.arange(n, device=device)
@@ -197,8 +275,20 @@ class NeighborHead(nn.Module):
 
     @torch.no_grad()
     def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
-        """Memory-bounded evaluation: the eval-mode ``forward`` without building a B×N matrix
-        larger than ``max_elements`` entries (chunks over queries; see subclasses for the reference set)."""
+        """Eval-mode ``forward`` without a query × reference block above ``max_elements`` entries.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        y_ref : torch.Tensor, shape (N,) or (N, m)
+        max_elements : int, default=2**22
+            The largest block built (docs/paper-choices.md#prediction-memory).
+
+        Returns
+        -------
+        torch.Tensor, shape (B,) or (B, m)
+        """
         _check(z, z_ref, y_ref, False, self.embed_dim)
         was_training = self.training
         self.eval()
@@ -211,6 +301,7 @@ class NeighborHead(nn.Module):
             self.train(was_training)
 
     def _predict_rows(self, z, z_ref, y_ref, max_elements):
+        """Predictions of one block of queries against the whole reference set."""
         return torch.softmax(self.logits(z, z_ref), dim=-1) @ y_ref.to(z.dtype)
 
 
@@ -218,23 +309,31 @@ NORMS = ("paper", "exclude_self")
 
 
 class NCAHead(NeighborHead):
-    """Neighbourhood component analysis, optionally with SoftStep (Algorithm 2).
+    """Neighbourhood component analysis, optionally with SoftStep: section 3.3 and Algorithm 2.
 
-    ``softstep=None``: logits = Sim(z, z_ref) (plain NCA, as scikit-learn's NCA:
-    the query's own entry is −inf, weight exactly 0).
-    ``softstep="global" | "instance"``: logits = Sim + log SoftStep(Norm(Sim)) with
-    Norm the row min–max (line 13), chosen by ``norm``:
+    ``softstep=None``: logits = Sim (plain NCA; the query's own entry weight 0). ``"global"`` or
+    ``"instance"``: logits = Sim + log SoftStep(Norm(Sim)), Norm the row min–max of line 13. What
+    ``norm`` changes: docs/paper-choices.md#the-heads ("Row min–max normalisation").
 
-    - ``"paper"`` (default): lines 13–15 as printed. In training (the batch is its own
-      reference set) the min–max covers the whole row, the query's own similarity
-      included, and l = min(l₀, top) − ε, where top is the largest normalised
-      similarity of the other items. For l2, cos and rbf the query's own similarity is
-      the row's maximum, so the neighbours are scaled against it and top < 1.
-    - ``"exclude_self"``: the query's own entry takes no part in the min–max, so top = 1
-      and line 15 does nothing (a training row is scaled like an evaluation row).
+    Parameters
+    ----------
+    embed_dim : int
+        The embedding width d.
+    similarity : {"l2", "cos", "rbf", "dot"}, default="l2"
+    softstep : {None, "global", "instance"}, default=None
+        SoftStep's parameter mode, or none.
+    gamma, learn_scale, scale_init, init_perplexity
+        As for :class:`NeighborHead`.
+    norm : {"paper", "exclude_self"}, default="paper"
+        Line 13 as printed (the query's own similarity in the row's min–max) or without it.
 
-    At evaluation the query is not in the reference set: both options normalise over
-    the reference set, top = 1, and they compute the same function.
+    Examples
+    --------
+    >>> import torch
+    >>> head = NCAHead(2, softstep="global", learn_scale=False)
+    >>> z_ref = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [9.0, 0.0]])
+    >>> head.neighbor_weights(torch.zeros(1, 2), z_ref)  # the farthest gets weight exactly 0
+    tensor([[0.6652, 0.2447, 0.0900, 0.0000]], grad_fn=<SoftmaxBackward0>)
     """
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str | None = None, *, gamma=None,
@@ -248,10 +347,23 @@ class NCAHead(NeighborHead):
 
     @property
     def predict_bytes_per_entry(self) -> int:
-        """Plain NCA's predict keeps fewer temporaries: 15 bytes per entry measured on an H100."""
+        """Plain NCA's predict keeps fewer temporaries (docs/paper-choices.md#prediction-memory)."""
         return 16 if self.softstep is None else 32
 
     def logits(self, z, z_ref, mask=None):
+        """Sim, or Sim + log SoftStep(Norm(Sim)): Algorithm 2 lines 11–17; excluded entries −inf.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        mask : torch.Tensor of bool, shape (B, N), optional
+            True = the query itself.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+        """
         sim = self.sim(z, z_ref, mask)
         if self.softstep is None:
             return self._logits_from_sim(sim, z, None, None, mask)
@@ -259,6 +371,7 @@ class NCAHead(NeighborHead):
         return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, None if whole_row else mask), mask, whole_row)
 
     def _logits_from_sim(self, sim, z, lo, hi, mask=None, top_from_row=False):
+        """Algorithm 2 lines 13–17 from β·Sim and the row bounds (``top_from_row``: line 14's top from the row)."""
         if self.softstep is not None:
             s_norm = Fn.scale_rows(sim, lo, hi, mask)  # the query's own entry 0
             # line 14: the largest normalised similarity of the other items (None: 1, the row's maximum is one of them)
@@ -267,8 +380,9 @@ class NCAHead(NeighborHead):
         return sim if mask is None else sim.masked_fill(mask, -torch.inf)
 
     def _predict_rows(self, z, z_ref, y_ref, max_elements):
-        """Streams over the reference set in tiles when one row block would exceed ``max_elements``:
-        a first pass finds each row's min and max similarity, a second accumulates an online softmax."""
+        """Streams over the reference set in tiles when a row block would exceed ``max_elements``: one pass for each
+        row's min and max, one for an online softmax.
+        """
         n = z_ref.shape[0]
         cols = max(1, max_elements // len(z))
         if cols >= n:
@@ -298,27 +412,36 @@ class NCAHead(NeighborHead):
 
 
 class DiffKNNHead(NeighborHead):
-    """Differentiable k-NN with SoftKStep (Algorithm 1).
+    """Differentiable k-NN with SoftKStep: section 3.2 and Algorithm 1.
 
-    logits = Sim + SoftKStep(ranks, k, q, t), ranks 0-based (0 = most similar), k from
-    :class:`softstep.SoftKStep` (a learned fraction of N − 1, N = |Z_N|).
+    logits = Sim + log SoftKStep(ranks, k, q, t), 0-based ranks, k from :class:`softstep.SoftKStep`. In
+    training the ranks are soft (line 12; strength in units of each row's mean gap) and k is floored at the
+    row's best soft rank; at evaluation they are exact (a top-⌈k + q⌉ partial sort, ties in topk's order).
+    Why: docs/paper-choices.md#the-heads ("Ranks at evaluation are exact", "Soft ranks in training", "The k floor").
 
-    - **Training** (``head.train()``): ranks = soft_rank(−Sim) − 1 (line 12; torchsort's L2
-      soft rank in float64, its kernels fed column-major on CUDA: ``softstep/ranks.py``). The paper does not state the strength. Soft ranks of a
-      large row bunch up around the middle rank unless the strength is small against the
-      gaps between consecutive similarities, so each row is ranked in units of its own mean
-      gap, (max − min) / (N − 2), with strength ``rank_strength`` (default 0.1) in those
-      units. The mean |soft − hard| rank error is then about 0.1 at B = 32…1,024 for l2, cos
-      and rbf (``results/benchmarks/heads.md``, "rank error"). The query itself is pushed
-      below every candidate (line 10) and its weight is exactly 0. k is floored at the row's
-      smallest soft rank: this changes nothing unless the row's best candidates tie so
-      closely that even the best soft rank exceeds k ≥ 1, where it keeps the best neighbour
-      (weight 1) instead of leaving the row without any.
-    - **Evaluation** (``head.eval()``, and always in :meth:`predict`): exact ranks, the
-      strength → 0 limit of soft ranks: a partial sort (``torch.topk``) of the ⌈k + q⌉ most
-      similar references, the only ones with non-zero weight; ties are broken by topk's
-      order. No isotonic regression, no float64 pass, and no floor (the best rank is 0 < 1 ≤ k),
-      so the neighbourhood is exactly the one the learned k describes.
+    Parameters
+    ----------
+    embed_dim : int
+        The embedding width d.
+    similarity : {"l2", "cos", "rbf", "dot"}, default="l2"
+    softstep : {"global", "instance"}, default="global"
+        k's parameter mode (Algorithm 1 lines 2–5).
+    q : float, default=4.0
+    t : float, default=0.75
+        SoftKStep's transition width and curvature (line 19).
+    rank_strength : float, default=0.1
+        Soft-rank strength in units of the row's mean gap.
+    gamma, learn_scale, scale_init, init_perplexity
+        As for :class:`NeighborHead`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> head = DiffKNNHead(2, learn_scale=False).eval()  # k = σ(0) · (9 − 1) = 4, q = 4
+    >>> z_ref = torch.arange(1.0, 10.0).unsqueeze(1) * torch.tensor([[1.0, 0.0]])
+    >>> w = head.neighbor_weights(torch.zeros(1, 2), z_ref)
+    >>> int((w > 0).sum())  # ranks 0 to 7 are below k + q
+    8
     """
 
     def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
@@ -332,11 +455,23 @@ class DiffKNNHead(NeighborHead):
         self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t)
         self.rank_strength = rank_strength
 
-    #: Measured on an H100: 2,050 MiB at 2²⁶ entries per block, 32.03 bytes an entry (its top-⌈k + q⌉ buffers come
-    #: on top of the similarity block); rounded up, so that ``max_elements=auto`` keeps its blocks within 2 GiB.
+    #: Its top-⌈k + q⌉ buffers come on top of the similarity block (docs/paper-choices.md#prediction-memory).
     predict_bytes_per_entry = 33
 
     def logits(self, z, z_ref, mask=None):
+        """Sim + log SoftKStep: Algorithm 1 lines 6–20; soft ranks in training, exact ranks at evaluation.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        mask : torch.Tensor of bool, shape (B, N), optional
+            True = the query itself (line 10).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+        """
         sim = self.sim(z, z_ref, mask)
         n = z_ref.shape[0]  # line 9: N = |Z_N|, in training the query included
         if not self.training:
@@ -349,7 +484,18 @@ class DiffKNNHead(NeighborHead):
         return out if mask is None else out.masked_fill(mask, -torch.inf)
 
     def soft_ranks(self, sim, mask=None):
-        """0-based soft ranks of each row (0 = most similar), in units of the row's mean gap (see class docstring)."""
+        """0-based soft ranks of each row, SOFT_RANK(−sim) − 1 (Algorithm 1 line 12), the query itself last (line 10).
+
+        Parameters
+        ----------
+        sim : torch.Tensor, shape (B, N)
+        mask : torch.Tensor of bool, shape (B, N), optional
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+            0 = most similar; in units of the row's mean gap (docs/paper-choices.md#the-heads, "Soft ranks in training").
+        """
         n = sim.shape[1] - (0 if mask is None else 1)
         wide = sim.to(rank_dtype(sim))
         lo, hi = Fn.row_bounds(wide, mask)
@@ -372,6 +518,7 @@ class DiffKNNHead(NeighborHead):
         return top + log_soft_k_step(ranks, k.to(sim.dtype), self.kstep.q, self.kstep.t), idx
 
     def _predict_rows(self, z, z_ref, y_ref, max_elements):
+        """Predictions of one block of queries from its top-⌈k + q⌉ references."""
         logit, idx = self._top_logits(self.sim(z, z_ref), z, z_ref.shape[0])
         w = torch.softmax(logit, dim=-1)
         y = y_ref.to(w.dtype)[idx]  # (B, width) or (B, width, m)
@@ -390,11 +537,24 @@ HEADS = {
 
 
 def build_head(name: str, embed_dim: int, **kwargs) -> nn.Module:
-    """Build one of the six heads by name: ``linear``, ``nca``, ``nca_g``, ``nca_i``, ``diffknn_g``, ``diffknn_i``.
+    """One of the paper's six heads by name (Table 1's columns; :data:`HEADS`).
 
-    Keyword arguments (``similarity``, ``gamma``, and for k-NN ``q``, ``t``, ``rank_strength``)
-    go to a neighbour head; the linear head ignores them.
+    Parameters
+    ----------
+    name : {"linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"}
+    embed_dim : int
+        The embedding width d.
+    **kwargs
+        Passed to a neighbour head (``similarity``, ``gamma``, and for k-NN ``q``, ``t``, ``rank_strength``);
+        the linear head ignores them.
 
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> import torch
     >>> head = build_head("nca_i", 25, similarity="rbf")
     >>> z = torch.randn(8, 25); head(z, z, torch.rand(8), exclude_self=True).shape
     torch.Size([8])

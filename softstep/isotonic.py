@@ -1,22 +1,7 @@
-"""Isotonic regression of each row on a GPU, all of a row's pooling in parallel (a Triton kernel).
+"""Isotonic regression of each row with all of a row's pooling in parallel (a Triton kernel), opt-in.
 
-Solves, for each row y of a (B, n) matrix, argmin ‖v − y‖² subject to v₁ ≥ v₂ ≥ … ≥ vₙ: what torchsort's
-``isotonic_l2`` kernel computes (Blondel et al., 2020), which :func:`softstep.ranks.soft_rank` calls. torchsort's
-CUDA kernel runs pool-adjacent-violators (PAV) serially, one thread per row; on an H100 that took 3.7 ms of
-DiffKNN's 1,024 × 1,024 training step (``results/benchmarks/gpu.md``).
-
-Here one program holds a whole row (n ≤ :data:`MAX_N`) and pools in rounds: every element starts as its own
-block; each round computes every block's mean with segmented scans and merges *every* pair of adjacent blocks
-that violates the order (mean on the left < mean on the right) at once. Merging all violators of a round
-is a sequence of PAV's own merges (in a run of violations, the pooled mean stays below the next block's),
-and PAV's result does not depend on the order of merges, so the rounds end (no violation left) at PAV's
-solution. On DiffKNN's inputs (sorted similarities in units of the row's mean gap) that takes 2–12 rounds
-for n = 32…4,096, each a few parallel steps over the row; an adversarial row needs up to n rounds.
-
-Status: equal to torchsort's kernel in Triton's interpreter on the CPU, and built to a cubin for sm_80 and sm_90 by
-Triton's compiler without a GPU (``tests/test_softstep_ranks.py``); the ``gpu`` tests compare it on CUDA. Not yet
-timed on a GPU, so :data:`softstep.ranks.ISOTONIC` keeps torchsort's kernel by default; ``scripts/benchmark_gpu.py``
-times the two side by side.
+The isotonic step of SOFT_RANK (Algorithm 1 line 12), as torchsort's ``isotonic_l2`` computes it; the
+algorithm and its status: docs/paper-choices.md#soft-rank-kernels.
 """
 from __future__ import annotations
 
@@ -46,6 +31,7 @@ if triton is not None:
 
     @triton.jit
     def _isotonic_rows(y_ptr, out_ptr, starts_ptr, n, BLOCK: tl.constexpr):
+        """One program per row: pool adjacent violating blocks in rounds until none is left."""
         row = tl.program_id(0).to(tl.int64)
         idx = tl.arange(0, BLOCK)
         valid = idx < n
@@ -79,13 +65,50 @@ if triton is not None:
 
 
 def available(y: torch.Tensor) -> bool:
-    """Whether :func:`isotonic_rows` can take ``y``: Triton installed (or its interpreter on), rows of at most
-    :data:`MAX_N`, floating point."""
+    """Whether :func:`isotonic_rows` can take ``y``.
+
+    Not in the paper (docs/paper-choices.md#soft-rank-kernels).
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        Rows to regress.
+
+    Returns
+    -------
+    bool
+        True for float32/float64 (B, n ≤ :data:`MAX_N`) rows with Triton installed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> available(torch.zeros(2, 3, dtype=torch.int64))
+    False
+    """
     return triton is not None and y.dim() == 2 and 0 < y.shape[1] <= MAX_N and y.dtype in (torch.float32, torch.float64)
 
 
 def isotonic_rows(y: torch.Tensor) -> torch.Tensor:
-    """Non-increasing isotonic regression of each row of ``y`` (B, n): torchsort's ``isotonic_l2``, in parallel per row."""
+    """Non-increasing isotonic regression (L2) of each row, torchsort's ``isotonic_l2`` in parallel per row.
+
+    Solves argmin ‖v − y‖² subject to v₁ ≥ … ≥ vₙ for each row: the isotonic step of SOFT_RANK
+    (Algorithm 1 line 12).
+
+    Parameters
+    ----------
+    y : torch.Tensor, shape (B, n)
+        float32 or float64 rows, n ≤ :data:`MAX_N`, on a CUDA device (or under ``TRITON_INTERPRET=1``).
+
+    Returns
+    -------
+    torch.Tensor, shape (B, n)
+
+    Examples
+    --------
+    >>> import torch
+    >>> isotonic_rows(torch.tensor([[1.0, 3.0, 2.0]], device="cuda"))  # doctest: +SKIP
+    tensor([[2., 2., 2.]], device='cuda:0')
+    """
     if not available(y):
         raise ValueError(f"isotonic_rows takes (B, n ≤ {MAX_N}) float32/float64 rows with Triton installed; "
                          f"got {tuple(y.shape)} {y.dtype}")

@@ -1,20 +1,35 @@
-"""Learned SoftStep parameters, global or instance-wise (section 3.1, Algorithms 1–2)."""
+"""Learned SoftStep parameters, global or instance-wise (section 3.1; Algorithm 1 lines 2–5, 13–18; Algorithm 2 lines 2–10, 14–17)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .functional import log_soft_step, log_soft_k_step
+from .functional import log_soft_k_step, log_soft_step
 
 PARAM_MODES = ("global", "instance")
 
 
 class SigmoidParams(nn.Module):
-    """``n`` parameters in (0, 1): σ(θ) (``"global"``) or σ(W z + b) (``"instance"``).
+    """``n`` learned parameters in (0, 1): σ(θ) (``"global"``) or σ(W z + b) (``"instance"``).
 
-    Returns a (B, n) tensor for queries ``z`` of shape (B, d). Global parameters
-    start at θ = 0 (σ = 0.5); the instance layer starts with zero weights and zero
-    bias, so both modes start from the same function.
+    The ``params`` of Algorithm 2 lines 2–10 and ``k_param`` of Algorithm 1 lines 2–5; (l, u, t) = σ(W_ss z + b_ss)
+    in section 3.1. Both modes start at σ(0) = 0.5 (docs/paper-choices.md#the-heads, "Initialisation").
+
+    Parameters
+    ----------
+    n : int
+        How many parameters per query.
+    param_mode : {"global", "instance"}, default="global"
+        One set for the model, or a linear layer of the query's embedding.
+    embed_dim : int, optional
+        The embedding width; required for ``"instance"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> SigmoidParams(3, param_mode="instance", embed_dim=4)(torch.randn(2, 4))
+    tensor([[0.5000, 0.5000, 0.5000],
+            [0.5000, 0.5000, 0.5000]], grad_fn=<SigmoidBackward0>)
     """
 
     def __init__(self, n: int, *, param_mode: str = "global", embed_dim: int | None = None):
@@ -32,6 +47,16 @@ class SigmoidParams(nn.Module):
             self.theta = nn.Parameter(torch.zeros(n))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The parameters for queries ``z`` (B, d).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+
+        Returns
+        -------
+        torch.Tensor, shape (B, n)
+        """
         if self.param_mode == "instance":
             return torch.sigmoid(self.linear(z))
         return torch.sigmoid(self.theta).to(z.dtype).expand(z.shape[0], -1)
@@ -40,15 +65,26 @@ class SigmoidParams(nn.Module):
 class SoftStep(nn.Module):
     """SoftStep on row-normalised similarities: Algorithm 2 lines 7–17.
 
-    (l₀, u₀, t) = σ(·) per query; l = min(l₀, top) − ε; u = l + u₀(1 − l); the
-    result is log SoftStep(s_norm; l, u, t), added to the raw similarities.
+    (l₀, u₀, t) = σ(·) per query; l = min(l₀, top) − ε (line 15); u = l + u₀(1 − l) (line 16); the result,
+    log SoftStep(s_norm; l, u, t), is what line 17 adds to the raw similarities. How ``top`` and the
+    normalisation interact: docs/paper-choices.md#the-heads ("Row min–max normalisation"); ε's floor:
+    docs/paper-choices.md#softstep-in-log-space.
 
-    ``top`` (line 14) is the row's largest normalised similarity excluding the query
-    itself; the head passes it. With the paper's normalisation (the query's own
-    similarity inside the row's min–max, line 13) it is below 1 in training, and
-    line 15 keeps the nearest neighbour above l. Where the row's maximum is a
-    neighbour (evaluation, or ``norm="exclude_self"``) top = 1, the default, and
-    l = l₀ − ε.
+    Parameters
+    ----------
+    param_mode : {"global", "instance"}, default="global"
+        Model-level or per-query (l₀, u₀, t).
+    embed_dim : int, optional
+        The embedding width; required for ``"instance"``.
+    eps : float, default=1e-4
+        ε of line 15, in (0, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> step = SoftStep()  # starts at l₀ = u₀ = t = 0.5: l ≈ 0.5, u ≈ 0.75
+    >>> step(torch.tensor([[0.25, 0.625, 1.0]]), torch.zeros(1, 4)).exp()
+    tensor([[0.0000, 0.5006, 1.0000]], grad_fn=<ExpBackward0>)
     """
 
     def __init__(self, *, param_mode: str = "global", embed_dim: int | None = None, eps: float = 1e-4):
@@ -59,7 +95,22 @@ class SoftStep(nn.Module):
         self.eps = eps
 
     def forward(self, s_norm: torch.Tensor, z: torch.Tensor, top: torch.Tensor | None = None) -> torch.Tensor:
-        """Log-weights (B, N) for normalised similarities ``s_norm`` of queries ``z``; ``top`` (B, 1) or None (= 1)."""
+        """Log-weights for normalised similarities ``s_norm`` of queries ``z`` (Algorithm 2 lines 7–17).
+
+        Parameters
+        ----------
+        s_norm : torch.Tensor, shape (B, N)
+            Row-normalised similarities (line 13).
+        z : torch.Tensor, shape (B, d)
+            The queries, for instance-wise parameters.
+        top : torch.Tensor, shape (B, 1), optional
+            Line 14's largest normalised similarity of the other items; None means 1.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+            log SoftStep, in [−inf, 0].
+        """
         l0, u0, t = (p.unsqueeze(-1) for p in self.params(z).unbind(-1))
         eps = max(self.eps, 8 * torch.finfo(s_norm.dtype).eps)
         if top is not None:  # min(l₀, top) by a where: its backward is 4 kernels against minimum's 10
@@ -71,15 +122,31 @@ class SoftStep(nn.Module):
 
 
 class SoftKStep(nn.Module):
-    """The learned neighbourhood size of Algorithm 1 lines 2–5, 13–19 and SoftKStep.
+    """The learned neighbourhood size k and its step: Algorithm 1 lines 2–5 and 13–19.
 
-    k = max(σ(·) · (N − 1), 1) with N = |Z_N|, the size of the reference set the head is
-    given (line 9): in training the batch, the query itself included (so N − 1 is the
-    number of candidates), at evaluation the training split. σ is applied once: line 3's
-    "linear layer with sigmoid activation" and line 14's σ are the same sigmoid (applied
-    twice, k could only range over 50–73 % of N). k is thus a learned *fraction* of the
-    reference set: with σ = 0.1 a query keeps about 3 of a batch of 32 and about 1,000
-    of a training split of 10⁴. q and t are fixed (4 and 0.75).
+    k = max(σ(·)(N − 1), 1) with N = |Z_N| (line 9), a learned fraction of the reference set; σ is applied
+    once (docs/paper-choices.md#the-heads, "k"). q and t are fixed, as in line 19.
+
+    Parameters
+    ----------
+    param_mode : {"global", "instance"}, default="global"
+        Model-level or per-query k.
+    embed_dim : int, optional
+        The embedding width; required for ``"instance"``.
+    q : float, default=4.0
+        Width of the step's transition, in ranks.
+    t : float, default=0.75
+        The transition's curvature.
+
+    Examples
+    --------
+    >>> import torch
+    >>> kstep = SoftKStep()
+    >>> kstep.k(torch.zeros(1, 4), n_ref=9)  # σ(0) = 0.5 of the 8 candidates
+    tensor([[4.]], grad_fn=<ClampMinBackward0>)
+    >>> kstep(torch.arange(9.0).unsqueeze(0), torch.zeros(1, 4), n_ref=9).exp()
+    tensor([[1.0000, 1.0000, 1.0000, 1.0000, 1.0000, 0.8123, 0.5000, 0.1877, 0.0000]],
+           grad_fn=<ExpBackward0>)
     """
 
     def __init__(self, *, param_mode: str = "global", embed_dim: int | None = None, q: float = 4.0, t: float = 0.75):
@@ -88,14 +155,36 @@ class SoftKStep(nn.Module):
         self.q, self.t = q, t
 
     def k(self, z: torch.Tensor, n_ref: int) -> torch.Tensor:
-        """Per-query k, shape (B, 1), for a reference set of ``n_ref`` items."""
+        """Per-query k = max(σ(·)(n_ref − 1), 1): Algorithm 1 lines 13–18.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        n_ref : int
+            N, the size of the reference set (line 9).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, 1)
+        """
         return (self.params(z) * (n_ref - 1)).clamp_min(1.0)
 
     def forward(self, ranks: torch.Tensor, z: torch.Tensor, n_ref: int, *, k_floor: torch.Tensor | None = None) -> torch.Tensor:
-        """Log-weights (B, N) for 0-based ``ranks`` over a reference set of ``n_ref`` items.
+        """Log-weights SoftKStep(ranks, k, q, t) for 0-based ``ranks``: Algorithm 1 line 19.
 
-        ``k_floor`` (B, 1), optional: a per-query lower bound on k (in training the DiffKNN head
-        passes each row's smallest soft rank; see :class:`softstep.DiffKNNHead`).
+        Parameters
+        ----------
+        ranks : torch.Tensor, shape (B, N)
+            0-based ranks (0 = most similar).
+        z : torch.Tensor, shape (B, d)
+        n_ref : int
+            N, the size of the reference set.
+        k_floor : torch.Tensor, shape (B, 1), optional
+            A per-query lower bound on k (docs/paper-choices.md#the-heads, "The k floor").
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
         """
         k = self.k(z, n_ref)
         if k_floor is not None:  # max(k, floor) by a where (fewer kernels in the backward than maximum)
