@@ -56,13 +56,12 @@ def build(name, **kw):
 
 
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """Networking off as on a compute node: offline flags set, empty torch hub dir, no weights cache."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv(W.ENV_CACHE, raising=False)
-    return monkeypatch
+def offline(offline, tmp_path):
+    """Networking off as on a compute node: the shared fixture's offline flags (tests/conftest.py), plus an empty
+    torch hub dir and no weights cache."""
+    offline.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    offline.delenv(W.ENV_CACHE, raising=False)
+    return offline
 
 
 @pytest.mark.parametrize("name", list(SPECS))

