@@ -1,7 +1,6 @@
 """Bring your own data: table (numeric or text), image folder, audio folder — loader + extractor end to end."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fixtures_data as F  # noqa: E402
-
-from data import audio_folder, image_folder, table  # noqa: E402
-from data.base import DataError, collate  # noqa: E402
+from data import audio_folder, image_folder, table
+from data.base import DataError, collate
+from tests import fixtures_data as F
 
 
 def features(data, extractor, batch_size=4):

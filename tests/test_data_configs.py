@@ -3,7 +3,6 @@ reads the tiny fixture, and the extractor (random weights of the same architectu
 of the right shape. Slow tests run the lead's pipeline for two epochs per dataset."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fixtures_data as F  # noqa: E402
-
-from data.base import DataError, RegressionData, collate  # noqa: E402
-from experiments.compose import compose  # noqa: E402
-from extractors.base import Extractor  # noqa: E402
+from data.base import DataError, RegressionData, collate
+from experiments.compose import compose
+from extractors.base import Extractor
+from tests import fixtures_data as F
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_EXTRACTOR = {"rsna": "resnet18", "houses": "resnet34", "medsegbench": "efficientnet_b0", "udacity": "efficientnet_b0",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fixtures_data as F  # noqa: E402
-
-from data.base import DataError  # noqa: E402
-from data.media import select_window  # noqa: E402
+from data.base import DataError
+from data.media import select_window
+from tests import fixtures_data as F
 
 NAMES = list(F.WRITERS)
 

@@ -12,17 +12,15 @@ import pandas as pd
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fixtures_data as FD  # noqa: E402
-
-from experiments import pipeline, saved  # noqa: E402
-from experiments.compose import compose  # noqa: E402
-from experiments.predict import PredictError, predict  # noqa: E402
-from experiments.results import read_result, read_results  # noqa: E402
-from experiments.sparsity import head_sparsity  # noqa: E402
-from experiments.splits import paper_split  # noqa: E402
-from experiments.tabular import TablePreprocessor  # noqa: E402
-from softstep import build_head  # noqa: E402
+from experiments import pipeline, saved
+from experiments.compose import compose
+from experiments.predict import PredictError, predict
+from experiments.results import read_result, read_results
+from experiments.sparsity import head_sparsity
+from experiments.splits import paper_split
+from experiments.tabular import TablePreprocessor
+from softstep import build_head
+from tests import fixtures_data as FD
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
