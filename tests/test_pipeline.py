@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from experiments import pipeline
 from experiments.compose import compose
@@ -28,7 +27,7 @@ def make_cfg(*overrides):
     return compose(overrides)
 
 
-# ---------------------------------------------------------------- configs
+# ---------------------------------------------------------------- configs (bad ones: tests/test_config_errors.py)
 def test_dataset_picks_its_extractor_and_head_carries_tuned_hparams():
     cfg = make_cfg()
     assert (cfg.dataset.name, cfg.extractor.name, cfg.head.name) == ("vader", "minilm", "nca_i")
@@ -50,21 +49,6 @@ def test_every_group_option_composes(group):
     for opt in options:
         cfg = make_cfg(f"{group}={opt}")
         assert cfg[group].name == opt if group in ("extractor", "head", "logger") else cfg.head.name == "nca_i"
-
-
-def test_unknown_option_names_the_choices():
-    with pytest.raises((MissingConfigException, ConfigCompositionException)) as e:
-        make_cfg("head=nope")
-    assert "nca_i" in str(e.value) and "head" in str(e.value)
-
-
-@pytest.mark.parametrize("override,field", [("splits=[0,0]", "splits"), ("splits=[-1]", "splits"), ("splits=[]", "splits"),
-                                            ("model.embed_dim=0", "model.embed_dim"), ("trainer.patience=0", "trainer.patience"),
-                                            ("head.similarity=manhattan", "head.similarity"), ("trainer.lr=-1", "trainer.lr")])
-def test_bad_values_fail_before_any_work(tmp_path, tiny, override, field):
-    with pytest.raises(pipeline.ConfigError, match=field.replace(".", r"\.")):
-        pipeline.run(tiny(override))
-    assert not (tmp_path / "results").exists()
 
 
 def test_nan_label_is_a_clear_error(tmp_path):
@@ -296,14 +280,6 @@ def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, tiny, mon
         assert "secret-key" not in p.read_text()
 
 
-def test_extractor_of_the_wrong_modality_is_refused_before_any_model(tiny, monkeypatch):
-    import extractors.text as T
-
-    monkeypatch.setattr(T, "minilm", lambda **_: pytest.fail("no extractor may be built"))
-    with pytest.raises(pipeline.ConfigError, match="minilm.*text.*table"):
-        pipeline.run(tiny("extractor=minilm"))
-
-
 def test_parallel_splits_match_sequential_splits(tmp_path, tiny):
     """trainer.workers=2 trains splits in separate processes: same result files' metrics as one process."""
     pipeline.run(tiny.at(tmp_path / "seq")("head=nca_g", "trainer.workers=1"))
@@ -402,8 +378,6 @@ def test_sampled_reference_set_trains_and_is_reproducible(tmp_path, tiny):
     b = pipeline.run(tiny.at(tmp_path / "b")("head=nca_i", "splits=[0]", "trainer.reference=sample")).trained[0].record
     c = pipeline.run(tiny.at(tmp_path / "c")("head=nca_i", "splits=[0]")).trained[0].record
     assert a["metrics"] == b["metrics"] and a["metrics"] != c["metrics"]
-    with pytest.raises(pipeline.ConfigError, match="trainer.reference_fraction"):
-        pipeline.validate(tiny("trainer.reference=sample", "trainer.reference_fraction=0"))
 
 
 def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():

@@ -1,0 +1,54 @@
+"""Every bad config, in one table: the override(s) on the tiny run, the error it must raise, and what the message
+must say (regular expressions, each searched for). Each fails before any work: no extractor is built, no input
+is prepared, nothing is written under the test's folder (results, cache or anything else)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from experiments import pipeline
+from experiments.pipeline import ConfigError
+
+UNKNOWN_OPTION = (MissingConfigException, ConfigCompositionException)
+
+#: (overrides, error type(s), patterns the message must contain)
+CASES = [
+    # a config group option that does not exist: Hydra's error names the group and lists the choices
+    (["head=nope"], UNKNOWN_OPTION, ["head", "nca_i"]),
+    # values the pipeline checks at the door (experiments.settings.validate), each named in the message
+    (["splits=[0,0]"], ConfigError, [r"splits"]),
+    (["splits=[-1]"], ConfigError, [r"splits"]),
+    (["splits=[]"], ConfigError, [r"splits"]),
+    (["model.embed_dim=0"], ConfigError, [r"model\.embed_dim"]),
+    (["trainer.patience=0"], ConfigError, [r"trainer\.patience"]),
+    (["trainer.lr=-1"], ConfigError, [r"trainer\.lr"]),
+    (["head.similarity=manhattan"], ConfigError, [r"head\.similarity"]),
+    (["head=nca", "head.similarity=manhattan"], ConfigError, [r"head\.similarity"]),
+    (["trainer.reference=sample", "trainer.reference_fraction=0"], ConfigError, [r"trainer\.reference_fraction"]),
+    (["save_model=sometimes"], ConfigError, [r"save_model"]),
+    # the device knobs (experiments.device.check)
+    (["trainer.precision=fp16"], ConfigError, [r"trainer\.precision"]),
+    (["trainer.compile=maybe"], ConfigError, [r"trainer\.compile"]),
+    (["trainer.max_elements=0"], ConfigError, [r"trainer\.max_elements"]),
+    (["trainer.num_workers=-2"], ConfigError, [r"trainer\.num_workers"]),
+    (["trainer.decoded_cache=sometimes"], ConfigError, [r"trainer\.decoded_cache"]),
+    # the head's own constructor refuses an argument it does not take
+    (["head=nca", "+head.module.bogus=1"], ConfigError, [r"head\.module"]),
+    # an extractor for another modality than the data's (text vs the synthetic table)
+    (["extractor=minilm"], ConfigError, [r"minilm.*text.*table"]),
+]
+
+
+@pytest.mark.parametrize("overrides,error,patterns", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_config_fails_before_any_work(tmp_path, tiny, monkeypatch, overrides, error, patterns):
+    import extractors.text as T
+
+    monkeypatch.setattr(T, "minilm", lambda **_: pytest.fail("no extractor may be built"))
+    monkeypatch.setattr(pipeline, "prepare_inputs", lambda *a, **k: pytest.fail("no input may be prepared"))
+    with pytest.raises(error) as e:
+        pipeline.run(tiny(*overrides))
+    for pattern in patterns:
+        assert re.search(pattern, str(e.value)), (pattern, str(e.value))
+    assert not list(tmp_path.iterdir())
