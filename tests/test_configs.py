@@ -26,6 +26,7 @@ def test_every_experiment_composes_and_builds_its_head(experiment):
     assert isinstance(pipeline.build_head(cfg), torch.nn.Module)
 
 
+@pytest.mark.slow
 def test_every_table1_job_composes_and_instantiates_without_data():
     """Each (dataset, extractor, head) that experiment=table1 expands to: the head builds with its embedding
     width, and each distinct extractor builds (random weights: no download) for the dataset's modality."""

@@ -41,6 +41,7 @@ def test_tuned_defaults_match_the_paper_table():
     assert {h: (s or None, int(e), int(b)) for h, s, e, b in rows} == TUNED
 
 
+@pytest.mark.slow
 def test_check_estimator_passes_all_but_the_listed_checks():
     from sklearn.utils.estimator_checks import check_estimator
 

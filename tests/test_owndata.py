@@ -156,6 +156,7 @@ def test_saved_model_predicts_what_the_run_measured(tmp_path, table_cfg):
     assert len(predict(run_dir, tmp_path / "new.parquet", split=1)) == 4
 
 
+@pytest.mark.slow
 def test_predict_errors_are_one_line(tmp_path, table_cfg):
     df = flats(tmp_path / "f.csv")
     res = pipeline.run(table_cfg("head=nca", "splits=[0]"))

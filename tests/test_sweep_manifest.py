@@ -188,6 +188,7 @@ def test_dry_run_launcher_prints_the_plan_and_writes_nothing(tmp_path, tiny):
     assert not (tmp_path / "logs").exists() and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path, tiny):
     # n=3 is too small to split: that line exits 2 at run time
     args = [sys.executable, "scripts/submit.py", "table1",
