@@ -27,7 +27,8 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
     if signals:
         preemption.install()
     from data.base import DataError
-    from experiments.pipeline import ConfigError, run
+    from experiments.pipeline import run
+    from experiments.settings import ConfigError
     from experiments.train import Preempted
 
     for note in preemption.resume_notes(cfg):

@@ -45,7 +45,8 @@ from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
 from experiments.device import resolve_max_elements
 from experiments.inputs import DecodedCache, Inputs
-from experiments.train import Regressor, adam_kernels, fit
+from experiments.model import Regressor
+from experiments.train import TrainerSettings, adam_kernels, fit
 from softstep import HEADS, build_head
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")
@@ -345,9 +346,9 @@ def _finetune_cell(device, quick, name, w, prec, nhwc, tmp, made, caches, n_item
     torch.manual_seed(0)
     ext, _ = build_extractor(name, quick)
     model = Regressor(ext.out_dim, 200, 25, build_head("nca_i", 25), ext)
-    res = fit(model, Inputs(data=data, cache=cache), data.labels, tr, va, te, seed=0, max_epochs=2,
-              patience=5, batch_size=32, lr=1e-3, device=device, progress=False, precision=prec,
-              max_elements=resolve_max_elements("auto", device), channels_last=nhwc)
+    settings = TrainerSettings(max_epochs=2, patience=5, batch_size=32, lr=1e-3, device=str(device), precision=prec,
+                               max_elements=resolve_max_elements("auto", device), channels_last=nhwc)
+    res = fit(model, Inputs(data=data, cache=cache), data.labels, tr, va, te, settings, seed=0, progress=False)
     times = [h["epoch_time_s"] for h in res.history]
     return {"extractor": name, "workers": w, "precision": prec, "channels_last": nhwc, "n_train": len(tr),
             "build_per_s": build, "epoch_s": times, "train_per_s": [len(tr) / s for s in times],
@@ -442,7 +443,7 @@ def _tunes_report(meta, tunes) -> list[str]:
            f"Random weights ({'tiny configs, 32² images, short clips and texts' if meta['quick'] else 'real architecture sizes, 224² images, 1-s / 30-s clips, 512-token texts'}), "
            "generated files, head nca_i, B = 32, 2 epochs of `fit` (training plus the evaluation embedding of the "
            "training and validation splits). `num_workers`: the decoded-sample cache build (decode once); epochs then "
-           "read the cache. NHWC: `fit(channels_last=True)`. Training items per second of each epoch, end to end; "
+           "read the cache. NHWC: `TrainerSettings(channels_last=True)`. Training items per second of each epoch, end to end; "
            "the last column counts the training loop alone (`train_time_s`) in epoch 2.", "",
            "| extractor | num_workers | precision | NHWC | n train | cache build items/s | epoch 1 items/s | epoch 2 items/s | epoch 2 training loop items/s |",
            "|---|---|---|---|---|---|---|---|---|"]

@@ -35,6 +35,11 @@ BYTES_PER_ELEMENT = 32
 MAX_EVAL_BYTES = 2 * 2**30
 
 
+def resolve_device(name: str) -> torch.device:
+    """``trainer.device``: ``auto`` → CUDA where a GPU is visible, else the CPU; any other name as given."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
 def resolve_precision(value, device) -> str:
     """``trainer.precision``: ``auto`` → ``32`` (see the module docstring), or ``bf16`` / ``32``."""
     value = str(value)

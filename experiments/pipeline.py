@@ -3,6 +3,9 @@
 for each split seed: skip if its result file exists (unless ``force``) → split 80/20 → 85/15 →
 scale labels on train → features (cached when the extractor is frozen) → fit → write the
 result JSON atomically. At the end print mean ± std × 10³ beside the paper's number.
+
+Read top-down: :func:`run` → :func:`run_split_locked` → :func:`run_split` → :func:`train_split`;
+the set-up steps :func:`run` calls (data, inputs, workers) follow them.
 """
 from __future__ import annotations
 
@@ -21,99 +24,26 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
-from experiments import device as D
-from experiments import features as F
-from experiments import inputs as I
 from experiments import safety, saved, sparsity, tabular
+from experiments.device import resolve_device, resolve_max_elements
+from experiments.features import cache_key, cached_features, extract
+from experiments.inputs import Inputs, decoded_cache, resolve_num_workers
+from experiments.model import Regressor, embed_rows
 from experiments.record import result_record, summary
 from experiments.results import RunKey, write_result
-from experiments.settings import ConfigError, build_head, head_similarity, run_id, run_key, validate  # noqa: F401
+from experiments.settings import ConfigError, head_from_config, run_key, validate
 from experiments.splits import MinMaxScaler, paper_split
 from experiments.tracking import make_tracker
-from experiments.train import FitResult, Inputs, Regressor, _embed, fit
+from experiments.train import FitResult, TrainerSettings, fit
 
 
-def _device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+@dataclass
+class RunResult:
+    """What :func:`run` did: the configuration's place in the store, the summary line, and the splits it trained."""
 
-
-def _instantiate(node, **kwargs):
-    """hydra's instantiate, re-raising our own clear errors instead of its wrapper around them."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, (DataError, ConfigError, FileNotFoundError, ValueError)):
-            raise e.__cause__ from None
-        raise
-
-
-def load_data(cfg: DictConfig) -> RegressionData:
-    data = _instantiate(cfg.dataset.loader)
-    if not isinstance(data, RegressionData):
-        raise DataError(f"dataset {cfg.dataset.name!r}: loader {cfg.dataset.loader._target_} returned {type(data).__name__}, not RegressionData")
-    check_expected_count(cfg, data)
-    return data
-
-
-def check_expected_count(cfg: DictConfig, data: RegressionData) -> str | None:
-    """One warning line on stderr when the loaded count differs from the paper's (``dataset.expected_n``).
-
-    Not an error: releases change. The line names both counts, the likely cause (the dataset's own
-    ``expected_n_note`` where it has one, else what fewer or more items usually mean) and, where the
-    loader reports them, the counts after each of its filters. Returns the line (None: no check or
-    the counts agree)."""
-    import sys
-
-    expected = OmegaConf.select(cfg, "dataset.expected_n", default=None)
-    if expected is None or len(data) == int(expected):
-        return None
-    n, expected = len(data), int(expected)
-    cause = OmegaConf.select(cfg, "dataset.expected_n_note", default=None) or (
-        "a filter, missing files or only part of the release" if n < expected else
-        "a newer or different release, or a filter the paper applied that is off here")
-    steps = "; ".join(f"{k} {v:,}" for k, v in (getattr(data, "counts", None) or {}).items())
-    line = (f"[softstep] warning: dataset {cfg.dataset.name!r} loaded {n:,} items, the paper counts {expected:,}; "
-            f"likely cause: {cause}" + (f" (here: {steps})" if steps else "") + f"; see data/{cfg.dataset.name}/README.md")
-    print(line, file=sys.stderr, flush=True)
-    return line
-
-
-def check_modality(cfg: DictConfig, data: RegressionData) -> None:
-    """The extractor config's ``modality`` must match the data's, checked before any model or cache is touched."""
-    if cfg.extractor.modality != data.modality:
-        raise ConfigError(f"extractor {cfg.extractor.name!r} reads {cfg.extractor.modality} but dataset {cfg.dataset.name!r} "
-                          f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)")
-
-
-def build_extractor(cfg: DictConfig, data: RegressionData):
-    """The configured extractor (its modality was checked against the data by :func:`check_modality`)."""
-    in_dim = int(np.prod(np.shape(data.load(data.items[0])))) if data.modality == "table" else None
-    return _instantiate(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
-
-
-def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
-    """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
-    or the raw items when fine-tuning (width None: each split builds its own extractor). A table's columns
-    are preprocessed per split instead (:func:`experiments.tabular.split_inputs`)."""
-    if data.columns is not None:
-        return Inputs(), None
-    if cfg.extractor.finetune:
-        workers = I.resolve_num_workers(cfg.trainer.num_workers)
-        cache = I.decoded_cache(Path(cfg.paths.cache_dir) / "decoded", data, cfg.trainer.decoded_cache,
-                                num_workers=workers, progress=cfg.progress)
-        return Inputs(data=data, num_workers=workers, cache=cache), None
-    builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
-    key = F.cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
-    path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
-
-    def compute():
-        return F.extract(build_extractor(cfg, data), data, batch_size=cfg.trainer.eval_batch_size, device=device,
-                         progress=cfg.progress)
-
-    feats = F.cached_features(path, compute)
-    if len(feats) != len(data):
-        raise DataError(f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file")
-    return Inputs(features=feats), feats.shape[1]
+    key: RunKey
+    summary: str
+    trained: dict[int, Trained] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,125 +59,16 @@ class Trained:
 
 
 @dataclass
-class RunResult:
-    """What :func:`run` did: the configuration's place in the store, the summary line, and the splits it trained."""
+class SplitFit:
+    """:func:`train_split`'s output: the fit, the model at its best epoch, the label scaler, the (train, val, test)
+    indices, the split's inputs and, for a table, its feature preprocessing (fitted on the training split)."""
 
-    key: RunKey
-    summary: str
-    trained: dict[int, Trained] = field(default_factory=dict)
-
-
-def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, key: RunKey,
-                device) -> tuple[FitResult, Regressor, MinMaxScaler, tuple, Inputs, tabular.TablePreprocessor | None]:
-    """Split, scale, build and fit one model: returns the fit, the trained model (best epoch), the scaler, the split,
-    the split's inputs and, for a table, its feature preprocessing (fitted on the training split)."""
-    train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
-    inputs, in_dim, prep = tabular.split_inputs(data, inputs, in_dim, train_idx)
-    scaler = MinMaxScaler(data.labels[train_idx])
-    torch.manual_seed(split)
-    head = build_head(cfg)
-    extractor = None
-    if cfg.extractor.finetune:  # every split starts again from the same pretrained weights
-        extractor = build_extractor(cfg, data)
-        in_dim = extractor.out_dim
-    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
-    tracker = make_tracker(cfg, key.run_id, split)
-    t = cfg.trainer
-    try:
-        res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, seed=split,
-                  max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr, extractor_lr=t.extractor_lr,
-                  weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size,
-                  max_elements=D.resolve_max_elements(t.max_elements, device, head), device=device,
-                  precision=D.resolve_precision(t.precision, device), compile=D.resolve_compile(t.compile, device),
-                  checkpoint=key.checkpoint(split) if t.checkpoint else None, progress=cfg.progress,
-                  log=tracker.log, desc=f"split {split}", eval_from_epoch=t.eval_from_epoch,
-                  reference=t.reference, reference_fraction=t.reference_fraction,
-                  epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, device))
-    finally:
-        tracker.finish()
-    return res, model, scaler, (train_idx, val_idx, test_idx), inputs, prep
-
-
-#: Validation queries whose neighbourhoods are measured after each epoch.
-EPOCH_SPARSITY_QUERIES = 256
-
-
-def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx, val_idx, device):
-    """The per-epoch sparsity metrics (medians over up to 256 validation queries, the training split as the
-    reference set), for neighbour heads on a frozen extractor; None otherwise (a fine-tuned extractor would
-    embed the training split a second time each epoch)."""
-    if not model.uses_reference or cfg.extractor.finetune:
-        return None
-    t = cfg.trainer
-    max_elements = D.resolve_max_elements(t.max_elements, device, model.head)
-
-    def metrics(m: Regressor) -> dict:
-        m.eval()
-        with torch.no_grad():
-            z_ref = _embed(m, inputs, train_idx, t.eval_batch_size, device)
-            z = _embed(m, inputs, val_idx[:EPOCH_SPARSITY_QUERIES], t.eval_batch_size, device)
-        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=max_elements))
-
-    return metrics
-
-
-def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData, model: Regressor, inputs: Inputs,
-                 scaler: MinMaxScaler, prep, idx: tuple, device) -> dict:
-    """Optional result fields of one split: ``features`` (a table's columns), ``sparsity`` (neighbour heads, on the
-    test queries) and ``saved_model`` (its files and size, when ``save_model`` asks for it; written here)."""
-    train_idx, _, test_idx = idx
-    out = {}
-    if prep is not None:
-        out["features"] = prep.describe()
-    if model.uses_reference:
-        model.eval()
-        with torch.no_grad():
-            z_ref = _embed(model, inputs, train_idx, cfg.trainer.eval_batch_size, device)
-            z = _embed(model, inputs, test_idx, cfg.trainer.eval_batch_size, device)
-        out["sparsity"] = sparsity.head_sparsity(model.head, z, z_ref,
-                                                 max_elements=D.resolve_max_elements(cfg.trainer.max_elements, device, model.head))
-    if saved.wanted(cfg):
-        out["saved_model"] = saved.save(cfg, key, split, model, inputs, data, scaler, prep, train_idx, device)
-    return out
-
-
-def _parallel_splits(cfg: DictConfig, device: torch.device, n_todo: int) -> int:
-    """How many splits train at once: ``trainer.workers``, where ``auto`` means one process per CPU
-    core (one thread each) for cached features on the CPU outside SLURM, else 1. A SLURM job runs its
-    splits in one process, so that the pre-termination signal reaches the training loop."""
-    workers = cfg.trainer.workers
-    if workers == "auto":
-        frozen_cpu = device.type == "cpu" and not cfg.extractor.finetune
-        workers = (os.cpu_count() or 1) if frozen_cpu and "SLURM_JOB_ID" not in os.environ else 1
-    return max(1, min(int(workers), n_todo))
-
-
-def _threads(cfg: DictConfig, device: torch.device) -> int | None:
-    threads = cfg.trainer.threads
-    if threads == "auto":  # a small MLP on cached features: one thread has the least overhead
-        threads = 1 if (device.type == "cpu" and not cfg.extractor.finetune) else None
-    return int(threads) if threads else None
-
-
-def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False) -> Trained:
-    """One split, start to finish: train, write its result atomically, drop its checkpoint."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or before)
-    try:
-        if not progress:
-            cfg = cfg.copy()
-            cfg.progress = False
-        res, model, scaler, idx, inputs, prep = train_split(cfg, data, inputs, in_dim, split, key, device)
-        record = result_record(cfg, res, scaler, split, key.run_id, idx)
-        record["data_digest"] = safety.data_digest(data)  # a later run on changed data refuses to report it
-        record.update(split_extras(cfg, key, split, data, model, inputs, scaler, prep, idx, device))
-        write_result(key.split_path(split), record)
-        key.checkpoint(split).unlink(missing_ok=True)
-        if not keep_model:
-            return Trained(record)
-        return Trained(record, model, scaler, inputs, idx, scaler.transform(data.labels))
-    finally:
-        torch.set_num_threads(before)
+    result: FitResult
+    model: Regressor
+    scaler: MinMaxScaler
+    idx: tuple
+    inputs: Inputs
+    prep: tabular.TablePreprocessor | None
 
 
 def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
@@ -268,12 +89,12 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
         source = OmegaConf.select(cfg, "dataset.loader.path") or OmegaConf.select(cfg, "dataset.loader.root")
         safety.check_labels(data, {s: data.labels[paper_split(data.labels, s, cfg.trainer.stratify_bins)[0]] for s in todo},
                             source)
-        device = _device(cfg.trainer.device)
+        device = resolve_device(cfg.trainer.device)
         check_modality(cfg, data)
         check_writable(cfg, key)
         safety.clean_run(key, splits, started)
         inputs, in_dim = prepare_inputs(cfg, data, device)
-        workers, threads = _parallel_splits(cfg, device, len(todo)), _threads(cfg, device)
+        workers, threads = parallel_splits(cfg, device, len(todo)), thread_count(cfg, device)
         bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
         args = (cfg, data, inputs, in_dim)
         if workers == 1:
@@ -289,18 +110,6 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
             if t is not None:
                 trained[t.record["split"]] = t
     return RunResult(key, summary(cfg, key), trained)
-
-
-def check_writable(cfg: DictConfig, key: RunKey) -> None:
-    """The run folder can be created and written, checked before any work (an OSError naming the path)."""
-    try:
-        key.dir.mkdir(parents=True, exist_ok=True)
-        probe = key.dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OSError(e.errno, f"cannot write results under paths.results_root={cfg.paths.results_root} "
-                               f"({e.strerror or e})", str(e.filename or key.dir)) from None
 
 
 def run_split_locked(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False,
@@ -328,3 +137,201 @@ def run_split_locked(cfg, data, inputs, in_dim, split: int, key: RunKey, device,
         return run_split(cfg, data, inputs, in_dim, split, key, device, threads, progress, keep_model)
     finally:
         lock.release()
+
+
+def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False) -> Trained:
+    """One split, start to finish: train, write its result atomically, drop its checkpoint."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        if not progress:
+            cfg = cfg.copy()
+            cfg.progress = False
+        sf = train_split(cfg, data, inputs, in_dim, split, key, device)
+        record = result_record(cfg, sf.result, sf.scaler, split, key.run_id, sf.idx)
+        record["data_digest"] = safety.data_digest(data)  # a later run on changed data refuses to report it
+        record.update(split_extras(cfg, key, split, data, sf, device))
+        write_result(key.split_path(split), record)
+        key.checkpoint(split).unlink(missing_ok=True)
+        if not keep_model:
+            return Trained(record)
+        return Trained(record, sf.model, sf.scaler, sf.inputs, sf.idx, sf.scaler.transform(data.labels))
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, key: RunKey,
+                device) -> SplitFit:
+    """Split, scale, build and fit one model (:class:`SplitFit`)."""
+    train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
+    inputs, in_dim, prep = tabular.split_inputs(data, inputs, in_dim, train_idx)
+    scaler = MinMaxScaler(data.labels[train_idx])
+    torch.manual_seed(split)
+    head = head_from_config(cfg)
+    extractor = None
+    if cfg.extractor.finetune:  # every split starts again from the same pretrained weights
+        extractor = build_extractor(cfg, data)
+        in_dim = extractor.out_dim
+    model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
+    settings = TrainerSettings.from_config(cfg.trainer, device, head)
+    tracker = make_tracker(cfg, key.run_id, split)
+    try:
+        res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, settings, seed=split,
+                  checkpoint=key.checkpoint(split) if cfg.trainer.checkpoint else None, progress=cfg.progress,
+                  log=tracker.log, desc=f"split {split}",
+                  epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, settings))
+    finally:
+        tracker.finish()
+    return SplitFit(res, model, scaler, (train_idx, val_idx, test_idx), inputs, prep)
+
+
+#: Validation queries whose neighbourhoods are measured after each epoch.
+EPOCH_SPARSITY_QUERIES = 256
+
+
+def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx, val_idx, settings: TrainerSettings):
+    """The per-epoch sparsity metrics (medians over up to 256 validation queries, the training split as the
+    reference set), for neighbour heads on a frozen extractor; None otherwise (a fine-tuned extractor would
+    embed the training split a second time each epoch)."""
+    if not model.uses_reference or cfg.extractor.finetune:
+        return None
+    s = settings
+
+    def metrics(m: Regressor) -> dict:
+        m.eval()
+        with torch.no_grad():
+            z_ref = embed_rows(m, inputs, train_idx, s.eval_batch_size, s.device)
+            z = embed_rows(m, inputs, val_idx[:EPOCH_SPARSITY_QUERIES], s.eval_batch_size, s.device)
+        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements))
+
+    return metrics
+
+
+def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData, sf: SplitFit, device) -> dict:
+    """Optional result fields of one split: ``features`` (a table's columns), ``sparsity`` (neighbour heads, on the
+    test queries) and ``saved_model`` (its files and size, when ``save_model`` asks for it; written here)."""
+    train_idx, _, test_idx = sf.idx
+    model = sf.model
+    out = {}
+    if sf.prep is not None:
+        out["features"] = sf.prep.describe()
+    if model.uses_reference:
+        model.eval()
+        with torch.no_grad():
+            z_ref = embed_rows(model, sf.inputs, train_idx, cfg.trainer.eval_batch_size, device)
+            z = embed_rows(model, sf.inputs, test_idx, cfg.trainer.eval_batch_size, device)
+        out["sparsity"] = sparsity.head_sparsity(model.head, z, z_ref,
+                                                 max_elements=resolve_max_elements(cfg.trainer.max_elements, device, model.head))
+    if saved.wanted(cfg):
+        out["saved_model"] = saved.save(cfg, key, split, model, sf.inputs, data, sf.scaler, sf.prep, train_idx, device)
+    return out
+
+
+# ---------------------------------------------------------------- set-up steps of run()
+def load_data(cfg: DictConfig) -> RegressionData:
+    """The configured dataset (``dataset.loader``), with a warning where its size differs from the paper's."""
+    data = instantiate_clearly(cfg.dataset.loader)
+    if not isinstance(data, RegressionData):
+        raise DataError(f"dataset {cfg.dataset.name!r}: loader {cfg.dataset.loader._target_} returned {type(data).__name__}, not RegressionData")
+    check_expected_count(cfg, data)
+    return data
+
+
+def instantiate_clearly(node, **kwargs):
+    """hydra's instantiate, re-raising our own clear errors instead of its wrapper around them."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, (DataError, ConfigError, FileNotFoundError, ValueError)):
+            raise e.__cause__ from None
+        raise
+
+
+def check_expected_count(cfg: DictConfig, data: RegressionData) -> str | None:
+    """One warning line on stderr when the loaded count differs from the paper's (``dataset.expected_n``).
+
+    Not an error: releases change. The line names both counts, the likely cause (the dataset's own
+    ``expected_n_note`` where it has one, else what fewer or more items usually mean) and, where the
+    loader reports them, the counts after each of its filters. Returns the line (None: no check or
+    the counts agree)."""
+    expected = OmegaConf.select(cfg, "dataset.expected_n", default=None)
+    if expected is None or len(data) == int(expected):
+        return None
+    n, expected = len(data), int(expected)
+    cause = OmegaConf.select(cfg, "dataset.expected_n_note", default=None) or (
+        "a filter, missing files or only part of the release" if n < expected else
+        "a newer or different release, or a filter the paper applied that is off here")
+    steps = "; ".join(f"{k} {v:,}" for k, v in (getattr(data, "counts", None) or {}).items())
+    line = (f"[softstep] warning: dataset {cfg.dataset.name!r} loaded {n:,} items, the paper counts {expected:,}; "
+            f"likely cause: {cause}" + (f" (here: {steps})" if steps else "") + f"; see data/{cfg.dataset.name}/README.md")
+    print(line, file=sys.stderr, flush=True)
+    return line
+
+
+def check_modality(cfg: DictConfig, data: RegressionData) -> None:
+    """The extractor config's ``modality`` must match the data's, checked before any model or cache is touched."""
+    if cfg.extractor.modality != data.modality:
+        raise ConfigError(f"extractor {cfg.extractor.name!r} reads {cfg.extractor.modality} but dataset {cfg.dataset.name!r} "
+                          f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)")
+
+
+def check_writable(cfg: DictConfig, key: RunKey) -> None:
+    """The run folder can be created and written, checked before any work (an OSError naming the path)."""
+    try:
+        key.dir.mkdir(parents=True, exist_ok=True)
+        probe = key.dir / f".write-test-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write results under paths.results_root={cfg.paths.results_root} "
+                               f"({e.strerror or e})", str(e.filename or key.dir)) from None
+
+
+def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
+    """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
+    or the raw items when fine-tuning (width None: each split builds its own extractor). A table's columns
+    are preprocessed per split instead (:func:`experiments.tabular.split_inputs`)."""
+    if data.columns is not None:
+        return Inputs(), None
+    if cfg.extractor.finetune:
+        workers = resolve_num_workers(cfg.trainer.num_workers)
+        cache = decoded_cache(Path(cfg.paths.cache_dir) / "decoded", data, cfg.trainer.decoded_cache,
+                              num_workers=workers, progress=cfg.progress)
+        return Inputs(data=data, num_workers=workers, cache=cache), None
+    builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
+    key = cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
+    path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
+
+    def compute():
+        return extract(build_extractor(cfg, data), data, batch_size=cfg.trainer.eval_batch_size, device=device,
+                       progress=cfg.progress)
+
+    feats = cached_features(path, compute)
+    if len(feats) != len(data):
+        raise DataError(f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file")
+    return Inputs(features=feats), feats.shape[1]
+
+
+def build_extractor(cfg: DictConfig, data: RegressionData):
+    """The configured extractor (its modality was checked against the data by :func:`check_modality`)."""
+    in_dim = int(np.prod(np.shape(data.load(data.items[0])))) if data.modality == "table" else None
+    return instantiate_clearly(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
+
+
+def parallel_splits(cfg: DictConfig, device: torch.device, n_todo: int) -> int:
+    """How many splits train at once: ``trainer.workers``, where ``auto`` means one process per CPU
+    core (one thread each) for cached features on the CPU outside SLURM, else 1. A SLURM job runs its
+    splits in one process, so that the pre-termination signal reaches the training loop."""
+    workers = cfg.trainer.workers
+    if workers == "auto":
+        frozen_cpu = device.type == "cpu" and not cfg.extractor.finetune
+        workers = (os.cpu_count() or 1) if frozen_cpu and "SLURM_JOB_ID" not in os.environ else 1
+    return max(1, min(int(workers), n_todo))
+
+
+def thread_count(cfg: DictConfig, device: torch.device) -> int | None:
+    """``trainer.threads``: ``auto`` is one thread for a small MLP on cached features on the CPU (least overhead)."""
+    threads = cfg.trainer.threads
+    if threads == "auto":
+        threads = 1 if (device.type == "cpu" and not cfg.extractor.finetune) else None
+    return int(threads) if threads else None

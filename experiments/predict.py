@@ -94,7 +94,7 @@ def _folder_data(model: saved.SavedModel, folder: Path, modality: str) -> Regres
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "files.csv"
         pd.DataFrame({loader["file_column"]: files, loader["target_column"]: 1.0}).to_csv(csv, index=False)
-        return schema.build_folder_data(loader, saved.meta_path(model.run_dir, model.meta["split"]), root=str(folder),
+        return schema.folder_data_from_saved(loader, saved.meta_path(model.run_dir, model.meta["split"]), root=str(folder),
                                         csv=str(csv), log_target=False, dropna=False)
 
 
@@ -124,7 +124,7 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
         raise PredictError(f"predict.py reads new data for dataset=table, image_folder or audio_folder runs; this run is "
                            f"dataset={meta['dataset']!r} ({meta['modality']})")
     if m0.model.extractor is None:  # frozen: one extractor pass, shared by every split's model
-        extractor = schema.build_extractor(cfg["extractor"]["builder"], saved.meta_path(m0.run_dir, meta["split"]),
+        extractor = schema.extractor_from_saved(cfg["extractor"]["builder"], saved.meta_path(m0.run_dir, meta["split"]),
                                            finetune=False, in_dim=None)
         feats = F.extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
         return [feats for _ in models], names

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.metrics import PAPER_METRIC, split_metrics
 from experiments.report.paper import read_paper_table1
 from experiments.results import FORMAT_VERSION, RunKey, read_result
 from experiments.settings import head_similarity
@@ -46,9 +47,7 @@ def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: 
         "head": cfg.head.name, "split": split, "run_id": rid,
         "hparams": {"similarity": head_similarity(cfg), "embed_dim": cfg.model.embed_dim,
                     "batch_size": cfg.trainer.batch_size, "finetune": bool(cfg.extractor.finetune)},
-        "metrics": {"test_mse": res.test_mse, "val_mse": res.val_mse,
-                    "test_mse_x1e3": 1e3 * res.test_mse, "val_mse_x1e3": 1e3 * res.val_mse,
-                    "test_mse_orig": scaler.mse_to_original(res.test_mse), "val_mse_orig": scaler.mse_to_original(res.val_mse)},
+        "metrics": split_metrics(res.test_mse, res.val_mse, scaler),
         "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "wall_time_s": res.wall_time_s,
         "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
         "label_range": [scaler.lo, scaler.hi], "history": res.history, "runtime": res.runtime,
@@ -69,7 +68,7 @@ def summary(cfg: DictConfig, key: RunKey) -> str:
     done = sorted(key.finished())
     if not done:
         return f"{cfg.dataset.name} / {cfg.head.name}: no finished split yet\n  results: {key.dir}"
-    mses = np.array([read_result(key.split_path(s))["metrics"]["test_mse_x1e3"] for s in done])
+    mses = np.array([read_result(key.split_path(s))["metrics"][PAPER_METRIC] for s in done])
     std = mses.std(ddof=1) if len(mses) > 1 else 0.0
     line = f"{cfg.dataset.name} / {cfg.head.name}: test MSE x 10^3 = {mses.mean():.3g} ± {std:.3g} over {len(done)} split(s)"
     paper = paper_number(cfg.dataset.name, cfg.head.name)

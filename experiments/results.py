@@ -40,12 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from experiments import metrics
+
 FORMAT_VERSION = 1
 REQUIRED = {
     "format_version": int, "dataset": str, "extractor": str, "head": str, "split": int, "run_id": str,
     "hparams": dict, "metrics": dict, "best_epoch": int, "epochs_run": int, "config": dict,
 }
-REQUIRED_METRICS = ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
 
 
 class ResultError(ValueError):
@@ -137,7 +138,7 @@ def validate(result: Any, path: str | Path = "<memory>") -> dict:
             raise ResultError(f"{path}: field {key!r} must be {typ.__name__}, got {result[key]!r}")
     if result["format_version"] != FORMAT_VERSION:
         raise ResultError(f"{path}: format_version {result['format_version']} is not {FORMAT_VERSION}; rerun or convert it")
-    for key in REQUIRED_METRICS:
+    for key in metrics.REQUIRED:
         value = result["metrics"].get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             raise ResultError(f"{path}: metrics.{key} must be a finite number >= 0, got {value!r}")

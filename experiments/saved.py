@@ -30,7 +30,7 @@ from experiments.results import RunKey, atomic_write_bytes, atomic_write_text
 from experiments.saved_schema import MODEL_FORMAT, SavedModelError
 from experiments.splits import MinMaxScaler
 from experiments.tabular import TablePreprocessor
-from experiments.train import Regressor, _embed
+from experiments.model import Regressor, embed_rows
 
 SAVE_MODEL_CHOICES = ("auto", True, False)
 
@@ -71,7 +71,7 @@ def save(cfg: DictConfig, key: RunKey, split: int, model: Regressor, inputs, dat
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
     if model.uses_reference:
         with torch.no_grad():
-            tensors["reference.z"] = _embed(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float().cpu().contiguous()
+            tensors["reference.z"] = embed_rows(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float().cpu().contiguous()
         tensors["reference.y"] = torch.as_tensor(scaler.transform(data.labels[train_idx]), dtype=torch.float32)
     loader = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
     meta = {
@@ -169,10 +169,10 @@ def read_meta(path: Path) -> dict:
 def build_model(meta: dict, path: Path) -> Regressor:
     """The untrained model a validated ``meta`` describes (head, embedding network, and a fine-tuned extractor)."""
     cfg = meta["config"]
-    head = schema.build_head(cfg["head"]["module"], path)
+    head = schema.head_from_saved(cfg["head"]["module"], path)
     extractor = None
     if meta["extractor_saved"]:
-        extractor = schema.build_extractor(cfg["extractor"]["builder"], path, finetune=True, in_dim=None)
+        extractor = schema.extractor_from_saved(cfg["extractor"]["builder"], path, finetune=True, in_dim=None)
     in_dim = extractor.out_dim if extractor is not None else meta["in_dim"]
     mc = cfg["model"]
     try:

@@ -99,7 +99,7 @@ def _target(node, field: str, file, table: dict, what: str) -> str:
     return target
 
 
-def build_head(node, file):
+def head_from_saved(node, file):
     """The head a saved ``config.head.module`` describes, built from :func:`head_classes` only."""
     table = head_classes()
     cls = table[_target(node, "config.head.module", file, table, "head classes")]
@@ -115,14 +115,14 @@ def _function(table: dict, target: str):
     return getattr(importlib.import_module(module), name)  # module and name come from the table above, never the file
 
 
-def build_extractor(node, file, **fixed):
+def extractor_from_saved(node, file, **fixed):
     """The extractor a saved ``config.extractor.builder`` describes (one of :data:`EXTRACTOR_BUILDERS`)."""
     target = _target(node, "config.extractor.builder", file, EXTRACTOR_BUILDERS, "extractor builders")
     args = _arguments(node, "config.extractor.builder", file, EXTRACTOR_BUILDERS[target][2] | set(fixed), fixed)
     return _function(EXTRACTOR_BUILDERS, target)(**args, **fixed)
 
 
-def build_folder_data(node, file, **fixed):
+def folder_data_from_saved(node, file, **fixed):
     """New files read by the saved run's folder loader (one of :data:`FOLDER_LOADERS`), with its settings."""
     target = _target(node, "config.dataset.loader", file, FOLDER_LOADERS, "folder loaders")
     fn = _function(FOLDER_LOADERS, target)
@@ -210,7 +210,7 @@ def _features(state, file) -> None:
 
 def _config(cfg: dict, meta: dict, file) -> None:
     """The parts of the resolved config that loading and predicting read, checked before any is used."""
-    from experiments.train import ARCHS
+    from experiments.model import ARCHS
 
     for group in ("head", "model", "extractor", "dataset"):
         _need(cfg, group, dict, file, f"config.{group}")

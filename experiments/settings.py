@@ -1,5 +1,5 @@
 """A run's settings, checked at the door, and what they build and name: validation (every field the
-pipeline reads, before any data or model is touched), the head (``instantiate(head.module)``) and the
+pipeline reads, before any data or model is touched), the head (:func:`head_from_config`) and the
 run identity (``run_id``, ``run_key``)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments import device as D
 from experiments import saved
 from experiments.results import RunKey
-from experiments.train import ARCHS
+from experiments.model import ARCHS
 from softstep import SIMILARITIES
 
 #: Config keys that do not change a result: left out of the run id.
@@ -55,16 +55,13 @@ def validate(cfg: DictConfig) -> list[int]:
                              ("trainer.patience", cfg.trainer.patience, 1), ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             bad(field, value, f"an integer >= {lo}")
-    for field, value in (("trainer.lr", cfg.trainer.lr), ("trainer.extractor_lr", cfg.trainer.extractor_lr)):
-        if not isinstance(value, (int, float)) or value <= 0:
-            bad(field, value, "a number > 0")
     validate_more(cfg, bad)
     try:
         saved.wanted(cfg)
         D.check(cfg.trainer)  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    build_head(cfg)  # the head's own arguments, checked by its constructor
+    head_from_config(cfg)  # the head's own arguments, checked by its constructor (the head is not kept)
     return splits
 
 
@@ -91,7 +88,7 @@ def validate_more(cfg: DictConfig, bad) -> None:
     if not number(t.weight_decay) or t.weight_decay < 0:
         bad("trainer.weight_decay", t.weight_decay, "a finite number >= 0")
     for field, value in (("trainer.lr", t.lr), ("trainer.extractor_lr", t.extractor_lr)):
-        if not number(value):
+        if not number(value) or value <= 0:
             bad(field, value, "a finite number > 0")
     if not number(cfg.model.dropout) or not 0 <= cfg.model.dropout < 1:
         bad("model.dropout", cfg.model.dropout, "a number in [0, 1)")
@@ -122,7 +119,7 @@ def check_device(name, bad) -> None:
         bad("trainer.device", name, "MPS is not available on this machine; use trainer.device=cpu or auto")
 
 
-def build_head(cfg: DictConfig) -> torch.nn.Module:
+def head_from_config(cfg: DictConfig) -> torch.nn.Module:
     """The configured head: ``instantiate(head.module)``; a bad argument is a :class:`ConfigError` naming it."""
     try:
         return instantiate(cfg.head.module)

@@ -15,7 +15,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from data.base import RegressionData
-from experiments.train import Inputs
+from experiments.inputs import Inputs
 
 
 class TablePreprocessor:

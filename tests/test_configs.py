@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 import softstep
 from experiments import pipeline, sweep
+from experiments import settings
 from experiments.compose import compose, hydra_context
 from experiments.names import HEADS, NEIGHBOUR_HEADS
 
@@ -22,8 +23,8 @@ TUNED = {r.split(",")[0]: r.split(",")[1:] for r in (REPO / "results/paper/tuned
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "configs/experiment").glob("*.yaml")))
 def test_every_experiment_composes_and_builds_its_head(experiment):
     cfg = compose([f"experiment={experiment}"])
-    assert pipeline.validate(cfg)  # builds the head from head.module, checks every value the pipeline reads
-    assert isinstance(pipeline.build_head(cfg), torch.nn.Module)
+    assert settings.validate(cfg)  # builds the head from head.module, checks every value the pipeline reads
+    assert isinstance(settings.head_from_config(cfg), torch.nn.Module)
 
 
 @pytest.mark.slow
@@ -38,7 +39,7 @@ def test_every_table1_job_composes_and_instantiates_without_data():
         for dataset, extractor, head in combos:
             cfg = compose([f"dataset={dataset}", f"head={head}", "extractor.builder.source=random"])
             assert (cfg.dataset.name, cfg.extractor.name, cfg.head.name) == (dataset, extractor, head)
-            built = pipeline.build_head(cfg)
+            built = settings.head_from_config(cfg)
             z = torch.randn(4, cfg.model.embed_dim)
             assert built(z, z, torch.rand(4), exclude_self=True).shape == (4,)
             if extractor not in extractors:
@@ -50,12 +51,12 @@ def test_every_table1_job_composes_and_instantiates_without_data():
 @pytest.mark.parametrize("name", HEADS)
 def test_head_yaml_builds_the_library_head_with_its_tuned_values(name):
     cfg = compose([f"head={name}"])
-    built = pipeline.build_head(cfg)
+    built = settings.head_from_config(cfg)
     assert type(built) is type(softstep.build_head(name, cfg.model.embed_dim, similarity="l2"))
     assert built.needs_reference == (name in NEIGHBOUR_HEADS)
     sim, embed, batch = TUNED[name]
     assert (cfg.model.embed_dim, cfg.trainer.batch_size) == (int(embed), int(batch))
-    assert pipeline.head_similarity(cfg) == (sim or None)
+    assert settings.head_similarity(cfg) == (sim or None)
     if sim:
         assert built.similarity == sim
     # model and trainer read nothing back from the head: their values are owned by the head file
@@ -68,12 +69,12 @@ def test_every_head_file_builds_a_head_named_like_its_file():
     with hydra_context():
         for name in HEAD_FILES:
             cfg = compose([f"head={name}"])
-            assert cfg.head.name == name and isinstance(pipeline.build_head(cfg).needs_reference, bool)
+            assert cfg.head.name == name and isinstance(settings.head_from_config(cfg).needs_reference, bool)
 
 
 def test_tuned_values_override_from_the_command_line_and_experiments():
     cfg = compose(["head=nca_i", "model.embed_dim=7", "trainer.batch_size=5", "head.similarity=cos"])
-    built = pipeline.build_head(cfg)
+    built = settings.head_from_config(cfg)
     assert (built.embed_dim, built.similarity, cfg.trainer.batch_size) == (7, "cos", 5)
     tune = compose(["experiment=tune_rsna", "model.embed_dim=25"])
     assert tune.model.embed_dim == 25
@@ -84,8 +85,8 @@ def test_linear_similarity_is_not_part_of_its_run_id():
     b = compose(["dataset=synthetic", "head=linear", "head.similarity=cos"])
     c = compose(["dataset=synthetic", "head=nca", "head.similarity=l2"])
     d = compose(["dataset=synthetic", "head=nca", "head.similarity=cos"])
-    assert pipeline.run_id(a) == pipeline.run_id(b) and pipeline.run_id(c) != pipeline.run_id(d)
-    assert pipeline.run_id(a).startswith("linear-e25-b32-") and pipeline.run_id(c).startswith("l2-e100-b32-")
+    assert settings.run_id(a) == settings.run_id(b) and settings.run_id(c) != settings.run_id(d)
+    assert settings.run_id(a).startswith("linear-e25-b32-") and settings.run_id(c).startswith("l2-e100-b32-")
 
 
 def _leaves(node, prefix=""):
@@ -131,4 +132,4 @@ def test_protocols_set_their_settings_and_paper_experiments_use_the_authors():
 def test_the_paper_count_is_not_part_of_the_run_id():
     a = compose(["dataset=houses", "head=nca"])
     b = compose(["dataset=houses", "head=nca", "dataset.expected_n=7", "dataset.expected_n_note=changed"])
-    assert pipeline.run_id(a) == pipeline.run_id(b)
+    assert settings.run_id(a) == settings.run_id(b)

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from experiments import device as D
-from experiments.train import Inputs, Regressor, fit
+from experiments.inputs import Inputs
+from experiments.model import Regressor
+from experiments.train import TrainerSettings, fit
 from softstep import HEADS, build_head
 
 pytestmark = [pytest.mark.gpu,
@@ -87,9 +89,7 @@ def test_fit_on_cuda_with_each_precision_and_compile(precision, compile):
     ext = Ext()
     model = Regressor(12, 32, 8, build_head("diffknn_i", 8), ext)
     x = torch.randn(60, 6)
-    res = fit(model, Inputs(features=x), np.random.rand(60), np.arange(40), np.arange(40, 50), np.arange(50, 60), seed=0,
-              max_epochs=2, patience=5, batch_size=16, lr=1e-2, device="cuda", progress=False, precision=precision,
-              compile=compile)
+    res = fit(model, Inputs(features=x), np.random.rand(60), np.arange(40), np.arange(40, 50), np.arange(50, 60), TrainerSettings(max_epochs=2, patience=5, batch_size=16, lr=1e-2, device="cuda", precision=precision, compile=compile), seed=0, progress=False)
     assert np.isfinite(res.test_mse) and res.runtime["device"] == "cuda" and res.runtime["gpu"]
     assert ext.dtypes == ({torch.bfloat16} if precision == "bf16" else {torch.float32})
 

@@ -18,7 +18,9 @@ from experiments import inputs as I
 from experiments import pipeline
 from experiments.compose import compose
 from experiments.results import read_results
-from experiments.train import Inputs, Regressor, fit
+from experiments.inputs import Inputs
+from experiments.model import Regressor
+from experiments.train import TrainerSettings, fit
 from softstep import HEADS, build_head
 from tests.fixtures_data import write_image
 
@@ -227,8 +229,7 @@ def test_bf16_autocasts_the_extractor_only():
     head.register_forward_pre_hook(lambda m, args: dtypes.append(args[0].dtype))
     model = Regressor(8, 16, 5, head, ext)
     x = torch.randn(24, 4)
-    res = fit(model, Inputs(features=x), np.random.rand(24), np.arange(16), np.arange(16, 20), np.arange(20, 24), seed=0,
-              max_epochs=2, patience=5, batch_size=8, lr=1e-2, progress=False, precision="bf16")
+    res = fit(model, Inputs(features=x), np.random.rand(24), np.arange(16), np.arange(16, 20), np.arange(20, 24), TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, precision="bf16"), seed=0, progress=False)
     assert set(ext.seen) == {torch.bfloat16} and set(dtypes) == {torch.float32}
     assert res.runtime["precision"] == "bf16" and np.isfinite(res.test_mse)
 
@@ -267,8 +268,7 @@ def test_compile_wraps_the_training_step(monkeypatch):
     torch.manual_seed(0)
     x = torch.randn(30, 3)
     model = Regressor(3, 16, 5, build_head("nca", 5))
-    res = fit(model, Inputs(features=x), np.random.rand(30), np.arange(20), np.arange(20, 25), np.arange(25, 30), seed=0,
-              max_epochs=2, patience=5, batch_size=8, lr=1e-2, progress=False, compile=True)
+    res = fit(model, Inputs(features=x), np.random.rand(30), np.arange(20), np.arange(20, 25), np.arange(25, 30), TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, compile=True), seed=0, progress=False)
     assert len(compiled) == 1 and res.runtime["compile"] is True and np.isfinite(res.val_mse)
 
 

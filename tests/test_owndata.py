@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from experiments import pipeline, saved
+from experiments import settings
 from experiments.compose import compose
 from experiments.predict import PredictError, predict
 from experiments.results import read_result, read_results
@@ -188,7 +189,7 @@ def test_save_model_setting(tmp_path, table_cfg):
     assert not saved.wanted(compose(["dataset=image_folder"]))  # auto + fine-tuned resnet18: not saved
     assert saved.wanted(compose(["dataset=image_folder", "save_model=true"]))
     # save_model does not change a result: same run id
-    assert pipeline.run_id(table_cfg("save_model=false")) == pipeline.run_id(table_cfg())
+    assert settings.run_id(table_cfg("save_model=false")) == settings.run_id(table_cfg())
 
 
 def image_folder(root: Path, files: list[str]) -> Path:

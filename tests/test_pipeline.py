@@ -13,10 +13,13 @@ import pytest
 import torch
 
 from experiments import pipeline
+from experiments import settings
 from experiments.compose import compose
 from experiments.results import read_results
 from experiments.splits import MinMaxScaler, paper_split
-from experiments.train import EarlyStopping, Inputs, Regressor, fit
+from experiments.inputs import Inputs
+from experiments.model import Regressor
+from experiments.train import EarlyStopping, TrainerSettings, fit
 from softstep import HEADS as HEAD_REGISTRY, build_head
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,15 +107,14 @@ def test_fit_restores_the_best_epoch(monkeypatch):
     seq = iter([0.5, 0.1, 0.4, 0.3, 0.45])
     weights = []
 
-    def fake_eval(model, inputs, y, train_idx, sets, **kw):
+    def fake_eval(model, inputs, y, train_idx, sets, *a, **kw):
         weights.append(model.mlp[0].weight.detach().clone())
         return {k: (next(seq) if k == "val" and len(sets) == 1 else 0.0) for k in sets}
 
     monkeypatch.setattr(T, "evaluate", fake_eval)
     x = torch.randn(40, 3)
     model = Regressor(3, 8, 4, build_head("linear", 4))
-    res = fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40),
-              seed=0, max_epochs=10, patience=3, batch_size=8, lr=1e-2, progress=False)
+    res = fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40), TrainerSettings(max_epochs=10, patience=3, batch_size=8, lr=1e-2), seed=0, progress=False)
     assert res.best_epoch == 1 and res.epochs_run == 5
     assert torch.equal(weights[-1], weights[1])  # final evaluation ran with epoch 1's weights
 
@@ -130,7 +132,7 @@ def test_end_to_end_each_head(tiny, head):
         assert 0 <= r["best_epoch"] < r["epochs_run"] <= 2  # the tiny run's trainer.max_epochs
         assert r["config"]["head"]["name"] == head and r["versions"]["torch"] == torch.__version__
         assert len(r["git_commit"]) >= 7
-        assert Path(r["_path"]).parent.name == pipeline.run_id(tiny(f"head={head}"))
+        assert Path(r["_path"]).parent.name == settings.run_id(tiny(f"head={head}"))
     assert "over 2 split(s)" in line
     assert not list(tiny.results.rglob("*.ckpt.pt")) and not list(tiny.results.rglob("*.tmp"))
 
@@ -168,7 +170,7 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
         torch.manual_seed(0)
         return Regressor(3, 8, 4, build_head("nca_g", 4))
 
-    ref = fit(new_model(), Inputs(features=x), y, *idx, seed=0, max_epochs=4, patience=10, batch_size=8, lr=1e-2, progress=False)
+    ref = fit(new_model(), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2), seed=0, progress=False)
     ck = tmp_path / "split.ckpt.pt"
     calls = {"n": 0}
     orig = T.Regressor.embed
@@ -182,15 +184,13 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
     T.Regressor.embed = embed_then_stop
     try:
         with pytest.raises(T.Preempted):
-            fit(new_model(), Inputs(features=x), y, *idx, seed=0, max_epochs=4, patience=10, batch_size=8, lr=1e-2,
-                progress=False, checkpoint=ck)
+            fit(new_model(), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2), seed=0, progress=False, checkpoint=ck)
     finally:
         T.Regressor.embed = orig
         T.STOP.clear()
     state = torch.load(ck, weights_only=True)
     assert state["epoch"] == 1 and state["batch"] > 0  # resumes inside epoch 1, not at epoch 0
-    resumed = fit(new_model(), Inputs(features=x), y, *idx, seed=0, max_epochs=4, patience=10, batch_size=8, lr=1e-2,
-                  progress=False, checkpoint=ck)
+    resumed = fit(new_model(), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2), seed=0, progress=False, checkpoint=ck)
     assert resumed.val_mse == pytest.approx(ref.val_mse, rel=1e-5) and resumed.test_mse == pytest.approx(ref.test_mse, rel=1e-5)
 
 
@@ -267,8 +267,8 @@ def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, tiny, mon
     cfg = tiny("head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb")
     from experiments.tracking import wandb_run_id
 
-    rid = pipeline.run_id(cfg)
-    assert rid == pipeline.run_id(tiny("head=nca", "splits=[0]"))  # logging does not change the run id
+    rid = settings.run_id(cfg)
+    assert rid == settings.run_id(tiny("head=nca", "splits=[0]"))  # logging does not change the run id
     pipeline.run(cfg)
     runs = list((tmp_path / "wandb").rglob(f"*-{wandb_run_id(cfg, rid, 0)}"))
     assert runs, "an offline wandb run dir named by the deterministic id"
@@ -357,11 +357,9 @@ def test_authors_blocks_bound_the_embedding_and_validation_starts_late():
     assert z.abs().max() < 1
     y = np.random.default_rng(0).random(60)
     idx = (np.arange(40), np.arange(40, 50), np.arange(50, 60))
-    res = fit(model, Inputs(features=x), y, *idx, seed=0, max_epochs=6, patience=10, batch_size=8, lr=1e-2,
-              progress=False, eval_from_epoch=3)
+    res = fit(model, Inputs(features=x), y, *idx, TrainerSettings(max_epochs=6, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=3), seed=0, progress=False)
     assert [h["epoch"] for h in res.history] == [3, 4, 5] and res.best_epoch >= 3
-    short = fit(Regressor(3, 16, 4, build_head("linear", 4), arch="linear"), Inputs(features=x), y, *idx, seed=0,
-                max_epochs=2, patience=10, batch_size=8, lr=1e-2, progress=False, eval_from_epoch=5)
+    short = fit(Regressor(3, 16, 4, build_head("linear", 4), arch="linear"), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=2, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=5), seed=0, progress=False)
     assert [h["epoch"] for h in short.history] == [1]  # the last epoch is always validated
 
 
@@ -387,5 +385,4 @@ def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():
     x[5, 1] = float("nan")
     model = Regressor(3, 8, 4, build_head("linear", 4))
     with pytest.raises(FloatingPointError, match="epoch 0"):
-        fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40), seed=0,
-            max_epochs=3, patience=2, batch_size=8, lr=1e-2, progress=False)
+        fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40), TrainerSettings(max_epochs=3, patience=2, batch_size=8, lr=1e-2), seed=0, progress=False)

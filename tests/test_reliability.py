@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from experiments import pipeline
+from experiments import settings
 from experiments.compose import compose
 from experiments.results import ResultError, read_result, read_results, validate
 
@@ -234,7 +235,7 @@ class Evil:
 def test_a_malicious_checkpoint_runs_nothing(tmp_path):
     root, marker = tmp_path / "r", tmp_path / "pwned"
     args = small(root, "splits=[0]", "trainer.max_epochs=2")
-    ck = pipeline.run_key(compose(args)).checkpoint(0)
+    ck = settings.run_key(compose(args)).checkpoint(0)
     ck.parent.mkdir(parents=True)
     torch.save({"model": Evil(marker), "epoch": 0, "batch": 0}, ck)
     out = cli_run(args, tmp_path)
@@ -249,7 +250,7 @@ def test_a_malicious_checkpoint_runs_nothing(tmp_path):
 def test_a_corrupt_checkpoint_is_moved_aside_and_blocks_nothing(tmp_path, size):
     root = tmp_path / "r"
     args = small(root, "splits=[0,1]", "trainer.max_epochs=2")
-    key = pipeline.run_key(compose(args))
+    key = settings.run_key(compose(args))
     key.dir.mkdir(parents=True)
     key.checkpoint(0).write_bytes(os.urandom(size))
     out = cli_run(args, tmp_path)
@@ -278,7 +279,7 @@ def test_leftovers_of_a_kill_are_removed(tmp_path, capsys):
     root = tmp_path / "r"
     args = small(root, "splits=[0]", "trainer.max_epochs=1")
     assert in_process(args, capsys)[0] == 0
-    key = pipeline.run_key(compose(args))
+    key = settings.run_key(compose(args))
     (key.dir / ".split_0.json.abc123.tmp").write_text("{")
     (key.dir / ".split_1.ckpt.pt.abc123.tmp").write_text("x")
     key.checkpoint(0).write_bytes(b"stale")

@@ -28,11 +28,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
+from experiments.metrics import PAPER_METRIC
 from experiments.results import ResultError
 
 from .fmt import MISSING, mean_std, n_note
 
-METRIC = "test_mse_x1e3"
 #: The fewest paired splits for which the two-sided exact Wilcoxon test can reach p < 0.05 (2/2⁶).
 MIN_PAIRS = 6
 
@@ -115,7 +115,7 @@ def split_values(files: list[dict], what: str, hint: str) -> tuple[str, dict[int
                 "move one aside"
             )
         by_split[r["split"]] = r
-    return first["run_id"], {s: float(r["metrics"][METRIC]) for s, r in sorted(by_split.items())}
+    return first["run_id"], {s: float(r["metrics"][PAPER_METRIC]) for s, r in sorted(by_split.items())}
 
 
 def paired_wilcoxon(a: dict[int, float], b: dict[int, float]) -> tuple[float | None, int, bool | None]:
