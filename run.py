@@ -22,14 +22,14 @@ def main(cfg: DictConfig) -> str | None:
 
 def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) -> str | None:
     """One composed config: run it and print its summary; every expected failure is one line (exit 2)."""
-    from experiments import preemption  # SLURM's warning signal -> mid-epoch checkpoint -> requeue
+    from experiments.protocol import preemption  # SLURM's warning signal -> mid-epoch checkpoint -> requeue
 
     if signals:
         preemption.install()
     from data.base import DataError
-    from experiments.pipeline import run
-    from experiments.settings import ConfigError
-    from experiments.train import Preempted
+    from experiments.protocol.pipeline import run
+    from experiments.protocol.settings import ConfigError
+    from experiments.protocol.train import Preempted
 
     for note in preemption.resume_notes(cfg):
         print(note, file=sys.stderr, flush=True)

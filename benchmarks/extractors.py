@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks import _output
-from experiments.compose import CONFIGS, compose, hydra_context
+from experiments.protocol.compose import CONFIGS, compose, hydra_context
 
 TABLE_FEATURES = 16
 WORDS = "the quick brown fox jumps over a lazy dog while music plays softly".split()

@@ -43,10 +43,10 @@ from benchmarks import _output
 from benchmarks.ops import count_ops
 from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
-from experiments.device import resolve_max_elements
-from experiments.inputs import DecodedCache, Inputs
-from experiments.model import Regressor
-from experiments.train import TrainerSettings, adam_kernels, fit
+from experiments.inputs.batches import DecodedCache, Inputs
+from experiments.protocol.device import resolve_max_elements
+from experiments.protocol.model import Regressor
+from experiments.protocol.train import TrainerSettings, adam_kernels, fit
 from softstep import HEADS, build_head
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")

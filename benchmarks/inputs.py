@@ -31,7 +31,7 @@ import torch
 from benchmarks import _output
 from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
-from experiments.inputs import DecodedCache, Inputs
+from experiments.inputs.batches import DecodedCache, Inputs
 
 GOALS = {"image": 20.0, "audio": 100.0}  # the goals (later epochs / first epoch); text has none
 BATCH = 32

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks import _output
-from experiments.results import read_results
+from experiments.store.results import read_results
 from softstep import HEADS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import _output
-from experiments import pipeline
-from experiments.baselines import tuned_knn
-from experiments.compose import compose, hydra_context
-from experiments.names import HEADS
-from experiments.results import read_result
-from experiments.splits import MinMaxScaler, paper_split
-from experiments.tabular import TablePreprocessor
+from experiments.inputs.tabular import TablePreprocessor
+from experiments.protocol import pipeline
+from experiments.protocol.baselines import tuned_knn
+from experiments.protocol.compose import compose, hydra_context
+from experiments.protocol.splits import MinMaxScaler, paper_split
+from experiments.report.names import HEADS
+from experiments.store.results import read_result
 
 REPO = Path(__file__).resolve().parents[1]
 

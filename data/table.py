@@ -7,7 +7,7 @@ target; modality ``table``, extractor ``identity``) or ``dataset.loader.text_col
 
 Feature columns are returned raw (``RegressionData.columns``): numeric columns as floats,
 categorical ones (strings, categories, bools) as strings. The pipeline standardises and one-hot
-encodes them per split, fitted on the training split only (``experiments/tabular.py``).
+encodes them per split, fitted on the training split only (``experiments/inputs/tabular.py``).
 """
 from __future__ import annotations
 

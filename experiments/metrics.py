@@ -6,7 +6,7 @@ from __future__ import annotations
 
 #: The result-file field Table 1 reports.
 PAPER_METRIC = "test_mse_x1e3"
-#: Every result file's ``metrics`` holds these (validated by :mod:`experiments.results`).
+#: Every result file's ``metrics`` holds these (validated by :mod:`experiments.store.results`).
 REQUIRED = ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
 
 

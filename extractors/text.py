@@ -7,7 +7,6 @@ import torch
 
 from .base import Extractor
 
-
 #: token ids by (encoder cache_key, text): a process tokenises each text once, not once per epoch (fine-tuning
 #: reads the same texts every epoch and split; the key names the tokenizer's source and max_length)
 _TOKENS: dict[tuple[str, str], torch.Tensor] = {}

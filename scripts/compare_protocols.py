@@ -11,16 +11,15 @@ Each head's run is the one with the demo's head module, model and protocol, read
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from statistics import mean, median, stdev
 
 from omegaconf import OmegaConf
 
-from experiments.compose import compose
-from experiments.names import HEADS
-from experiments.results import read_results
-from experiments.settings import run_key
+from experiments.protocol.compose import compose
+from experiments.protocol.settings import run_key
+from experiments.report.names import HEADS
+from experiments.store.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("tuned", "authors")

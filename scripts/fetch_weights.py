@@ -21,7 +21,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from experiments.compose import CONFIGS
+from experiments.protocol.compose import CONFIGS
 from extractors.weights import Weight, fetch, hub_weight
 
 

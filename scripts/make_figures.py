@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 
 from experiments.report import figures as F  # noqa: E402
 from experiments.report.tuning import tuning_cells  # noqa: E402
-from experiments.results import ResultError, read_results  # noqa: E402
+from experiments.store.results import ResultError, read_results  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

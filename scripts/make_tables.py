@@ -14,13 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.names import dataset_label, dataset_sort_key, head_label, head_sort_key
 from experiments.report.cells import MIN_PAIRS, read_hparams_csv, select_runs
 from experiments.report.fmt import mean_std
+from experiments.report.names import dataset_label, dataset_sort_key, head_label, head_sort_key
 from experiments.report.paper import compare_with_paper, comparison_markdown, read_paper_table1, write_comparison
 from experiments.report.table1 import ALPHA, TABLE1_SPLITS, table1_cells, write_table1
 from experiments.report.tuning import tuning_cells, write_tuning
-from experiments.results import ResultError, read_results
+from experiments.store.results import ResultError, read_results
 
 
 def parse_args(argv=None) -> argparse.Namespace:

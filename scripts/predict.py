@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from data.base import DataError
-from experiments.predict import PredictError, predict
-from experiments.saved_schema import SavedModelError
+from experiments.models.predict import PredictError, predict
+from experiments.models.schema import SavedModelError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -5,7 +5,7 @@
     python scripts/run_figure3.py --report              # only (re)write figure3.{md,csv} from the variants' files
     python scripts/run_figure3.py --quick               # a smoke run of the same code (small data, 3 epochs)
 
-Variants (``experiments/figure3.py``): ``raw``, the heads on the raw coordinates (the paper's claim: the
+Variants (``experiments/report/figure3.py``): ``raw``, the heads on the raw coordinates (the paper's claim: the
 main result); ``raw_sample``, the same with ``trainer.reference=sample`` (each batch's reference set adds
 30 % of the training split); ``mlp``, ours: the 200-wide ReLU MLP before the head. Each variant writes
 results/figure3_<variant>.json (test MSE) and results/figure3_surfaces_<variant>.npz, and
@@ -22,7 +22,7 @@ import io
 import json
 from pathlib import Path
 
-from experiments import figure3
+from experiments.report import figure3
 from experiments.report.figures import plot_figure3, save_surfaces, write_figure3_table
 
 ROOT = Path(__file__).resolve().parents[1]

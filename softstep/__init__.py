@@ -11,7 +11,10 @@ torch.Size([4])
 ``softstep.SoftStepRegressor`` is a scikit-learn estimator, imported on first use.
 """
 from .functional import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
-from .heads import HEADS, DiffKNNHead, LinearHead, NCAHead, NeighborHead, build_head
+from .diffknn import DiffKNNHead
+from .heads import HEADS, LinearHead, build_head
+from .nca import NCAHead
+from .neighbors import NeighborHead
 from .softstep import SoftKStep, SoftStep
 
 __all__ = [

@@ -10,7 +10,6 @@ import functools
 import torch
 import torch.nn.functional as F
 
-
 #: The dtype DiffKNN ranks float32 similarities in, per device type (float64 similarities are ranked in
 #: float64); why float64: docs/paper-choices.md#soft-rank-kernels.
 RANK_DTYPE = {"cpu": torch.float64, "cuda": torch.float64}

@@ -46,7 +46,7 @@ class Tiny:
         return [o for o in mine if _key(o) not in given and not (other_data and _key(o).startswith("dataset."))] + list(extra)
 
     def __call__(self, *extra: str):
-        from experiments.compose import compose
+        from experiments.protocol.compose import compose
 
         return compose(self.overrides(*extra))
 

@@ -8,8 +8,8 @@ import re
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from experiments import pipeline
-from experiments.pipeline import ConfigError
+from experiments.protocol import pipeline
+from experiments.protocol.pipeline import ConfigError
 
 UNKNOWN_OPTION = (MissingConfigException, ConfigCompositionException)
 
@@ -17,7 +17,7 @@ UNKNOWN_OPTION = (MissingConfigException, ConfigCompositionException)
 CASES = [
     # a config group option that does not exist: Hydra's error names the group and lists the choices
     (["head=nope"], UNKNOWN_OPTION, ["head", "nca_i"]),
-    # values the pipeline checks at the door (experiments.settings.validate), each named in the message
+    # values the pipeline checks at the door (experiments.protocol.settings.validate), each named in the message
     (["splits=[0,0]"], ConfigError, [r"splits"]),
     (["splits=[-1]"], ConfigError, [r"splits"]),
     (["splits=[]"], ConfigError, [r"splits"]),
@@ -28,7 +28,7 @@ CASES = [
     (["head=nca", "head.similarity=manhattan"], ConfigError, [r"head\.similarity"]),
     (["trainer.reference=sample", "trainer.reference_fraction=0"], ConfigError, [r"trainer\.reference_fraction"]),
     (["save_model=sometimes"], ConfigError, [r"save_model"]),
-    # the device knobs (experiments.device.check)
+    # the device knobs (experiments.protocol.device.check)
     (["trainer.precision=fp16"], ConfigError, [r"trainer\.precision"]),
     (["trainer.compile=maybe"], ConfigError, [r"trainer\.compile"]),
     (["trainer.max_elements=0"], ConfigError, [r"trainer\.max_elements"]),

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 import softstep
-from experiments import pipeline, sweep
-from experiments import settings
-from experiments.compose import compose, hydra_context
-from experiments.names import HEADS, NEIGHBOUR_HEADS
+from experiments import sweep
+from experiments.protocol import settings
+from experiments.protocol.compose import compose, hydra_context
+from experiments.report.names import HEADS, NEIGHBOUR_HEADS
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD_FILES = sorted(p.stem for p in (REPO / "configs/head").glob("*.yaml"))

@@ -33,7 +33,7 @@ def _numeric_csv(path: Path, n=12):
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".tsv"])
 def test_table_numeric_end_to_end(tmp_path, suffix):
-    from experiments.tabular import TablePreprocessor
+    from experiments.inputs.tabular import TablePreprocessor
 
     path = tmp_path / f"houses{suffix}"
     df = _numeric_csv(path.with_suffix(".csv") if suffix == ".tsv" else path)

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from data.base import DataError, RegressionData, collate
-from experiments.compose import compose
+from experiments.protocol.compose import compose
 from extractors.base import Extractor
 from tests import fixtures_data as F
 
@@ -90,7 +90,7 @@ def test_udacity_sim_config_reads_the_simulator_layout(tmp_path):
 def test_count_unlike_the_papers_prints_one_warning_line(tmp_path, capsys):
     """The fixture has 9 ADReSSo recordings, the paper 237: one line on stderr naming both counts, the likely
     cause and the rows each label table gave. Not an error. Equal counts or no expected_n: silent."""
-    from experiments import pipeline
+    from experiments.protocol import pipeline
 
     n = F.write("adresso", tmp_path)
     cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}")
@@ -147,7 +147,7 @@ PIPELINE_SIZES = {"nosemic": {"n": 6}, "udacity": {"n": 40}, "houses": {"n": 8},
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(F.WRITERS))
 def test_short_training_run_per_dataset(name, tmp_path):
-    from experiments import pipeline
+    from experiments.protocol import pipeline
 
     F.WRITERS[name](tmp_path / name, **PIPELINE_SIZES.get(name, {}))  # the paper's split needs >= 5 items
     # the fixtures are tiny: one label bin, batches of 2

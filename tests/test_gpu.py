@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import device as D
-from experiments.inputs import Inputs
-from experiments.model import Regressor
-from experiments.train import TrainerSettings, fit
+from experiments.inputs.batches import Inputs
+from experiments.protocol import device as D
+from experiments.protocol.model import Regressor
+from experiments.protocol.train import TrainerSettings, fit
 from softstep import HEADS, build_head
 
 pytestmark = [pytest.mark.gpu,
@@ -99,7 +99,7 @@ def test_cached_batches_read_ahead_on_cuda_equal_the_cpus(tmp_path):
     CPU's batches, in order."""
     from data.base import RegressionData
     from data.media import ImageFile, ImageTransform
-    from experiments import inputs as I
+    from experiments.inputs import batches as I
     from tests.fixtures_data import write_image
 
     for i in range(9):

@@ -13,14 +13,14 @@ import torch
 
 from data.base import RegressionData
 from data.media import ImageFile, ImageTransform
-from experiments import device as D
-from experiments import inputs as I
-from experiments import pipeline
-from experiments.compose import compose
-from experiments.results import read_results
-from experiments.inputs import Inputs
-from experiments.model import Regressor
-from experiments.train import TrainerSettings, fit
+from experiments.inputs.batches import Inputs
+from experiments.inputs import batches as I
+from experiments.protocol import device as D
+from experiments.protocol import pipeline
+from experiments.protocol.compose import compose
+from experiments.protocol.model import Regressor
+from experiments.protocol.train import TrainerSettings, fit
+from experiments.store.results import read_results
 from softstep import HEADS, build_head
 from tests.fixtures_data import write_image
 
@@ -238,7 +238,7 @@ def test_the_fused_adam_fit_uses_on_cuda_is_the_same_update_as_foreach():
     """fit's optimiser on CUDA is fused Adam (one kernel per group); with the trainer's groups (two learning
     rates) and weight decay it takes the same steps as the foreach Adam the CPU keeps. Fused Adam also runs on
     a CPU, which lets this check run here."""
-    from experiments.train import adam_kernels
+    from experiments.protocol.train import adam_kernels
 
     assert adam_kernels("cuda") == {"fused": True} and adam_kernels("cpu") == {"foreach": True}
     torch.manual_seed(0)

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments import pipeline, saved
-from experiments import settings
-from experiments.compose import compose
-from experiments.predict import PredictError, predict
-from experiments.results import read_result, read_results
-from experiments.sparsity import head_sparsity
-from experiments.splits import paper_split
-from experiments.tabular import TablePreprocessor
+from experiments.inputs.tabular import TablePreprocessor
+from experiments.models import saved
+from experiments.models.predict import PredictError, predict
+from experiments.protocol import pipeline, settings
+from experiments.protocol.compose import compose
+from experiments.protocol.sparsity import head_sparsity
+from experiments.protocol.splits import paper_split
+from experiments.store.results import read_result, read_results
 from softstep import build_head
 from tests import fixtures_data as FD
 

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import pipeline
-from experiments import settings
-from experiments.compose import compose
-from experiments.results import read_results
-from experiments.splits import MinMaxScaler, paper_split
-from experiments.inputs import Inputs
-from experiments.model import Regressor
-from experiments.train import EarlyStopping, TrainerSettings, fit
-from softstep import HEADS as HEAD_REGISTRY, build_head
+from experiments.inputs.batches import Inputs
+from experiments.protocol import pipeline, settings
+from experiments.protocol.compose import compose
+from experiments.protocol.model import Regressor
+from experiments.protocol.splits import MinMaxScaler, paper_split
+from experiments.protocol.train import EarlyStopping, TrainerSettings, fit
+from experiments.store.results import read_results
+from softstep import HEADS as HEAD_REGISTRY
+from softstep import build_head
 
 REPO = Path(__file__).resolve().parents[1]
 HEADS = list(HEAD_REGISTRY)
@@ -102,7 +102,7 @@ def test_early_stopping_keeps_the_lowest_validation_mse():
 
 def test_fit_restores_the_best_epoch(monkeypatch):
     """A scripted validation sequence: the returned model must be the one from the lowest-MSE epoch."""
-    import experiments.train as T
+    import experiments.protocol.train as T
 
     seq = iter([0.5, 0.1, 0.4, 0.3, 0.45])
     weights = []
@@ -160,7 +160,7 @@ def test_same_config_same_metrics_on_cpu(tmp_path, tiny):
 
 def test_resume_mid_training_from_checkpoint(tmp_path):
     """A stop request mid-epoch checkpoints; the rerun resumes there and ends as an uninterrupted run would."""
-    import experiments.train as T
+    import experiments.protocol.train as T
 
     x = torch.randn(60, 3)
     y = np.random.default_rng(0).random(60)
@@ -265,7 +265,7 @@ def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, tiny, mon
     monkeypatch.setenv("WANDB_API_KEY", "secret-key-1234567890abcdef1234567890abcdef12")
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = tiny("head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb")
-    from experiments.tracking import wandb_run_id
+    from experiments.protocol.tracking import wandb_run_id
 
     rid = settings.run_id(cfg)
     assert rid == settings.run_id(tiny("head=nca", "splits=[0]"))  # logging does not change the run id
@@ -292,7 +292,7 @@ def test_parallel_splits_match_sequential_splits(tmp_path, tiny):
 @pytest.mark.slow
 def test_finetuning_trains_the_extractor_and_caches_no_features(tmp_path, monkeypatch):
     """extractor.finetune=true: the extractor is part of the model, gets its own learning rate and changes."""
-    import experiments.train as T
+    import experiments.protocol.train as T
 
     seen = {}
     orig_fit = T.fit
@@ -320,7 +320,7 @@ def test_figure3_trains_through_the_pipeline_and_returns_surfaces(tmp_path):
     """The raw setup: heads on the coordinates themselves, and a k-NN reference on the same split."""
     from sklearn.neighbors import KNeighborsRegressor
 
-    from experiments import figure3
+    from experiments.report import figure3
 
     surfaces, mse = figure3.run(str(tmp_path), setup="raw", n=80, grid_size=5, heads=("linear", "nca_g"),
                                 targets=("spiral",), overrides=("trainer.max_epochs=2",))

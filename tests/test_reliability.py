@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import pipeline
-from experiments import settings
-from experiments.compose import compose
-from experiments.results import ResultError, read_result, read_results, validate
+from experiments.protocol import pipeline, settings
+from experiments.protocol.compose import compose
+from experiments.store.results import ResultError, read_result, read_results, validate
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,7 @@ import signal, sys
 for s in (signal.SIGTERM, signal.SIGINT):  # run.py does the same first thing; the driver imports before it
     signal.signal(s, lambda n, f: (print(f"[softstep] stopped by {signal.Signals(n).name} while starting", file=sys.stderr), sys.exit(128 + n)))
 import errno, os, pathlib, runpy, tempfile
-import experiments.pipeline as P
+import experiments.protocol.pipeline as P
 
 orig = P.run_split
 def counting(*a, **k):
@@ -203,7 +202,7 @@ def test_two_concurrent_runs_train_each_split_once(tmp_path):
 
 
 def test_lock_of_a_dead_owner_is_stale_and_taken_over(tmp_path):
-    from experiments.locks import FileLock
+    from experiments.store.locks import FileLock
 
     lock = FileLock(tmp_path / "split_0.lock")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -400,7 +399,7 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path, capsys, clear_count, nam
 
 def test_constant_training_labels_of_a_split_are_refused():
     from data.base import DataError, RegressionData
-    from experiments import safety
+    from experiments.store import safety
 
     data = RegressionData("d", "table", torch.zeros(10, 2), np.r_[np.zeros(9), 1.0])
     with pytest.raises(DataError, match="split 3: every training label is 0"):
@@ -441,8 +440,8 @@ def test_result_validation_rejects_non_finite_metrics(tmp_path):
 
 
 def test_a_read_only_feature_cache_is_still_read(tmp_path, monkeypatch):
-    from experiments import features
-    from experiments.locks import FileLock
+    from experiments.inputs import features
+    from experiments.store.locks import FileLock
 
     path = tmp_path / "features" / "f.pt"
     path.parent.mkdir()
@@ -661,7 +660,7 @@ def test_every_config_builder_is_in_the_registry():
     """The registry's argument lists cover what every extractor config passes, and each _target_ is listed."""
     import yaml
 
-    from experiments import saved_schema as schema
+    from experiments.models import schema
 
     for f in sorted((REPO / "configs" / "extractor").glob("*.yaml")):
         builder = yaml.safe_load(f.read_text())["builder"]

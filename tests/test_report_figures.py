@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.names import HEADS, dataset_label, head_label
 from experiments.report import figures as F
 from experiments.report.fmt import sig
+from experiments.report.names import HEADS, dataset_label, head_label
 from experiments.report.tuning import tuning_cells
-from experiments.results import RunKey, read_results, write_result
+from experiments.store.results import RunKey, read_results, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 KB = 1024

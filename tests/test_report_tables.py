@@ -16,7 +16,7 @@ import pytest
 from experiments.report.fmt import sig
 from experiments.report.table1 import table1_cells
 from experiments.report.tuning import tuning_cells
-from experiments.results import ResultError, RunKey, read_results, write_result
+from experiments.store.results import ResultError, RunKey, read_results, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"similarity": "rbf", "embed_dim": 100, "batch_size": 32}
@@ -315,7 +315,7 @@ def test_compare_protocols_reads_each_heads_demo_run_per_protocol(tmp_path):
     mean ± sample std, epochs, the relative difference and the splits stopped at the epoch cap."""
     from omegaconf import OmegaConf
 
-    from experiments.compose import compose
+    from experiments.protocol.compose import compose
 
     cp = _load_script("compare_protocols")
     roots = {"tuned": tmp_path / "tuned", "authors": tmp_path / "authors"}

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from sklearn.metrics import pairwise
 from sklearn.neighbors import NearestNeighbors
 
-from softstep import HEADS as HEAD_REGISTRY, SIMILARITIES, DiffKNNHead, NCAHead, build_head, similarity
+from softstep import HEADS as HEAD_REGISTRY
+from softstep import SIMILARITIES, DiffKNNHead, NCAHead, build_head, similarity
 
 HEADS = tuple(HEAD_REGISTRY)  # the paper's six, in Table 1 order
 NEIGHBOR_HEADS = HEADS[1:]

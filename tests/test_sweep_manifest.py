@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from experiments import sweep
-from experiments.results import RunKey
+from experiments.store.results import RunKey
 from experiments.sweep import cli
 from experiments.sweep.cluster import _task_ids
 
@@ -128,8 +128,8 @@ def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
     import os
     import signal
 
-    from experiments import preemption
-    from experiments.train import STOP
+    from experiments.protocol import preemption
+    from experiments.protocol.train import STOP
 
     monkeypatch.setattr(preemption, "_previous", {})
     monkeypatch.setattr(preemption, "_caught", [])
@@ -207,7 +207,7 @@ def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path, tiny)
 
 
 def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, tiny, monkeypatch):
-    from experiments.preemption import REQUEUE_EXIT
+    from experiments.protocol.preemption import REQUEUE_EXIT
 
     p = sweep.plan("table1", tiny.overrides("head=linear,nca", "splits=0", f"paths.results_root={tmp_path}"),
                    log_dir=tmp_path / "logs", launcher="submitit_local_test")

@@ -8,6 +8,6 @@
 - :mod:`experiments.report.tuning`: the tuning tables of appendix A.
 - :mod:`experiments.report.figures`: Figures 2–5 (matplotlib, Agg backend).
 
-Names and orders of heads and datasets come from :mod:`experiments.names`.
+Names and orders of heads and datasets come from :mod:`experiments.report.names`.
 ``scripts/make_tables.py`` and ``scripts/make_figures.py`` are thin command lines over these.
 """

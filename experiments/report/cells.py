@@ -1,6 +1,6 @@
 """The statistics of a table cell, shared by Table 1 and the tuning tables, and which result files make one.
 
-Everything here reads the dicts that :func:`experiments.results.read_results` returns, never the
+Everything here reads the dicts that :func:`experiments.store.results.read_results` returns, never the
 trainer. Definitions used in every table:
 
 - **Cell value**: ``metrics.test_mse_x1e3`` (test MSE on labels min–max scaled on the training
@@ -11,7 +11,7 @@ trainer. Definitions used in every table:
   a tuning table), ties all bold (:func:`mark_best`).
 - **One configuration per cell**: all files of a cell must share one ``run_id``, and a split may
   appear once (:func:`split_values`); which files form a cell is the table's to say. Anything
-  else raises :class:`~experiments.results.ResultError` naming two files.
+  else raises :class:`~experiments.store.results.ResultError` naming two files.
 - **Paired test**: two cells are compared over the splits both have by a two-sided paired Wilcoxon
   signed-rank test (``scipy.stats.wilcoxon`` with its defaults: exact null distribution for
   n ≤ 50 pairs without ties or zero differences). With fewer than :data:`MIN_PAIRS` pairs no test
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 from experiments.metrics import PAPER_METRIC
-from experiments.results import ResultError
+from experiments.store.results import ResultError
 
 from .fmt import MISSING, mean_std, n_note
 

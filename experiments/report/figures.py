@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from experiments.names import HEADS, dataset_label, dataset_sort_key, head_label, head_sort_key
+from experiments.report.names import HEADS, dataset_label, dataset_sort_key, head_label, head_sort_key
 
 from .fmt import MISSING, mean_std, sig
 from .tuning import TuningCell

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from experiments.names import dataset_label, dataset_sort_key, head_label, head_sort_key
+from experiments.report.names import dataset_label, dataset_sort_key, head_label, head_sort_key
 
 from .fmt import MISSING, csv_number, csv_text, md_table, mean_std, n_note, sig, write_texts
 from .table1 import TABLE1_SPLITS, Cell

@@ -12,7 +12,7 @@ Cell value, std, bold and one configuration per cell are defined in
   than linear over those splits, ``‡`` p < 0.05 with a higher one. With fewer than
   :data:`~experiments.report.cells.MIN_PAIRS` pairs no test is made (p_value empty, no mark).
 - **Rows** follow the paper's dataset order, **columns** its head order (all six always shown);
-  other datasets and heads follow by name (:mod:`experiments.names`).
+  other datasets and heads follow by name (:mod:`experiments.report.names`).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from experiments.names import HEADS, dataset_label, dataset_sort_key, head_label, head_sort_key
+from experiments.report.names import HEADS, dataset_label, dataset_sort_key, head_label, head_sort_key
 
 from .cells import MIN_PAIRS, CellStats, group_by, mark_best, markdown_cell, paired_wilcoxon, split_values
 from .fmt import MISSING, csv_number, csv_text, latex_escape, md_table, n_note, sig, write_texts

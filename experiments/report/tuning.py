@@ -8,7 +8,7 @@ Cell value, std and bold are defined in :mod:`experiments.report.cells`. For the
 - **One configuration per cell**: all files of a cell share one ``run_id``, a split appears once,
   and the runs of one head may differ in nothing but the grid's hparams (:data:`TUNING_KEYS`) and
   so in run_id: not in extractor nor in another hparam. Anything else raises
-  :class:`~experiments.results.ResultError` naming two files.
+  :class:`~experiments.store.results.ResultError` naming two files.
 - **Bold**: the head's lowest mean, ties all bold.
 - **Layout**: a head without similarity has embed_dim rows × batch_size columns (the paper's
   Table 2); a head with one has (similarity, embed_dim) rows × batch_size columns.
@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.names import SIMILARITY_ORDER, head_label, head_sort_key
-from experiments.results import ResultError
+from experiments.report.names import SIMILARITY_ORDER, head_label, head_sort_key
+from experiments.store.results import ResultError
 
 from .cells import CellStats, group_by, mark_best, markdown_cell, split_values
 from .fmt import csv_number, csv_text, md_table, write_texts

@@ -11,13 +11,28 @@ nothing the second time (finished and queued lines are left out); arrays are chu
 - :mod:`~experiments.sweep.launchers`: :data:`LAUNCHERS`, ``slurm``, ``dry-run`` or ``local``.
 - :mod:`~experiments.sweep.cli`: the command line of ``scripts/submit.py`` and ``scripts/status.py``.
 """
-from experiments.sweep.cluster import (Submission, active_lines, default_log_dir, latest_logs, queue, slurm_available,
-                                       submissions)
+from experiments.sweep.cluster import (
+                                       Submission,
+                                       active_lines,
+                                       default_log_dir,
+                                       latest_logs,
+                                       queue,
+                                       slurm_available,
+                                       submissions,
+)
 from experiments.sweep.jobs import DEFAULT_LAUNCHER, REPO, Job, SweepError, expand, grid, launcher_settings
 from experiments.sweep.launchers import LAUNCHERS, Launcher, launch_dry_run, launch_local, launch_slurm
 from experiments.sweep.progress import RUNNING, Status, format_status, log_verdict, status
-from experiments.sweep.slurm import (DEFAULT_MAX_ARRAY_SIZE, TEMPLATE, Plan, chunks, max_array_size, plan, sbatch_command,
-                                     submit)
+from experiments.sweep.slurm import (
+                                       DEFAULT_MAX_ARRAY_SIZE,
+                                       TEMPLATE,
+                                       Plan,
+                                       chunks,
+                                       max_array_size,
+                                       plan,
+                                       sbatch_command,
+                                       submit,
+)
 
 __all__ = [
     "DEFAULT_LAUNCHER", "DEFAULT_MAX_ARRAY_SIZE", "LAUNCHERS", "REPO", "RUNNING", "TEMPLATE",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
-from experiments.results import ResultError, read_result
+from experiments.store.results import ResultError, read_result
 from experiments.sweep.jobs import REPO, Job
 
 GPU_MD = REPO / "results" / "benchmarks" / "gpu.md"
@@ -92,8 +92,8 @@ def read_benchmark(path: Path = GPU_MD) -> dict | None:
 
 def _dataset_items(job: Job) -> int | None:
     """How many items the job's dataset has (its loader run once); None when the data is not there."""
-    from experiments.compose import compose
-    from experiments.pipeline import load_data
+    from experiments.protocol.compose import compose
+    from experiments.protocol.pipeline import load_data
 
     try:
         return len(load_data(compose(shlex.split(job.line))))
@@ -102,7 +102,7 @@ def _dataset_items(job: Job) -> int | None:
 
 
 def _max_epochs(job: Job) -> int | None:
-    from experiments.compose import compose
+    from experiments.protocol.compose import compose
 
     try:
         return int(compose(shlex.split(job.line)).trainer.max_epochs)

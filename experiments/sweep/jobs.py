@@ -20,8 +20,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from experiments.compose import compose, hydra_context
-from experiments.results import RunKey
+from experiments.protocol.compose import compose, hydra_context
+from experiments.store.results import RunKey
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_LAUNCHER = "submitit_h100"
@@ -133,7 +133,7 @@ def expand(experiment: str, overrides: list[str] = ()) -> list[Job]:
 
 def _add_jobs(jobs: dict, items: list[str], explicit: list[int] | None) -> None:
     """Compose one grid point and add a job per split (the first line of each result identity wins)."""
-    from experiments.settings import ConfigError, run_key, validate
+    from experiments.protocol.settings import ConfigError, run_key, validate
 
     try:
         cfg = compose(items)

@@ -7,7 +7,7 @@ did in the plan (``plan.submitted`` for SLURM arrays, ``plan.exits`` for local r
 - ``dry-run``: print the manifest, the setup lines and the sbatch commands; write and submit nothing.
 - ``local``: run each manifest line now on this machine, ``python run.py <line>`` from the repository
   root, one after another, going on after a failure; each line's exit status is reported, and any
-  non-zero one (:data:`~experiments.preemption.REQUEUE_EXIT` too: nothing requeues a local run) is a
+  non-zero one (:data:`~experiments.protocol.preemption.REQUEUE_EXIT` too: nothing requeues a local run) is a
   failure. The launcher config's setup lines are not run: this shell is the job's environment.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from typing import Callable, TextIO
 
-from experiments.preemption import REQUEUE_EXIT
+from experiments.protocol.preemption import REQUEUE_EXIT
 from experiments.sweep.jobs import REPO
 from experiments.sweep.slurm import Plan, submit
 

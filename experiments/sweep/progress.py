@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.preemption import REQUEUE_EXIT
+from experiments.protocol.preemption import REQUEUE_EXIT
 from experiments.sweep.cluster import active_lines, default_log_dir, latest_logs
 from experiments.sweep.jobs import Job, expand
 

@@ -7,7 +7,7 @@
 - **Chunked.** Arrays larger than the cluster's ``MaxArraySize`` are split; each chunk reads its lines
   from the one manifest at an offset.
 
-The sbatch template is ``slurm/array.sbatch``; preemption and requeueing: :mod:`experiments.preemption`.
+The sbatch template is ``slurm/array.sbatch``; preemption and requeueing: :mod:`experiments.protocol.preemption`.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments.results import read_results
+from experiments.store.results import read_results
 
 from .conftest import PY, TINY, run, status, submit, wait_gone, wait_until
 

@@ -19,9 +19,8 @@ import torch
 from data import checks
 from data.base import DataError, RegressionData, collate
 from data.table import categorical
-from experiments import features as F
-from experiments import saved
-from experiments import saved_schema as schema
+from experiments.inputs.features import extract
+from experiments.models import saved, schema
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls", ".json", ".jsonl")
 
@@ -126,7 +125,7 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
     if m0.model.extractor is None:  # frozen: one extractor pass, shared by every split's model
         extractor = schema.extractor_from_saved(cfg["extractor"]["builder"], saved.meta_path(m0.run_dir, meta["split"]),
                                            finetune=False, in_dim=None)
-        feats = F.extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
+        feats = extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
         return [feats for _ in models], names
     loader = torch.utils.data.DataLoader(data.dataset(range(len(data))), batch_size=batch_size, collate_fn=collate)
     batches = [x for x, _ in loader]

@@ -15,7 +15,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from data.base import RegressionData
-from experiments.inputs import Inputs
+from experiments.inputs.batches import Inputs
 
 
 class TablePreprocessor:

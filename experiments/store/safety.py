@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from data.base import DataError, RegressionData
-from experiments.locks import FileLock
-from experiments.results import ResultError, RunKey, read_result
+from experiments.store.locks import FileLock
+from experiments.store.results import ResultError, RunKey, read_result
 
 CORRUPT_SUFFIX = ".corrupt"
-#: What every checkpoint written by :func:`experiments.train.fit` holds.
+#: What every checkpoint written by :func:`experiments.protocol.train.fit` holds.
 CHECKPOINT_KEYS = ("model", "optim", "best_state", "history", "epoch", "batch", "best", "best_epoch", "bad_epochs", "torch_rng")
 
 

@@ -24,12 +24,12 @@ import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from experiments.device import autocast_dtype, resolve_compile, resolve_max_elements, resolve_precision
-from experiments.inputs import Inputs
+from experiments.inputs.batches import Inputs
 from experiments.metrics import mse
-from experiments.model import Regressor, embed_rows
-from experiments.results import atomic_torch_save
-from experiments.safety import load_checkpoint
+from experiments.protocol.device import autocast_dtype, resolve_compile, resolve_max_elements, resolve_precision
+from experiments.protocol.model import Regressor, embed_rows
+from experiments.store.results import atomic_torch_save
+from experiments.store.safety import load_checkpoint
 
 #: Set to ask the training loop to checkpoint at the next batch boundary and raise :class:`Preempted`.
 STOP = threading.Event()
@@ -47,7 +47,7 @@ class TrainerSettings:
     ``"sample"``: the batch followed by a fresh random ``reference_fraction`` of the rest of the training split
     for every batch (as ModernNCA samples its candidates). The first ``eval_from_epoch`` epochs train without
     validation (the authors' ``start_after_epoch``). ``precision`` (``32`` | ``bf16``: the extractor's autocast)
-    and ``compile`` (``torch.compile`` of the step) come resolved by :mod:`experiments.device`; ``channels_last``
+    and ``compile`` (``torch.compile`` of the step) come resolved by :mod:`experiments.protocol.device`; ``channels_last``
     stores a fine-tuned extractor's convolution weights in NHWC on CUDA (off in the pipeline: docs/performance.md)."""
 
     max_epochs: int
@@ -68,7 +68,7 @@ class TrainerSettings:
 
     @classmethod
     def from_config(cls, trainer: DictConfig, device: torch.device, head) -> TrainerSettings:
-        """The settings of ``cfg.trainer`` (validated by :mod:`experiments.settings`) on ``device`` for ``head``."""
+        """The settings of ``cfg.trainer`` (validated by :mod:`experiments.protocol.settings`) on ``device`` for ``head``."""
         t = trainer
         return cls(max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr,
                    extractor_lr=t.extractor_lr, weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size,
@@ -271,7 +271,7 @@ def save_checkpoint(path: Path | None, model: Regressor, opt, state: TrainState,
 
 def resume(path: Path | None, model: Regressor, opt, state: TrainState, device) -> None:
     """Restore a checkpoint written by :func:`save_checkpoint`, if there is one (tensors and plain values only;
-    an unreadable file was moved aside by :func:`experiments.safety.load_checkpoint`)."""
+    an unreadable file was moved aside by :func:`experiments.store.safety.load_checkpoint`)."""
     ck = load_checkpoint(path, device) if path is not None and path.exists() else None
     if ck is None:
         return

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from experiments.device import extractor_autocast
-from experiments.inputs import Inputs
+from experiments.inputs.batches import Inputs
+from experiments.protocol.device import extractor_autocast
 
 ARCHS = ("mlp", "mlp_bn_tanh", "linear", "identity")
 

@@ -24,17 +24,20 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from data.base import DataError, RegressionData
-from experiments import safety, saved, sparsity, tabular
-from experiments.device import resolve_device, resolve_max_elements
-from experiments.features import cache_key, cached_features, extract
-from experiments.inputs import Inputs, decoded_cache, resolve_num_workers
-from experiments.model import Regressor, embed_rows
-from experiments.record import result_record, summary
-from experiments.results import RunKey, write_result
-from experiments.settings import ConfigError, head_from_config, run_key, validate
-from experiments.splits import MinMaxScaler, paper_split
-from experiments.tracking import make_tracker
-from experiments.train import FitResult, TrainerSettings, fit
+from experiments.inputs import tabular
+from experiments.inputs.batches import Inputs, decoded_cache, resolve_num_workers
+from experiments.inputs.features import cache_key, cached_features, extract
+from experiments.models import saved
+from experiments.protocol import sparsity
+from experiments.protocol.device import resolve_device, resolve_max_elements
+from experiments.protocol.model import Regressor, embed_rows
+from experiments.protocol.settings import ConfigError, head_from_config, run_key, validate
+from experiments.protocol.splits import MinMaxScaler, paper_split
+from experiments.protocol.tracking import make_tracker
+from experiments.protocol.train import FitResult, TrainerSettings, fit
+from experiments.store import safety
+from experiments.store.record import result_record, summary
+from experiments.store.results import RunKey, write_result
 
 
 @dataclass
@@ -114,13 +117,13 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
 
 def run_split_locked(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False,
                      *, replace: bool = False, worker: bool = False) -> Trained | None:
-    """:func:`run_split` under the split's lock (``split_<s>.lock``, see :mod:`experiments.locks`).
+    """:func:`run_split` under the split's lock (``split_<s>.lock``, see :mod:`experiments.store.locks`).
 
     Returns None, and says so, when another live run holds the split, or finished it meanwhile (a
     result that existed when this run started is replaced only with ``replace``, i.e. ``force``).
     Leftovers of the split (temp files, a finished split's checkpoint) are removed first."""
     if worker:  # a split in its own process: SIGTERM/SIGINT checkpoint here too
-        from experiments import preemption
+        from experiments.protocol import preemption
 
         preemption.install()
     lock = safety.split_lock(key, split)
@@ -290,7 +293,7 @@ def check_writable(cfg: DictConfig, key: RunKey) -> None:
 def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
     """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
     or the raw items when fine-tuning (width None: each split builds its own extractor). A table's columns
-    are preprocessed per split instead (:func:`experiments.tabular.split_inputs`)."""
+    are preprocessed per split instead (:func:`experiments.inputs.tabular.split_inputs`)."""
     if data.columns is not None:
         return Inputs(), None
     if cfg.extractor.finetune:

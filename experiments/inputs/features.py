@@ -13,8 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from data.base import RegressionData, collate
-from experiments.locks import FileLock
-from experiments.results import atomic_torch_save
+from experiments.store.locks import FileLock
+from experiments.store.results import atomic_torch_save
 
 
 def cache_key(data: RegressionData, extractor_name: str, extractor_settings: str) -> str:
@@ -41,7 +41,7 @@ def cached_features(path: Path, compute: Callable[[], torch.Tensor]) -> torch.Te
     One run at a time computes a given cache (``<path>.lock``; others wait, then read it). The file
     is loaded with ``weights_only=True``; an unreadable one is moved aside (``.corrupt``, one-line
     warning) and recomputed; temp files of an interrupted write are removed."""
-    from experiments.safety import load_features, remove_temp_files
+    from experiments.store.safety import load_features, remove_temp_files
 
     lock = FileLock(path.with_name(path.name + ".lock"))
     try:

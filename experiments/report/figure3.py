@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from data.synthetic import TARGETS, target
-from experiments import pipeline
-from experiments.baselines import KS, tuned_knn
-from experiments.compose import compose
-from experiments.names import HEADS
+from experiments.protocol import pipeline
+from experiments.protocol.baselines import KS, tuned_knn
+from experiments.protocol.compose import compose
+from experiments.report.names import HEADS
 
 SETUPS = {"raw": ("model.arch=identity", "model.embed_dim=2"), "mlp": ()}
 KNN_KS = KS

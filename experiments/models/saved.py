@@ -8,11 +8,11 @@ model is small, and not when it is fine-tuned). A saved split has, in ``<run dir
   when it was fine-tuned) and, for neighbour heads, the reference set: ``reference.z`` (N, d), the
   training split embedded by the best model, and ``reference.y`` (N,), its labels on the [0, 1] scale;
 - ``model_<s>.json``: the label scaler (train min and max, ``log_target``), the table's fitted
-  feature preprocessing (:meth:`experiments.tabular.TablePreprocessor.state`), the reference items
+  feature preprocessing (:meth:`experiments.inputs.tabular.TablePreprocessor.state`), the reference items
   (a table's file row numbers, a folder's file paths, a text table's row numbers), and the resolved config.
 
 Nothing is pickled: weights load through safetensors and the rest is JSON. Loading treats both files as
-data (:mod:`experiments.saved_schema`): nothing named in them is imported or instantiated.
+data (:mod:`experiments.models.schema`): nothing named in them is imported or instantiated.
 """
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from data.base import RegressionData
-from experiments import saved_schema as schema
-from experiments.results import RunKey, atomic_write_bytes, atomic_write_text
-from experiments.saved_schema import MODEL_FORMAT, SavedModelError
-from experiments.splits import MinMaxScaler
-from experiments.tabular import TablePreprocessor
-from experiments.model import Regressor, embed_rows
+from experiments.inputs.tabular import TablePreprocessor
+from experiments.models import schema
+from experiments.models.schema import MODEL_FORMAT, SavedModelError
+from experiments.protocol.model import Regressor, embed_rows
+from experiments.protocol.splits import MinMaxScaler
+from experiments.store.results import RunKey, atomic_write_bytes, atomic_write_text
 
 SAVE_MODEL_CHOICES = ("auto", True, False)
 
@@ -132,7 +132,7 @@ def saved_splits(run_dir: str | Path) -> list[int]:
 
 
 def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
-    """The saved model of ``split`` in ``run_dir``, read as data (:mod:`experiments.saved_schema`): the JSON is
+    """The saved model of ``split`` in ``run_dir``, read as data (:mod:`experiments.models.schema`): the JSON is
     validated before any of it is used, the model is built from the project's own tables, and the tensors'
     names, shapes, dtypes and finiteness are checked against that model before they are loaded."""
     run_dir = Path(run_dir)

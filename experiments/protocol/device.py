@@ -78,7 +78,7 @@ def resolve_max_elements(value, device, head=None) -> int:
 
 def check(trainer) -> None:
     """Raise ValueError naming the first bad device knob of a trainer config (before any work)."""
-    from experiments.inputs import DECODED_CACHE, resolve_num_workers
+    from experiments.inputs.batches import DECODED_CACHE, resolve_num_workers
 
     resolve_precision(trainer.precision, "cpu")
     resolve_compile(trainer.compile, "cpu")

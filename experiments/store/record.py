@@ -1,4 +1,4 @@
-"""What a finished split leaves behind: its result record (format in ``experiments/results.py``), the
+"""What a finished split leaves behind: its result record (format in ``experiments/store/results.py``), the
 code and library versions it ran with, and the summary line beside the paper's number."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.metrics import PAPER_METRIC, split_metrics
+from experiments.protocol.settings import head_similarity
+from experiments.protocol.splits import MinMaxScaler
+from experiments.protocol.train import FitResult
 from experiments.report.paper import read_paper_table1
-from experiments.results import FORMAT_VERSION, RunKey, read_result
-from experiments.settings import head_similarity
-from experiments.splits import MinMaxScaler
-from experiments.train import FitResult
+from experiments.store.results import FORMAT_VERSION, RunKey, read_result
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 
 
@@ -40,7 +40,7 @@ def versions() -> dict:
 
 
 def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: int, rid: str, idx: tuple) -> dict:
-    """The content of one result file (format in experiments/results.py)."""
+    """The content of one result file (format in experiments/store/results.py)."""
     train_idx, val_idx, test_idx = idx
     return {
         "format_version": FORMAT_VERSION, "dataset": cfg.dataset.name, "extractor": cfg.extractor.name,

@@ -210,7 +210,7 @@ def _features(state, file) -> None:
 
 def _config(cfg: dict, meta: dict, file) -> None:
     """The parts of the resolved config that loading and predicting read, checked before any is used."""
-    from experiments.model import ARCHS
+    from experiments.protocol.model import ARCHS
 
     for group in ("head", "model", "extractor", "dataset"):
         _need(cfg, group, dict, file, f"config.{group}")

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 from omegaconf import DictConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 Three sources, fastest first:
 
-- **cached features** of a frozen extractor (``experiments/features.py``): rows of one matrix,
+- **cached features** of a frozen extractor (``experiments/inputs/features.py``): rows of one matrix,
   copied to the device once;
 - **the decoded-sample cache** (fine-tuning): every item decoded and preprocessed once per
   dataset and preprocessing, stored under ``<cache_dir>/decoded/<key>/`` in shards that are
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from data.base import RegressionData, collate
-from experiments.results import atomic_write_bytes
+from experiments.store.results import atomic_write_bytes
 
 #: modalities whose items the decoded-sample cache holds under ``trainer.decoded_cache=auto``
 CACHED_MODALITIES = ("image", "audio", "text")

@@ -5,8 +5,8 @@ same mid-epoch checkpoint, then exit with one line and code 128 + signal, withou
 
 SLURM warns a job before it kills it (preemption, or the time limit): ``sbatch --signal=B:USR1@120``
 in our array template, ``--signal=USR2@120`` under submitit. :func:`install` makes both signals set
-:data:`experiments.train.STOP`; the training loop then saves a mid-epoch checkpoint at the next batch
-and raises :class:`~experiments.train.Preempted`. ``run.py`` hands that to :func:`exit_for_requeue`:
+:data:`experiments.protocol.train.STOP`; the training loop then saves a mid-epoch checkpoint at the next batch
+and raises :class:`~experiments.protocol.train.Preempted`. ``run.py`` hands that to :func:`exit_for_requeue`:
 
 - under submitit (Hydra's submitit launcher), the signal's previous handler is submitit's own; it is
   called now that the checkpoint is on disk, and it pickles the job (the launcher's ``checkpoint()``
@@ -33,7 +33,7 @@ _caught: list[int] = []
 
 
 def _handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-    from experiments.train import STOP
+    from experiments.protocol.train import STOP
 
     if signum in INTERRUPTS:
         if STOP.is_set() and any(s in INTERRUPTS for s in _caught):
@@ -80,8 +80,8 @@ def exit_for_requeue(err: BaseException) -> NoReturn:
 
 def resume_notes(cfg) -> list[str]:
     """One line per requested split that has a checkpoint to resume from (printed at start, for the log)."""
-    from experiments.settings import run_key, validate
-    from experiments.safety import UnreadableFile, load_tensors
+    from experiments.protocol.settings import run_key, validate
+    from experiments.store.safety import UnreadableFile, load_tensors
 
     try:
         splits = validate(cfg)

@@ -13,10 +13,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import device as D
-from experiments import saved
-from experiments.results import RunKey
-from experiments.model import ARCHS
+from experiments.models import saved
+from experiments.protocol import device
+from experiments.protocol.model import ARCHS
+from experiments.store.results import RunKey
 from softstep import SIMILARITIES
 
 #: Config keys that do not change a result: left out of the run id.
@@ -58,7 +58,7 @@ def validate(cfg: DictConfig) -> list[int]:
     validate_more(cfg, bad)
     try:
         saved.wanted(cfg)
-        D.check(cfg.trainer)  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
+        device.check(cfg.trainer)  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     head_from_config(cfg)  # the head's own arguments, checked by its constructor (the head is not kept)
@@ -153,5 +153,5 @@ def head_similarity(cfg: DictConfig) -> str | None:
 
 
 def run_key(cfg: DictConfig) -> RunKey:
-    """Where this configuration's results live (see :class:`experiments.results.RunKey`)."""
+    """Where this configuration's results live (see :class:`experiments.store.results.RunKey`)."""
     return RunKey(str(cfg.paths.results_root), cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))

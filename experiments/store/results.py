@@ -23,12 +23,12 @@ A result file holds (``format_version`` 1)::
 
 Optional fields (absent from older files; readers must not require them)::
 
-    data_digest the content digest of the dataset the split was trained on (experiments.safety.data_digest):
+    data_digest the content digest of the dataset the split was trained on (experiments.store.safety.data_digest):
                 a rerun on changed data refuses to report the old numbers
-    features    {numeric, categorical, width}   a table's feature columns (experiments/tabular.py)
+    features    {numeric, categorical, width}   a table's feature columns (experiments/inputs/tabular.py)
     sparsity    {n_queries, n_reference, nonzero, effective, and l, u, t or k}: neighbour heads, on the
-                test queries, each {p10, median, p90} (experiments/sparsity.py)
-    saved_model {weights, meta, bytes}          the split's saved model files (experiments/saved.py)
+                test queries, each {p10, median, p90} (experiments/protocol/sparsity.py)
+    saved_model {weights, meta, bytes}          the split's saved model files (experiments/models/saved.py)
 """
 from __future__ import annotations
 

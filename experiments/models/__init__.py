@@ -1,0 +1,1 @@
+"""Saved models (data, never code) and prediction with them."""

@@ -1,0 +1,1 @@
+"""One run from config to result: settings, splits, the model, training, device knobs, preemption."""
