@@ -8,7 +8,7 @@ CUDA_HOME ?= $(if $(wildcard /usr/local/cuda-13.0),/usr/local/cuda-13.0,/usr/loc
 export CUDA_HOME
 export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0
 
-.PHONY: venv demo test test-fast bench paper clean
+.PHONY: venv demo lint test test-fast bench paper clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -25,6 +25,11 @@ demo: venv
 	$(PY) run.py -m experiment=demo
 	$(PY) scripts/make_tables.py --results-root results/demo --out results/demo/tables --no-tuning
 	cat results/demo/tables/table1.md
+
+# ruff's lint and format checks (configured in pyproject.toml); CI runs them before the tests.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: venv
 	$(PY) -m pytest -q -m "" tests

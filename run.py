@@ -1,4 +1,5 @@
 """Entry point: ``python run.py dataset=<name> head=<name> [key=value ...]`` (Hydra; ``-m`` for sweeps)."""
+
 from __future__ import annotations
 
 import logging
@@ -38,12 +39,18 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
     except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch), or a stop: exit
         preemption.exit_for_requeue(e)
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM, or one outside training: stop now, one line
-        print("[softstep] interrupted; finished splits and the last epoch's checkpoint are kept: rerun to resume",
-              file=sys.stderr, flush=True)
+        print(
+            "[softstep] interrupted; finished splits and the last epoch's checkpoint are kept: rerun to resume",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(130)
     except (ConfigError, DataError, OSError, ValueError) as e:  # OSError: unwritable folder, full disk, ...
-        message = (f"{e.strerror or e}: {e.filename}" if isinstance(e, OSError) and e.filename and
-                   not isinstance(e, (ConfigError, DataError, ValueError)) else str(e))
+        message = (
+            f"{e.strerror or e}: {e.filename}"
+            if isinstance(e, OSError) and e.filename and not isinstance(e, (ConfigError, DataError, ValueError))
+            else str(e)
+        )
         if multirun:  # one bad job must not stop the sweep
             log.error("job failed: %s", message)
             print(f"error: {message}", file=sys.stderr)
@@ -60,8 +67,12 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
     return line
 
 
-def _stopped_while_starting(signum, frame) -> None:  # noqa: ARG001 - until the pipeline installs its own handlers
-    print(f"[softstep] stopped by {signal.Signals(signum).name} while starting; nothing to save", file=sys.stderr, flush=True)
+def _stopped_while_starting(signum, frame) -> None:
+    print(
+        f"[softstep] stopped by {signal.Signals(signum).name} while starting; nothing to save",
+        file=sys.stderr,
+        flush=True,
+    )
     sys.exit(128 + signum)
 
 

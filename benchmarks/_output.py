@@ -4,6 +4,7 @@ A benchmark run on a laptop must not replace the committed numbers (``results/be
 the machines their headers name) by accident: by default it writes ``results/benchmarks/scratch/<name>.md``;
 ``--write`` writes the committed file, ``--out PATH`` any path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,12 @@ SCRATCH = COMMITTED / "scratch"
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     """``--write`` and ``--out PATH`` (one or the other) for benchmark ``name``."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--write", action="store_true",
-                       help=f"write the committed results/benchmarks/{name}.md (default: results/benchmarks/scratch/{name}.md, "
-                            "git-ignored)")
+    group.add_argument(
+        "--write",
+        action="store_true",
+        help=f"write the committed results/benchmarks/{name}.md (default: results/benchmarks/scratch/{name}.md, "
+        "git-ignored)",
+    )
     group.add_argument("--out", type=Path, default=None, help="write the table to this path instead")
     parser.set_defaults(output_name=name)
     return parser
@@ -37,7 +41,10 @@ def write(args: argparse.Namespace, text: str) -> Path:
     out = path(args)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    note = "" if args.write or args.out is not None else \
-        f" (scratch, git-ignored; --write replaces the committed results/benchmarks/{args.output_name}.md)"
+    note = (
+        ""
+        if args.write or args.out is not None
+        else f" (scratch, git-ignored; --write replaces the committed results/benchmarks/{args.output_name}.md)"
+    )
     print(f"wrote {out}{note}", flush=True)
     return out

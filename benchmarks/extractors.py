@@ -12,6 +12,7 @@ values; an extractor whose weights ship in a package (``source: package``, MiniL
 config values), ``tiny`` the test-sized one (the configs' ``random_size: tiny``); an extractor
 without ``random_size`` has only ``full``. Frozen extraction: eval mode, ``torch.no_grad()``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,10 @@ SAMPLES = {
 #: extractors whose paper dataset gives them another input than their modality's
 PAPER_SAMPLES = {
     "resnet18": (lambda n, g, tokens: torch.randn(n, 1, 224, 224, generator=g), "grey 224×224 image (RSNA)"),
-    "whisper_tiny": (lambda n, g, tokens: 0.1 * torch.randn(n, 30 * 16000, generator=g), "30 s of 16 kHz audio (NoseMic)"),
+    "whisper_tiny": (
+        lambda n, g, tokens: 0.1 * torch.randn(n, 30 * 16000, generator=g),
+        "30 s of 16 kHz audio (NoseMic)",
+    ),
 }
 
 
@@ -96,8 +100,15 @@ class Row:
 
 
 @torch.no_grad()
-def measure(cfg: DictConfig, size: str, *, batch_size: int = 32, tokens: int = 128, min_seconds: float = 2.0,
-            max_batches: int = 5) -> Row:
+def measure(
+    cfg: DictConfig,
+    size: str,
+    *,
+    batch_size: int = 32,
+    tokens: int = 128,
+    min_seconds: float = 2.0,
+    max_batches: int = 5,
+) -> Row:
     ext = build(cfg, size, tokens)
     batch, what = sample(cfg.name, cfg.modality, batch_size, tokens)
     ext(sample(cfg.name, cfg.modality, 2, tokens)[0])  # warm-up
@@ -112,8 +123,9 @@ def measure(cfg: DictConfig, size: str, *, batch_size: int = 32, tokens: int = 1
     return Row(cfg.name, size, params, ext.out_dim, what, batch_size / min(times), len(times))
 
 
-def run(names=None, sizes=("tiny", "full"), *, batch_size: int = 32, tokens: int = 128, min_seconds: float = 2.0,
-        log=print) -> list[Row]:
+def run(
+    names=None, sizes=("tiny", "full"), *, batch_size: int = 32, tokens: int = 128, min_seconds: float = 2.0, log=print
+) -> list[Row]:
     """Time each extractor in ``names`` (default: every config) at each of ``sizes`` it has."""
     cfgs = extractor_configs()
     rows = []
@@ -144,7 +156,9 @@ def to_markdown(rows: list[Row], *, batch_size: int, tokens: int, seconds: float
         "| --- | --- | ---: | ---: | --- | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r.extractor} | {r.size} | {r.params_m:.2f} | {r.out_dim} | {r.sample} | {r.samples_per_s:.1f} |")
+        lines.append(
+            f"| {r.extractor} | {r.size} | {r.params_m:.2f} | {r.out_dim} | {r.sample} | {r.samples_per_s:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

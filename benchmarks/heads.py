@@ -22,6 +22,7 @@
    later allocations from RSS); the timing child runs with the default allocator, since the
    pinned threshold adds page-fault cost to every large allocation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,18 @@ from softstep import HEADS as HEAD_REGISTRY
 ROOT = Path(__file__).resolve().parents[1]
 HEADS = tuple(HEAD_REGISTRY)  # the paper's six, in Table 1 order
 #: (label, head, σ of DiffKNN's k): a fresh DiffKNN head has σ = 0.5 (half the reference set), a trained one far less
-EVAL_HEADS = (("nca", "nca", None), ("nca_i", "nca_i", None), ("diffknn_i", "diffknn_i", None),
-              ("diffknn_i k=1%", "diffknn_i", 0.01))
+EVAL_HEADS = (
+    ("nca", "nca", None),
+    ("nca_i", "nca_i", None),
+    ("diffknn_i", "diffknn_i", None),
+    ("diffknn_i k=1%", "diffknn_i", 0.01),
+)
 SKLEARN_K = 10  # n_neighbors of the scikit-learn baseline (the heads' own k is learned; this is a typical k)
 TIME_GOAL = 1.5  # predict may take at most 1.5× the dense forward
 
 
 # ---------------------------------------------------------------- 1. training step
+
 
 def bench_train(batch_sizes, dims, repeats, warmup, steps_per_repeat):
     """Times the six heads round-robin (one repeat of each head in turn), so that load from other
@@ -87,13 +93,22 @@ def bench_train(batch_sizes, dims, repeats, warmup, steps_per_repeat):
                     samples[name].append((time.perf_counter() - t0) / steps_per_repeat * 1e3)
             times = {name: statistics.median(v) for name, v in samples.items()}
             for name in HEADS:
-                rows.append({"B": b, "d": d, "head": name, "ms": times[name], "ratio": times[name] / times["linear"],
-                             "min_ms": min(samples[name])})
+                rows.append(
+                    {
+                        "B": b,
+                        "d": d,
+                        "head": name,
+                        "ms": times[name],
+                        "ratio": times[name] / times["linear"],
+                        "min_ms": min(samples[name]),
+                    }
+                )
             print(f"  train B={b} d={d}: " + ", ".join(f"{h} {times[h]:.2f} ms" for h in HEADS), flush=True)
     return rows
 
 
 # ---------------------------------------------------------------- 2. rank error
+
 
 def trained_embeddings(n: int, d: int = 25, epochs: int = 3):
     """Embeddings of a briefly trained model: MLP(2 → 200 → d) + diffknn_g on the sinusoidal target, B = 32."""
@@ -128,8 +143,10 @@ def bench_rank_error(batch_sizes, kinds=("l2", "cos", "rbf")):
 
     from softstep import build_head
 
-    embeddings = {"random": torch.randn(max(batch_sizes), 25, generator=torch.Generator().manual_seed(1)),
-                  "trained": trained_embeddings(max(batch_sizes))}
+    embeddings = {
+        "random": torch.randn(max(batch_sizes), 25, generator=torch.Generator().manual_seed(1)),
+        "trained": trained_embeddings(max(batch_sizes)),
+    }
     rows = []
     for source, all_z in embeddings.items():
         for b in batch_sizes:
@@ -140,19 +157,36 @@ def bench_rank_error(batch_sizes, kinds=("l2", "cos", "rbf")):
                 sim = head.sim(z, z)
                 hard = (-sim.masked_fill(mask, -torch.inf)).argsort(dim=-1, stable=True).argsort(dim=-1).double()
                 soft = head.soft_ranks(sim, mask)
-                old = torchsort.soft_rank(-(sim - sim.masked_fill(mask, -torch.inf).amax(-1, keepdim=True))
-                                          .masked_fill(mask, -1e6), regularization_strength=0.1) - 1
+                old = (
+                    torchsort.soft_rank(
+                        -(sim - sim.masked_fill(mask, -torch.inf).amax(-1, keepdim=True)).masked_fill(mask, -1e6),
+                        regularization_strength=0.1,
+                    )
+                    - 1
+                )
                 best = soft.masked_fill(mask, torch.inf).amin(-1)
-                rows.append({"source": source, "B": b, "similarity": kind,
-                             "error": float((soft - hard).abs()[~mask].mean()),
-                             "error_old": float((old - hard).abs()[~mask].mean()),
-                             "floor_rows": float((best > 1.0).double().mean())})
-            print(f"  rank error {source} B={b}: " + ", ".join(f"{r['similarity']} {r['error']:.3f} (was {r['error_old']:.1f})"
-                                                             for r in rows[-len(kinds):]), flush=True)
+                rows.append(
+                    {
+                        "source": source,
+                        "B": b,
+                        "similarity": kind,
+                        "error": float((soft - hard).abs()[~mask].mean()),
+                        "error_old": float((old - hard).abs()[~mask].mean()),
+                        "floor_rows": float((best > 1.0).double().mean()),
+                    }
+                )
+            print(
+                f"  rank error {source} B={b}: "
+                + ", ".join(
+                    f"{r['similarity']} {r['error']:.3f} (was {r['error_old']:.1f})" for r in rows[-len(kinds) :]
+                ),
+                flush=True,
+            )
     return rows
 
 
 # ---------------------------------------------------------------- 3. evaluation (one measurement per child)
+
 
 def _status_kib(key: str) -> int:
     return int(re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
@@ -188,9 +222,11 @@ def child(spec: dict) -> dict:
         if method == "predict":
             call = lambda: head.predict(z, z_ref, y_ref)  # noqa: E731
         else:
+
             def call():
                 with torch.no_grad():
                     return head(z, z_ref, y_ref)
+
         warm = lambda: head.predict(z[:2], z_ref[:50], y_ref[:50])  # noqa: E731
     warm()
     gc.collect()
@@ -203,8 +239,12 @@ def child(spec: dict) -> dict:
         times.append(time.perf_counter() - t0)
         out = np.asarray(out)
     peak = _status_kib("VmHWM")
-    return {"seconds": min(times), "median_s": statistics.median(times), "peak_mib": (peak - base) / 1024,
-            "finite": bool(np.isfinite(out).all())}
+    return {
+        "seconds": min(times),
+        "median_s": statistics.median(times),
+        "peak_mib": (peak - base) / 1024,
+        "finite": bool(np.isfinite(out).all()),
+    }
 
 
 def run_child(spec: dict, timeout: float) -> dict:
@@ -216,15 +256,24 @@ def run_child(spec: dict, timeout: float) -> dict:
     memory = _run_one(dict(spec, repeats=1), timeout, {"MALLOC_MMAP_THRESHOLD_": "131072"})
     if "error" in memory:
         return memory
-    return {"seconds": timing["seconds"], "median_s": timing["median_s"], "peak_mib": memory["peak_mib"],
-            "finite": timing["finite"] and memory["finite"]}
+    return {
+        "seconds": timing["seconds"],
+        "median_s": timing["median_s"],
+        "peak_mib": memory["peak_mib"],
+        "finite": timing["finite"] and memory["finite"],
+    }
 
 
 def _run_one(spec: dict, timeout: float, extra_env: dict) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), **extra_env)
     try:
-        res = subprocess.run([sys.executable, "-m", "benchmarks.heads", "--child", json.dumps(spec)], capture_output=True, text=True,
-                             env=env, timeout=timeout)
+        res = subprocess.run(
+            [sys.executable, "-m", "benchmarks.heads", "--child", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if res.returncode != 0:
@@ -241,8 +290,18 @@ def bench_eval(ns, q, d, repeats_for, timeout):
         for label, name, k_frac in EVAL_HEADS:
             res = {}
             for method in ("predict", "dense"):
-                res[method] = run_child({"N": n, "Q": q, "d": d, "method": method, "head": name, "k_frac": k_frac,
-                                         "repeats": repeats_for(n)}, timeout)
+                res[method] = run_child(
+                    {
+                        "N": n,
+                        "Q": q,
+                        "d": d,
+                        "method": method,
+                        "head": name,
+                        "k_frac": k_frac,
+                        "repeats": repeats_for(n),
+                    },
+                    timeout,
+                )
             print(f"  eval N={n} {label}: {res}", flush=True)
             rows.append({"N": n, "head": label, "predict": res["predict"], "dense": res["dense"], "sklearn": sk})
     return rows
@@ -250,26 +309,34 @@ def bench_eval(ns, q, d, repeats_for, timeout):
 
 # ---------------------------------------------------------------- report
 
+
 def _fmt(x, spec=".2f"):
     return "n/a" if x is None else format(x, spec)
 
 
 def rank_error_lines(rows) -> list[str]:
     kinds = sorted({r["similarity"] for r in rows}, key=("l2", "cos", "rbf").index)
-    lines = ["## 2. Rank error", "",
-             "DiffKNN's training ranks: mean |soft rank − hard rank| over the off-diagonal entries of one B × B batch "
-             "(the batch its own reference set). Soft ranks: torchsort L2 soft rank of each row in units of the row's "
-             "mean gap (max − min)/(B − 2), strength 0.1 (the library's default). In brackets: the earlier choice, "
-             "strength 0.1 on the raw similarities. `random`: 25-d Gaussian embeddings; `trained`: embeddings of "
-             "MLP(2 → 200 → 25) + diffknn_g after 3 epochs on the sinusoidal target. Floor: share of rows whose best "
-             "soft rank exceeds 1 (only there can the k floor act, for k < that rank). Goal: ≤ 0.5 rank.", "",
-             "| embeddings | B | " + " | ".join(kinds) + " | floor rows |", "|---|---|" + "---|" * (len(kinds) + 1)]
+    lines = [
+        "## 2. Rank error",
+        "",
+        "DiffKNN's training ranks: mean |soft rank − hard rank| over the off-diagonal entries of one B × B batch "
+        "(the batch its own reference set). Soft ranks: torchsort L2 soft rank of each row in units of the row's "
+        "mean gap (max − min)/(B − 2), strength 0.1 (the library's default). In brackets: the earlier choice, "
+        "strength 0.1 on the raw similarities. `random`: 25-d Gaussian embeddings; `trained`: embeddings of "
+        "MLP(2 → 200 → 25) + diffknn_g after 3 epochs on the sinusoidal target. Floor: share of rows whose best "
+        "soft rank exceeds 1 (only there can the k floor act, for k < that rank). Goal: ≤ 0.5 rank.",
+        "",
+        "| embeddings | B | " + " | ".join(kinds) + " | floor rows |",
+        "|---|---|" + "---|" * (len(kinds) + 1),
+    ]
     for source in ("random", "trained"):
         for b in sorted({r["B"] for r in rows}):
             cells = {r["similarity"]: r for r in rows if r["source"] == source and r["B"] == b}
-            lines.append(f"| {source} | {b} | " + " | ".join(f"{cells[k]['error']:.3f} ({cells[k]['error_old']:.1f})"
-                                                             for k in kinds)
-                         + f" | {max(c['floor_rows'] for c in cells.values()):.1%} |")
+            lines.append(
+                f"| {source} | {b} | "
+                + " | ".join(f"{cells[k]['error']:.3f} ({cells[k]['error_old']:.1f})" for k in kinds)
+                + f" | {max(c['floor_rows'] for c in cells.values()):.1%} |"
+            )
     worst = max(r["error"] for r in rows)
     lines += ["", f"Largest mean error: {worst:.3f} rank ({'goal met' if worst <= 0.5 else 'goal NOT met'}).", ""]
     return lines
@@ -279,8 +346,14 @@ def report(train_rows, rank_rows, eval_rows, args, q, d, wall) -> str:
     import sklearn
     import torch
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
     lines = [
         "# Head benchmarks",
         "",
@@ -306,15 +379,20 @@ def report(train_rows, rank_rows, eval_rows, args, q, d, wall) -> str:
     for b in sorted({r["B"] for r in train_rows}):
         for dd in sorted({r["d"] for r in train_rows}):
             cells = {r["head"]: r for r in train_rows if r["B"] == b and r["d"] == dd}
-            lines.append(f"| {b} | {dd} | " + " | ".join(
-                f"{cells[h]['ms']:.2f} ms, {cells[h]['ratio']:.1f}× [{cells[h]['min_ms']:.2f}]" for h in HEADS) + " |")
+            lines.append(
+                f"| {b} | {dd} | "
+                + " | ".join(
+                    f"{cells[h]['ms']:.2f} ms, {cells[h]['ratio']:.1f}× [{cells[h]['min_ms']:.2f}]" for h in HEADS
+                )
+                + " |"
+            )
     lines += [""] + rank_error_lines(rank_rows)
     lines += [
         "## 3. Evaluation against a large reference set",
         "",
         f"Q = {q} queries, d = {d}, random Gaussian embeddings. `predict` = `head.predict(z, z_ref, y_ref)` "
         "(memory-bounded, default `max_elements` = 2²² entries per block); `dense` = `head(z, z_ref, y_ref)` under "
-        "`torch.no_grad()` (one Q × N matrix); `sklearn` = `KNeighborsRegressor(algorithm=\"brute\", "
+        '`torch.no_grad()` (one Q × N matrix); `sklearn` = `KNeighborsRegressor(algorithm="brute", '
         f"n_neighbors={SKLEARN_K}).fit(...).predict(...)` on the same arrays. DiffKNN evaluates with exact ranks: "
         "the ⌈k + q⌉ nearest references per query (`torch.topk`); a fresh head has σ = 0.5, k = half the reference "
         "set (the costliest case), and `k=1%` sets σ = 0.01 as a trained head might. Time: the fastest of "
@@ -333,18 +411,23 @@ def report(train_rows, rank_rows, eval_rows, args, q, d, wall) -> str:
         lines.append(
             f"| {r['N']:.0e} | {r['head']} | {_fmt(ps, '.3f')} | {_fmt(ds, '.3f') if ds else dn.get('error', 'n/a')} "
             f"| {_fmt(ss, '.3f')} | {_fmt(ps / ds if ps and ds else None)} | {_fmt(ps / ss if ps and ss else None)} "
-            f"| {_fmt(p.get('peak_mib'), '.0f')} | {_fmt(dn.get('peak_mib'), '.0f')} | {_fmt(sk.get('peak_mib'), '.0f')} |")
+            f"| {_fmt(p.get('peak_mib'), '.0f')} | {_fmt(dn.get('peak_mib'), '.0f')} | {_fmt(sk.get('peak_mib'), '.0f')} |"
+        )
         for label, res in (("predict", p), ("dense", dn), ("sklearn", sk)):
             if "error" in res:
                 notes.append(f"- N = {r['N']:.0e}, {r['head']}, {label}: {res['error']}.")
             elif not res["finite"]:
                 notes.append(f"- N = {r['N']:.0e}, {r['head']}, {label}: non-finite predictions.")
         if ps and ds and ps > TIME_GOAL * ds:
-            notes.append(f"- Goal not met: N = {r['N']:.0e}, {r['head']}: predict takes {ps / ds:.2f}× the dense time "
-                         f"(goal ≤ {TIME_GOAL}×).")
+            notes.append(
+                f"- Goal not met: N = {r['N']:.0e}, {r['head']}: predict takes {ps / ds:.2f}× the dense time "
+                f"(goal ≤ {TIME_GOAL}×)."
+            )
         if ps and ss and ps >= ss:
-            notes.append(f"- Goal not met: N = {r['N']:.0e}, {r['head']}: predict is {ps / ss:.2f}× scikit-learn's brute "
-                         f"k-NN time (goal < 1×).")
+            notes.append(
+                f"- Goal not met: N = {r['N']:.0e}, {r['head']}: predict is {ps / ss:.2f}× scikit-learn's brute "
+                f"k-NN time (goal < 1×)."
+            )
     # peak memory flat in N: compare the N at which predict's blocks are full-sized (Q·N ≥ 2²²);
     # below that the whole Q × N matrix is one block, smaller than the bound
     ns = sorted(n for n in {r["N"] for r in eval_rows} if q * n >= 2**22)
@@ -355,18 +438,25 @@ def report(train_rows, rank_rows, eval_rows, args, q, d, wall) -> str:
         if len(ns) >= 2 and all(peaks.get(n) for n in ns[-2:]):
             grow = peaks[ns[-1]] / peaks[ns[-2]]
             ok = grow <= 1.5
-            lines_note = (f"- Memory: {name} predict peak {peaks[ns[-2]]:.0f} MiB at N = {ns[-2]:.0e} → "
-                          f"{peaks[ns[-1]]:.0f} MiB at N = {ns[-1]:.0e} ({grow:.2f}×): "
-                          + ("flat in N." if ok else "goal not met (grows with N)."))
+            lines_note = (
+                f"- Memory: {name} predict peak {peaks[ns[-2]]:.0f} MiB at N = {ns[-2]:.0e} → "
+                f"{peaks[ns[-1]]:.0f} MiB at N = {ns[-1]:.0e} ({grow:.2f}×): "
+                + ("flat in N." if ok else "goal not met (grows with N).")
+            )
             notes.append(lines_note)
     for n in sorted({r["N"] for r in eval_rows}):
         t = {r["head"]: r["predict"].get("seconds") for r in eval_rows if r["N"] == n}
         if t.get("nca_i"):
             ratios = ", ".join(f"{h} {t[h] / t['nca_i']:.2f}×" for h in t if h.startswith("diffknn") and t[h])
             notes.append(f"- DiffKNN evaluation against nca_i at N = {n:.0e}: {ratios} (goal ≤ 2×).")
-    lines += ["", "### Goals", "",
-              f"Peak memory of `predict` flat in N (bounded by the block size); time within {TIME_GOAL}× of dense; "
-              "faster than scikit-learn's brute k-NN; DiffKNN's evaluation within 2× of nca_i's.", ""]
+    lines += [
+        "",
+        "### Goals",
+        "",
+        f"Peak memory of `predict` flat in N (bounded by the block size); time within {TIME_GOAL}× of dense; "
+        "faster than scikit-learn's brute k-NN; DiffKNN's evaluation within 2× of nca_i's.",
+        "",
+    ]
     lines += notes or ["- All goals met."]
     lines += [""]
     lines += explain(eval_rows)
@@ -376,18 +466,25 @@ def report(train_rows, rank_rows, eval_rows, args, q, d, wall) -> str:
 def explain(eval_rows) -> list[str]:
     """Plain-language reasons for the misses the numbers show."""
     out = ["### Notes", ""]
-    slower = [r for r in eval_rows if r["predict"].get("seconds") and r["sklearn"].get("seconds")
-              and r["predict"]["seconds"] >= r["sklearn"]["seconds"]]
+    slower = [
+        r
+        for r in eval_rows
+        if r["predict"].get("seconds")
+        and r["sklearn"].get("seconds")
+        and r["predict"]["seconds"] >= r["sklearn"]["seconds"]
+    ]
     if slower:
-        out.append("- Slower than scikit-learn: its brute k-NN (≥ 1.1) is a chunked Cython reduction that computes "
-                   f"distances tile by tile and keeps a {SKLEARN_K}-element heap per query; it does nothing else "
-                   "per reference, which is also why its peak memory is a few MiB. The heads must do more per "
-                   "(query, reference) pair by definition: nca a softmax (exp) over every reference, nca_i also "
-                   "the row min–max and the SoftStep transform (log, logsigmoid), and diffknn a partial sort "
-                   "(topk) of every row for its ⌈k + q⌉ nearest before SoftKStep. "
-                   "These are elementwise passes over the Q × N matrix in eager PyTorch, each reading and writing "
-                   "memory, so the goal is not met by construction, not by the chunking: predict is as fast as "
-                   "the dense forward.")
+        out.append(
+            "- Slower than scikit-learn: its brute k-NN (≥ 1.1) is a chunked Cython reduction that computes "
+            f"distances tile by tile and keeps a {SKLEARN_K}-element heap per query; it does nothing else "
+            "per reference, which is also why its peak memory is a few MiB. The heads must do more per "
+            "(query, reference) pair by definition: nca a softmax (exp) over every reference, nca_i also "
+            "the row min–max and the SoftStep transform (log, logsigmoid), and diffknn a partial sort "
+            "(topk) of every row for its ⌈k + q⌉ nearest before SoftKStep. "
+            "These are elementwise passes over the Q × N matrix in eager PyTorch, each reading and writing "
+            "memory, so the goal is not met by construction, not by the chunking: predict is as fast as "
+            "the dense forward."
+        )
     if any("error" in r["dense"] for r in eval_rows):
         out.append("- dense did not run where it needs more memory or time than the benchmark allows.")
     return out + ([] if len(out) > 2 else ["- None."])

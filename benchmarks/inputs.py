@@ -15,6 +15,7 @@ three), with the decoded-sample cache (the first epoch builds it, later ones rea
 (every epoch decodes again, through one persistent DataLoader). Goal: later / first ≥ 20× for images,
 ≥ 100× for denoised audio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,9 @@ def make_clip(path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     sr = 44100
     t = np.arange(30 * sr) / sr
-    wave = 0.2 * np.sin(2 * np.pi * (1.1 + 0.1 * seed) * t) * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(len(t))
+    wave = 0.2 * np.sin(2 * np.pi * (1.1 + 0.1 * seed) * t) * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(
+        len(t)
+    )
     sf.write(str(path), wave.astype(np.float32), sr)
 
 
@@ -79,10 +82,17 @@ def datasets(tmp: Path, n_images: int, n_clips: int, n_texts: int) -> dict[str, 
     audio = AudioFile(sample_rate=16000, seconds=30.0, window="first", denoise=True)
     texts = [make_text(i) for i in range(n_texts)]
     return {
-        "image": RegressionData("bench_image", "image", imgs, np.arange(n_images, dtype=float), load=ImageFile(image),
-                                preprocessing=image.describe()),
-        "audio": RegressionData("bench_audio", "audio", clips, np.arange(n_clips, dtype=float), load=audio,
-                                preprocessing=audio.describe()),
+        "image": RegressionData(
+            "bench_image",
+            "image",
+            imgs,
+            np.arange(n_images, dtype=float),
+            load=ImageFile(image),
+            preprocessing=image.describe(),
+        ),
+        "audio": RegressionData(
+            "bench_audio", "audio", clips, np.arange(n_clips, dtype=float), load=audio, preprocessing=audio.describe()
+        ),
         "text": RegressionData("bench_text", "text", texts, np.arange(n_texts, dtype=float), preprocessing="raw"),
     }
 
@@ -113,7 +123,8 @@ def measure(data: RegressionData, workers: int, cache_root: Path) -> dict:
     # with the decoded-sample cache: the first epoch builds it (decodes every item once), later epochs read it
     t = time.perf_counter()
     cache = DecodedCache(cache_root / f"w{workers}", data, shard_size=max(1, -(-n // max(workers, 1)))).build(
-        num_workers=workers)
+        num_workers=workers
+    )
     inputs = Inputs(data=data, cache=cache)
     first = time.perf_counter() - t + epoch(inputs, n, post)
     later = float(np.mean([epoch(inputs, n, post) for _ in range(LATER)]))
@@ -123,20 +134,31 @@ def measure(data: RegressionData, workers: int, cache_root: Path) -> dict:
     plain_first = epoch(plain, n, post)
     reset()
     plain_later = epoch(plain, n, post)
-    return {"n": n, "workers": workers, "decodes": cache.decodes, "first": n / first, "later": n / later,
-            "plain_first": n / plain_first, "plain_later": n / plain_later}
+    return {
+        "n": n,
+        "workers": workers,
+        "decodes": cache.decodes,
+        "first": n / first,
+        "later": n / later,
+        "plain_first": n / plain_first,
+        "plain_later": n / plain_later,
+    }
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| input | num_workers | items | first epoch (builds cache) /s | later epochs (cache) /s | later / first "
-             "| goal | no cache: first /s | no cache: later /s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| input | num_workers | items | first epoch (builds cache) /s | later epochs (cache) /s | later / first "
+        "| goal | no cache: first /s | no cache: later /s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = r["later"] / r["first"]
         goal = GOALS.get(r["input"])
         verdict = "" if goal is None else (f"≥ {goal:g}× {'met' if ratio >= goal else 'NOT met'}")
-        lines.append(f"| {r['input']} | {r['workers']} | {r['n']} | {r['first']:,.1f} | {r['later']:,.0f} | {ratio:,.0f}× "
-                     f"| {verdict} | {r['plain_first']:,.1f} | {r['plain_later']:,.1f} |")
+        lines.append(
+            f"| {r['input']} | {r['workers']} | {r['n']} | {r['first']:,.1f} | {r['later']:,.0f} | {ratio:,.0f}× "
+            f"| {verdict} | {r['plain_first']:,.1f} | {r['plain_later']:,.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -162,18 +184,23 @@ def main(argv=None) -> int:
                 r = measure(d, w, tmp / "cache" / name)
                 r["input"] = name
                 rows.append(r)
-                print(f"{name} workers={w}: first {r['first']:.2f}/s, later {r['later']:.0f}/s "
-                      f"({r['later'] / r['first']:.0f}x), no cache {r['plain_first']:.2f}/{r['plain_later']:.2f}/s", flush=True)
-    head = (f"# Input pipeline throughput (CPU)\n\n"
-            f"`python -m benchmarks.inputs` on {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores (shared with other work), torch {torch.__version__}, one thread per process. "
-            f"Samples/s of decode, transform and collate only (no model), batches of {BATCH}. "
-            "*First epoch* builds the decoded-sample cache (every item decoded once, by `num_workers` workers) and "
-            f"reads one epoch from it; *later epochs* read it (mean of {LATER}). *No cache* (`trainer.decoded_cache=false`): "
-            "one persistent DataLoader decodes every epoch again. Inputs: a 1,500 × 2,000 grey PNG → grey 224² "
-            "(RSNA); a 30-s 44.1 kHz WAV → 16 kHz, noisereduce, one 30-s window (NoseMic → Whisper); a 512-token "
-            "text (the string, then the text extractor's tokenisation, BERT WordPiece at max_length 512, which "
-            "the extractor memoises per text; *no cache* tokenises every epoch).\n\n")
+                print(
+                    f"{name} workers={w}: first {r['first']:.2f}/s, later {r['later']:.0f}/s "
+                    f"({r['later'] / r['first']:.0f}x), no cache {r['plain_first']:.2f}/{r['plain_later']:.2f}/s",
+                    flush=True,
+                )
+    head = (
+        f"# Input pipeline throughput (CPU)\n\n"
+        f"`python -m benchmarks.inputs` on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores (shared with other work), torch {torch.__version__}, one thread per process. "
+        f"Samples/s of decode, transform and collate only (no model), batches of {BATCH}. "
+        "*First epoch* builds the decoded-sample cache (every item decoded once, by `num_workers` workers) and "
+        f"reads one epoch from it; *later epochs* read it (mean of {LATER}). *No cache* (`trainer.decoded_cache=false`): "
+        "one persistent DataLoader decodes every epoch again. Inputs: a 1,500 × 2,000 grey PNG → grey 224² "
+        "(RSNA); a 30-s 44.1 kHz WAV → 16 kHz, noisereduce, one 30-s window (NoseMic → Whisper); a 512-token "
+        "text (the string, then the text extractor's tokenisation, BERT WordPiece at max_length 512, which "
+        "the extractor memoises per text; *no cache* tokenises every epoch).\n\n"
+    )
     text = head + table(rows) + "\n"
     print(text)
     _output.write(args, text)

@@ -9,6 +9,7 @@
 Then, from the result files, where the time goes: per head, seconds per split, epochs per split
 and seconds per epoch. Goals (issue): single run < 2 min, six-head demo < 10 min, on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def timed(args: list[str], env=None) -> float:
     t = time.perf_counter()
-    subprocess.run([sys.executable, "run.py", *args, "progress=false"], cwd=ROOT, check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "run.py", *args, "progress=false"],
+        cwd=ROOT,
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t
 
 
@@ -53,27 +60,45 @@ def main(argv=None) -> None:
         warm = timed([*single, "force=true"], env)
         demo_root = f"{tmp}/demo"
         # share the single run's feature cache so the demo measures warm training only
-        demo = timed(["-m", "experiment=demo", splits, f"paths.results_root={demo_root}",
-                      f"paths.cache_dir={tmp}/single/cache", f"hydra.sweep.dir={tmp}/h2"], env)
+        demo = timed(
+            [
+                "-m",
+                "experiment=demo",
+                splits,
+                f"paths.results_root={demo_root}",
+                f"paths.cache_dir={tmp}/single/cache",
+                f"hydra.sweep.dir={tmp}/h2",
+            ],
+            env,
+        )
         rows = []
         for head in HEADS:
             res = [r for r in read_results(demo_root) if r["head"] == head]
             secs = sum(r["wall_time_s"] for r in res)
             epochs = sum(r["epochs_run"] for r in res)
             mse = sum(r["metrics"]["test_mse_x1e3"] for r in res) / max(1, len(res))
-            rows.append(f"| {head} | {len(res)} | {secs:.0f} | {secs / max(1, len(res)):.1f} | "
-                        f"{epochs / max(1, len(res)):.1f} | {secs / max(1, epochs):.2f} | {mse:.3g} |")
+            rows.append(
+                f"| {head} | {len(res)} | {secs:.0f} | {secs / max(1, len(res)):.1f} | "
+                f"{epochs / max(1, len(res)):.1f} | {secs / max(1, epochs):.2f} | {mse:.3g} |"
+            )
     lines = [
-        "# Pipeline benchmark", "",
+        "# Pipeline benchmark",
+        "",
         f"{datetime.date.today()}, {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, "
-        f"python {platform.python_version()}; `python -m benchmarks.pipeline --splits {a.splits}`.", "",
-        "| command | seconds | goal |", "| --- | ---: | --- |",
+        f"python {platform.python_version()}; `python -m benchmarks.pipeline --splits {a.splits}`.",
+        "",
+        "| command | seconds | goal |",
+        "| --- | ---: | --- |",
         f"| `python run.py` ({a.splits} splits), cold: no feature cache | {cold:.0f} | < 120 |",
         f"| `python run.py` ({a.splits} splits), warm: cached features | {warm:.0f} | < 120 |",
-        f"| six-head demo, `python run.py -m experiment=demo` (warm) | {demo:.0f} | < 600 |", "",
-        "Where the demo's time goes (from the result files' `wall_time_s`, training and evaluation of each split):", "",
+        f"| six-head demo, `python run.py -m experiment=demo` (warm) | {demo:.0f} | < 600 |",
+        "",
+        "Where the demo's time goes (from the result files' `wall_time_s`, training and evaluation of each split):",
+        "",
         "| head | splits | seconds | s / split | epochs / split | s / epoch | test MSE × 10³ |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, "",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
         "The rest of each command is start-up (imports, Hydra) and, cold, one MiniLM pass over the 7,520 tokens.",
     ]
     print("\n".join(lines))

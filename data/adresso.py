@@ -21,12 +21,13 @@ allowed; the columns are ``id_column`` / ``target_column``) or a mapping ``{name
 id_column, target_column}`` whose ``path`` may list alternative patterns (the first that matches
 is used). Every entry must match a file.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,13 +37,13 @@ from .base import DataError, RegressionData
 
 NAME = "adresso"
 _CHAT_CODES = [
-    (re.compile(r"\x15[^\x15]*\x15"), " "),     # media time marks
-    (re.compile(r"\[[^\]]*\]"), " "),           # [: target] [*] [//] [+ exc] ...
-    (re.compile(r"<|>"), " "),                  # retracing brackets
-    (re.compile(r"&[=\-+~]?\S+"), " "),         # &=laughs, &uh fillers, &-um
-    (re.compile(r"\b(xxx|yyy|www)\b"), " "),    # unintelligible
+    (re.compile(r"\x15[^\x15]*\x15"), " "),  # media time marks
+    (re.compile(r"\[[^\]]*\]"), " "),  # [: target] [*] [//] [+ exc] ...
+    (re.compile(r"<|>"), " "),  # retracing brackets
+    (re.compile(r"&[=\-+~]?\S+"), " "),  # &=laughs, &uh fillers, &-um
+    (re.compile(r"\b(xxx|yyy|www)\b"), " "),  # unintelligible
     (re.compile(r"\(\.+\)|\+[./!?\"<,]+|@\S+"), " "),  # pauses (.), utterance links +..., special forms @o
-    (re.compile(r"[()]"), ""),                  # omitted-sound parentheses: (be)cause → because
+    (re.compile(r"[()]"), ""),  # omitted-sound parentheses: (be)cause → because
     (re.compile(r"_"), " "),
 ]
 
@@ -67,9 +68,18 @@ def chat_text(raw: str, speakers: Sequence[str] = ("PAR",)) -> str:
 
 
 #: The default label tables: the 166 training and the 71 test recordings (237 in all).
-TRAIN_LABELS = {"name": "train", "path": ["**/adresso-train-mmse-scores.csv"], "id_column": "adressfname", "target_column": "mmse"}
-TEST_LABELS = {"name": "test", "path": ["**/task2.csv", "**/test_results_task2_groundtruth.csv", "**/adresso-test-mmse-scores.csv"],
-               "id_column": "ID", "target_column": "MMSE"}
+TRAIN_LABELS = {
+    "name": "train",
+    "path": ["**/adresso-train-mmse-scores.csv"],
+    "id_column": "adressfname",
+    "target_column": "mmse",
+}
+TEST_LABELS = {
+    "name": "test",
+    "path": ["**/task2.csv", "**/test_results_task2_groundtruth.csv", "**/adresso-test-mmse-scores.csv"],
+    "id_column": "ID",
+    "target_column": "MMSE",
+}
 
 
 def _entries(labels, id_column: str, target_column: str) -> list[dict]:
@@ -83,9 +93,17 @@ def _entries(labels, id_column: str, target_column: str) -> list[dict]:
         path = entry.get("path")
         patterns = [path] if isinstance(path, str) else list(path or [])
         if not patterns:
-            raise DataError(f"dataset {NAME!r}: labels entry {k} has no path; give a path or glob pattern below the root")
-        out.append({"name": entry.get("name") or f"table{k}", "patterns": [str(p) for p in patterns],
-                    "id_column": entry.get("id_column") or id_column, "target_column": entry.get("target_column") or target_column})
+            raise DataError(
+                f"dataset {NAME!r}: labels entry {k} has no path; give a path or glob pattern below the root"
+            )
+        out.append(
+            {
+                "name": entry.get("name") or f"table{k}",
+                "patterns": [str(p) for p in patterns],
+                "id_column": entry.get("id_column") or id_column,
+                "target_column": entry.get("target_column") or target_column,
+            }
+        )
     return out
 
 
@@ -99,29 +117,49 @@ def _match(root: Path, patterns: Sequence[str]) -> tuple[str, list[Path]]:
     return "", []
 
 
-def load(root: str = "data/adresso", labels: Sequence = (TRAIN_LABELS, TEST_LABELS),
-         id_column: str = "adressfname", target_column: str = "mmse", transcripts: str = "transcripts",
-         speakers: Sequence[str] = ("PAR",)) -> RegressionData:
+def load(
+    root: str = "data/adresso",
+    labels: Sequence = (TRAIN_LABELS, TEST_LABELS),
+    id_column: str = "adressfname",
+    target_column: str = "mmse",
+    transcripts: str = "transcripts",
+    speakers: Sequence[str] = ("PAR",),
+) -> RegressionData:
     root = Path(root).expanduser()
     tdir = root / transcripts
     entries = _entries(labels, id_column, target_column)
-    descs = [f"{e['name']} labels: {' or '.join(e['patterns'])} (columns {e['id_column']!r}, {e['target_column']!r})" for e in entries]
+    descs = [
+        f"{e['name']} labels: {' or '.join(e['patterns'])} (columns {e['id_column']!r}, {e['target_column']!r})"
+        for e in entries
+    ]
     expected = [*descs, f"{transcripts}/<id>.txt or .cha"]
     checks.require(NAME, root, {"; ".join(descs): root, f"{transcripts}/<id>.txt or .cha": tdir})
     frames, counts, used = [], {}, []
     for e in entries:
         pattern, hits = _match(root, e["patterns"])
         if not hits:
-            hint = (" The test labels (ID, MMSE) were published after the challenge; without them 166 training "
-                    "recordings load: set dataset.loader.labels to the training entry alone" if e["name"] == "test" else "")
-            raise checks.missing_data(NAME, root, expected, problem=f"no {e['name']} label table matches "
-                                      f"{' or '.join(map(repr, e['patterns']))}.{hint}")
+            hint = (
+                " The test labels (ID, MMSE) were published after the challenge; without them 166 training "
+                "recordings load: set dataset.loader.labels to the training entry alone"
+                if e["name"] == "test"
+                else ""
+            )
+            raise checks.missing_data(
+                NAME,
+                root,
+                expected,
+                problem=f"no {e['name']} label table matches {' or '.join(map(repr, e['patterns']))}.{hint}",
+            )
         for table in hits:
             df = checks.read_table(table, name=NAME)
             df.columns = [str(c).strip() for c in df.columns]
-            checks.check_columns(df, table, {"id_column": e["id_column"], "target_column": e["target_column"]}, name=NAME)
+            checks.check_columns(
+                df, table, {"id_column": e["id_column"], "target_column": e["target_column"]}, name=NAME
+            )
             y = checks.numeric(df, e["target_column"], table, name=NAME)
-            frames.append(pd.DataFrame({"id": df[e["id_column"]].astype(str).str.strip().to_numpy(), "y": y, "table": str(table)}))
+            frames.append(
+                pd.DataFrame({"id": df[e["id_column"]].astype(str).str.strip().to_numpy(), "y": y, "table": str(table)})
+            )
             counts[f"{e['name']} ({table.name})"] = counts.get(f"{e['name']} ({table.name})", 0) + len(df)
             used.append(table.name)
     rows = pd.concat(frames, ignore_index=True)
@@ -129,13 +167,17 @@ def load(root: str = "data/adresso", labels: Sequence = (TRAIN_LABELS, TEST_LABE
     dup = rows["id"].duplicated(keep=False)
     if dup.any():
         clash = rows[dup].sort_values("id").head(2)
-        raise DataError(f"dataset {NAME!r}: recording {clash['id'].iloc[0]!r} has two different labels "
-                        f"({clash['y'].tolist()}) in the label tables {sorted(set(clash['table']))}")
+        raise DataError(
+            f"dataset {NAME!r}: recording {clash['id'].iloc[0]!r} has two different labels "
+            f"({clash['y'].tolist()}) in the label tables {sorted(set(clash['table']))}"
+        )
     found = checks.index_files(tdir, (".txt", ".cha"))
     absent = [i for i in rows["id"] if i not in found]
     if absent:
-        raise DataError(f"dataset {NAME!r}: {len(absent)} of {len(rows)} labelled recordings have no transcript "
-                        f"{tdir}/<id>.txt or .cha, e.g. {absent[:5]}; see {checks.readme(NAME)}")
+        raise DataError(
+            f"dataset {NAME!r}: {len(absent)} of {len(rows)} labelled recordings have no transcript "
+            f"{tdir}/<id>.txt or .cha, e.g. {absent[:5]}; see {checks.readme(NAME)}"
+        )
     texts = []
     for i in rows["id"]:
         p = found[i]
@@ -145,7 +187,10 @@ def load(root: str = "data/adresso", labels: Sequence = (TRAIN_LABELS, TEST_LABE
             raw = p.read_text(encoding="latin-1")
         text = chat_text(raw, speakers) if p.suffix == ".cha" else " ".join(raw.split())
         if not text:
-            raise DataError(f"dataset {NAME!r}: transcript {p} is empty" + (f" (no *{'/'.join(speakers)}: tier)" if p.suffix == ".cha" else ""))
+            raise DataError(
+                f"dataset {NAME!r}: transcript {p} is empty"
+                + (f" (no *{'/'.join(speakers)}: tier)" if p.suffix == ".cha" else "")
+            )
         texts.append(text)
     digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:10]
     tag = f"{'+'.join(sorted(set(used)))}-{len(rows)}-{'+'.join(speakers)}-transcripts{digest}"

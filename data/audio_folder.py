@@ -6,6 +6,7 @@ MP3...), averaged to mono and resampled to ``sample_rate`` (16 kHz for HuBERT an
 ``seconds`` fixes the length (one window: ``first``, ``center`` or ``loudest``; shorter clips are
 zero-padded); ``seconds: null`` keeps whole clips. Default extractor: hubert_base.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,13 +18,25 @@ from .media import AudioFile
 DOC = checks.REPO_README
 
 
-def load(root: str, csv: str = "labels.csv", file_column: str = "file", target_column: str = "target",
-         name: str = "audio_folder", sample_rate: int = 16000, seconds: float | None = None, window: str = "first",
-         denoise: bool = False, log_target: bool = False, dropna: bool = False, doc=None) -> RegressionData:
+def load(
+    root: str,
+    csv: str = "labels.csv",
+    file_column: str = "file",
+    target_column: str = "target",
+    name: str = "audio_folder",
+    sample_rate: int = 16000,
+    seconds: float | None = None,
+    window: str = "first",
+    denoise: bool = False,
+    log_target: bool = False,
+    dropna: bool = False,
+    doc=None,
+) -> RegressionData:
     root = Path(root).expanduser()
     doc = Path(doc) if doc else DOC
-    table, files, y = checks.file_table(root, csv, file_column, target_column, name=name, what="audio", doc=doc,
-                                    log=log_target, dropna=dropna)
+    table, files, y = checks.file_table(
+        root, csv, file_column, target_column, name=name, what="audio", doc=doc, log=log_target, dropna=dropna
+    )
     audio = AudioFile(sample_rate=int(sample_rate), seconds=seconds, window=window, denoise=bool(denoise))
     tag = f"{table.name}-{checks.file_digest(table)}-{audio.describe()}-log{int(log_target)}"
     return RegressionData(name, "audio", [str(f) for f in files], y, load=audio, preprocessing=tag)

@@ -2,10 +2,12 @@
 
 ``data/`` turns files on disk into (inputs, labels). It knows nothing about models.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +54,9 @@ class RegressionData:
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
-            raise DataError(f"dataset {self.name!r}: unknown modality {self.modality!r}; allowed: {', '.join(MODALITIES)}")
+            raise DataError(
+                f"dataset {self.name!r}: unknown modality {self.modality!r}; allowed: {', '.join(MODALITIES)}"
+            )
         self.labels = np.asarray(self.labels, dtype=np.float64).reshape(-1)
         if len(self.items) != len(self.labels):
             raise DataError(f"dataset {self.name!r}: {len(self.items)} items but {len(self.labels)} labels")
@@ -68,7 +72,7 @@ class RegressionData:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def dataset(self, indices: Sequence[int]) -> "ItemDataset":
+    def dataset(self, indices: Sequence[int]) -> ItemDataset:
         """A torch Dataset over ``indices`` that yields (model-ready input, label)."""
         return ItemDataset(self, np.asarray(indices))
 

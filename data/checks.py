@@ -3,12 +3,13 @@
 Every failure is a :class:`~data.base.DataError` whose message names the data root or file, the
 column or field, and where to read about the expected layout.
 """
+
 from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,9 @@ def readme(name: str) -> Path:
     return DATA_DIR / name / "README.md"
 
 
-def missing_data(name: str, root, expected: Iterable[str], *, problem: str = "data missing or incomplete",
-                 doc: Path | None = None) -> DataError:
+def missing_data(
+    name: str, root, expected: Iterable[str], *, problem: str = "data missing or incomplete", doc: Path | None = None
+) -> DataError:
     """The error for a missing or incomplete dataset folder: root, expected files, README."""
     doc = doc or readme(name)
     lines = "\n".join(f"    {e}" for e in expected)
@@ -72,8 +74,16 @@ def index_files(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def read_table(path, *, name: str, sheet=0, encoding: str | None = None, header="infer",
-               names: Sequence[str] | None = None, sep: str | None = None) -> pd.DataFrame:
+def read_table(
+    path,
+    *,
+    name: str,
+    sheet=0,
+    encoding: str | None = None,
+    header="infer",
+    names: Sequence[str] | None = None,
+    sep: str | None = None,
+) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet, Excel or JSON-lines table; any failure names the file.
 
     CSV text is read as UTF-8 and, if that fails, as Latin-1 (several public releases are cp1252).
@@ -89,14 +99,19 @@ def read_table(path, *, name: str, sheet=0, encoding: str | None = None, header=
             try:
                 return pd.read_excel(path, sheet_name=sheet)
             except ImportError as e:
-                raise DataError(f"dataset {name!r}: reading {path} needs openpyxl (pip install openpyxl), "
-                                f"or save the sheet as CSV next to it and point the loader at the .csv") from e
+                raise DataError(
+                    f"dataset {name!r}: reading {path} needs openpyxl (pip install openpyxl), "
+                    f"or save the sheet as CSV next to it and point the loader at the .csv"
+                ) from e
         if suffix in (".jsonl", ".json"):
             return pd.read_json(path, lines=suffix == ".jsonl")
-        kw = dict(header=None if names is not None or header is None else header, names=names,
-                  index_col=False if names is not None else None,
-                  sep=sep if sep is not None else ("\t" if suffix == ".tsv" else ","))
-        for enc in ([encoding] if encoding else ["utf-8", "latin-1"]):
+        kw = dict(
+            header=None if names is not None or header is None else header,
+            names=names,
+            index_col=False if names is not None else None,
+            sep=sep if sep is not None else ("\t" if suffix == ".tsv" else ","),
+        )
+        for enc in [encoding] if encoding else ["utf-8", "latin-1"]:
             try:
                 return pd.read_csv(path, encoding=enc, **kw)
             except UnicodeDecodeError:
@@ -104,7 +119,7 @@ def read_table(path, *, name: str, sheet=0, encoding: str | None = None, header=
         raise DataError(f"dataset {name!r}: {path} is neither UTF-8 nor Latin-1 text; set the loader's encoding")
     except DataError:
         raise
-    except Exception as e:  # noqa: BLE001 - any parser failure becomes one message naming the file
+    except Exception as e:
         raise DataError(f"dataset {name!r}: cannot read table {path}: {type(e).__name__}: {e}") from e
 
 
@@ -113,7 +128,9 @@ def check_columns(df: pd.DataFrame, path, columns: Mapping[str, str], *, name: s
     for field, col in columns.items():
         if col not in df.columns:
             shown = ", ".join(map(repr, list(df.columns)[:30]))
-            raise DataError(f"dataset {name!r}: {path} has no column {col!r} (set by {field}); its columns are: {shown}")
+            raise DataError(
+                f"dataset {name!r}: {path} has no column {col!r} (set by {field}); its columns are: {shown}"
+            )
 
 
 def numeric(df: pd.DataFrame, column: str, path, *, name: str, what: str = "target") -> np.ndarray:
@@ -137,8 +154,10 @@ def log_target(y: np.ndarray, path, column: str, *, name: str) -> np.ndarray:
     """Natural log of a positive target (prices); a value <= 0 names the file, column and row."""
     bad = np.flatnonzero(y <= 0)
     if len(bad):
-        raise DataError(f"dataset {name!r}: {path}, column {column!r}, row {int(bad[0])}: {y[bad[0]]!r} <= 0 "
-                        f"cannot be log-scaled ({len(bad)} such row(s)); fix the rows or set log_target=false")
+        raise DataError(
+            f"dataset {name!r}: {path}, column {column!r}, row {int(bad[0])}: {y[bad[0]]!r} <= 0 "
+            f"cannot be log-scaled ({len(bad)} such row(s)); fix the rows or set log_target=false"
+        )
     return np.log(y)
 
 
@@ -157,7 +176,9 @@ def sample_rows(df: pd.DataFrame, n: int | None, seed: int, *, name: str) -> pd.
     """``n`` rows drawn without replacement by ``numpy.random.default_rng(seed)``, kept in file order."""
     if n is None or n >= len(df):
         if n is not None and n > len(df):
-            warnings.warn(f"dataset {name!r}: asked for {n} rows but only {len(df)} are usable; using all of them")
+            warnings.warn(
+                f"dataset {name!r}: asked for {n} rows but only {len(df)} are usable; using all of them", stacklevel=2
+            )
         return df
     idx = np.sort(np.random.default_rng(seed).choice(len(df), size=int(n), replace=False))
     return df.iloc[idx]
@@ -176,8 +197,18 @@ def text_column(df: pd.DataFrame, column: str) -> list[str]:
     return [" ".join(str(t).split()) for t in df[column].tolist()]
 
 
-def file_table(root: Path, csv: str, file_column: str, target_column: str, *, name: str, what: str,
-               doc: Path, log: bool = False, dropna: bool = False):
+def file_table(
+    root: Path,
+    csv: str,
+    file_column: str,
+    target_column: str,
+    *,
+    name: str,
+    what: str,
+    doc: Path,
+    log: bool = False,
+    dropna: bool = False,
+):
     """The folder types' CSV of (file, target): returns (csv path, listed files, targets), each checked.
 
     ``what`` names the files in messages ("image", "audio"). The files must exist (see ``media.check_files``).
@@ -186,7 +217,9 @@ def file_table(root: Path, csv: str, file_column: str, target_column: str, *, na
     from .media import check_files
 
     table = Path(csv) if Path(csv).is_absolute() else root / csv
-    require(name, root, {f"{csv} (columns {file_column!r}, {target_column!r})": table, f"the {what} files": root}, doc=doc)
+    require(
+        name, root, {f"{csv} (columns {file_column!r}, {target_column!r})": table, f"the {what} files": root}, doc=doc
+    )
     df = read_table(table, name=name)
     check_columns(df, table, {"file_column": file_column, "target_column": target_column}, name=name)
     if dropna:

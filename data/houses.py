@@ -6,10 +6,11 @@ zipcode, price. House ``i`` (1-based line number) has four photos ``i_frontal.jp
 (``frontal``) photos, resized to 256 × 256, centre-cropped to 224 × 224, ImageNet-normalised →
 ResNet-34. Label: natural log of the price (``log_target``).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import checks
 from .base import DataError, RegressionData
@@ -20,9 +21,16 @@ COLUMNS = ["bedrooms", "bathrooms", "area", "zipcode", "price"]
 VIEWS = ("frontal", "bathroom", "bedroom", "kitchen")
 
 
-def load(root: str = "data/houses", info: str = "HousesInfo.txt", view: str = "frontal", log_target: bool = True,
-         size: int = 256, crop: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
-         std: Sequence[float] = IMAGENET_STD) -> RegressionData:
+def load(
+    root: str = "data/houses",
+    info: str = "HousesInfo.txt",
+    view: str = "frontal",
+    log_target: bool = True,
+    size: int = 256,
+    crop: int = 224,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> RegressionData:
     if view not in VIEWS:
         raise DataError(f"dataset {NAME!r}: view must be one of {', '.join(VIEWS)}; got {view!r}")
     root = Path(root).expanduser()
@@ -30,8 +38,14 @@ def load(root: str = "data/houses", info: str = "HousesInfo.txt", view: str = "f
     if not (root / info).exists() and (root / "Houses Dataset" / info).exists():
         folder = root / "Houses Dataset"  # the layout of a clone of the authors' repository
     table = folder / info
-    checks.require(NAME, root, {f"{info} (bedrooms bathrooms area zipcode price, space-separated)": table,
-                            f"<i>_{view}.jpg for every line i of {info}": folder})
+    checks.require(
+        NAME,
+        root,
+        {
+            f"{info} (bedrooms bathrooms area zipcode price, space-separated)": table,
+            f"<i>_{view}.jpg for every line i of {info}": folder,
+        },
+    )
     df = checks.read_table(table, name=NAME, names=COLUMNS, sep=r"\s+")
     if df.shape[1] != len(COLUMNS) or df["price"].isna().all():
         raise DataError(f"dataset {NAME!r}: {table} should have 5 space-separated columns ({' '.join(COLUMNS)})")

@@ -4,10 +4,11 @@
 ``file`` (a path relative to ``DIR``) and ``target``; column names, the CSV path, image size and
 normalisation are config fields. Default extractor: resnet18.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import checks
 from .base import RegressionData
@@ -16,14 +17,25 @@ from .media import IMAGENET_MEAN, IMAGENET_STD, ImageFile, ImageTransform
 DOC = checks.REPO_README
 
 
-def load(root: str, csv: str = "labels.csv", file_column: str = "file", target_column: str = "target",
-         name: str = "image_folder", mode: str = "RGB", size: int | None = 224, crop: int | None = None,
-         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, log_target: bool = False,
-         dropna: bool = False) -> RegressionData:
+def load(
+    root: str,
+    csv: str = "labels.csv",
+    file_column: str = "file",
+    target_column: str = "target",
+    name: str = "image_folder",
+    mode: str = "RGB",
+    size: int | None = 224,
+    crop: int | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    log_target: bool = False,
+    dropna: bool = False,
+) -> RegressionData:
     """Images listed in ``csv`` (relative to ``root`` unless absolute), each resized/cropped/normalised."""
     root = Path(root).expanduser()
-    table, files, y = checks.file_table(root, csv, file_column, target_column, name=name, what="image", doc=DOC,
-                                    log=log_target, dropna=dropna)
+    table, files, y = checks.file_table(
+        root, csv, file_column, target_column, name=name, what="image", doc=DOC, log=log_target, dropna=dropna
+    )
     transform = ImageTransform(mode=mode, size=size, crop=crop, mean=mean, std=std)
     tag = f"{table.name}-{checks.file_digest(table)}-{transform.describe()}-log{int(log_target)}"
     return RegressionData(name, "image", [str(f) for f in files], y, load=ImageFile(transform), preprocessing=tag)

@@ -4,11 +4,12 @@ also describes itself (``describe()``), which goes into ``RegressionData.preproc
 Audio is read with ``soundfile`` (torchaudio 2.11's ``load`` needs TorchCodec); torchaudio is
 used only to resample.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,7 +51,9 @@ class ImageTransform:
         channels = 1 if self.mode == "L" else 3
         for field in ("mean", "std"):
             if len(getattr(self, field)) not in (1, channels):
-                raise DataError(f"image {field} needs 1 or {channels} values for mode {self.mode!r}; got {getattr(self, field)}")
+                raise DataError(
+                    f"image {field} needs 1 or {channels} values for mode {self.mode!r}; got {getattr(self, field)}"
+                )
 
     def __call__(self, img) -> torch.Tensor:
         return self.finish(self.decode(img))
@@ -132,7 +135,7 @@ class AudioFile:
         path = Path(path)
         try:
             wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        except Exception as e:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError, TypeError...
+        except Exception as e:
             hint = ""
             if path.suffix.lower() in (".webm", ".m4a", ".mp4", ".aac"):
                 hint = f" ({path.suffix} is not readable by libsndfile: convert to WAV first, e.g. ffmpeg -i IN -ar 16000 OUT.wav)"
@@ -155,7 +158,9 @@ class AudioFile:
 
             wave = np.asarray(noisereduce.reduce_noise(y=wave, sr=self.sample_rate), dtype=np.float32)
         if self.seconds is not None:
-            wave = select_window(wave, int(round(self.seconds * self.sample_rate)), self.window, hop=self.sample_rate // 100)
+            wave = select_window(
+                wave, int(round(self.seconds * self.sample_rate)), self.window, hop=self.sample_rate // 100
+            )
         return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
 
     def describe(self) -> str:
@@ -174,7 +179,7 @@ def select_window(wave: np.ndarray, n: int, how: str, *, hop: int = 160) -> np.n
         energy = np.concatenate([[0.0], np.cumsum(wave.astype(np.float64) ** 2)])
         starts = np.unique(np.append(np.arange(0, len(wave) - n + 1, max(hop, 1)), len(wave) - n))
         start = int(starts[np.argmax(energy[starts + n] - energy[starts])])
-    return wave[start:start + n]
+    return wave[start : start + n]
 
 
 def check_files(paths: Sequence[Path], *, name: str, table, column: str, root) -> None:
@@ -182,5 +187,7 @@ def check_files(paths: Sequence[Path], *, name: str, table, column: str, root) -
     absent = [p for p in paths if not Path(p).is_file()]
     if absent:
         shown = "\n".join(f"    {p}" for p in absent[:5])
-        raise DataError(f"dataset {name!r}: {len(absent)} of {len(paths)} files listed in {table} (column {column!r}) "
-                        f"are missing under {Path(root).resolve()}, e.g.\n{shown}")
+        raise DataError(
+            f"dataset {name!r}: {len(absent)} of {len(paths)} files listed in {table} (column {column!r}) "
+            f"are missing under {Path(root).resolve()}, e.g.\n{shown}"
+        )

@@ -10,11 +10,12 @@ splits are pooled by default (1,360 images); the paper's own 80/20 → 85/15 spl
 Images: grey → 3 equal channels, resized to 224 × 224, ImageNet mean/std (the normalisation
 EfficientNet-B0's weights expect; appendix B does not say).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -52,20 +53,29 @@ class ArrayImage:
         return self.transform.decode(Image.fromarray(a))
 
 
-def load(root: str = "data/medsegbench", file: str = "brifiseg_256.npz", splits: Sequence[str] = ("train", "val", "test"),
-         category: str | None = None, target: str = "fraction", size: int = 224,
-         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> RegressionData:
+def load(
+    root: str = "data/medsegbench",
+    file: str = "brifiseg_256.npz",
+    splits: Sequence[str] = ("train", "val", "test"),
+    category: str | None = None,
+    target: str = "fraction",
+    size: int = 224,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> RegressionData:
     """Pool ``splits`` of ``file``; ``category`` (``C1`` … ``C5``) picks one cell line's arrays."""
     if target not in TARGETS:
         raise DataError(f"dataset {NAME!r}: target must be one of {', '.join(TARGETS)}; got {target!r}")
     root = Path(root).expanduser()
     path = root / file
     suffix = f"_{category}" if category else ""
-    checks.require(NAME, root, {f"{file} (arrays {', '.join(f'{s}_images{suffix}, {s}_label{suffix}' for s in splits)})": path})
+    checks.require(
+        NAME, root, {f"{file} (arrays {', '.join(f'{s}_images{suffix}, {s}_label{suffix}' for s in splits)})": path}
+    )
     try:
         archive = np.load(path, allow_pickle=False)
         keys = set(archive.files)
-    except Exception as e:  # noqa: BLE001 - zip / format errors of a truncated download
+    except Exception as e:
         raise DataError(f"dataset {NAME!r}: cannot read {path} ({type(e).__name__}: {e}); download it again") from e
     images, masks = [], []
     with archive:
@@ -76,8 +86,10 @@ def load(root: str = "data/medsegbench", file: str = "brifiseg_256.npz", splits:
                     raise DataError(f"dataset {NAME!r}: {path} has no array {k!r}; it holds {sorted(keys)}")
             try:
                 im, mk = archive[ik], archive[lk]
-            except Exception as e:  # noqa: BLE001
-                raise DataError(f"dataset {NAME!r}: {path}: array {ik!r} or {lk!r} is corrupt ({e}); download it again") from e
+            except Exception as e:
+                raise DataError(
+                    f"dataset {NAME!r}: {path}: array {ik!r} or {lk!r} is corrupt ({e}); download it again"
+                ) from e
             if len(im) != len(mk):
                 raise DataError(f"dataset {NAME!r}: {path}: {ik} has {len(im)} images but {lk} has {len(mk)} masks")
             images.append(im)
@@ -88,8 +100,10 @@ def load(root: str = "data/medsegbench", file: str = "brifiseg_256.npz", splits:
     elif images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     elif images.ndim != 3:
-        raise DataError(f"dataset {NAME!r}: {path}: images have shape {images.shape}; expected (N, H, W) or (N, H, W, C)")
-    fg = (masks.reshape(len(masks), -1) > 0)
+        raise DataError(
+            f"dataset {NAME!r}: {path}: images have shape {images.shape}; expected (N, H, W) or (N, H, W, C)"
+        )
+    fg = masks.reshape(len(masks), -1) > 0
     y = fg.sum(1).astype(np.float64)
     if target == "fraction":
         y = y / fg.shape[1]

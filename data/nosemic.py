@@ -10,6 +10,7 @@ plus a label table (``labels.csv``: a ``file`` column with paths relative to the
 resampled to 16 kHz (Whisper's rate), denoised (``noisereduce.reduce_noise``, non-stationary, on
 the whole clip), then cut or zero-padded to exactly 30 s (Whisper's window).
 """
+
 from __future__ import annotations
 
 from . import audio_folder, checks
@@ -18,7 +19,25 @@ from .base import RegressionData
 NAME = "nosemic"
 
 
-def load(root: str = "data/nosemic", csv: str = "labels.csv", file_column: str = "file", target_column: str = "hr",
-         sample_rate: int = 16000, seconds: float | None = 30.0, window: str = "first", denoise: bool = True) -> RegressionData:
-    return audio_folder.load(root, csv=csv, file_column=file_column, target_column=target_column, name=NAME,
-                             sample_rate=sample_rate, seconds=seconds, window=window, denoise=denoise, doc=checks.readme(NAME))
+def load(
+    root: str = "data/nosemic",
+    csv: str = "labels.csv",
+    file_column: str = "file",
+    target_column: str = "hr",
+    sample_rate: int = 16000,
+    seconds: float | None = 30.0,
+    window: str = "first",
+    denoise: bool = True,
+) -> RegressionData:
+    return audio_folder.load(
+        root,
+        csv=csv,
+        file_column=file_column,
+        target_column=target_column,
+        name=NAME,
+        sample_rate=sample_rate,
+        seconds=seconds,
+        window=window,
+        denoise=denoise,
+        doc=checks.readme(NAME),
+    )

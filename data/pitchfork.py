@@ -6,6 +6,7 @@ rows without a review text or score, then draws ``n`` rows without replacement w
 ``numpy.random.default_rng(seed)`` (kept in file order). The draw depends only on the file and
 the seed, so every run and split uses the same 1,500 reviews.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,11 +18,27 @@ from .table import text_table
 NAME = "pitchfork"
 
 
-def load(root: str = "data/pitchfork", file: str = "P4KxSpotify.csv", text_column: str = "review",
-         target_column: str = "score", n: int | None = 1500, seed: int = 0, encoding: str | None = None) -> RegressionData:
+def load(
+    root: str = "data/pitchfork",
+    file: str = "P4KxSpotify.csv",
+    text_column: str = "review",
+    target_column: str = "score",
+    n: int | None = 1500,
+    seed: int = 0,
+    encoding: str | None = None,
+) -> RegressionData:
     root = Path(root).expanduser()
     table = root / file
     checks.require(NAME, root, {f"{file} (columns {text_column!r}, {target_column!r})": table})
     df = checks.read_table(table, name=NAME, encoding=encoding)
-    return text_table(NAME, table, df, text_column, target_column, dropna=True, n=n, seed=seed,
-                      preprocessing=f"{file}-{checks.file_digest(table)}")
+    return text_table(
+        NAME,
+        table,
+        df,
+        text_column,
+        target_column,
+        dropna=True,
+        n=n,
+        seed=seed,
+        preprocessing=f"{file}-{checks.file_digest(table)}",
+    )

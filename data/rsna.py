@@ -9,6 +9,7 @@ Reads ``boneage-training-dataset.csv`` (columns ``id``, ``boneage``) with the PN
 the validation set's ``Validation Dataset.csv`` (columns ``Image ID``, ``Bone Age (months)``)
 with its PNGs anywhere below ``Bone Age Validation Set/``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,23 +30,38 @@ def _part(root: Path, csv: str, images: str, id_column: str, target_column: str)
     ids = [str(i).strip().removesuffix(".0") for i in df[id_column]]
     absent = [i for i in ids if i not in found]
     if absent:
-        raise DataError(f"dataset {NAME!r}: {len(absent)} of {len(ids)} images listed in {table} (column {id_column!r}) "
-                        f"are not below {folder} as <id>.png, e.g. {absent[:5]}; see {checks.readme(NAME)}")
+        raise DataError(
+            f"dataset {NAME!r}: {len(absent)} of {len(ids)} images listed in {table} (column {id_column!r}) "
+            f"are not below {folder} as <id>.png, e.g. {absent[:5]}; see {checks.readme(NAME)}"
+        )
     return [str(found[i]) for i in ids], list(y)
 
 
-def load(root: str = "data/rsna", train_csv: str = "boneage-training-dataset.csv",
-         train_images: str = "boneage-training-dataset", train_columns=("id", "boneage"),
-         include_validation: bool = True, val_csv: str = "Bone Age Validation Set/Validation Dataset.csv",
-         val_images: str = "Bone Age Validation Set", val_columns=("Image ID", "Bone Age (months)"),
-         size: int = 224, mean: float = 0.5, std: float = 0.5) -> RegressionData:
+def load(
+    root: str = "data/rsna",
+    train_csv: str = "boneage-training-dataset.csv",
+    train_images: str = "boneage-training-dataset",
+    train_columns=("id", "boneage"),
+    include_validation: bool = True,
+    val_csv: str = "Bone Age Validation Set/Validation Dataset.csv",
+    val_images: str = "Bone Age Validation Set",
+    val_columns=("Image ID", "Bone Age (months)"),
+    size: int = 224,
+    mean: float = 0.5,
+    std: float = 0.5,
+) -> RegressionData:
     """Training (+ validation) radiographs; label = bone age in months."""
     root = Path(root).expanduser()
-    expected = {f"{train_csv} (columns {', '.join(train_columns)})": root / train_csv,
-                f"{train_images}/ (the <id>.png radiographs, any depth)": root / train_images}
+    expected = {
+        f"{train_csv} (columns {', '.join(train_columns)})": root / train_csv,
+        f"{train_images}/ (the <id>.png radiographs, any depth)": root / train_images,
+    }
     if include_validation:
-        expected |= {f"{val_csv} (columns {', '.join(val_columns)}; or set dataset.loader.include_validation=false)": root / val_csv,
-                     f"{val_images}/ (validation <Image ID>.png, any depth)": root / val_images}
+        expected |= {
+            f"{val_csv} (columns {', '.join(val_columns)}; or set dataset.loader.include_validation=false)": root
+            / val_csv,
+            f"{val_images}/ (validation <Image ID>.png, any depth)": root / val_images,
+        }
     checks.require(NAME, root, expected)
     items, labels = _part(root, train_csv, train_images, *train_columns)
     if include_validation:

@@ -1,4 +1,5 @@
 """Synthetic 2-D regression targets on [−1, 1]² (the paper's Figure 3), for an identity extractor."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,11 +9,12 @@ Feature columns are returned raw (``RegressionData.columns``): numeric columns a
 categorical ones (strings, categories, bools) as strings. The pipeline standardises and one-hot
 encodes them per split, fitted on the training split only (``experiments/inputs/tabular.py``).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,28 +26,50 @@ DOC = checks.REPO_README
 log = logging.getLogger("softstep")
 
 
-def load(path: str, target: str, features: Sequence[str] | str | None = None, text_column: str | None = None,
-         name: str = "table", log_target: bool = False, dropna: bool = False, sheet=0) -> RegressionData:
+def load(
+    path: str,
+    target: str,
+    features: Sequence[str] | str | None = None,
+    text_column: str | None = None,
+    name: str = "table",
+    log_target: bool = False,
+    dropna: bool = False,
+    sheet=0,
+) -> RegressionData:
     """Load ``path``; label = column ``target`` (natural log of it with ``log_target``).
 
     ``dropna`` drops rows with a missing target, feature or text before the checks; without it a
     missing or non-numeric value is an error that names the file, column and row.
     """
     if path is None or str(path).strip() in ("", "???"):
-        raise DataError(f"dataset {name!r}: set dataset.loader.path to your CSV or Parquet file (see {DOC}, 'Bring your own data')")
+        raise DataError(
+            f"dataset {name!r}: set dataset.loader.path to your CSV or Parquet file (see {DOC}, 'Bring your own data')"
+        )
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"dataset {name!r}: no file at {path.resolve()} (dataset.loader.path); see {DOC}, 'Bring your own data'")
+        raise DataError(
+            f"dataset {name!r}: no file at {path.resolve()} (dataset.loader.path); see {DOC}, 'Bring your own data'"
+        )
     if (features is None) == (text_column is None):
-        raise DataError(f"dataset {name!r}: set exactly one of dataset.loader.features (a list of columns, or 'all') "
-                        f"and dataset.loader.text_column; got features={features!r}, text_column={text_column!r}")
+        raise DataError(
+            f"dataset {name!r}: set exactly one of dataset.loader.features (a list of columns, or 'all') "
+            f"and dataset.loader.text_column; got features={features!r}, text_column={text_column!r}"
+        )
     df = checks.read_table(path, name=name, sheet=sheet)
     checks.check_columns(df, path, {"target": target}, name=name)
     if len(df) == 0:
         raise DataError(f"dataset {name!r}: {path} has a header but no data rows")
     if text_column is not None:
-        return text_table(name, path, df, text_column, target, log_target=log_target, dropna=dropna,
-                          preprocessing=f"{path.name}-{checks.file_digest(path)}")
+        return text_table(
+            name,
+            path,
+            df,
+            text_column,
+            target,
+            log_target=log_target,
+            dropna=dropna,
+            preprocessing=f"{path.name}-{checks.file_digest(path)}",
+        )
     numeric_cols, categorical_cols = feature_columns(df, features, target, path, name=name)
     features = [c for c in df.columns if c in set(numeric_cols) | set(categorical_cols)]
     rows = np.arange(len(df))
@@ -62,12 +85,25 @@ def load(path: str, target: str, features: Sequence[str] | str | None = None, te
             frame[c] = checks.numeric(df, c, path, name=name, what="feature")
         else:
             frame[c] = categorical(df, c, path, name=name)
-    log.info("dataset %r: features from %s: numeric %s; categorical (one-hot) %s", name, path.name,
-             numeric_cols or "none", categorical_cols or "none")
-    tag = (f"{path.name}-{checks.file_digest(path)}-{len(numeric_cols)}num-{len(categorical_cols)}cat"
-           f"-log{int(log_target)}-dropna{int(dropna)}")
-    return RegressionData(name, "table", rows, y, preprocessing=tag,
-                          columns={"frame": frame, "numeric": numeric_cols, "categorical": categorical_cols})
+    log.info(
+        "dataset %r: features from %s: numeric %s; categorical (one-hot) %s",
+        name,
+        path.name,
+        numeric_cols or "none",
+        categorical_cols or "none",
+    )
+    tag = (
+        f"{path.name}-{checks.file_digest(path)}-{len(numeric_cols)}num-{len(categorical_cols)}cat"
+        f"-log{int(log_target)}-dropna{int(dropna)}"
+    )
+    return RegressionData(
+        name,
+        "table",
+        rows,
+        y,
+        preprocessing=tag,
+        columns={"frame": frame, "numeric": numeric_cols, "categorical": categorical_cols},
+    )
 
 
 def is_categorical(col: pd.Series) -> bool:
@@ -101,8 +137,12 @@ def feature_columns(df: pd.DataFrame, features, target: str, path, *, name: str)
             else:
                 chosen.append(c)
         if skipped:
-            log.info("dataset %r: features=all skipped %s (dates, identifiers or free text; list a column in "
-                     "dataset.loader.features to use it)", name, skipped)
+            log.info(
+                "dataset %r: features=all skipped %s (dates, identifiers or free text; list a column in "
+                "dataset.loader.features to use it)",
+                name,
+                skipped,
+            )
         if not chosen:
             raise DataError(f"dataset {name!r}: {path} has no feature column besides the target {target!r}")
     else:
@@ -121,14 +161,27 @@ def categorical(df: pd.DataFrame, column: str, path, *, name: str) -> pd.Series:
     bad = np.flatnonzero(raw.isna().to_numpy())
     if len(bad):
         i = int(bad[0])
-        raise DataError(f"dataset {name!r}: {path}, column {column!r} (categorical feature), row {i} "
-                        f"(label {df.index[i]!r}) is empty; {len(bad)} such row(s) in all. Fix or drop them "
-                        f"(or set dropna=true)")
+        raise DataError(
+            f"dataset {name!r}: {path}, column {column!r} (categorical feature), row {i} "
+            f"(label {df.index[i]!r}) is empty; {len(bad)} such row(s) in all. Fix or drop them "
+            f"(or set dropna=true)"
+        )
     return raw.astype(str).reset_index(drop=True)
 
 
-def text_table(name, path, df, text_column: str, target: str, *, log_target=False, dropna=True, n=None, seed=0,
-               preprocessing: str = "") -> RegressionData:
+def text_table(
+    name,
+    path,
+    df,
+    text_column: str,
+    target: str,
+    *,
+    log_target=False,
+    dropna=True,
+    n=None,
+    seed=0,
+    preprocessing: str = "",
+) -> RegressionData:
     """(text, numeric target) rows of a read table: shared by ``table`` and the paper's text datasets.
 
     Rows with an empty text are dropped when ``dropna``; else they are an error. ``n`` rows are
@@ -141,13 +194,16 @@ def text_table(name, path, df, text_column: str, target: str, *, log_target=Fals
         empty = checks.drop_missing(df, [text_column])
         if len(empty) < len(df):
             i = int(np.flatnonzero(~df.index.isin(empty.index))[0])
-            raise DataError(f"dataset {name!r}: {path}, column {text_column!r}, row {i}: empty text; "
-                            f"fix the row or set dropna=true")
+            raise DataError(
+                f"dataset {name!r}: {path}, column {text_column!r}, row {i}: empty text; fix the row or set dropna=true"
+            )
     df = checks.sample_rows(df, n, seed, name=name)
     if len(df) == 0:
         raise DataError(f"dataset {name!r}: {path} has no row with both a {text_column!r} text and a {target!r} value")
     y = checks.numeric(df, target, path, name=name)
     if log_target:
         y = checks.log_target(y, path, target, name=name)
-    tag = f"{preprocessing}-text-log{int(log_target)}-dropna{int(dropna)}" + (f"-sample{len(df)}-seed{seed}" if n else "")
+    tag = f"{preprocessing}-text-log{int(log_target)}-dropna{int(dropna)}" + (
+        f"-sample{len(df)}-seed{seed}" if n else ""
+    )
     return RegressionData(name, "text", checks.text_column(df, text_column), y, preprocessing=tag)

@@ -26,13 +26,14 @@ other layout: ``dataset=udacity_sim`` (not the paper's data).
 ``fps: null`` keeps all. Frames are resized to 224 × 224 (no crop, so the road at the frame's
 edges stays) and ImageNet-normalised.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path, PureWindowsPath
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,24 +99,48 @@ def _tables(root: Path, log: str) -> list[Path]:
     return [root / log] if (root / log).is_file() else []
 
 
-def load(root: str = "data/udacity", log: str = "interpolated.csv", header: bool = True,
-         columns: Sequence[str] | None = None, image_column: str = "filename", target_column: str = "angle",
-         timestamp_column: str | None = "timestamp", timestamp_unit: float = 1e-9, frame_id: str | None = "center_camera",
-         frame_id_column: str = "frame_id", fps: float | None = 4, sampling: str = "stride", size: int = 224,
-         crop: int | None = None, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-         name: str = NAME) -> RegressionData:
+def load(
+    root: str = "data/udacity",
+    log: str = "interpolated.csv",
+    header: bool = True,
+    columns: Sequence[str] | None = None,
+    image_column: str = "filename",
+    target_column: str = "angle",
+    timestamp_column: str | None = "timestamp",
+    timestamp_unit: float = 1e-9,
+    frame_id: str | None = "center_camera",
+    frame_id_column: str = "frame_id",
+    fps: float | None = 4,
+    sampling: str = "stride",
+    size: int = 224,
+    crop: int | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    name: str = NAME,
+) -> RegressionData:
     """Frames of ``log`` at ``fps``; ``timestamp_unit`` converts ``timestamp_column`` to seconds
     (null: frame times from the image names, as the simulator writes them)."""
     root = Path(root).expanduser()
-    what = {f"{log} (steering log: image column {image_column!r}, angle column {target_column!r}"
-            + (f", {frame_id_column} == {frame_id!r}" if frame_id else "") + ")": root,
-            "the frames it lists (e.g. center/<timestamp>.jpg)": root}
+    what = {
+        f"{log} (steering log: image column {image_column!r}, angle column {target_column!r}"
+        + (f", {frame_id_column} == {frame_id!r}" if frame_id else "")
+        + ")": root,
+        "the frames it lists (e.g. center/<timestamp>.jpg)": root,
+    }
     checks.require(NAME, root, what)
     tables = _tables(root, log)
     if not tables:
-        raise checks.missing_data(NAME, root, list(what), problem=f"no steering log {log!r}"
-                                  + (" (this is the real-road layout; the simulator's driving_log.csv is dataset=udacity_sim)"
-                                     if log == "interpolated.csv" and (root / "driving_log.csv").is_file() else ""))
+        raise checks.missing_data(
+            NAME,
+            root,
+            list(what),
+            problem=f"no steering log {log!r}"
+            + (
+                " (this is the real-road layout; the simulator's driving_log.csv is dataset=udacity_sim)"
+                if log == "interpolated.csv" and (root / "driving_log.csv").is_file()
+                else ""
+            ),
+        )
     names = None if header else list(columns or SIMULATOR_COLUMNS)
     files, ys, times, counts = [], [], [], {}
     for table in tables:
@@ -140,8 +165,10 @@ def load(root: str = "data/udacity", log: str = "interpolated.csv", header: bool
                 try:
                     t.append(time_from_name(PureWindowsPath(img).name))
                 except ValueError:
-                    raise DataError(f"dataset {NAME!r}: {table}, column {image_column!r}, row {i}: no time in the file name "
-                                    f"{img!r} (expected ..._YYYY_MM_DD_HH_MM_SS_mmm.jpg); set timestamp_column") from None
+                    raise DataError(
+                        f"dataset {NAME!r}: {table}, column {image_column!r}, row {i}: no time in the file name "
+                        f"{img!r} (expected ..._YYYY_MM_DD_HH_MM_SS_mmm.jpg); set timestamp_column"
+                    ) from None
             times.append(np.asarray(t))
         files += [_resolve(table.parent, root, str(f)) for f in df[image_column]]
     y = np.concatenate(ys)
@@ -154,5 +181,6 @@ def load(root: str = "data/udacity", log: str = "interpolated.csv", header: bool
     check_files(files, name=NAME, table=tables[0] if len(tables) == 1 else log, column=image_column, root=root)
     transform = ImageTransform(mode="RGB", size=size, crop=crop, mean=mean, std=std)
     tag = f"{log}-{image_column}-{frame_id}-fps{fps}-{sampling}-{transform.describe()}"
-    return RegressionData(name, "image", [str(f) for f in files], y[keep], load=ImageFile(transform), preprocessing=tag,
-                          counts=counts)
+    return RegressionData(
+        name, "image", [str(f) for f in files], y[keep], load=ImageFile(transform), preprocessing=tag, counts=counts
+    )

@@ -3,6 +3,7 @@
 The lexicon ships inside the ``vaderSentiment`` package (``vader_lexicon.txt``, tab-separated:
 token, mean valence, standard deviation, raw ratings), so this dataset needs no download.
 """
+
 from __future__ import annotations
 
 import importlib.resources
@@ -18,7 +19,9 @@ def load(path: str | None = None, limit: int | None = None) -> RegressionData:
         try:
             path = importlib.resources.files("vaderSentiment") / "vader_lexicon.txt"
         except ModuleNotFoundError as e:
-            raise DataError("dataset 'vader' needs the vaderSentiment package: pip install vaderSentiment==3.3.2") from e
+            raise DataError(
+                "dataset 'vader' needs the vaderSentiment package: pip install vaderSentiment==3.3.2"
+            ) from e
     tokens, valence = [], []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):

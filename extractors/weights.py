@@ -15,12 +15,13 @@ Files are read with ``torch.load(weights_only=True)`` or safetensors only; trans
 ``from_pretrained`` does the same. A weight that is neither cached nor downloadable raises
 :class:`WeightsNotFound`, naming what is missing and the command that fetches it.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -53,7 +54,11 @@ def torchvision_target(cache: Path, arch: str) -> Path:
 def is_local(source: str) -> bool:
     """A path (existing, or written as a path) rather than a hub name."""
     s = str(source)
-    return Path(s).expanduser().exists() or s.startswith(("/", "./", "../", "~", ".\\")) or s.endswith((".pth", ".pt", ".safetensors"))
+    return (
+        Path(s).expanduser().exists()
+        or s.startswith(("/", "./", "../", "~", ".\\"))
+        or s.endswith((".pth", ".pt", ".safetensors"))
+    )
 
 
 def not_found(extractor: str, what: str, looked: list, reason: str, rel: str = "") -> WeightsNotFound:
@@ -73,8 +78,12 @@ def hf_load(load: Callable[..., object], source: str, *, extractor: str, what: s
     if is_local(source):
         path = Path(source).expanduser()
         if not (path / "config.json").is_file() and what == "model":
-            raise not_found(extractor, f"a saved model folder at {path} (config.json and model.safetensors)", [path],
-                            "the folder does not exist or has no config.json (save it with save_pretrained)")
+            raise not_found(
+                extractor,
+                f"a saved model folder at {path} (config.json and model.safetensors)",
+                [path],
+                "the folder does not exist or has no config.json (save it with save_pretrained)",
+            )
         try:
             return load(str(path), local_files_only=True)
         except (OSError, ValueError) as e:
@@ -90,14 +99,24 @@ def hf_load(load: Callable[..., object], source: str, *, extractor: str, what: s
     if offline():
         try:
             return load(source, local_files_only=True)
-        except Exception as e:  # noqa: BLE001 - transformers raises OSError, ValueError or hub errors
-            raise not_found(extractor, f"the {what} of {source!r}", looked, "the hub is off (offline mode) and no local copy exists",
-                            rel=f"hf/{source}") from e
+        except Exception as e:
+            raise not_found(
+                extractor,
+                f"the {what} of {source!r}",
+                looked,
+                "the hub is off (offline mode) and no local copy exists",
+                rel=f"hf/{source}",
+            ) from e
     try:
         return load(source)
-    except Exception as e:  # noqa: BLE001
-        raise not_found(extractor, f"the {what} of {source!r}", looked + [f"https://huggingface.co/{source}"],
-                        f"download failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", rel=f"hf/{source}") from e
+    except Exception as e:
+        raise not_found(
+            extractor,
+            f"the {what} of {source!r}",
+            looked + [f"https://huggingface.co/{source}"],
+            f"download failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+            rel=f"hf/{source}",
+        ) from e
 
 
 def load_state_dict_file(path: Path, *, extractor: str) -> dict:
@@ -109,9 +128,11 @@ def load_state_dict_file(path: Path, *, extractor: str) -> dict:
 
             return load_file(str(path))
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"extractor {extractor!r}: cannot read weights {path} ({type(e).__name__}: {e}); "
-                         "expected a state dict saved with torch.save(model.state_dict()) or safetensors") from e
+    except Exception as e:
+        raise ValueError(
+            f"extractor {extractor!r}: cannot read weights {path} ({type(e).__name__}: {e}); "
+            "expected a state dict saved with torch.save(model.state_dict()) or safetensors"
+        ) from e
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
@@ -135,8 +156,10 @@ def torchvision_state_dict(arch: str, weights, source: str, *, extractor: str) -
     try:
         w = weights[source]
     except KeyError:
-        raise ValueError(f"extractor {extractor!r}: unknown source {source!r}; use one of "
-                         f"{', '.join(m.name for m in weights)}, 'random', a .pth/.safetensors file or a folder") from None
+        raise ValueError(
+            f"extractor {extractor!r}: unknown source {source!r}; use one of "
+            f"{', '.join(m.name for m in weights)}, 'random', a .pth/.safetensors file or a folder"
+        ) from None
     url_file = Path(w.url).name
     looked = []
     cache = weights_cache()
@@ -147,13 +170,25 @@ def torchvision_state_dict(arch: str, weights, source: str, *, extractor: str) -
         if c.is_file():
             return load_state_dict_file(c, extractor=extractor)
     if offline():
-        raise not_found(extractor, f"torchvision {arch} {source} weights ({url_file})", looked,
-                        "offline mode is on, so nothing is downloaded", rel=f"torchvision/{arch}.pth")
+        raise not_found(
+            extractor,
+            f"torchvision {arch} {source} weights ({url_file})",
+            looked,
+            "offline mode is on, so nothing is downloaded",
+            rel=f"torchvision/{arch}.pth",
+        )
     try:
-        return torch.hub.load_state_dict_from_url(w.url, progress=False, check_hash=True, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - URLError, HTTPError, hash mismatch...
-        raise not_found(extractor, f"torchvision {arch} {source} weights ({url_file})", looked + [w.url],
-                        f"download failed ({type(e).__name__}: {e})", rel=f"torchvision/{arch}.pth") from e
+        return torch.hub.load_state_dict_from_url(
+            w.url, progress=False, check_hash=True, map_location="cpu", weights_only=True
+        )
+    except Exception as e:
+        raise not_found(
+            extractor,
+            f"torchvision {arch} {source} weights ({url_file})",
+            looked + [w.url],
+            f"download failed ({type(e).__name__}: {e})",
+            rel=f"torchvision/{arch}.pth",
+        ) from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,10 +197,10 @@ def torchvision_state_dict(arch: str, weights, source: str, *, extractor: str) -
 
 @dataclass(frozen=True)
 class Weight:
-    extractor: str       # the extractor config that uses it
-    kind: str            # "hf" or "torchvision"
-    name: str            # HF model id, or torchvision weights name
-    model: str = ""      # transformers class for hf / torchvision builder for torchvision
+    extractor: str  # the extractor config that uses it
+    kind: str  # "hf" or "torchvision"
+    name: str  # HF model id, or torchvision weights name
+    model: str = ""  # transformers class for hf / torchvision builder for torchvision
     processor: str = ""  # transformers tokenizer / feature-extractor class (hf)
 
     def target(self, cache: Path) -> Path:
@@ -194,12 +229,15 @@ def hub_weight(extractor: str, builder: str, source) -> Weight | None:
         return Weight(extractor, "hf", str(source), *HF_BUILDERS[builder])
     if builder.startswith(TORCHVISION_BUILDERS):
         return Weight(extractor, "torchvision", str(source), builder.removeprefix(TORCHVISION_BUILDERS))
-    raise ValueError(f"extractor {extractor!r}: no way to fetch hub weights {source!r} for builder {builder!r}; "
-                     f"known: {', '.join(HF_BUILDERS)}, {TORCHVISION_BUILDERS}<arch>")
+    raise ValueError(
+        f"extractor {extractor!r}: no way to fetch hub weights {source!r} for builder {builder!r}; "
+        f"known: {', '.join(HF_BUILDERS)}, {TORCHVISION_BUILDERS}<arch>"
+    )
 
 
-def fetch(cache: Path, weights, *, dry_run: bool = False, only=None, force: bool = False,
-          log=print) -> list[tuple[Weight, Path]]:
+def fetch(
+    cache: Path, weights, *, dry_run: bool = False, only=None, force: bool = False, log=print
+) -> list[tuple[Weight, Path]]:
     """Download every :class:`Weight` in ``weights`` (or those whose extractor is in ``only``) into ``cache``.
 
     HF models and their tokenizer / feature extractor go to ``<cache>/hf/<model id>``

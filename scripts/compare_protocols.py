@@ -8,6 +8,7 @@
 Each head's run is the one with the demo's head module, model and protocol, read from its result files: test MSE
 × 10³ as mean ± sample std over the splits found, and the epochs (best / run) each split took.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,13 @@ def runs(head: str, protocol: str, root: Path, results: list[dict]) -> list[dict
     by_run: dict[str, list[dict]] = {}
     for r in results:
         c = r["config"]
-        if (r["head"] == head and _same(c.get("head", {}).get("module", {}), cfg["head"]["module"])
-                and (c.get("protocol") or {"name": "tuned"})["name"] == protocol
-                and _same(c.get("model", {}), cfg["model"]) and c["dataset"]["name"] == cfg["dataset"]["name"]):
+        if (
+            r["head"] == head
+            and _same(c.get("head", {}).get("module", {}), cfg["head"]["module"])
+            and (c.get("protocol") or {"name": "tuned"})["name"] == protocol
+            and _same(c.get("model", {}), cfg["model"])
+            and c["dataset"]["name"] == cfg["dataset"]["name"]
+        ):
             by_run.setdefault(r["run_id"], []).append(r)
     best = max(by_run.values(), key=len, default=[])
     return sorted(best, key=lambda r: r["split"])
@@ -64,16 +69,20 @@ def epochs(records: list[dict]) -> str:
 
 
 def report(found: dict, cap: int) -> str:
-    lines = ["# The demo under `protocol=tuned` and `protocol=authors`", "",
-             "The default experiment's data (vader lexicon → frozen MiniLM features, `experiment=demo`), test MSE × 10³ "
-             "(labels min–max scaled on the training split), mean ± sample std (number of splits), and the median epochs "
-             f"per split (best / run; the cap is `trainer.max_epochs={cap}`). Written by `python scripts/compare_protocols.py` "
-             "from the result files. The two protocols differ only where the paper is silent (README: \"Every setting "
-             "with its source\"): `tuned` trains the MLP and head with Adam at 1e-3 behind a ReLU MLP, validating from the "
-             "first epoch; `authors` follows the authors' public code (aviadsusman/nona): Adam at 1e-5 for every "
-             "parameter, [BatchNorm → Linear → Tanh] blocks, validation from epoch 5.", "",
-             "| head | `tuned` | epochs | `authors` | epochs | authors − tuned | splits of `authors` at the cap |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "# The demo under `protocol=tuned` and `protocol=authors`",
+        "",
+        "The default experiment's data (vader lexicon → frozen MiniLM features, `experiment=demo`), test MSE × 10³ "
+        "(labels min–max scaled on the training split), mean ± sample std (number of splits), and the median epochs "
+        f"per split (best / run; the cap is `trainer.max_epochs={cap}`). Written by `python scripts/compare_protocols.py` "
+        'from the result files. The two protocols differ only where the paper is silent (README: "Every setting '
+        'with its source"): `tuned` trains the MLP and head with Adam at 1e-3 behind a ReLU MLP, validating from the '
+        "first epoch; `authors` follows the authors' public code (aviadsusman/nona): Adam at 1e-5 for every "
+        "parameter, [BatchNorm → Linear → Tanh] blocks, validation from epoch 5.",
+        "",
+        "| head | `tuned` | epochs | `authors` | epochs | authors − tuned | splits of `authors` at the cap |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     worse = []
     for head in HEADS:
         t, a = found[head]["tuned"], found[head]["authors"]
@@ -87,19 +96,23 @@ def report(found: dict, cap: int) -> str:
     lines.append("")
     if worse:
         lines += [f"- `authors` is worse than `tuned` for {sum(worse)} of {len(worse)} heads on these splits."]
-    lines += ["- At a learning rate of 1e-5 for layers trained from scratch, `authors` runs take several times the epochs "
-              f"of `tuned`, and some stop at the cap of {cap} while still improving (last column). The authors' code has "
-              "no epoch cap (`ft.py`: `while count < patience`): it trains until `patience` epochs pass without a better "
-              "validation score, however long that takes; `trainer.max_epochs` bounds a job here.",
-              "- **Default.** `python run.py` uses `protocol=tuned`; `experiment=table1` and `experiment=tune_rsna` use "
-              "`protocol=authors`, as the paper's own runs would have."]
+    lines += [
+        "- At a learning rate of 1e-5 for layers trained from scratch, `authors` runs take several times the epochs "
+        f"of `tuned`, and some stop at the cap of {cap} while still improving (last column). The authors' code has "
+        "no epoch cap (`ft.py`: `while count < patience`): it trains until `patience` epochs pass without a better "
+        "validation score, however long that takes; `trainer.max_epochs` bounds a job here.",
+        "- **Default.** `python run.py` uses `protocol=tuned`; `experiment=table1` and `experiment=tune_rsna` use "
+        "`protocol=authors`, as the paper's own runs would have.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tuned", type=Path, default=REPO / "results" / "demo", help="results root of protocol=tuned")
-    p.add_argument("--authors", type=Path, default=REPO / "results" / "demo_authors", help="results root of protocol=authors")
+    p.add_argument(
+        "--authors", type=Path, default=REPO / "results" / "demo_authors", help="results root of protocol=authors"
+    )
     p.add_argument("--out", type=Path, default=REPO / "results" / "protocols.md")
     args = p.parse_args(argv)
     roots = {"tuned": args.tuned, "authors": args.authors}

@@ -14,6 +14,7 @@ What is fetched comes from ``configs/extractor/*.yaml``: each config's default `
 loaded by its ``builder._target_`` (configs whose source is ``random``, ``package`` or a local
 path need nothing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache-dir", required=True, type=Path, help="folder to fill (created if needed)")
     p.add_argument("--dry-run", action="store_true", help="list what would be fetched and where; download nothing")
-    p.add_argument("--only", nargs="+", metavar="EXTRACTOR", help=f"a subset of: {' '.join(w.extractor for w in weights)}")
+    p.add_argument(
+        "--only", nargs="+", metavar="EXTRACTOR", help=f"a subset of: {' '.join(w.extractor for w in weights)}"
+    )
     p.add_argument("--force", action="store_true", help="fetch again even if present")
     a = p.parse_args(argv)
     fetch(a.cache_dir, weights, dry_run=a.dry_run, only=a.only, force=a.force)
     if not a.dry_run:
-        print(f"\ndone. On the compute nodes:\n  export SOFTSTEP_WEIGHTS={a.cache_dir.resolve()} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1")
+        print(
+            f"\ndone. On the compute nodes:\n  export SOFTSTEP_WEIGHTS={a.cache_dir.resolve()} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1"
+        )
     return 0
 
 

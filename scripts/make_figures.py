@@ -8,6 +8,7 @@ the effective neighbourhood size per dataset × head when result files have a ``
 Figure 3 from a surfaces file (format: experiments.report.figures.load_surfaces), with a table of
 each head's MSE against the true surface on the grid. PNG and PDF, into --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from experiments.report import figures as F  # noqa: E402
-from experiments.report.tuning import tuning_cells  # noqa: E402
-from experiments.store.results import ResultError, read_results  # noqa: E402
+from experiments.report import figures as F
+from experiments.report.tuning import tuning_cells
+from experiments.store.results import ResultError, read_results
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,8 +29,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results-root", type=Path, default=Path("results"), help="folder holding runs/ (default: results)")
     p.add_argument("--out", type=Path, default=Path("results/figures"), help="output folder (default: results/figures)")
     p.add_argument("--tune-dataset", default="rsna", help="dataset of the appendix-A tuning grid (default: rsna)")
-    p.add_argument("--figure3-from", type=Path, metavar="FILE",
-                   help="surfaces file (.npz with keys <target>/<name>, or .json) for Figure 3")
+    p.add_argument(
+        "--figure3-from",
+        type=Path,
+        metavar="FILE",
+        help="surfaces file (.npz with keys <target>/<name>, or .json) for Figure 3",
+    )
     return p.parse_args(argv)
 
 
@@ -45,8 +50,10 @@ def main(argv=None) -> int:
             if paths:
                 written += paths
             else:
-                print(f"Figure {number}: no results of {', '.join(heads)} on dataset {args.tune_dataset} "
-                      f"under {args.results_root / 'runs'}; skipped")
+                print(
+                    f"Figure {number}: no results of {', '.join(heads)} on dataset {args.tune_dataset} "
+                    f"under {args.results_root / 'runs'}; skipped"
+                )
         paths = F.plot_sparsity(results, args.out)
         if paths:
             written += paths
@@ -56,9 +63,13 @@ def main(argv=None) -> int:
             surfaces = F.load_surfaces(args.figure3_from)
             mse = F.surface_mse(surfaces)
             written += F.plot_figure3(surfaces, args.out, mse=mse, mse_label="grid MSE")
-            written.append(F.write_figure3_table(
-                mse, args.out / "figure3_mse.md",
-                note=f"Mean squared difference between each head's surface and the true target on the grid of {args.figure3_from.name}."))
+            written.append(
+                F.write_figure3_table(
+                    mse,
+                    args.out / "figure3_mse.md",
+                    note=f"Mean squared difference between each head's surface and the true target on the grid of {args.figure3_from.name}.",
+                )
+            )
         else:
             print("Figure 3: no --figure3-from surfaces file; skipped")
     except (ResultError, ValueError, OSError) as e:

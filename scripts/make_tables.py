@@ -8,6 +8,7 @@ dataset has results, tuning_<head>.md and tuning.csv. Definitions (std, signific
 in experiments/report/cells.py, table1.py and tuning.py. A malformed result file or a cell mixing two configurations
 stops it with a one-line message naming the files and exit status 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results-root", type=Path, default=Path("results"), help="folder holding runs/ (default: results)")
     p.add_argument("--out", type=Path, default=Path("results/tables"), help="output folder (default: results/tables)")
-    p.add_argument("--compare-paper", action="store_true", help="also put the paper's Table 1 beside ours, with ours/paper")
-    p.add_argument("--paper-table", type=Path, default=Path("results/paper/table1.csv"),
-                   help="the paper's Table 1 as data (default: results/paper/table1.csv)")
-    p.add_argument("--run-id", action="append", default=[], metavar="RUN_ID",
-                   help="Table 1: in a (dataset, head) cell holding this run_id keep only it (repeatable)")
-    p.add_argument("--hparams-from", type=Path, metavar="CSV",
-                   help="Table 1: keep only results whose hparams match their head's row of CSV "
-                        "(head,similarity,embed_dim,batch_size), e.g. results/paper/tuned_hparams.csv")
+    p.add_argument(
+        "--compare-paper", action="store_true", help="also put the paper's Table 1 beside ours, with ours/paper"
+    )
+    p.add_argument(
+        "--paper-table",
+        type=Path,
+        default=Path("results/paper/table1.csv"),
+        help="the paper's Table 1 as data (default: results/paper/table1.csv)",
+    )
+    p.add_argument(
+        "--run-id",
+        action="append",
+        default=[],
+        metavar="RUN_ID",
+        help="Table 1: in a (dataset, head) cell holding this run_id keep only it (repeatable)",
+    )
+    p.add_argument(
+        "--hparams-from",
+        type=Path,
+        metavar="CSV",
+        help="Table 1: keep only results whose hparams match their head's row of CSV "
+        "(head,similarity,embed_dim,batch_size), e.g. results/paper/tuned_hparams.csv",
+    )
     p.add_argument("--tune-dataset", default="rsna", help="dataset of the appendix-A tuning grid (default: rsna)")
     p.add_argument("--no-tuning", action="store_true", help="skip the tuning tables")
     return p.parse_args(argv)
@@ -45,13 +61,17 @@ def main(argv=None) -> int:
     try:
         results = read_results(args.results_root)
         if not results:
-            raise ResultError(f"no result files under {args.results_root / 'runs'}; run experiments first or pass --results-root")
+            raise ResultError(
+                f"no result files under {args.results_root / 'runs'}; run experiments first or pass --results-root"
+            )
         hparams = read_hparams_csv(args.hparams_from) if args.hparams_from else None
         selected = select_runs(results, args.run_id, hparams)
         cells = table1_cells(selected)
         written = write_table1(cells, args.out)
         datasets = sorted({c.dataset for c in cells}, key=dataset_sort_key)
-        print(f"Table 1: {len(datasets)} datasets, {len(cells)} cells from {len(selected)} of {len(results)} result files")
+        print(
+            f"Table 1: {len(datasets)} datasets, {len(cells)} cells from {len(selected)} of {len(results)} result files"
+        )
         for d in datasets:
             row = [c for c in cells if c.dataset == d]
             best = ", ".join(head_label(c.head) for c in row if c.best)
@@ -59,7 +79,10 @@ def main(argv=None) -> int:
             if not any(c.p_value is not None for c in row):
                 sig = f"no test (no neighbour head shares {MIN_PAIRS}+ splits with linear)"
             odd = ", ".join(f"{c.head} n={c.n}" for c in row if c.n != TABLE1_SPLITS)
-            print(f"  {dataset_label(d):12s} best: {best}; differs from linear (p<{ALPHA}): {sig}" + (f"; {odd}" if odd else ""))
+            print(
+                f"  {dataset_label(d):12s} best: {best}; differs from linear (p<{ALPHA}): {sig}"
+                + (f"; {odd}" if odd else "")
+            )
         if args.compare_paper:
             rows = compare_with_paper(cells, read_paper_table1(args.paper_table))
             written += write_comparison(rows, args.out)

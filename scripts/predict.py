@@ -10,6 +10,7 @@ text table with the text column, or a folder of image or audio files. The output
 ``prediction`` column in the target's units and, with ``--explain K``, ``neighbor_1..K`` (the
 training item: its row number in the table, or its file) and ``weight_1..K``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, help="results/runs/<dataset>/<extractor>/<head>/<run_id>")
     p.add_argument("--split", default="all", help="a saved split's number, or all (average them; default)")
-    p.add_argument("--input", type=Path, required=True, help="a table file, a text table, or a folder of images / audio")
+    p.add_argument(
+        "--input", type=Path, required=True, help="a table file, a text table, or a folder of images / audio"
+    )
     p.add_argument("--out", type=Path, required=True, help="the output CSV")
-    p.add_argument("--explain", type=int, default=0, metavar="K", help="add the K training items with the largest weights")
+    p.add_argument(
+        "--explain", type=int, default=0, metavar="K", help="add the K training items with the largest weights"
+    )
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
 

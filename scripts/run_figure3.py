@@ -14,6 +14,7 @@ results/figures/figure3_<variant>.{png,pdf}; the report is results/figure3.md wi
 results/figure3_reference_sample.csv (raw, trainer.reference=sample) and results/figure3_scale_init.csv
 (raw, β from the older `std` start, batch and sample reference: variants raw_std and raw_sample_std).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,25 +30,44 @@ ROOT = Path(__file__).resolve().parents[1]
 #: variant → (setup, extra overrides, heading)
 VARIANTS = {
     "raw": ("raw", (), "Raw coordinates (the main result): no MLP, the heads on (x₁, x₂)"),
-    "raw_sample": ("raw", ("trainer.reference=sample",),
-                   "Raw coordinates, `trainer.reference=sample` (the batch plus 30 % of the training split)"),
+    "raw_sample": (
+        "raw",
+        ("trainer.reference=sample",),
+        "Raw coordinates, `trainer.reference=sample` (the batch plus 30 % of the training split)",
+    ),
     "mlp": ("mlp", (), "Ours: the 200-wide ReLU MLP before the head"),
-    "raw_std": ("raw", (), "Raw coordinates, β from the `std` start (`head.module.scale_init=std`: unit-std rows "
-                "on the first batch instead of perplexity 5)"),
-    "raw_sample_std": ("raw", ("trainer.reference=sample",), "Raw coordinates, `trainer.reference=sample`, "
-                       "`head.module.scale_init=std`"),
+    "raw_std": (
+        "raw",
+        (),
+        "Raw coordinates, β from the `std` start (`head.module.scale_init=std`: unit-std rows "
+        "on the first batch instead of perplexity 5)",
+    ),
+    "raw_sample_std": (
+        "raw",
+        ("trainer.reference=sample",),
+        "Raw coordinates, `trainer.reference=sample`, `head.module.scale_init=std`",
+    ),
 }
 #: variant → overrides for the neighbour heads only (the linear head has no β)
 NEIGHBOUR_OVERRIDES = {"raw_std": ("head.module.scale_init=std",), "raw_sample_std": ("head.module.scale_init=std",)}
 #: where each variant's rows go (figure3.csv holds the paper's two setups, raw and mlp)
-CSV_OF = {"raw_sample": "figure3_reference_sample.csv", "raw_std": "figure3_scale_init.csv",
-          "raw_sample_std": "figure3_scale_init.csv"}
+CSV_OF = {
+    "raw_sample": "figure3_reference_sample.csv",
+    "raw_std": "figure3_scale_init.csv",
+    "raw_sample_std": "figure3_scale_init.csv",
+}
 
 
 def run_variant(variant: str, results_root: str, out: Path, quick: bool) -> None:
     setup, overrides, _ = VARIANTS[variant]
-    kw = dict(n=200, grid_size=20, overrides=("trainer.max_epochs=3", *overrides)) if quick else dict(overrides=overrides)
-    surfaces, mse = figure3.run(f"{results_root}/{variant}", setup=setup, neighbour_overrides=NEIGHBOUR_OVERRIDES.get(variant, ()), **kw)
+    kw = (
+        dict(n=200, grid_size=20, overrides=("trainer.max_epochs=3", *overrides))
+        if quick
+        else dict(overrides=overrides)
+    )
+    surfaces, mse = figure3.run(
+        f"{results_root}/{variant}", setup=setup, neighbour_overrides=NEIGHBOUR_OVERRIDES.get(variant, ()), **kw
+    )
     save_surfaces(surfaces, out / f"figure3_surfaces_{variant}.npz")
     plot_figure3(surfaces, out / "figures", mse=mse, mse_label="test MSE×10³", stem=f"figure3_{variant}")
     (out / f"figure3_{variant}.json").write_text(json.dumps({"n": kw.get("n", 2000), "mse": mse}, indent=1) + "\n")
@@ -65,26 +85,36 @@ def write_report(out: Path) -> str:
         table = scratch.read_text().split("\n", 2)[2].split("\n\n")[0]
         scratch.unlink()
         sections.append(f"## {heading}\n\n{table}\n\n" + "\n".join(figure3.verdict(mse, variance)) + "\n")
-        extra = (["sample" if "trainer.reference=sample" in VARIANTS[variant][1] else "batch", "std"]
-                 if CSV_OF.get(variant) == "figure3_scale_init.csv" else [])
-        rows[CSV_OF.get(variant, "figure3.csv")] += [(setup, t, h, v, *extra) for t, row in mse.items() for h, v in row.items()]
+        extra = (
+            ["sample" if "trainer.reference=sample" in VARIANTS[variant][1] else "batch", "std"]
+            if CSV_OF.get(variant) == "figure3_scale_init.csv"
+            else []
+        )
+        rows[CSV_OF.get(variant, "figure3.csv")] += [
+            (setup, t, h, v, *extra) for t, row in mse.items() for h, v in row.items()
+        ]
     for name, data in rows.items():
         if not data:
             continue
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["setup", "target", "head", "test_mse_x1e3"] + (["reference", "scale_init"] if name == "figure3_scale_init.csv" else []))
+        writer.writerow(
+            ["setup", "target", "head", "test_mse_x1e3"]
+            + (["reference", "scale_init"] if name == "figure3_scale_init.csv" else [])
+        )
         writer.writerows((s, t, h, format(v, ".6g"), *rest) for s, t, h, v, *rest in data)
         (out / name).write_text(buf.getvalue())
-    text = ("# Figure 3: synthetic targets\n\n"
-            "Test MSE × 10³ (labels min–max scaled on the training split; bold: lowest of the row) of split 0, "
-            "n = 2000 points uniform on [−1, 1]², each head with its tuned settings (`protocol=tuned`), trained "
-            "through the pipeline by `python scripts/run_figure3.py`; `knn` is scikit-learn's KNeighborsRegressor "
-            "on the same split and coordinates, k (1–50) chosen on the validation split. The paper's claim, target "
-            f"by target: every neighbour head below the linear head, and none at the mean (above {figure3.AT_MEAN:.0%} "
-            "of the label variance, which is the mean predictor's score). The data are in `results/figure3.csv` "
-            "and `results/figure3_reference_sample.csv` (and, for β's older `std` start, "
-            "`results/figure3_scale_init.csv`).\n\n" + "\n".join(sections))
+    text = (
+        "# Figure 3: synthetic targets\n\n"
+        "Test MSE × 10³ (labels min–max scaled on the training split; bold: lowest of the row) of split 0, "
+        "n = 2000 points uniform on [−1, 1]², each head with its tuned settings (`protocol=tuned`), trained "
+        "through the pipeline by `python scripts/run_figure3.py`; `knn` is scikit-learn's KNeighborsRegressor "
+        "on the same split and coordinates, k (1–50) chosen on the validation split. The paper's claim, target "
+        f"by target: every neighbour head below the linear head, and none at the mean (above {figure3.AT_MEAN:.0%} "
+        "of the label variance, which is the mean predictor's score). The data are in `results/figure3.csv` "
+        "and `results/figure3_reference_sample.csv` (and, for β's older `std` start, "
+        "`results/figure3_scale_init.csv`).\n\n" + "\n".join(sections)
+    )
     (out / "figure3.md").write_text(text)
     return text
 

@@ -11,6 +11,7 @@ done: the result file exists. running/pending: in squeue (when SLURM answers). f
 log ends in a non-zero exit or holds a traceback (or ended without an exit line: killed), and there is
 no result; each failure's log path is printed. missing: never submitted, or lost. Logic: experiments/sweep/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,9 @@ from experiments.sweep.cli import exit_status, parse, plan_and_launch
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--resubmit", action="store_true", help="submit the failed and missing jobs (same path as submit.py)")
+    p.add_argument(
+        "--resubmit", action="store_true", help="submit the failed and missing jobs (same path as submit.py)"
+    )
     p.add_argument("--no-estimate", action="store_true", help="leave out the GPU-hours estimate of the remaining jobs")
     args, overrides = parse(p, argv)
 

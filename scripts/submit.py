@@ -13,6 +13,7 @@ dry-run (= --dry-run) or local chooses how the lines run. Resources come from th
 configs/local/default.yaml); the flags below override them. Logs: <log-dir>/<array job>_<task>.out.
 Logic: experiments/sweep/.
 """
+
 from __future__ import annotations
 
 import argparse

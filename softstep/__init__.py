@@ -10,16 +10,29 @@ torch.Size([4])
 
 ``softstep.SoftStepRegressor`` is a scikit-learn estimator, imported on first use.
 """
-from .functional import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
+
 from .diffknn import DiffKNNHead
+from .functional import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
 from .heads import HEADS, LinearHead, build_head
 from .nca import NCAHead
 from .neighbors import NeighborHead
 from .softstep import SoftKStep, SoftStep
 
 __all__ = [
-    "SIMILARITIES", "HEADS", "similarity", "row_minmax", "soft_step", "log_soft_step", "log_soft_k_step",
-    "SoftStep", "SoftKStep", "LinearHead", "NeighborHead", "NCAHead", "DiffKNNHead", "build_head",
+    "SIMILARITIES",
+    "HEADS",
+    "similarity",
+    "row_minmax",
+    "soft_step",
+    "log_soft_step",
+    "log_soft_k_step",
+    "SoftStep",
+    "SoftKStep",
+    "LinearHead",
+    "NeighborHead",
+    "NCAHead",
+    "DiffKNNHead",
+    "build_head",
     "SoftStepRegressor",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """Differentiable k-NN with SoftKStep: section 3.2 and Algorithm 1."""
+
 from __future__ import annotations
 
 import math
@@ -45,11 +46,28 @@ class DiffKNNHead(NeighborHead):
     8
     """
 
-    def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str = "global", *, gamma=None,
-                 q: float = 4.0, t: float = 0.75, rank_strength: float = 0.1, learn_scale: bool = True,
-                 scale_init: str = "perplexity", init_perplexity: float = 5.0):
-        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale, scale_init=scale_init,
-                         init_perplexity=init_perplexity)
+    def __init__(
+        self,
+        embed_dim: int,
+        similarity: str = "l2",
+        softstep: str = "global",
+        *,
+        gamma=None,
+        q: float = 4.0,
+        t: float = 0.75,
+        rank_strength: float = 0.1,
+        learn_scale: bool = True,
+        scale_init: str = "perplexity",
+        init_perplexity: float = 5.0,
+    ):
+        super().__init__(
+            embed_dim,
+            similarity,
+            gamma=gamma,
+            learn_scale=learn_scale,
+            scale_init=scale_init,
+            init_perplexity=init_perplexity,
+        )
         for name, value in (("q", q), ("t", t), ("rank_strength", rank_strength)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")

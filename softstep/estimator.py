@@ -2,6 +2,7 @@
 
 The only module that imports scikit-learn; ``import softstep`` loads it on first use of the estimator.
 """
+
 from __future__ import annotations
 
 import copy
@@ -89,8 +90,19 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     ((2, 3), (2, 3))
     """
 
-    def __init__(self, head="nca_i", similarity=None, embed_dim=None, hidden=200, max_epochs=200, patience=10,
-                 batch_size=None, lr=1e-3, device="auto", random_state=None):
+    def __init__(
+        self,
+        head="nca_i",
+        similarity=None,
+        embed_dim=None,
+        hidden=200,
+        max_epochs=200,
+        patience=10,
+        batch_size=None,
+        lr=1e-3,
+        device="auto",
+        random_state=None,
+    ):
         self.head = head
         self.similarity = similarity
         self.embed_dim = embed_dim
@@ -117,8 +129,13 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         sim = self.similarity if self.similarity is not None else sim
         embed = self.embed_dim if self.embed_dim is not None else embed
         batch = self.batch_size if self.batch_size is not None else batch
-        for name, value, lo in (("embed_dim", embed, 1), ("hidden", self.hidden, 0), ("max_epochs", self.max_epochs, 1),
-                                ("patience", self.patience, 1), ("batch_size", batch, 2)):
+        for name, value, lo in (
+            ("embed_dim", embed, 1),
+            ("hidden", self.hidden, 0),
+            ("max_epochs", self.max_epochs, 1),
+            ("patience", self.patience, 1),
+            ("batch_size", batch, 2),
+        ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
@@ -166,8 +183,11 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             d = X.shape[1]
-            mlp = (nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, embed_dim))
-                   if self.hidden > 0 else nn.Linear(d, embed_dim))
+            mlp = (
+                nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, embed_dim))
+                if self.hidden > 0
+                else nn.Linear(d, embed_dim)
+            )
             kwargs = {"similarity": similarity} if similarity is not None else {}
             self.model_ = nn.ModuleDict({"mlp": mlp, "head": build_head(self.head, embed_dim, **kwargs)}).to(device)
         needs_ref = self.model_["head"].needs_reference
@@ -191,7 +211,9 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             self.n_epochs_ = epoch + 1
             if n_val == 0:
                 continue
-            val = float(torch.mean((self._predict_scaled(xs[val_rows], xs[train_rows], ys[train_rows]) - ys[val_rows]) ** 2))
+            val = float(
+                torch.mean((self._predict_scaled(xs[val_rows], xs[train_rows], ys[train_rows]) - ys[val_rows]) ** 2)
+            )
             self.history_.append({"epoch": epoch, "val_mse": val})
             if val < best:
                 best, best_state, bad, self.best_epoch_ = val, copy.deepcopy(self.model_.state_dict()), 0, epoch
@@ -267,7 +289,9 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         if not head.needs_reference:
             raise ValueError(f"head={self.head!r} predicts without neighbours; choose a neighbour head")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(self.reference_indices_):
-            raise ValueError(f"k must be an integer in 1..{len(self.reference_indices_)} (the training rows); got {k!r}")
+            raise ValueError(
+                f"k must be an integer in 1..{len(self.reference_indices_)} (the training rows); got {k!r}"
+            )
         z = self._embed(X)
         rows = max(1, 2**22 // len(self.reference_indices_))
         idx, wts = [], []

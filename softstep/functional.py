@@ -3,6 +3,7 @@
 Every function is pure and follows its inputs' device and dtype; finite inputs give finite outputs
 (where they are meant to be finite) and finite gradients.
 """
+
 from __future__ import annotations
 
 import torch
@@ -86,7 +87,9 @@ def _sqdist(z: torch.Tensor, z_ref: torch.Tensor, dense_refine: bool | None = No
     a = b if same else (z - c) / s
     nb = (b * b).sum(-1)
     norms = nb.unsqueeze(-1) + nb if same else (a * a).sum(-1, keepdim=True) + nb
-    sq = torch.addmm(norms, a, b.T, alpha=-2.0)  # one fused pass instead of three; < 0 only for near pairs, refined below
+    sq = torch.addmm(
+        norms, a, b.T, alpha=-2.0
+    )  # one fused pass instead of three; < 0 only for near pairs, refined below
     with torch.no_grad():
         near = sq <= 8 * (d + 2) * torch.finfo(sq.dtype).eps * norms
     if in_cuda_training(z) if dense_refine is None else dense_refine:
@@ -107,10 +110,15 @@ def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) 
     if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0 or in_cuda_training(z):
         return
     limit = max_magnitude(z.dtype, z.shape[1], gamma)
-    m = max(float(z.detach().abs().amax()) if z.numel() else 0.0, float(z_ref.detach().abs().amax()) if z_ref.numel() else 0.0)
+    m = max(
+        float(z.detach().abs().amax()) if z.numel() else 0.0,
+        float(z_ref.detach().abs().amax()) if z_ref.numel() else 0.0,
+    )
     if m > limit:
-        raise ValueError(f"embeddings with entries of magnitude {m:.3g} overflow {z.dtype} similarities at d={z.shape[1]} "
-                         f"(at most {limit:.3g}); normalise the embeddings or use float64")
+        raise ValueError(
+            f"embeddings with entries of magnitude {m:.3g} overflow {z.dtype} similarities at d={z.shape[1]} "
+            f"(at most {limit:.3g}); normalise the embeddings or use float64"
+        )
 
 
 def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> torch.Tensor:

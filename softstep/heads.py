@@ -4,6 +4,7 @@
 training (``exclude_self=True``: the first B references are the queries), the training split at evaluation.
 Neighbour heads predict ŷ = SoftMax(logits) y_ref; :meth:`NeighborHead.predict` is the memory-bounded path.
 """
+
 from __future__ import annotations
 
 from functools import partial

@@ -3,6 +3,7 @@
 The isotonic step of SOFT_RANK (Algorithm 1 line 12), as torchsort's ``isotonic_l2`` computes it; the
 algorithm and its status: docs/paper-choices.md#soft-rank-kernels.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,9 +51,15 @@ if triton is not None:
             tl.debug_barrier()
             total, count, _ = tl.associative_scan((y, ones, start), 0, _add_in_block)  # prefix sums within blocks
             # each block's total sits at its end: carry it back over the block by scanning the flipped row
-            total, count, _ = tl.associative_scan((tl.flip(tl.where(end != 0, total, zeros), 0),
-                                                   tl.flip(tl.where(end != 0, count, zeros), 0), tl.flip(end, 0)),
-                                                  0, _last_flagged)
+            total, count, _ = tl.associative_scan(
+                (
+                    tl.flip(tl.where(end != 0, total, zeros), 0),
+                    tl.flip(tl.where(end != 0, count, zeros), 0),
+                    tl.flip(end, 0),
+                ),
+                0,
+                _last_flagged,
+            )
             mean = tl.flip(total, 0) / tl.flip(count, 0)
             tl.store(out + idx, mean, mask=valid)
             tl.debug_barrier()
@@ -110,13 +117,17 @@ def isotonic_rows(y: torch.Tensor) -> torch.Tensor:
     tensor([[2., 2., 2.]], device='cuda:0')
     """
     if not available(y):
-        raise ValueError(f"isotonic_rows takes (B, n ≤ {MAX_N}) float32/float64 rows with Triton installed; "
-                         f"got {tuple(y.shape)} {y.dtype}")
+        raise ValueError(
+            f"isotonic_rows takes (B, n ≤ {MAX_N}) float32/float64 rows with Triton installed; "
+            f"got {tuple(y.shape)} {y.dtype}"
+        )
     y = y.contiguous()
     b, n = y.shape
     block = max(2, triton.next_power_of_2(n))
     out = torch.empty_like(y)
     starts = torch.empty(b, block, dtype=torch.int32, device=y.device)
     if b:
-        _isotonic_rows[(b,)](y, out, starts, n, BLOCK=block, num_warps=4 if block <= 1024 else 8 if block <= 4096 else 16)
+        _isotonic_rows[(b,)](
+            y, out, starts, n, BLOCK=block, num_warps=4 if block <= 1024 else 8 if block <= 4096 else 16
+        )
     return out

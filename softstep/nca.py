@@ -1,4 +1,5 @@
 """NCA with optional SoftStep: section 3.3 and Algorithm 2."""
+
 from __future__ import annotations
 
 import torch
@@ -6,7 +7,6 @@ import torch
 from . import functional as Fn
 from .neighbors import NeighborHead
 from .softstep import SoftStep
-
 
 NORMS = ("paper", "exclude_self")
 
@@ -39,10 +39,26 @@ class NCAHead(NeighborHead):
     tensor([[0.6652, 0.2447, 0.0900, 0.0000]], grad_fn=<SoftmaxBackward0>)
     """
 
-    def __init__(self, embed_dim: int, similarity: str = "l2", softstep: str | None = None, *, gamma=None,
-                 norm: str = "paper", learn_scale: bool = True, scale_init: str = "perplexity", init_perplexity: float = 5.0):
-        super().__init__(embed_dim, similarity, gamma=gamma, learn_scale=learn_scale, scale_init=scale_init,
-                         init_perplexity=init_perplexity)
+    def __init__(
+        self,
+        embed_dim: int,
+        similarity: str = "l2",
+        softstep: str | None = None,
+        *,
+        gamma=None,
+        norm: str = "paper",
+        learn_scale: bool = True,
+        scale_init: str = "perplexity",
+        init_perplexity: float = 5.0,
+    ):
+        super().__init__(
+            embed_dim,
+            similarity,
+            gamma=gamma,
+            learn_scale=learn_scale,
+            scale_init=scale_init,
+            init_perplexity=init_perplexity,
+        )
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
         self.norm = norm

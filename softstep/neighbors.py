@@ -3,6 +3,7 @@
 Neighbour heads predict ŷ = SoftMax(logits) y_ref (paper sections 3.2–3.3); :class:`NeighborHead.predict` is the
 memory-bounded path over a large reference set.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,10 @@ from torch import nn
 
 from . import functional as Fn
 
-def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool,
-           embed_dim: int | None = None) -> None:
+
+def _check(
+    z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool, embed_dim: int | None = None
+) -> None:
     """Validate inputs at the door (ValueError saying what is allowed): shapes always, finiteness not in a CUDA
     training step (:func:`softstep.functional.in_cuda_training`).
     """
@@ -28,8 +31,10 @@ def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exc
         raise ValueError("the reference set is empty; it needs at least 1 item (2 with exclude_self=True)")
     if exclude_self:
         if n < z.shape[0]:
-            raise ValueError(f"exclude_self=True means the first B references are the B queries; "
-                             f"got {z.shape[0]} queries and only {n} references")
+            raise ValueError(
+                f"exclude_self=True means the first B references are the B queries; "
+                f"got {z.shape[0]} queries and only {n} references"
+            )
         if n < 2:
             raise ValueError("exclude_self=True needs a reference set of at least 2 (each query excludes itself)")
     if y_ref is not None and (y_ref.dim() not in (1, 2) or y_ref.shape[0] != n):
@@ -39,7 +44,6 @@ def _check(z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exc
     for name, x in (("z", z), ("z_ref", z_ref), ("y_ref", y_ref)):
         if x is not None and not torch.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
-
 
 
 #: How the first training batch sets β (``NeighborHead(scale_init=...)``).
@@ -100,8 +104,16 @@ class NeighborHead(nn.Module):
     #: (``trainer.max_elements=auto`` sizes its blocks with it; docs/paper-choices.md#prediction-memory).
     predict_bytes_per_entry = 32
 
-    def __init__(self, embed_dim: int, similarity: str = "l2", *, gamma: float | None = None, learn_scale: bool = True,
-                 scale_init: str = "perplexity", init_perplexity: float = 5.0):
+    def __init__(
+        self,
+        embed_dim: int,
+        similarity: str = "l2",
+        *,
+        gamma: float | None = None,
+        learn_scale: bool = True,
+        scale_init: str = "perplexity",
+        init_perplexity: float = 5.0,
+    ):
         super().__init__()
         if scale_init not in SCALE_INITS:
             raise ValueError(f"unknown scale_init {scale_init!r}; allowed: {', '.join(SCALE_INITS)}")
@@ -243,8 +255,9 @@ class NeighborHead(nn.Module):
         try:
             n = z_ref.shape[0]
             rows = max(1, max_elements // n)
-            return torch.cat([self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements)
-                              for i in range(0, len(z), rows)])
+            return torch.cat(
+                [self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements) for i in range(0, len(z), rows)]
+            )
         finally:
             self.train(was_training)
 

@@ -3,6 +3,7 @@
 :func:`soft_rank` equals ``torchsort.soft_rank(x, "l2", strength)``, forward and backward, to rounding, on
 torchsort's kernels laid out for the GPU; how and why: docs/paper-choices.md#soft-rank-kernels.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,7 +51,11 @@ def _arange(n: int, dtype: torch.dtype, device: torch.device, descending: bool =
 
 
 def _new_arange(n, dtype, device, descending):
-    return torch.arange(n, 0, -1, dtype=dtype, device=device) if descending else torch.arange(n, dtype=dtype, device=device)
+    return (
+        torch.arange(n, 0, -1, dtype=dtype, device=device)
+        if descending
+        else torch.arange(n, dtype=dtype, device=device)
+    )
 
 
 _cached_arange = functools.lru_cache(maxsize=16)(_new_arange)

@@ -1,4 +1,5 @@
 """Learned SoftStep parameters, global or instance-wise (section 3.1; Algorithm 1 lines 2–5, 13–18; Algorithm 2 lines 2–10, 14–17)."""
+
 from __future__ import annotations
 
 import torch
@@ -169,7 +170,9 @@ class SoftKStep(nn.Module):
         """
         return (self.params(z) * (n_ref - 1)).clamp_min(1.0)
 
-    def forward(self, ranks: torch.Tensor, z: torch.Tensor, n_ref: int, *, k_floor: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, ranks: torch.Tensor, z: torch.Tensor, n_ref: int, *, k_floor: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Log-weights SoftKStep(ranks, k, q, t) for 0-based ``ranks``: Algorithm 1 line 19.
 
         Parameters

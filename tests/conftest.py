@@ -12,6 +12,7 @@
 Data fixtures (tiny copies of each dataset in its release's format) are in ``tests/fixtures_data.py``:
 ``from tests import fixtures_data``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,17 @@ from pathlib import Path
 import pytest
 
 #: the settings that make a run tiny; a test's own override of the same key replaces one
-TINY = ("dataset=synthetic", "dataset.loader.n=120", "splits=[0,1]", "trainer.max_epochs=2", "trainer.patience=2",
-        "trainer.device=cpu", "trainer.workers=1", "logger=none", "progress=false")
+TINY = (
+    "dataset=synthetic",
+    "dataset.loader.n=120",
+    "splits=[0,1]",
+    "trainer.max_epochs=2",
+    "trainer.patience=2",
+    "trainer.device=cpu",
+    "trainer.workers=1",
+    "logger=none",
+    "progress=false",
+)
 
 
 def _key(override: str) -> str:
@@ -36,14 +46,16 @@ class Tiny:
         self.root = Path(root)
         self.results = self.root / "results"
 
-    def at(self, root: Path) -> "Tiny":
+    def at(self, root: Path) -> Tiny:
         return Tiny(root)
 
     def overrides(self, *extra: str) -> list[str]:
         mine = (*TINY, f"paths.results_root={self.results}")
         given = {_key(o) for o in extra}
         other_data = "dataset" in given  # another dataset: the synthetic one's settings go with it
-        return [o for o in mine if _key(o) not in given and not (other_data and _key(o).startswith("dataset."))] + list(extra)
+        return [o for o in mine if _key(o) not in given and not (other_data and _key(o).startswith("dataset."))] + list(
+            extra
+        )
 
     def __call__(self, *extra: str):
         from experiments.protocol.compose import compose

@@ -1,5 +1,6 @@
 """The benchmarks package (``python -m benchmarks.<name>``): where each writes its table, the GPU benchmark's CPU mode,
 the operator count, the input pipeline's table. The extractors' benchmark has its own file (test_extractors_benchmark.py)."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,14 @@ NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables")
 
 def run_module(name: str, *args: str, **env) -> subprocess.CompletedProcess:
     """``python -m benchmarks.<name> args`` from the repository root."""
-    return subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        timeout=300,
+        cwd=REPO,
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -46,7 +53,10 @@ def test_output_write_says_where_the_table_went(tmp_path, monkeypatch, capsys):
     parser = _output.add_arguments(argparse.ArgumentParser(), "demo")
     out = _output.write(parser.parse_args([]), "# table\n")
     assert out == tmp_path / "scratch" / "demo.md" and out.read_text() == "# table\n"
-    assert f"wrote {out} (scratch, git-ignored; --write replaces the committed results/benchmarks/demo.md)" in capsys.readouterr().out
+    assert (
+        f"wrote {out} (scratch, git-ignored; --write replaces the committed results/benchmarks/demo.md)"
+        in capsys.readouterr().out
+    )
     out = _output.write(parser.parse_args(["--out", str(tmp_path / "mine.md")]), "x")
     assert capsys.readouterr().out.strip() == f"wrote {out}" and out.read_text() == "x"
 
@@ -73,7 +83,11 @@ def test_benchmark_ops_counts_fewer_operators_on_the_cuda_path(tmp_path):
     out = tmp_path / "ops.md"
     proc = run_module("ops", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = {r.split("|")[1].strip(): r.split("|")[3:6] for r in out.read_text().splitlines() if r.startswith("| ") and "ms" not in r}
+    rows = {
+        r.split("|")[1].strip(): r.split("|")[3:6]
+        for r in out.read_text().splitlines()
+        if r.startswith("| ") and "ms" not in r
+    }
     cuda, cpu = ({h: int(v[i]) for h, v in rows.items()} for i in (0, 1))
     assert set(cuda) == {"linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"}
     assert all(cuda[h] < cpu[h] for h in cuda if h != "linear") and cuda["linear"] == cpu["linear"]
@@ -82,7 +96,9 @@ def test_benchmark_ops_counts_fewer_operators_on_the_cuda_path(tmp_path):
 
 def test_benchmark_inputs_writes_its_table(tmp_path):
     out = tmp_path / "inputs.md"
-    proc = run_module("inputs", "--n-images", "2", "--n-clips", "1", "--n-texts", "8", "--workers", "0", "--out", str(out))
+    proc = run_module(
+        "inputs", "--n-images", "2", "--n-clips", "1", "--n-texts", "8", "--workers", "0", "--out", str(out)
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))

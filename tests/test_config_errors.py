@@ -1,6 +1,7 @@
 """Every bad config, in one table: the override(s) on the tiny run, the error it must raise, and what the message
 must say (regular expressions, each searched for). Each fails before any work: no extractor is built, no input
 is prepared, nothing is written under the test's folder (results, cache or anything else)."""
+
 from __future__ import annotations
 
 import re

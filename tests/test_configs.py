@@ -1,5 +1,6 @@
 """Config smoke tests: every experiment composes, every Table 1 job builds its head, every head YAML
 builds the class it names with the paper's tuned values, each owned by one file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -120,10 +121,16 @@ def test_protocols_set_their_settings_and_paper_experiments_use_the_authors():
     tuned, authors = compose(["protocol=tuned", "dataset=adresso"]), compose(["protocol=authors", "dataset=adresso"])
     assert (tuned.protocol.name, authors.protocol.name) == ("tuned", "authors")
     assert (tuned.trainer.lr, tuned.model.arch, tuned.trainer.eval_from_epoch) == (1e-3, "mlp", 0)
-    assert (authors.trainer.lr, authors.trainer.extractor_lr, authors.model.arch, authors.trainer.eval_from_epoch) == \
-        (1e-5, 1e-5, "mlp_bn_tanh", 5)
+    assert (authors.trainer.lr, authors.trainer.extractor_lr, authors.model.arch, authors.trainer.eval_from_epoch) == (
+        1e-5,
+        1e-5,
+        "mlp_bn_tanh",
+        5,
+    )
     assert (tuned.extractor.builder.pooling, authors.extractor.builder.pooling) == ("mean", "cls")
-    assert compose(["protocol=authors"]).extractor.builder.pooling == "mean"  # MiniLM keeps the pooling it was trained with
+    assert (
+        compose(["protocol=authors"]).extractor.builder.pooling == "mean"
+    )  # MiniLM keeps the pooling it was trained with
     for experiment in ("table1", "tune_rsna"):
         assert compose([f"experiment={experiment}"]).protocol.name == "authors"
     assert compose([]).protocol.name == compose(["experiment=demo"]).protocol.name

@@ -1,4 +1,5 @@
 """Bring your own data: table (numeric or text), image folder, audio folder — loader + extractor end to end."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,14 @@ def features(data, extractor, batch_size=4):
 
 def _numeric_csv(path: Path, n=12):
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"rooms": rng.integers(1, 6, n), "area": rng.uniform(30, 200, n), "city": ["a", "b"] * (n // 2),
-                       "price": rng.uniform(1e5, 5e5, n)})
+    df = pd.DataFrame(
+        {
+            "rooms": rng.integers(1, 6, n),
+            "area": rng.uniform(30, 200, n),
+            "city": ["a", "b"] * (n // 2),
+            "price": rng.uniform(1e5, 5e5, n),
+        }
+    )
     if path.suffix == ".parquet":
         df.to_parquet(path)
     else:
@@ -88,8 +95,9 @@ def test_image_folder_end_to_end(tmp_path):
 
     for k in range(5):
         F.write_image(tmp_path / "imgs" / f"sub/{k}.{'png' if k % 2 else 'jpg'}", (30, 20), "RGB", k)
-    pd.DataFrame({"file": [f"imgs/sub/{k}.{'png' if k % 2 else 'jpg'}" for k in range(5)], "age": [1, 2, 3, 4, 5]}).to_csv(
-        tmp_path / "labels.csv", index=False)
+    pd.DataFrame(
+        {"file": [f"imgs/sub/{k}.{'png' if k % 2 else 'jpg'}" for k in range(5)], "age": [1, 2, 3, 4, 5]}
+    ).to_csv(tmp_path / "labels.csv", index=False)
     data = image_folder.load(str(tmp_path), target_column="age", size=32)
     assert data.modality == "image" and data.labels.tolist() == [1, 2, 3, 4, 5]
     ext = resnet18(source="random")
@@ -119,8 +127,9 @@ def test_audio_folder_end_to_end(tmp_path):
 
     files = []
     for k, sr in enumerate([16000, 22050, 8000]):
-        F.write_audio(tmp_path / f"clips/{k}.{'flac' if k == 1 else 'wav'}", 0.5 + 0.3 * k, sr, k,
-                      fmt="FLAC" if k == 1 else None)
+        F.write_audio(
+            tmp_path / f"clips/{k}.{'flac' if k == 1 else 'wav'}", 0.5 + 0.3 * k, sr, k, fmt="FLAC" if k == 1 else None
+        )
         files.append(f"clips/{k}.{'flac' if k == 1 else 'wav'}")
     pd.DataFrame({"file": files, "target": [0.1, 0.5, 0.9]}).to_csv(tmp_path / "labels.csv", index=False)
     whole = audio_folder.load(str(tmp_path))

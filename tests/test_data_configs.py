@@ -1,6 +1,7 @@
 """Each paper dataset through its Hydra config: ``dataset=<name>`` picks the right extractor, the loader
 reads the tiny fixture, and the extractor (random weights of the same architecture) makes features
 of the right shape. Slow tests run the lead's pipeline for two epochs per dataset."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,9 +18,18 @@ from extractors.base import Extractor
 from tests import fixtures_data as F
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_EXTRACTOR = {"rsna": "resnet18", "houses": "resnet34", "medsegbench": "efficientnet_b0", "udacity": "efficientnet_b0",
-                     "coughvid": "hubert_base", "nosemic": "whisper_tiny", "adresso": "distilbert", "books": "distilbert",
-                     "austin": "distilbert", "pitchfork": "bert_base"}
+DEFAULT_EXTRACTOR = {
+    "rsna": "resnet18",
+    "houses": "resnet34",
+    "medsegbench": "efficientnet_b0",
+    "udacity": "efficientnet_b0",
+    "coughvid": "hubert_base",
+    "nosemic": "whisper_tiny",
+    "adresso": "distilbert",
+    "books": "distilbert",
+    "austin": "distilbert",
+    "pitchfork": "bert_base",
+}
 
 
 def make_cfg(*overrides):
@@ -33,7 +43,9 @@ def fast_overrides(name):
 @pytest.mark.parametrize("name", list(F.WRITERS))
 def test_dataset_config_loader_and_extractor(name, tmp_path):
     n = F.write(name, tmp_path)
-    cfg = make_cfg(f"dataset={name}", f"paths.data_root={tmp_path}", "extractor.builder.source=random", *fast_overrides(name))
+    cfg = make_cfg(
+        f"dataset={name}", f"paths.data_root={tmp_path}", "extractor.builder.source=random", *fast_overrides(name)
+    )
     assert cfg.dataset.name == name and cfg.extractor.name == DEFAULT_EXTRACTOR[name]
     data = instantiate(cfg.dataset.loader)
     assert isinstance(data, RegressionData) and len(data) == n
@@ -57,8 +69,18 @@ def test_dataset_config_missing_data_fails_before_any_model(name, tmp_path):
 
 
 #: appendix B's counts (medsegbench: none given; austin: only "over 15000")
-PAPER_COUNTS = {"rsna": 14036, "medsegbench": None, "adresso": 237, "coughvid": 6250, "nosemic": 1297, "udacity": 6762,
-                "pitchfork": 1500, "houses": 535, "books": 6237, "austin": None}
+PAPER_COUNTS = {
+    "rsna": 14036,
+    "medsegbench": None,
+    "adresso": 237,
+    "coughvid": 6250,
+    "nosemic": 1297,
+    "udacity": 6762,
+    "pitchfork": 1500,
+    "houses": 535,
+    "books": 6237,
+    "austin": None,
+}
 
 
 def test_each_paper_dataset_config_carries_the_papers_count():
@@ -106,7 +128,9 @@ def test_count_unlike_the_papers_prints_one_warning_line(tmp_path, capsys):
         pipeline.load_data(make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", override))
         assert capsys.readouterr().err == ""
     # without a dataset note the direction names the usual causes
-    cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", "dataset.expected_n_note=null", "dataset.expected_n=5")
+    cfg = make_cfg(
+        "dataset=adresso", f"paths.data_root={tmp_path}", "dataset.expected_n_note=null", "dataset.expected_n=5"
+    )
     assert "newer or different release" in pipeline.check_expected_count(cfg, data)
     cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", "dataset.expected_n_note=null")
     assert "a filter, missing files or only part of the release" in pipeline.check_expected_count(cfg, data)
@@ -123,9 +147,16 @@ def test_other_dataset_configs_compose(name):
 def test_byo_table_config_end_to_end(tmp_path):
     import pandas as pd
 
-    pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.0, 1.0, 0.0, 1.0], "y": [1.0, 2.0, 3.0, 4.0]}).to_csv(tmp_path / "t.csv", index=False)
-    cfg = make_cfg("dataset=table", f"dataset.loader.path={tmp_path}/t.csv", "dataset.loader.target=y", "dataset.loader.features=all",
-                   "dataset.name=mytable")
+    pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.0, 1.0, 0.0, 1.0], "y": [1.0, 2.0, 3.0, 4.0]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    cfg = make_cfg(
+        "dataset=table",
+        f"dataset.loader.path={tmp_path}/t.csv",
+        "dataset.loader.target=y",
+        "dataset.loader.features=all",
+        "dataset.name=mytable",
+    )
     data = instantiate(cfg.dataset.loader)
     assert data.name == "mytable" and data.modality == cfg.extractor.modality == "table"
     assert data.columns["numeric"] == ["a", "b"] and len(data.columns["frame"]) == 4  # preprocessed per split
@@ -151,9 +182,18 @@ def test_short_training_run_per_dataset(name, tmp_path):
 
     F.WRITERS[name](tmp_path / name, **PIPELINE_SIZES.get(name, {}))  # the paper's split needs >= 5 items
     # the fixtures are tiny: one label bin, batches of 2
-    cfg = make_cfg(f"dataset={name}", f"paths.data_root={tmp_path}", "extractor.builder.source=random", "splits=[0]",
-                   "trainer.max_epochs=2", f"paths.results_root={tmp_path}/res", "trainer.stratify_bins=1", "progress=false",
-                   "trainer.batch_size=2", *fast_overrides(name))
+    cfg = make_cfg(
+        f"dataset={name}",
+        f"paths.data_root={tmp_path}",
+        "extractor.builder.source=random",
+        "splits=[0]",
+        "trainer.max_epochs=2",
+        f"paths.results_root={tmp_path}/res",
+        "trainer.stratify_bins=1",
+        "progress=false",
+        "trainer.batch_size=2",
+        *fast_overrides(name),
+    )
     summary = pipeline.run(cfg).summary
     assert name in summary
     assert list((tmp_path / "res" / "runs" / name).rglob("split_0.json"))

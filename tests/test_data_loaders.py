@@ -1,4 +1,5 @@
 """The ten paper datasets: each loader on a tiny copy in its public release's format, and its errors."""
+
 from __future__ import annotations
 
 import importlib
@@ -60,7 +61,9 @@ def test_empty_folder_is_incomplete(name, tmp_path):
 def test_rsna_labels_and_grey_normalisation(tmp_path):
     F.write("rsna", tmp_path)
     data = _load("rsna", tmp_path / "rsna")
-    assert data.labels[:5].tolist() == pd.read_csv(tmp_path / "rsna" / "boneage-training-dataset.csv")["boneage"].tolist()
+    assert (
+        data.labels[:5].tolist() == pd.read_csv(tmp_path / "rsna" / "boneage-training-dataset.csv")["boneage"].tolist()
+    )
     x = data.load(data.items[0])
     assert x.shape == (1, 32, 32) and x.min() >= -1 and x.max() <= 1  # mean = std = 0.5 on [0, 1]
     assert len(_load("rsna", tmp_path / "rsna", include_validation=False)) == 5
@@ -78,10 +81,13 @@ def test_rsna_missing_image_and_validation(tmp_path):
         _load("rsna", root)
 
 
-@pytest.mark.parametrize("name,item,payload,message", [
-    ("rsna", 2, b"\x89PNG\r\n\x1a\n not really a png", "cannot read image"),
-    ("coughvid", 1, b"RIFF\x00\x00garbage", "cannot read audio"),
-])
+@pytest.mark.parametrize(
+    "name,item,payload,message",
+    [
+        ("rsna", 2, b"\x89PNG\r\n\x1a\n not really a png", "cannot read image"),
+        ("coughvid", 1, b"RIFF\x00\x00garbage", "cannot read audio"),
+    ],
+)
 def test_corrupt_file_names_the_file(tmp_path, name, item, payload, message):
     F.write(name, tmp_path)
     data = _load(name, tmp_path / name)
@@ -165,8 +171,16 @@ def test_udacity_simulator_layout(tmp_path):
     machine, frame time in the image name) at 4 fps on a clock: one frame per 250 ms tick."""
     root = tmp_path / "udacity_sim"
     n = F.udacity_sim(root)
-    sim = dict(log="driving_log.csv", header=False, image_column="center", target_column="steering",
-               timestamp_column=None, frame_id=None, sampling="time", size=32)
+    sim = dict(
+        log="driving_log.csv",
+        header=False,
+        image_column="center",
+        target_column="steering",
+        timestamp_column=None,
+        frame_id=None,
+        sampling="time",
+        size=32,
+    )
     data = _load("udacity", root, **sim)
     log = pd.read_csv(root / "driving_log.csv", header=None)
     assert len(data) == n == 6
@@ -284,6 +298,7 @@ def test_adresso_reads_training_and_test_labels(tmp_path):
     assert _load("adresso", root).labels.tolist() == data.labels.tolist()
     # the same table in two places loads once; a conflicting label is an error naming both tables
     import shutil
+
     shutil.copy(test / "test_results_task2_groundtruth.csv", root / "test_results_task2_groundtruth.csv")
     assert len(_load("adresso", root)) == 9
     df = pd.read_csv(root / "test_results_task2_groundtruth.csv")
@@ -308,7 +323,9 @@ def test_adresso_label_pattern_must_match(tmp_path):
     F.write("adresso", tmp_path)
     with pytest.raises(DataError, match="no table0 label table matches"):
         _load("adresso", tmp_path / "adresso", labels=["**/test-mmse.csv"])
-    with pytest.raises(DataError, match="task2.csv has no column 'adressfname'"):  # a table with other column names needs its own entry
+    with pytest.raises(
+        DataError, match="task2.csv has no column 'adressfname'"
+    ):  # a table with other column names needs its own entry
         _load("adresso", tmp_path / "adresso", labels=["**/adresso-train-mmse-scores.csv", "**/task2.csv"])
 
 

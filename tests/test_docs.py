@@ -1,6 +1,7 @@
 """Every relative link in README.md, CHANGELOG.md and docs/*.md points to a file that exists, and every
 ``#anchor`` (on its own or after a ``.md`` file) is a heading of its target, slugged as GitHub does.
 Links to web addresses (``http://``, ``https://``, ``mailto:``) are not checked."""
+
 from __future__ import annotations
 
 import re
@@ -77,14 +78,17 @@ def test_docs_exist():
 
 
 def test_the_checker_finds_broken_links_and_anchors(tmp_path):
-    (tmp_path / "other.md").write_text("# A title\n\n## Step 1. Environment (`conda`)\n\n## Step 1. Environment (`conda`)\n")
+    (tmp_path / "other.md").write_text(
+        "# A title\n\n## Step 1. Environment (`conda`)\n\n## Step 1. Environment (`conda`)\n"
+    )
     page = tmp_path / "page.md"
     page.write_text(
         "# Page\n\n## Here, and there?\n\n"
         "[ok](other.md) [ok](other.md#a-title) [ok](other.md#step-1-environment-conda) "
         "[ok](other.md#step-1-environment-conda-1) [ok](#here-and-there) [web](https://example.org/x.md#nope)\n"
         "`[in code](missing.md)`\n\n```\n[in a block](missing.md)\n```\n"
-        "[gone](missing.md) [bad anchor](other.md#no-such) [bad local](#nowhere)\n[ref]: missing2.md\n")
+        "[gone](missing.md) [bad anchor](other.md#no-such) [bad local](#nowhere)\n[ref]: missing2.md\n"
+    )
     bad = broken_links(page)
     assert len(bad) == 4, bad
     assert any("missing.md" in b for b in bad) and any("missing2.md" in b for b in bad)

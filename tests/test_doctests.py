@@ -5,6 +5,7 @@ only with scikit-learn); every public function and class has an ``Examples`` sec
 ``Parameters`` where it takes any and ``Returns`` (functions); a pointer ``docs/paper-choices.md#anchor`` names
 a heading of that page; no docstring quotes a timing (those belong in ``results/benchmarks/``).
 """
+
 from __future__ import annotations
 
 import doctest
@@ -29,8 +30,11 @@ def _module(name: str):
 
 def _public(mod):
     """(name, object) of the public functions and classes defined in ``mod`` itself."""
-    return [(n, o) for n, o in vars(mod).items()
-            if not n.startswith("_") and (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == mod.__name__]
+    return [
+        (n, o)
+        for n, o in vars(mod).items()
+        if not n.startswith("_") and (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == mod.__name__
+    ]
 
 
 def _docstrings(mod):
@@ -40,8 +44,11 @@ def _docstrings(mod):
         if (inspect.isfunction(o) or inspect.isclass(o)) and getattr(o, "__module__", None) == mod.__name__:
             out.append((n, o.__doc__ or ""))
             if inspect.isclass(o):
-                out += [(f"{n}.{m}", v.__doc__ or "") for m, v in vars(o).items()
-                        if inspect.isfunction(v) or isinstance(v, property)]
+                out += [
+                    (f"{n}.{m}", v.__doc__ or "")
+                    for m, v in vars(o).items()
+                    if inspect.isfunction(v) or isinstance(v, property)
+                ]
     return out
 
 
@@ -62,8 +69,11 @@ def test_every_public_function_and_class_has_numpydoc_sections_and_an_example(na
         examples = sum(len(t.examples) for t in finder.find(obj, n, module=mod, globs={}))
         if examples == 0 or "Examples\n--------" not in doc:
             problems.append(f"{n}: no Examples section with an example")
-        takes = inspect.signature(obj).parameters if inspect.isfunction(obj) else \
-            [p for p in inspect.signature(obj.__init__).parameters if p != "self"]
+        takes = (
+            inspect.signature(obj).parameters
+            if inspect.isfunction(obj)
+            else [p for p in inspect.signature(obj.__init__).parameters if p != "self"]
+        )
         if takes and "Parameters\n----------" not in doc:
             problems.append(f"{n}: no Parameters section")
         if inspect.isfunction(obj) and "Returns\n-------" not in doc:
@@ -84,7 +94,11 @@ def test_docstring_pointers_name_headings_of_paper_choices():
         if name in NEEDS and importlib.util.find_spec(NEEDS[name]) is None:
             continue
         for qual, doc in _docstrings(importlib.import_module(name)):
-            bad += [f"{name}:{qual} -> #{a}" for a in re.findall(r"docs/paper-choices\.md#([\w\-]+)", doc) if a not in anchors]
+            bad += [
+                f"{name}:{qual} -> #{a}"
+                for a in re.findall(r"docs/paper-choices\.md#([\w\-]+)", doc)
+                if a not in anchors
+            ]
     assert not bad, "pointers to missing headings of docs/paper-choices.md:\n" + "\n".join(bad)
 
 

@@ -1,4 +1,5 @@
 """softstep.SoftStepRegressor: scikit-learn's estimator checks, Pipeline, clone, cross_val_score, neighbors."""
+
 from __future__ import annotations
 
 import subprocess

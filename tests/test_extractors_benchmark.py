@@ -1,4 +1,5 @@
 """benchmarks/extractors.py: every extractor config is timed, each built through the composed config; tiny models, quickly."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,7 +22,11 @@ def test_every_extractor_config_is_listed_with_its_sample_input_and_sizes(monkey
     assert batch["identity"].shape == (3, B.TABLE_FEATURES)
     assert len(batch["distilbert"]) == 3 and all(len(t.split()) == 8 for t in batch["distilbert"])
     assert {n: B.sizes_of(c) for n, c in cfgs.items() if B.sizes_of(c) == ("tiny", "full")}.keys() == {
-        "distilbert", "bert_base", "hubert_base", "whisper_tiny"}  # the others have only their real size
+        "distilbert",
+        "bert_base",
+        "hubert_base",
+        "whisper_tiny",
+    }  # the others have only their real size
     monkeypatch.delitem(B.SAMPLES, "table")
     with pytest.raises(ValueError, match="identity"):
         B.extractor_configs()
@@ -41,7 +46,12 @@ def test_extractors_are_built_from_the_composed_config(monkeypatch):
         got = {name: B.build(cfgs[name], "full", 8) for name in ("distilbert", "minilm", "resnet18", "identity")}
     text = got["distilbert"].builder
     assert (text._target_, text.source, text.random_size, text.max_length, text.pooling) == (
-        "extractors.text.distilbert", "random", "full", 8, "mean")
+        "extractors.text.distilbert",
+        "random",
+        "full",
+        8,
+        "mean",
+    )
     assert got["minilm"].builder.source == "package" and got["minilm"].builder.max_length == 8  # its packaged weights
     assert got["resnet18"].builder.source == "random" and "random_size" not in got["resnet18"].builder
     assert got["distilbert"].kw == {"finetune": False, "in_dim": None}
@@ -52,7 +62,9 @@ def test_benchmark_tiny_rows_and_table():
     quiet = dict(batch_size=2, tokens=8, min_seconds=0.0, log=lambda *_: None)
     rows = B.run(["distilbert", "hubert_base", "resnet18", "identity"], ["tiny"], **quiet)
     assert [r.extractor for r in rows] == ["distilbert", "hubert_base"]  # no tiny torchvision or identity
-    assert all(r.samples_per_s > 0 and r.out_dim == 32 and 1 <= r.batches <= 5 for r in rows)  # the configs' tiny: hidden 32
+    assert all(
+        r.samples_per_s > 0 and r.out_dim == 32 and 1 <= r.batches <= 5 for r in rows
+    )  # the configs' tiny: hidden 32
     (ident,) = B.run(["identity"], ["tiny", "full"], **quiet)
     assert (ident.size, ident.out_dim, ident.params_m) == ("full", B.TABLE_FEATURES, 0.0)
     md = B.to_markdown(rows + [ident], batch_size=2, tokens=8, seconds=1.0)
@@ -64,10 +76,35 @@ def test_benchmark_tiny_rows_and_table():
 def test_benchmark_script_writes_markdown(tmp_path):
     out = tmp_path / "x.md"
     script = [sys.executable, "-m", "benchmarks.extractors"]
-    r = subprocess.run([*script, "--only", "bert_base", "--sizes", "tiny", "--batch-size", "2", "--tokens", "8",
-                        "--min-seconds", "0", "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    r = subprocess.run(
+        [
+            *script,
+            "--only",
+            "bert_base",
+            "--sizes",
+            "tiny",
+            "--batch-size",
+            "2",
+            "--tokens",
+            "8",
+            "--min-seconds",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| bert_base")]
     assert len(rows) == 1 and rows[0].startswith("| bert_base | tiny | 0.04 | 32 | text of 8 tokens |")
-    r = subprocess.run([*script, "--only", "vgg", "--out", str(tmp_path / "y.md")], capture_output=True, text=True, timeout=300, cwd=REPO)
+    r = subprocess.run(
+        [*script, "--only", "vgg", "--out", str(tmp_path / "y.md")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert r.returncode == 2 and "invalid choice: 'vgg'" in r.stderr and not (tmp_path / "y.md").exists()

@@ -1,5 +1,6 @@
 """Extractors: architecture, output width, pooling, finetune; weights from a local folder / file / cache
 with networking off; the error when a weight is missing; fetch_weights' plan, derived from the configs."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -121,7 +122,9 @@ def test_whisper_log_mel_on_the_clips_device_equals_the_feature_extractor(pool_f
     clips[0][-100:] = 0.0  # trailing silence reads as padding, in both paths
     batch = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
     n = lengths(batch)
-    want = ext.fe([c[: int(k)].numpy() for c, k in zip(batch, n)], sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    want = ext.fe(
+        [c[: int(k)].numpy() for c, k in zip(batch, n)], sampling_rate=SAMPLE_RATE, return_tensors="pt"
+    ).input_features
     got = ext.log_mel(batch)
     assert got.shape == want.shape == (3, ext.fe.feature_size, 3000)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
@@ -172,7 +175,9 @@ def test_hf_weights_from_local_folder_offline(name, tmp_path, offline):
         torch.testing.assert_close(ext(x), ref(x))
 
 
-@pytest.mark.parametrize("name,model_id", [("distilbert", "distilbert-base-uncased"), ("whisper_tiny", "openai/whisper-tiny")])
+@pytest.mark.parametrize(
+    "name,model_id", [("distilbert", "distilbert-base-uncased"), ("whisper_tiny", "openai/whisper-tiny")]
+)
 def test_hf_weights_from_fetch_cache_offline(name, model_id, tmp_path, offline):
     """The default hub source resolves to <SOFTSTEP_WEIGHTS>/hf/<id>, where fetch_weights puts it."""
     target = dict((w.extractor, w.target(tmp_path / "cache")) for w in PAPER_WEIGHTS)[name]
@@ -201,7 +206,9 @@ def test_torchvision_weights_from_file_folder_and_cache_offline(tmp_path, offlin
     with torch.no_grad():
         want = ref(x)
         torch.testing.assert_close(build("resnet18", source=str(tmp_path / "resnet18.pth")).eval()(x), want)
-        torch.testing.assert_close(build("resnet18", source=str(tmp_path)).eval()(x), want)  # folder holding resnet18.pth
+        torch.testing.assert_close(
+            build("resnet18", source=str(tmp_path)).eval()(x), want
+        )  # folder holding resnet18.pth
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in full.items()}, str(tmp_path / "r.safetensors"))
@@ -236,9 +243,18 @@ def test_pickles_and_wrong_architectures_are_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ missing weights
-@pytest.mark.parametrize("name,what", [("distilbert", "distilbert-base-uncased"), ("bert_base", "bert-base-uncased"),
-                                       ("hubert_base", "facebook/hubert-base-ls960"), ("whisper_tiny", "openai/whisper-tiny"),
-                                       ("resnet18", "resnet18"), ("resnet34", "resnet34"), ("efficientnet_b0", "efficientnet_b0")])
+@pytest.mark.parametrize(
+    "name,what",
+    [
+        ("distilbert", "distilbert-base-uncased"),
+        ("bert_base", "bert-base-uncased"),
+        ("hubert_base", "facebook/hubert-base-ls960"),
+        ("whisper_tiny", "openai/whisper-tiny"),
+        ("resnet18", "resnet18"),
+        ("resnet34", "resnet34"),
+        ("efficientnet_b0", "efficientnet_b0"),
+    ],
+)
 def test_missing_weight_offline_says_what_and_how_to_fetch(name, what, offline):
     cfg = OmegaConf.load(REPO / "configs" / "extractor" / f"{name}.yaml")
     with pytest.raises(W.WeightsNotFound) as e:
@@ -258,8 +274,13 @@ def test_missing_local_folder_names_it(tmp_path, offline):
 
 
 def test_fetch_weights_dry_run(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "fetch_weights.py"), "--cache-dir", str(tmp_path / "c"), "--dry-run"],
-                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fetch_weights.py"), "--cache-dir", str(tmp_path / "c"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     for w in PAPER_WEIGHTS:
         assert str(w.target(tmp_path / "c")) in out.stdout and w.name in out.stdout
@@ -304,8 +325,11 @@ def test_paper_weights_follow_the_configs(tmp_path):
     cfg.builder.source = "bert-large-uncased"
     OmegaConf.save(cfg, tmp_path / "bert_base.yaml")
     got = {w.extractor: (w.kind, w.name, w.model) for w in fetch_weights.paper_weights(tmp_path)}
-    assert got == {"bert_base": ("hf", "bert-large-uncased", "BertModel"), "resnet34": ("torchvision", "IMAGENET1K_V1", "resnet34"),
-                   "resnet34_v2": ("torchvision", "IMAGENET1K_V1", "resnet34")}
+    assert got == {
+        "bert_base": ("hf", "bert-large-uncased", "BertModel"),
+        "resnet34": ("torchvision", "IMAGENET1K_V1", "resnet34"),
+        "resnet34_v2": ("torchvision", "IMAGENET1K_V1", "resnet34"),
+    }
     for source in ("random", str(tmp_path / "weights.pth")):
         cfg.builder.source = source
         OmegaConf.save(cfg, tmp_path / "bert_base.yaml")

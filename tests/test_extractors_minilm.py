@@ -1,4 +1,5 @@
 """The real all-MiniLM-L6-v2 weights (shipped in a pip package) load and embed with networking off."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,16 @@ def test_minilm_real_weights_embed_meaning_offline(offline):
     ext = minilm().eval()
     assert (ext.modality, ext.out_dim, ext.pooling) == ("text", 384, "mean")
     with torch.no_grad():
-        z = torch.nn.functional.normalize(ext(["A man is playing a guitar.", "Someone plays an acoustic guitar.",
-                                               "The stock market fell sharply today."]), dim=1)
+        z = torch.nn.functional.normalize(
+            ext(
+                [
+                    "A man is playing a guitar.",
+                    "Someone plays an acoustic guitar.",
+                    "The stock market fell sharply today.",
+                ]
+            ),
+            dim=1,
+        )
     similar, unrelated = float(z[0] @ z[1]), float(z[0] @ z[2])
     assert similar > unrelated + 0.2, (similar, unrelated)
 

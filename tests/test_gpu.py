@@ -1,5 +1,6 @@
 """CUDA parity and the device knobs on a GPU. Marked ``gpu``: they run where CUDA is present and are skipped,
 with the reason, elsewhere (``pytest -m gpu`` selects only them)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,12 @@ from experiments.protocol.model import Regressor
 from experiments.protocol.train import TrainerSettings, fit
 from softstep import HEADS, build_head
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)"
+    ),
+]
 
 
 @pytest.mark.parametrize("name", list(HEADS))
@@ -37,18 +42,28 @@ def test_head_outputs_and_gradients_match_the_cpu_in_float64(name):
 def test_predict_with_auto_max_elements_equals_dense_on_cuda(name):
     torch.manual_seed(0)
     head = build_head(name, 16).cuda().eval()
-    zr, yr, zq = torch.randn(20_000, 16, device="cuda"), torch.rand(20_000, device="cuda"), torch.randn(300, 16, device="cuda")
+    zr, yr, zq = (
+        torch.randn(20_000, 16, device="cuda"),
+        torch.rand(20_000, device="cuda"),
+        torch.randn(300, 16, device="cuda"),
+    )
     with torch.no_grad():
-        torch.testing.assert_close(head.predict(zq, zr, yr, max_elements=D.resolve_max_elements("auto", "cuda", head)),
-                                   head(zq, zr, yr), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            head.predict(zq, zr, yr, max_elements=D.resolve_max_elements("auto", "cuda", head)),
+            head(zq, zr, yr),
+            rtol=1e-4,
+            atol=1e-5,
+        )
     assert D.resolve_max_elements("auto", "cuda") >= 2**22
 
 
 def test_torchsort_cuda_ranks_equal_cpu_ranks():
     torchsort = pytest.importorskip("torchsort")
     x = torch.randn(4, 50, dtype=torch.float64)
-    torch.testing.assert_close(torchsort.soft_rank(x.cuda(), regularization_strength=0.1).cpu(),
-                               torchsort.soft_rank(x, regularization_strength=0.1))
+    torch.testing.assert_close(
+        torchsort.soft_rank(x.cuda(), regularization_strength=0.1).cpu(),
+        torchsort.soft_rank(x, regularization_strength=0.1),
+    )
 
 
 @pytest.mark.parametrize("kernel", ["torchsort", "triton"])
@@ -89,7 +104,19 @@ def test_fit_on_cuda_with_each_precision_and_compile(precision, compile):
     ext = Ext()
     model = Regressor(12, 32, 8, build_head("diffknn_i", 8), ext)
     x = torch.randn(60, 6)
-    res = fit(model, Inputs(features=x), np.random.rand(60), np.arange(40), np.arange(40, 50), np.arange(50, 60), TrainerSettings(max_epochs=2, patience=5, batch_size=16, lr=1e-2, device="cuda", precision=precision, compile=compile), seed=0, progress=False)
+    res = fit(
+        model,
+        Inputs(features=x),
+        np.random.rand(60),
+        np.arange(40),
+        np.arange(40, 50),
+        np.arange(50, 60),
+        TrainerSettings(
+            max_epochs=2, patience=5, batch_size=16, lr=1e-2, device="cuda", precision=precision, compile=compile
+        ),
+        seed=0,
+        progress=False,
+    )
     assert np.isfinite(res.test_mse) and res.runtime["device"] == "cuda" and res.runtime["gpu"]
     assert ext.dtypes == ({torch.bfloat16} if precision == "bf16" else {torch.float32})
 
@@ -105,8 +132,14 @@ def test_cached_batches_read_ahead_on_cuda_equal_the_cpus(tmp_path):
     for i in range(9):
         write_image(tmp_path / f"{i}.png", size=(24, 20), salt=i)
     t = ImageTransform(mode="RGB", size=16)
-    data = RegressionData("imgs", "image", [str(tmp_path / f"{i}.png") for i in range(9)], np.arange(9.0),
-                          load=ImageFile(t), preprocessing=t.describe())
+    data = RegressionData(
+        "imgs",
+        "image",
+        [str(tmp_path / f"{i}.png") for i in range(9)],
+        np.arange(9.0),
+        load=ImageFile(t),
+        preprocessing=t.describe(),
+    )
     inputs = Inputs(data=data, cache=I.DecodedCache(tmp_path / "cache", data, shard_size=4).build())
     order = [8, 1, 5, 0, 3, 2, 7]
     gpu, cpu = list(inputs.batches(order, 2, "cuda")), list(inputs.batches(order, 2, "cpu"))

@@ -1,5 +1,6 @@
 """The input pipeline and the device knobs: decoded-sample cache (decode once, shared, atomic), one DataLoader
 per Inputs, image decode/finish, trainer.precision / compile / max_elements / num_workers."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,8 @@ import torch
 
 from data.base import RegressionData
 from data.media import ImageFile, ImageTransform
-from experiments.inputs.batches import Inputs
 from experiments.inputs import batches as I
+from experiments.inputs.batches import Inputs
 from experiments.protocol import device as D
 from experiments.protocol import pipeline
 from experiments.protocol.compose import compose
@@ -29,7 +30,8 @@ def image_folder(root, n=40):
     for i in range(n):
         write_image(root / f"{i}.png", size=(48, 40), salt=i)
     pd.DataFrame({"file": [f"{i}.png" for i in range(n)], "target": np.arange(n, dtype=float)}).to_csv(
-        root / "labels.csv", index=False)
+        root / "labels.csv", index=False
+    )
 
 
 class Counted:
@@ -45,7 +47,9 @@ class Counted:
 
 def counted_data(n=40):
     Counted.calls = 0
-    return RegressionData("counted", "table", list(range(n)), np.arange(n, dtype=float), load=Counted(), preprocessing="p")
+    return RegressionData(
+        "counted", "table", list(range(n)), np.arange(n, dtype=float), load=Counted(), preprocessing="p"
+    )
 
 
 # ---------------------------------------------------------------- decode once
@@ -56,10 +60,22 @@ def test_fine_tuned_image_run_decodes_each_file_once(tmp_path, monkeypatch):
     calls = []
     orig = ImageFile.decode
     monkeypatch.setattr(ImageFile, "decode", lambda self, path: calls.append(path) or orig(self, path))
-    overrides = ["dataset=image_folder", f"dataset.loader.root={tmp_path / 'imgs'}", "dataset.loader.size=32",
-                 "extractor=resnet18", "extractor.builder.source=random", "extractor.finetune=true", "head=nca",
-                 "splits=[0,1]", "trainer.max_epochs=3", "trainer.patience=5", "trainer.batch_size=8",
-                 "trainer.num_workers=0", f"paths.results_root={tmp_path / 'results'}", "progress=false"]
+    overrides = [
+        "dataset=image_folder",
+        f"dataset.loader.root={tmp_path / 'imgs'}",
+        "dataset.loader.size=32",
+        "extractor=resnet18",
+        "extractor.builder.source=random",
+        "extractor.finetune=true",
+        "head=nca",
+        "splits=[0,1]",
+        "trainer.max_epochs=3",
+        "trainer.patience=5",
+        "trainer.batch_size=8",
+        "trainer.num_workers=0",
+        f"paths.results_root={tmp_path / 'results'}",
+        "progress=false",
+    ]
     pipeline.run(compose(overrides))
     assert len(calls) == 40 and len(set(calls)) == 40
     pipeline.run(compose(overrides + ["force=true", "head=nca_i"]))  # a rerun and another head: nothing decoded
@@ -79,8 +95,14 @@ def test_fine_tuned_image_run_decodes_each_file_once(tmp_path, monkeypatch):
 def test_cached_items_equal_decoded_items(tmp_path):
     image_folder(tmp_path, n=6)
     t = ImageTransform(mode="L", size=16, mean=(0.5,), std=(0.5,))
-    data = RegressionData("imgs", "image", [str(tmp_path / f"{i}.png") for i in range(6)], np.arange(6.0),
-                          load=ImageFile(t), preprocessing=t.describe())
+    data = RegressionData(
+        "imgs",
+        "image",
+        [str(tmp_path / f"{i}.png") for i in range(6)],
+        np.arange(6.0),
+        load=ImageFile(t),
+        preprocessing=t.describe(),
+    )
     cache = I.DecodedCache(tmp_path / "cache", data, shard_size=4).build()
     assert cache.decodes == 6 and cache.get(5).dtype == torch.uint8
     inputs = Inputs(data=data, cache=cache)
@@ -166,7 +188,9 @@ def test_persistent_workers_give_the_same_batches():
     a = Inputs(data=data, num_workers=2)
     b = Inputs(data=data, num_workers=0)
     for order in (np.arange(30), np.random.default_rng(0).permutation(30)):
-        torch.testing.assert_close(torch.cat(list(a.batches(order, 7, "cpu"))), torch.cat(list(b.batches(order, 7, "cpu"))))
+        torch.testing.assert_close(
+            torch.cat(list(a.batches(order, 7, "cpu"))), torch.cat(list(b.batches(order, 7, "cpu")))
+        )
 
 
 def test_image_finish_on_a_batch_equals_the_loader(tmp_path):
@@ -229,7 +253,17 @@ def test_bf16_autocasts_the_extractor_only():
     head.register_forward_pre_hook(lambda m, args: dtypes.append(args[0].dtype))
     model = Regressor(8, 16, 5, head, ext)
     x = torch.randn(24, 4)
-    res = fit(model, Inputs(features=x), np.random.rand(24), np.arange(16), np.arange(16, 20), np.arange(20, 24), TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, precision="bf16"), seed=0, progress=False)
+    res = fit(
+        model,
+        Inputs(features=x),
+        np.random.rand(24),
+        np.arange(16),
+        np.arange(16, 20),
+        np.arange(20, 24),
+        TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, precision="bf16"),
+        seed=0,
+        progress=False,
+    )
     assert set(ext.seen) == {torch.bfloat16} and set(dtypes) == {torch.float32}
     assert res.runtime["precision"] == "bf16" and np.isfinite(res.test_mse)
 
@@ -244,8 +278,14 @@ def test_the_fused_adam_fit_uses_on_cuda_is_the_same_update_as_foreach():
     torch.manual_seed(0)
     a = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     b, start = __import__("copy").deepcopy(a), a[0].weight.detach().clone()
-    opts = [torch.optim.Adam([{"params": m[0].parameters(), "lr": 1e-2}, {"params": m[2].parameters(), "lr": 1e-3}],
-                             weight_decay=1e-3, **kw) for m, kw in ((a, adam_kernels("cuda")), (b, adam_kernels("cpu")))]
+    opts = [
+        torch.optim.Adam(
+            [{"params": m[0].parameters(), "lr": 1e-2}, {"params": m[2].parameters(), "lr": 1e-3}],
+            weight_decay=1e-3,
+            **kw,
+        )
+        for m, kw in ((a, adam_kernels("cuda")), (b, adam_kernels("cpu")))
+    ]
     x, y = torch.randn(32, 6), torch.randn(32, 1)
     for _ in range(5):
         for m, opt in zip((a, b), opts):
@@ -268,7 +308,17 @@ def test_compile_wraps_the_training_step(monkeypatch):
     torch.manual_seed(0)
     x = torch.randn(30, 3)
     model = Regressor(3, 16, 5, build_head("nca", 5))
-    res = fit(model, Inputs(features=x), np.random.rand(30), np.arange(20), np.arange(20, 25), np.arange(25, 30), TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, compile=True), seed=0, progress=False)
+    res = fit(
+        model,
+        Inputs(features=x),
+        np.random.rand(30),
+        np.arange(20),
+        np.arange(20, 25),
+        np.arange(25, 30),
+        TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, compile=True),
+        seed=0,
+        progress=False,
+    )
     assert len(compiled) == 1 and res.runtime["compile"] is True and np.isfinite(res.val_mse)
 
 
@@ -290,9 +340,13 @@ def test_memoised_tokens_equal_the_tokenizer_and_each_text_is_tokenised_once(fam
     monkeypatch.setattr(T, "_TOKENS", {})
     calls = []
     orig = type(enc.tokenizer).__call__
-    monkeypatch.setattr(type(enc.tokenizer), "__call__", lambda self, x, **kw: calls.append(list(x)) or orig(self, x, **kw))
+    monkeypatch.setattr(
+        type(enc.tokenizer), "__call__", lambda self, x, **kw: calls.append(list(x)) or orig(self, x, **kw)
+    )
     got = enc.encode(texts)
-    assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(got["attention_mask"], want["attention_mask"])
+    assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(
+        got["attention_mask"], want["attention_mask"]
+    )
     enc.eval()
     with torch.no_grad():
         hidden = enc.model(**{k: v for k, v in want.items()}).last_hidden_state

@@ -1,4 +1,5 @@
 """Your own data: per-split table preprocessing, sparsity blocks, saved models and scripts/predict.py."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,15 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 def flats(path: Path, n=90, seed=0) -> pd.DataFrame:
     """A table with numeric, string and bool columns and a target that depends on all three."""
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"area": rng.uniform(20, 200, n), "rooms": rng.integers(1, 6, n),
-                       "city": rng.choice(["oslo", "bergen", "tromso"], n), "lift": rng.random(n) > 0.5,
-                       "id": [f"flat{i}" for i in range(n)]})
+    df = pd.DataFrame(
+        {
+            "area": rng.uniform(20, 200, n),
+            "rooms": rng.integers(1, 6, n),
+            "city": rng.choice(["oslo", "bergen", "tromso"], n),
+            "lift": rng.random(n) > 0.5,
+            "id": [f"flat{i}" for i in range(n)],
+        }
+    )
     df["price"] = 1e3 * df["area"] + 5e4 * (df["city"] == "oslo") + 2e4 * df["lift"] + rng.normal(0, 5e3, n)
     df.to_csv(path, index=False)
     return df
@@ -41,8 +48,14 @@ def flats(path: Path, n=90, seed=0) -> pd.DataFrame:
 @pytest.fixture
 def table_cfg(tiny, tmp_path):
     """The tiny run (tests/conftest.py) on the flats table at ``tmp_path / "f.csv"`` (written by :func:`flats`)."""
-    return lambda *overrides: tiny("dataset=table", f"dataset.loader.path={tmp_path / 'f.csv'}", "dataset.loader.target=price",
-                                   "dataset.loader.features=all", "dataset.name=flats", *overrides)
+    return lambda *overrides: tiny(
+        "dataset=table",
+        f"dataset.loader.path={tmp_path / 'f.csv'}",
+        "dataset.loader.target=price",
+        "dataset.loader.features=all",
+        "dataset.name=flats",
+        *overrides,
+    )
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -90,7 +103,10 @@ def test_head_sparsity_counts_and_learned_parameters():
     block = head_sparsity(knn, z, z_ref, max_elements=100)  # chunked
     k = float(knn.kstep.k(z[:1], 50).detach())
     assert block["k"]["median"] == pytest.approx(k)
-    assert block["nonzero"]["p90"] <= np.ceil(k + knn.kstep.q) and 1 <= block["effective"]["median"] <= block["nonzero"]["median"]
+    assert (
+        block["nonzero"]["p90"] <= np.ceil(k + knn.kstep.q)
+        and 1 <= block["effective"]["median"] <= block["nonzero"]["median"]
+    )
     step = head_sparsity(build_head("nca_i", 8), z, z_ref)
     assert step["l"]["median"] == pytest.approx(0.5 - 1e-4) and step["u"]["median"] == pytest.approx(0.75, abs=1e-3)
     assert step["t"]["median"] == pytest.approx(0.5)
@@ -122,8 +138,14 @@ def test_result_files_have_sparsity_and_per_epoch_logs(tmp_path, table_cfg, monk
 
 # ---------------------------------------------------------------- saved models and predict.py
 def run_predict(*args):
-    return subprocess.run([sys.executable, "scripts/predict.py", *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env=ENV)
+    return subprocess.run(
+        [sys.executable, "scripts/predict.py", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
 
 
 def test_saved_model_predicts_what_the_run_measured(tmp_path, table_cfg):
@@ -132,12 +154,23 @@ def test_saved_model_predicts_what_the_run_measured(tmp_path, table_cfg):
     run_dir = res.key.dir
     assert saved.saved_splits(run_dir) == [0, 1]  # auto: the identity extractor is frozen
     rec = read_result(res.key.split_path(0))
-    assert rec["saved_model"]["bytes"] == sum((run_dir / rec["saved_model"][f]).stat().st_size for f in ("weights", "meta"))
+    assert rec["saved_model"]["bytes"] == sum(
+        (run_dir / rec["saved_model"][f]).stat().st_size for f in ("weights", "meta")
+    )
     out = tmp_path / "pred.csv"
     r = run_predict(run_dir, "--split", 0, "--input", tmp_path / "f.csv", "--out", out, "--explain", 3)
     assert r.returncode == 0, r.stderr
     pred = pd.read_csv(out)
-    assert list(pred.columns) == ["row", "prediction", "neighbor_1", "weight_1", "neighbor_2", "weight_2", "neighbor_3", "weight_3"]
+    assert list(pred.columns) == [
+        "row",
+        "prediction",
+        "neighbor_1",
+        "weight_1",
+        "neighbor_2",
+        "weight_2",
+        "neighbor_3",
+        "weight_3",
+    ]
     _, _, test_idx = paper_split(df["price"].to_numpy(), 0, 10)
     mse = np.mean((pred["prediction"].to_numpy()[test_idx] - df["price"].to_numpy()[test_idx]) ** 2)
     assert mse == pytest.approx(rec["metrics"]["test_mse_orig"], rel=1e-4)  # same model, same test rows
@@ -168,8 +201,9 @@ def test_predict_errors_are_one_line(tmp_path, table_cfg):
         "unsupported file type '.txt'": (res.key.dir, "--input", tmp_path / "f.txt"),
         "no saved model for split 3; saved splits: 0": (res.key.dir, "--split", 3, "--input", tmp_path / "f.csv"),
     }
-    nosave = pipeline.run(table_cfg("head=nca", "splits=[0]", "save_model=false",
-                                    "paths.results_root=" + str(tmp_path / "other")))
+    nosave = pipeline.run(
+        table_cfg("head=nca", "splits=[0]", "save_model=false", "paths.results_root=" + str(tmp_path / "other"))
+    )
     assert not (nosave.key.dir / "models").exists()
     cases["has no saved model"] = (nosave.key.dir, "--input", tmp_path / "f.csv")
     for message, args in cases.items():
@@ -202,9 +236,22 @@ def image_folder(root: Path, files: list[str]) -> Path:
 
 def test_image_folder_run_predicts_a_folder(tmp_path):
     root = image_folder(tmp_path / "imgs", [f"a/{k}.png" for k in range(24)])
-    cfg = compose(["dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.size=32", "extractor.finetune=false",
-                   "extractor.builder.source=random", "head=nca", "splits=[0]", "trainer.max_epochs=2", "trainer.workers=1",
-                   f"paths.results_root={tmp_path}/results", f"paths.cache_dir={tmp_path}/cache", "progress=false"])
+    cfg = compose(
+        [
+            "dataset=image_folder",
+            f"dataset.loader.root={root}",
+            "dataset.loader.size=32",
+            "extractor.finetune=false",
+            "extractor.builder.source=random",
+            "head=nca",
+            "splits=[0]",
+            "trainer.max_epochs=2",
+            "trainer.workers=1",
+            f"paths.results_root={tmp_path}/results",
+            f"paths.cache_dir={tmp_path}/cache",
+            "progress=false",
+        ]
+    )
     res = pipeline.run(cfg)
     new = tmp_path / "new"
     for k in range(3):
@@ -219,8 +266,17 @@ def test_image_folder_run_predicts_a_folder(tmp_path):
 @pytest.mark.slow
 def test_fine_tuned_extractor_is_saved_only_when_asked(tmp_path):
     root = image_folder(tmp_path / "imgs", [f"{k}.png" for k in range(16)])
-    common = ["dataset=image_folder", f"dataset.loader.root={root}", "dataset.loader.size=32", "extractor.builder.source=random",
-              "head=nca_g", "splits=[0]", "trainer.max_epochs=1", "trainer.workers=1", "progress=false"]
+    common = [
+        "dataset=image_folder",
+        f"dataset.loader.root={root}",
+        "dataset.loader.size=32",
+        "extractor.builder.source=random",
+        "head=nca_g",
+        "splits=[0]",
+        "trainer.max_epochs=1",
+        "trainer.workers=1",
+        "progress=false",
+    ]
     auto = pipeline.run(compose(common + [f"paths.results_root={tmp_path}/a"]))
     assert saved.saved_splits(auto.key.dir) == []  # auto: a fine-tuned extractor is not saved
     res = pipeline.run(compose(common + [f"paths.results_root={tmp_path}/b", "save_model=true"]))
@@ -234,12 +290,27 @@ def test_text_table_run_predicts_a_text_file(tmp_path):
     words = ["good", "bad", "fine", "awful", "great", "meh", "superb", "poor"]
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(words, 3)) for _ in range(40)]
-    pd.DataFrame({"review": texts, "stars": [sum(t.count(w) for w in ("good", "great", "superb")) for t in texts]}).to_csv(
-        tmp_path / "reviews.csv", index=False)
-    cfg = compose(["dataset=table", f"dataset.loader.path={tmp_path}/reviews.csv", "dataset.loader.target=stars",
-                   "dataset.loader.text_column=review", "extractor=distilbert", "extractor.builder.source=random",
-                   "extractor.finetune=false", "head=diffknn_g", "splits=[0]", "trainer.max_epochs=2", "trainer.workers=1",
-                   f"paths.results_root={tmp_path}/results", f"paths.cache_dir={tmp_path}/cache", "progress=false"])
+    pd.DataFrame(
+        {"review": texts, "stars": [sum(t.count(w) for w in ("good", "great", "superb")) for t in texts]}
+    ).to_csv(tmp_path / "reviews.csv", index=False)
+    cfg = compose(
+        [
+            "dataset=table",
+            f"dataset.loader.path={tmp_path}/reviews.csv",
+            "dataset.loader.target=stars",
+            "dataset.loader.text_column=review",
+            "extractor=distilbert",
+            "extractor.builder.source=random",
+            "extractor.finetune=false",
+            "head=diffknn_g",
+            "splits=[0]",
+            "trainer.max_epochs=2",
+            "trainer.workers=1",
+            f"paths.results_root={tmp_path}/results",
+            f"paths.cache_dir={tmp_path}/cache",
+            "progress=false",
+        ]
+    )
     res = pipeline.run(cfg)
     pd.DataFrame({"review": ["good good", "awful"]}).to_csv(tmp_path / "new.csv", index=False)
     out = predict(res.key.dir, tmp_path / "new.csv", split=0, explain=1)

@@ -1,4 +1,5 @@
 """The experiment pipeline: configs, splits, scaling, early stopping, results, resume, caching, errors."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,9 @@ def test_dataset_picks_its_extractor_and_head_carries_tuned_hparams():
     assert (cfg.dataset.name, cfg.extractor.name, cfg.head.name) == ("vader", "minilm", "nca_i")
     assert make_cfg("dataset=synthetic").extractor.name == "identity"
     assert make_cfg("dataset=synthetic", "extractor=minilm").extractor.name == "minilm"  # command line wins
-    tuned = {r.split(",")[0]: r.split(",")[1:] for r in (REPO / "results/paper/tuned_hparams.csv").read_text().split()[1:]}
+    tuned = {
+        r.split(",")[0]: r.split(",")[1:] for r in (REPO / "results/paper/tuned_hparams.csv").read_text().split()[1:]
+    }
     for head, (sim, embed, batch) in tuned.items():
         c = make_cfg(f"head={head}")
         assert (c.model.embed_dim, c.trainer.batch_size) == (int(embed), int(batch))
@@ -114,7 +117,17 @@ def test_fit_restores_the_best_epoch(monkeypatch):
     monkeypatch.setattr(T, "evaluate", fake_eval)
     x = torch.randn(40, 3)
     model = Regressor(3, 8, 4, build_head("linear", 4))
-    res = fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40), TrainerSettings(max_epochs=10, patience=3, batch_size=8, lr=1e-2), seed=0, progress=False)
+    res = fit(
+        model,
+        Inputs(features=x),
+        np.random.rand(40),
+        np.arange(30),
+        np.arange(30, 35),
+        np.arange(35, 40),
+        TrainerSettings(max_epochs=10, patience=3, batch_size=8, lr=1e-2),
+        seed=0,
+        progress=False,
+    )
     assert res.best_epoch == 1 and res.epochs_run == 5
     assert torch.equal(weights[-1], weights[1])  # final evaluation ran with epoch 1's weights
 
@@ -170,7 +183,15 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
         torch.manual_seed(0)
         return Regressor(3, 8, 4, build_head("nca_g", 4))
 
-    ref = fit(new_model(), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2), seed=0, progress=False)
+    ref = fit(
+        new_model(),
+        Inputs(features=x),
+        y,
+        *idx,
+        TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2),
+        seed=0,
+        progress=False,
+    )
     ck = tmp_path / "split.ckpt.pt"
     calls = {"n": 0}
     orig = T.Regressor.embed
@@ -184,22 +205,52 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
     T.Regressor.embed = embed_then_stop
     try:
         with pytest.raises(T.Preempted):
-            fit(new_model(), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2), seed=0, progress=False, checkpoint=ck)
+            fit(
+                new_model(),
+                Inputs(features=x),
+                y,
+                *idx,
+                TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2),
+                seed=0,
+                progress=False,
+                checkpoint=ck,
+            )
     finally:
         T.Regressor.embed = orig
         T.STOP.clear()
     state = torch.load(ck, weights_only=True)
     assert state["epoch"] == 1 and state["batch"] > 0  # resumes inside epoch 1, not at epoch 0
-    resumed = fit(new_model(), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2), seed=0, progress=False, checkpoint=ck)
-    assert resumed.val_mse == pytest.approx(ref.val_mse, rel=1e-5) and resumed.test_mse == pytest.approx(ref.test_mse, rel=1e-5)
+    resumed = fit(
+        new_model(),
+        Inputs(features=x),
+        y,
+        *idx,
+        TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2),
+        seed=0,
+        progress=False,
+        checkpoint=ck,
+    )
+    assert resumed.val_mse == pytest.approx(ref.val_mse, rel=1e-5) and resumed.test_mse == pytest.approx(
+        ref.test_mse, rel=1e-5
+    )
 
 
 @pytest.mark.slow
 def test_killed_run_loses_nothing_and_rerun_runs_only_missing_splits(tmp_path):
     root = tmp_path / "results"
-    args = [sys.executable, "run.py", "dataset=synthetic", "dataset.loader.n=400", "head=nca", "splits=[0,1,2]",
-            "trainer.max_epochs=30", "trainer.patience=30", f"paths.results_root={root}", "progress=false",
-            f"hydra.run.dir={tmp_path}/hydra"]
+    args = [
+        sys.executable,
+        "run.py",
+        "dataset=synthetic",
+        "dataset.loader.n=400",
+        "head=nca",
+        "splits=[0,1,2]",
+        "trainer.max_epochs=30",
+        "trainer.patience=30",
+        f"paths.results_root={root}",
+        "progress=false",
+        f"hydra.run.dir={tmp_path}/hydra",
+    ]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and not list(root.rglob("split_0.json")):
@@ -229,7 +280,13 @@ def test_frozen_extractor_runs_once_then_cache(tmp_path, monkeypatch):
         return orig(self, texts)
 
     monkeypatch.setattr(HFTextEncoder, "forward", counting)
-    over = ("dataset.loader.limit=150", "splits=[0]", "trainer.max_epochs=2", f"paths.results_root={tmp_path}", "progress=false")
+    over = (
+        "dataset.loader.limit=150",
+        "splits=[0]",
+        "trainer.max_epochs=2",
+        f"paths.results_root={tmp_path}",
+        "progress=false",
+    )
     pipeline.run(make_cfg("head=nca", *over))
     assert calls["n"] > 0
     calls["n"] = 0
@@ -241,9 +298,22 @@ def test_frozen_extractor_runs_once_then_cache(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_default_run_py_end_to_end(tmp_path):
     """`python run.py` with its defaults (vader + real MiniLM + nca_i), shortened."""
-    out = subprocess.run([sys.executable, "run.py", "splits=[0]", "trainer.max_epochs=2", "dataset.loader.limit=400",
-                          f"paths.results_root={tmp_path}", f"hydra.run.dir={tmp_path}/hydra"],
-                         cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "splits=[0]",
+            "trainer.max_epochs=2",
+            "dataset.loader.limit=400",
+            f"paths.results_root={tmp_path}",
+            f"hydra.run.dir={tmp_path}/hydra",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "vader / nca_i: test MSE x 10^3 =" in out.stdout
     (res,) = read_results(tmp_path)
@@ -252,10 +322,17 @@ def test_default_run_py_end_to_end(tmp_path):
 
 def test_cli_errors_are_one_line_not_tracebacks(tmp_path):
     common = [f"paths.results_root={tmp_path}", f"hydra.run.dir={tmp_path}/h"]
-    out = subprocess.run([sys.executable, "run.py", "dataset=synthetic", "model.embed_dim=0", *common],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "run.py", "dataset=synthetic", "model.embed_dim=0", *common],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and "model.embed_dim" in out.stderr and "Traceback" not in out.stderr
-    out = subprocess.run([sys.executable, "run.py", "dataset=nope", *common], cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "run.py", "dataset=nope", *common], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode != 0 and "synthetic" in out.stderr and "vader" in out.stderr  # lists the choices
 
 
@@ -304,9 +381,17 @@ def test_finetuning_trains_the_extractor_and_caches_no_features(tmp_path, monkey
         return res
 
     monkeypatch.setattr(pipeline, "fit", spy)
-    cfg = make_cfg("dataset.loader.limit=60", "extractor.builder.source=random", "extractor.finetune=true", "head=nca",
-                   "splits=[0]", "trainer.max_epochs=1", "trainer.extractor_lr=1e-2", f"paths.results_root={tmp_path}",
-                   "progress=false")
+    cfg = make_cfg(
+        "dataset.loader.limit=60",
+        "extractor.builder.source=random",
+        "extractor.finetune=true",
+        "head=nca",
+        "splits=[0]",
+        "trainer.max_epochs=1",
+        "trainer.extractor_lr=1e-2",
+        f"paths.results_root={tmp_path}",
+        "progress=false",
+    )
     pipeline.run(cfg)
     (res,) = read_results(tmp_path)
     assert res["hparams"]["finetune"] is True
@@ -322,8 +407,15 @@ def test_figure3_trains_through_the_pipeline_and_returns_surfaces(tmp_path):
 
     from experiments.report import figure3
 
-    surfaces, mse = figure3.run(str(tmp_path), setup="raw", n=80, grid_size=5, heads=("linear", "nca_g"),
-                                targets=("spiral",), overrides=("trainer.max_epochs=2",))
+    surfaces, mse = figure3.run(
+        str(tmp_path),
+        setup="raw",
+        n=80,
+        grid_size=5,
+        heads=("linear", "nca_g"),
+        targets=("spiral",),
+        overrides=("trainer.max_epochs=2",),
+    )
     s = surfaces["spiral"]
     assert s["true"].shape == s["linear"].shape == s["nca_g"].shape == s["knn"].shape == (5, 5)
     assert np.isfinite(s["nca_g"]).all() and set(mse["spiral"]) == {"linear", "nca_g", "knn"}
@@ -336,8 +428,11 @@ def test_figure3_trains_through_the_pipeline_and_returns_surfaces(tmp_path):
     train, val, test = paper_split(data.labels, 0, cfg.trainer.stratify_bins)
     y = MinMaxScaler(data.labels[train]).transform(data.labels)
     x = np.asarray([data.load(i) for i in data.items])
-    err = {k: np.mean((KNeighborsRegressor(n_neighbors=k).fit(x[train], y[train]).predict(x[val]) - y[val]) ** 2)
-           for k in figure3.KNN_KS if k <= len(train)}
+    err = {
+        k: np.mean((KNeighborsRegressor(n_neighbors=k).fit(x[train], y[train]).predict(x[val]) - y[val]) ** 2)
+        for k in figure3.KNN_KS
+        if k <= len(train)
+    }
     best = min(err, key=err.get)
     knn = KNeighborsRegressor(n_neighbors=best).fit(x[train], y[train])
     assert mse["spiral"]["knn"] == pytest.approx(1e3 * np.mean((knn.predict(x[test]) - y[test]) ** 2))
@@ -357,9 +452,25 @@ def test_authors_blocks_bound_the_embedding_and_validation_starts_late():
     assert z.abs().max() < 1
     y = np.random.default_rng(0).random(60)
     idx = (np.arange(40), np.arange(40, 50), np.arange(50, 60))
-    res = fit(model, Inputs(features=x), y, *idx, TrainerSettings(max_epochs=6, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=3), seed=0, progress=False)
+    res = fit(
+        model,
+        Inputs(features=x),
+        y,
+        *idx,
+        TrainerSettings(max_epochs=6, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=3),
+        seed=0,
+        progress=False,
+    )
     assert [h["epoch"] for h in res.history] == [3, 4, 5] and res.best_epoch >= 3
-    short = fit(Regressor(3, 16, 4, build_head("linear", 4), arch="linear"), Inputs(features=x), y, *idx, TrainerSettings(max_epochs=2, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=5), seed=0, progress=False)
+    short = fit(
+        Regressor(3, 16, 4, build_head("linear", 4), arch="linear"),
+        Inputs(features=x),
+        y,
+        *idx,
+        TrainerSettings(max_epochs=2, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=5),
+        seed=0,
+        progress=False,
+    )
     assert [h["epoch"] for h in short.history] == [1]  # the last epoch is always validated
 
 
@@ -385,4 +496,14 @@ def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():
     x[5, 1] = float("nan")
     model = Regressor(3, 8, 4, build_head("linear", 4))
     with pytest.raises(FloatingPointError, match="epoch 0"):
-        fit(model, Inputs(features=x), np.random.rand(40), np.arange(30), np.arange(30, 35), np.arange(35, 40), TrainerSettings(max_epochs=3, patience=2, batch_size=8, lr=1e-2), seed=0, progress=False)
+        fit(
+            model,
+            Inputs(features=x),
+            np.random.rand(40),
+            np.arange(30),
+            np.arange(30, 35),
+            np.arange(35, 40),
+            TrainerSettings(max_epochs=3, patience=2, batch_size=8, lr=1e-2),
+            seed=0,
+            progress=False,
+        )

@@ -4,6 +4,7 @@ two runs on one folder, a planted pickle, corrupt files, changed data, and a tab
 Subprocesses run ``run.py`` through DRIVER, which only adds a line to stderr each time a split
 starts training (so a test can count trainings) and can simulate a full disk or a read-only folder.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -78,13 +79,30 @@ RUN = load_run_module()
 
 def small(root: Path, *overrides: str) -> list[str]:
     """A synthetic run small enough for many subprocesses on 2 cores."""
-    return ["dataset=synthetic", "dataset.loader.n=150", "head=nca_g", "splits=[0,1,2]", "trainer.max_epochs=4",
-            "trainer.patience=10", "trainer.workers=1", "progress=false", f"paths.results_root={root}", *overrides]
+    return [
+        "dataset=synthetic",
+        "dataset.loader.n=150",
+        "head=nca_g",
+        "splits=[0,1,2]",
+        "trainer.max_epochs=4",
+        "trainer.patience=10",
+        "trainer.workers=1",
+        "progress=false",
+        f"paths.results_root={root}",
+        *overrides,
+    ]
 
 
 def cli(args: list[str], tmp: Path, fault: str = "", **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", DRIVER, *args, f"hydra.run.dir={tmp}/hydra"], cwd=REPO,
-                            env={**ENV, "FAULT": fault}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *args, f"hydra.run.dir={tmp}/hydra"],
+        cwd=REPO,
+        env={**ENV, "FAULT": fault},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def cli_run(args: list[str], tmp: Path, fault: str = "", timeout: float = 300) -> subprocess.CompletedProcess:
@@ -114,6 +132,7 @@ def leftovers(root: Path) -> list[Path]:
 
 def metrics(root: Path) -> dict[int, tuple]:
     """Per split: metrics, validation history (without the epochs' wall times) and best epoch."""
+
     def history(r):
         return [{k: v for k, v in h.items() if k not in ("epoch_time_s", "train_time_s")} for h in r["history"]]
 
@@ -121,6 +140,7 @@ def metrics(root: Path) -> dict[int, tuple]:
 
 
 # ---------------------------------------------------------------- kill and resume
+
 
 def test_kills_at_random_points_lose_nothing(tmp_path):
     """Ten kills (SIGKILL, and SIGTERM / SIGINT, which checkpoint mid-epoch) at random points of a
@@ -189,6 +209,7 @@ def test_sigterm_checkpoints_mid_epoch_and_exits_with_one_line(tmp_path):
 
 # ---------------------------------------------------------------- two runs, one folder
 
+
 def test_two_concurrent_runs_train_each_split_once(tmp_path):
     root = tmp_path / "r"
     args = small(root, "splits=[0,1,2,3]", "trainer.max_epochs=6")
@@ -222,6 +243,7 @@ def test_lock_of_a_dead_owner_is_stale_and_taken_over(tmp_path):
 
 
 # ---------------------------------------------------------------- planted and corrupt files
+
 
 class Evil:
     def __init__(self, marker):
@@ -288,6 +310,7 @@ def test_leftovers_of_a_kill_are_removed(tmp_path, capsys):
 
 # ---------------------------------------------------------------- changed data
 
+
 def write_table(path: Path, y: np.ndarray) -> None:
     x = np.random.default_rng(0).normal(size=(len(y), 3))
     rows = ["a,b,c,target"] + [f"{a:.6f},{b:.6f},{c:.6f},{t:.6f}" for (a, b, c), t in zip(x, y)]
@@ -298,8 +321,17 @@ def test_changed_data_is_refused_never_an_old_number(tmp_path, capsys):
     csv = tmp_path / "t.csv"
     y = np.random.default_rng(1).normal(size=120) * 10 + 50
     write_table(csv, y)
-    args = ["dataset=table", f"dataset.loader.path={csv}", "dataset.loader.target=target", "dataset.loader.features=all",
-            "head=nca", "splits=[0]", "trainer.max_epochs=2", "progress=false", f"paths.results_root={tmp_path}/r"]
+    args = [
+        "dataset=table",
+        f"dataset.loader.path={csv}",
+        "dataset.loader.target=target",
+        "dataset.loader.features=all",
+        "head=nca",
+        "splits=[0]",
+        "trainer.max_epochs=2",
+        "progress=false",
+        f"paths.results_root={tmp_path}/r",
+    ]
     assert in_process(args, capsys)[0] == 0
     (old,) = read_results(tmp_path / "r")
     write_table(csv, np.random.default_rng(2).permutation(y))  # the target column shuffled
@@ -313,6 +345,7 @@ def test_changed_data_is_refused_never_an_old_number(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- bad inputs: exit 2, one line, no result
+
 
 def csv_case(tmp: Path, name: str, text: str, *extra: str) -> list[str]:
     path = tmp / f"{name}.csv"
@@ -391,8 +424,10 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path, capsys, clear_count, nam
     args = csv_case(tmp_path, name, text or "", *extra)
     if text is None:
         (tmp_path / f"{name}.csv").unlink()
-    code, err = in_process([*args, "head=nca", "splits=[0]", "trainer.max_epochs=1", "progress=false",
-                            f"paths.results_root={tmp_path}/r"], capsys)
+    code, err = in_process(
+        [*args, "head=nca", "splits=[0]", "trainer.max_epochs=1", "progress=false", f"paths.results_root={tmp_path}/r"],
+        capsys,
+    )
     check_one_line(code, err, named, tmp_path / "r", clear_count)
     assert f"{name}.csv" in err
 
@@ -422,19 +457,38 @@ def test_os_errors_are_one_line_with_exit_2(tmp_path, clear_count, case):
         fault = "enospc"
     out = cli_run(small(root, "splits=[0]", "trainer.max_epochs=1"), tmp_path, fault)
     lines = [line for line in out.stderr.splitlines() if not line.startswith("[test]")]
-    check_one_line(out.returncode, "\n".join(lines), str(root if case != "results_root_under_a_file" else tmp_path / "plain"),
-                   root if root.is_dir() else tmp_path, clear_count)
+    check_one_line(
+        out.returncode,
+        "\n".join(lines),
+        str(root if case != "results_root_under_a_file" else tmp_path / "plain"),
+        root if root.is_dir() else tmp_path,
+        clear_count,
+    )
     assert "Traceback" not in out.stderr
 
 
 def test_result_validation_rejects_non_finite_metrics(tmp_path):
-    good = {"format_version": 1, "dataset": "d", "extractor": "e", "head": "h", "split": 0, "run_id": "r",
-            "hparams": {}, "best_epoch": 0, "epochs_run": 1, "config": {},
-            "metrics": {k: 1.0 for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")}}
+    good = {
+        "format_version": 1,
+        "dataset": "d",
+        "extractor": "e",
+        "head": "h",
+        "split": 0,
+        "run_id": "r",
+        "hparams": {},
+        "best_epoch": 0,
+        "epochs_run": 1,
+        "config": {},
+        "metrics": {
+            k: 1.0 for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
+        },
+    }
     validate(good)
     for bad in (float("inf"), float("nan")):
         path = tmp_path / "split_0.json"
-        path.write_text(json.dumps({**good, "metrics": {**good["metrics"], "test_mse_x1e3": bad}}))  # "Infinity" / "NaN"
+        path.write_text(
+            json.dumps({**good, "metrics": {**good["metrics"], "test_mse_x1e3": bad}})
+        )  # "Infinity" / "NaN"
         with pytest.raises(ResultError, match=rf"{path}.*test_mse_x1e3 must be a finite number"):
             read_result(path)
 
@@ -472,9 +526,22 @@ def saved_run(tmp_path_factory):
     """One saved nca_i model of a small table run: (run folder, input CSV); tests tamper with copies."""
     root = tmp_path_factory.mktemp("saved")
     _flats(root / "f.csv")
-    res = pipeline.run(compose(["dataset=table", f"dataset.loader.path={root / 'f.csv'}", "dataset.loader.target=price",
-                                "dataset.loader.features=all", "head=nca_i", "splits=[0]", "trainer.max_epochs=2",
-                                "trainer.workers=1", "progress=false", f"paths.results_root={root}/results"]))
+    res = pipeline.run(
+        compose(
+            [
+                "dataset=table",
+                f"dataset.loader.path={root / 'f.csv'}",
+                "dataset.loader.target=price",
+                "dataset.loader.features=all",
+                "head=nca_i",
+                "splits=[0]",
+                "trainer.max_epochs=2",
+                "trainer.workers=1",
+                "progress=false",
+                f"paths.results_root={root}/results",
+            ]
+        )
+    )
     return res.key.dir, root / "f.csv"
 
 
@@ -492,15 +559,31 @@ def _payload(target: str, marker: Path) -> dict:
         "shutil.copyfile": {"_target_": "shutil.copyfile", "src": __file__, "dst": str(marker)},
         "torch.save": {"_target_": "torch.save", "obj": 1, "f": str(marker)},
         "omegaconf.OmegaConf.save": {"_target_": "omegaconf.OmegaConf.save", "config": {"a": 1}, "f": str(marker)},
-        "traversal": {"_target_": "builtins.open", "file": f"{marker.parent}/../{marker.parent.name}/{marker.name}", "mode": "w"},
+        "traversal": {
+            "_target_": "builtins.open",
+            "file": f"{marker.parent}/../{marker.parent.name}/{marker.name}",
+            "mode": "w",
+        },
         # a head class with an argument it does not take, and one of ours under a path not in the registry
         "extra argument": {"_target_": "softstep.NCAHead", "callback": "os.system"},
         "private path": {"_target_": "softstep.heads._check"},
     }[target]
 
 
-PAYLOADS = ["os.system", "subprocess.run", "pandas.read_pickle", "numpy.load", "torch.load", "joblib.load", "builtins.open",
-            "pathlib.Path.write_text", "shutil.copyfile", "torch.save", "omegaconf.OmegaConf.save", "traversal"]
+PAYLOADS = [
+    "os.system",
+    "subprocess.run",
+    "pandas.read_pickle",
+    "numpy.load",
+    "torch.load",
+    "joblib.load",
+    "builtins.open",
+    "pathlib.Path.write_text",
+    "shutil.copyfile",
+    "torch.save",
+    "omegaconf.OmegaConf.save",
+    "traversal",
+]
 
 
 def _tampered(saved_run, tmp_path, edit) -> Path:
@@ -567,6 +650,7 @@ def _set(path: str, value):
         for p in parents:
             node = node[p]
         node[last] = value
+
     return edit
 
 
@@ -609,8 +693,14 @@ def test_a_tampered_model_json_is_one_line_naming_the_field(saved_run, tmp_path,
 def test_an_unreadable_model_json_is_one_line(saved_run, tmp_path, capsys, case):
     run_dir = _tampered(saved_run, tmp_path, lambda m: None)
     m = run_dir / "models" / "model_0.json"
-    m.write_bytes({"random bytes": os.urandom(300).replace(b"{", b"x"), "deep nesting": b"[" * 100_000 + b"]" * 100_000,
-                   "not utf-8": b'{"a": "\xff"}', "empty": b""}[case])
+    m.write_bytes(
+        {
+            "random bytes": os.urandom(300).replace(b"{", b"x"),
+            "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+            "not utf-8": b'{"a": "\xff"}',
+            "empty": b"",
+        }[case]
+    )
     code, lines = _predict_cli(run_dir, saved_run[1], tmp_path / "out.csv", capsys)
     assert code == 2 and len(lines) == 1 and str(m) in lines[0], lines
 
@@ -630,7 +720,10 @@ BAD_TENSORS = {
     "missing tensor": (lambda t: t.pop("reference.y"), "reference.y"),
     "extra tensor": (lambda t: t.update({"evil": torch.zeros(1)}), "evil"),
     "wrong dtype": (lambda t: t.update({"reference.z": t["reference.z"].double()}), "reference.z"),
-    "huge reference": (lambda t: t.update({"reference.z": torch.zeros(10**5, t["reference.z"].shape[1])}), "reference.z"),
+    "huge reference": (
+        lambda t: t.update({"reference.z": torch.zeros(10**5, t["reference.z"].shape[1])}),
+        "reference.z",
+    ),
     "inf label": (lambda t: t["reference.y"].fill_(float("inf")), "reference.y"),
 }
 
@@ -668,7 +761,10 @@ def test_every_config_builder_is_in_the_registry():
         assert target in schema.EXTRACTOR_BUILDERS, f
         assert set(builder) <= schema.EXTRACTOR_BUILDERS[target][2], f
     for f in ("image_folder", "audio_folder"):
-        assert yaml.safe_load((REPO / "configs" / "dataset" / f"{f}.yaml").read_text())["loader"]["_target_"] in schema.FOLDER_LOADERS
+        assert (
+            yaml.safe_load((REPO / "configs" / "dataset" / f"{f}.yaml").read_text())["loader"]["_target_"]
+            in schema.FOLDER_LOADERS
+        )
     for name in ("nca", "nca_i", "diffknn_g", "linear"):
         target = yaml.safe_load((REPO / "configs" / "head" / f"{name}.yaml").read_text())["head"]["module"]["_target_"]
         assert target in schema.head_classes()

@@ -1,5 +1,6 @@
 """Each paper figure, drawn from fabricated results (or surfaces): what it shows (panels, titles, labels, and the
 plotted values against the input files) and the PNG and PDF it writes."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,9 +26,22 @@ def fake_result(dataset, head, split, mse, hparams):
     run_id = "-".join(str(hparams.get(k)) for k in ("similarity", "embed_dim", "batch_size")) + "-0000abcd"
     metrics = {k: mse for k in ("test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")}
     metrics.update(test_mse=mse / 1e3, val_mse=mse / 1e3)
-    return {"format_version": 1, "dataset": dataset, "extractor": "fake", "head": head, "split": split,
-            "run_id": run_id, "hparams": hparams, "metrics": metrics, "best_epoch": 1, "epochs_run": 2,
-            "config": {}, "git_commit": "0" * 40, "versions": {}, "finished_at": "2026-01-01T00:00:00"}
+    return {
+        "format_version": 1,
+        "dataset": dataset,
+        "extractor": "fake",
+        "head": head,
+        "split": split,
+        "run_id": run_id,
+        "hparams": hparams,
+        "metrics": metrics,
+        "best_epoch": 1,
+        "epochs_run": 2,
+        "config": {},
+        "git_commit": "0" * 40,
+        "versions": {},
+        "finished_at": "2026-01-01T00:00:00",
+    }
 
 
 def grid_results(root, heads=HEADS):
@@ -51,9 +65,17 @@ def surfaces(targets=("sinusoidal", "spiral"), softstep="nca_i", n=40):
     rng = np.random.default_rng(0)
     out = {}
     for t in targets:
-        true = np.sin(3 * x1) * np.cos(3 * x2) if t == "sinusoidal" else np.sin(5 * np.hypot(x1, x2) + np.arctan2(x2, x1))
-        out[t] = {"grid_x1": g, "grid_x2": g, "true": true, "linear": 0.3 * x1 - 0.1 * x2,
-                  "nca": true + rng.normal(0, 0.2, true.shape), softstep: true + rng.normal(0, 0.05, true.shape)}
+        true = (
+            np.sin(3 * x1) * np.cos(3 * x2) if t == "sinusoidal" else np.sin(5 * np.hypot(x1, x2) + np.arctan2(x2, x1))
+        )
+        out[t] = {
+            "grid_x1": g,
+            "grid_x2": g,
+            "true": true,
+            "linear": 0.3 * x1 - 0.1 * x2,
+            "nca": true + rng.normal(0, 0.2, true.shape),
+            softstep: true + rng.normal(0, 0.05, true.shape),
+        }
     return out
 
 
@@ -114,7 +136,9 @@ def test_figure2(tmp_path, drawn):
         assert (y[x < 0.25] == 0).all() and (y[x > 0.75] == 1).all() and (np.diff(y) >= 0).all()
     # l and u: dashed vertical lines, named above the axes
     marks = [line for line in ax.lines if line not in curves]
-    assert sorted(line.get_xdata()[0] for line in marks) == [0.25, 0.75] and all(line.get_linestyle() == "--" for line in marks)
+    assert sorted(line.get_xdata()[0] for line in marks) == [0.25, 0.75] and all(
+        line.get_linestyle() == "--" for line in marks
+    )
     assert texts(ax.texts) == ["l = 0.25", "u = 0.75"]
 
 
@@ -130,7 +154,11 @@ def assert_tuning_panels(fig, results, heads, title):
         for r in results:
             if r["head"] == head:
                 hp = r["hparams"]
-                label = "(" + ", ".join(str(v) for v in (hp.get("similarity"), hp["embed_dim"], hp["batch_size"]) if v) + ")"
+                label = (
+                    "("
+                    + ", ".join(str(v) for v in (hp.get("similarity"), hp["embed_dim"], hp["batch_size"]) if v)
+                    + ")"
+                )
                 by_cell.setdefault(label, []).append(r["metrics"]["test_mse_x1e3"])
         labels = texts(ax.get_xticklabels())
         assert sorted(labels) == sorted(by_cell) and len(labels) == 8
@@ -160,10 +188,18 @@ def test_figures_4_and_5(tmp_path, drawn):
     assert {c.label for c in cells if c.best and c.head != "linear"} == {"(rbf, 100, 32)"}
     assert_figure(F.plot_figure4(cells, tmp_path / "fig"), "figure4_nca_tuning")
     assert_figure(F.plot_figure5(cells, tmp_path / "fig"), "figure5_diffknn_tuning")
-    assert_tuning_panels(drawn["figure4_nca_tuning"], results, ("nca", "nca_g", "nca_i"),
-                         "Figure 4: NCA heads over the tuning grid (rsna)")
-    assert_tuning_panels(drawn["figure5_diffknn_tuning"], results, ("diffknn_g", "diffknn_i"),
-                         "Figure 5: DiffKNN heads over the tuning grid (rsna)")
+    assert_tuning_panels(
+        drawn["figure4_nca_tuning"],
+        results,
+        ("nca", "nca_g", "nca_i"),
+        "Figure 4: NCA heads over the tuning grid (rsna)",
+    )
+    assert_tuning_panels(
+        drawn["figure5_diffknn_tuning"],
+        results,
+        ("diffknn_g", "diffknn_i"),
+        "Figure 5: DiffKNN heads over the tuning grid (rsna)",
+    )
 
 
 def test_tuning_figure_with_some_heads_missing(tmp_path, drawn):
@@ -171,7 +207,9 @@ def test_tuning_figure_with_some_heads_missing(tmp_path, drawn):
     results = read_results(tmp_path)
     cells = tuning_cells(results, "rsna")
     assert_figure(F.plot_figure4(cells, tmp_path / "fig"), "figure4_nca_tuning")
-    assert_tuning_panels(drawn["figure4_nca_tuning"], results, ("nca_i",), "Figure 4: NCA heads over the tuning grid (rsna)")
+    assert_tuning_panels(
+        drawn["figure4_nca_tuning"], results, ("nca_i",), "Figure 4: NCA heads over the tuning grid (rsna)"
+    )
     assert F.plot_figure5(cells, tmp_path / "fig") == []
     assert set(drawn) == {"figure4_nca_tuning"}  # no Figure 5 drawn
 
@@ -180,12 +218,12 @@ def assert_surface_rows(fig, surf, mse=None):
     """One row per target of four panels (true | Linear | NCA | NCA + SoftStep), each showing its surface on the
     grid, one colour scale per row spanning the row's values (and its colour bar), the MSE under the titles."""
     targets = list(surf)
-    panels, bars = fig.axes[:4 * len(targets)], fig.axes[4 * len(targets):]
+    panels, bars = fig.axes[: 4 * len(targets)], fig.axes[4 * len(targets) :]
     assert len(bars) == len(targets) and all(b.get_ylabel() == "target / prediction" for b in bars)
     for r, target in enumerate(targets):
         d = surf[target]
         ss = "nca_i" if "nca_i" in d else "nca_g"
-        row = panels[4 * r: 4 * r + 4]
+        row = panels[4 * r : 4 * r + 4]
         names = ["true", "linear", "nca", ss]
         lo, hi = min(d[k].min() for k in names), max(d[k].max() for k in names)
         for ax, key, title in zip(row, names, ["true target", "Linear", "NCA", f"NCA + SoftStep ({ss[-1]})"]):
@@ -207,7 +245,14 @@ def test_figure3_from_npz_and_json(tmp_path, drawn):
     path = tmp_path / "surfaces.npz"
     F.save_surfaces(surf, path)
     loaded = F.load_surfaces(path)
-    assert set(loaded) == {"sinusoidal", "spiral"} and set(loaded["spiral"]) == {"grid_x1", "grid_x2", "true", "linear", "nca", "nca_i"}
+    assert set(loaded) == {"sinusoidal", "spiral"} and set(loaded["spiral"]) == {
+        "grid_x1",
+        "grid_x2",
+        "true",
+        "linear",
+        "nca",
+        "nca_i",
+    }
     np.testing.assert_allclose(loaded["spiral"]["nca_i"], surf["spiral"]["nca_i"])
     mse = F.surface_mse(loaded)
     assert mse["sinusoidal"]["nca_i"] < mse["sinusoidal"]["nca"] < mse["sinusoidal"]["linear"]
@@ -229,8 +274,10 @@ def test_figure3_rejects_a_wrong_shape(tmp_path):
 
 
 def test_figure3_table(tmp_path):
-    path = F.write_figure3_table({"spiral": {"linear": 0.5, "nca": 0.0224, "nca_i": 0.00251},
-                                  "sinusoidal": {"linear": 0.288, "nca": 0.01}}, tmp_path / "f3.md")
+    path = F.write_figure3_table(
+        {"spiral": {"linear": 0.5, "nca": 0.0224, "nca_i": 0.00251}, "sinusoidal": {"linear": 0.288, "nca": 0.01}},
+        tmp_path / "f3.md",
+    )
     text = path.read_text()
     assert "| Target | Linear | NCA | NCA i |" in text
     assert "| spiral | 0.500 | 0.0224 | **0.00251** |" in text
@@ -245,12 +292,26 @@ def test_make_figures_cli(tmp_path):
     F.save_surfaces(surfaces(), tmp_path / "s.npz")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = module.main(["--results-root", str(tmp_path / "res"), "--out", str(tmp_path / "figs"),
-                            "--figure3-from", str(tmp_path / "s.npz")])
+        code = module.main(
+            [
+                "--results-root",
+                str(tmp_path / "res"),
+                "--out",
+                str(tmp_path / "figs"),
+                "--figure3-from",
+                str(tmp_path / "s.npz"),
+            ]
+        )
     assert code == 0
     names = sorted(p.name for p in (tmp_path / "figs").iterdir())
-    assert names == sorted([f"{s}.{e}" for s in ("figure2_softstep", "figure3_synthetic", "figure4_nca_tuning",
-                                                  "figure5_diffknn_tuning") for e in ("png", "pdf")] + ["figure3_mse.md"])
+    assert names == sorted(
+        [
+            f"{s}.{e}"
+            for s in ("figure2_softstep", "figure3_synthetic", "figure4_nca_tuning", "figure5_diffknn_tuning")
+            for e in ("png", "pdf")
+        ]
+        + ["figure3_mse.md"]
+    )
 
 
 def test_sparsity_figure_from_result_files(tmp_path, drawn):
@@ -262,8 +323,12 @@ def test_sparsity_figure_from_result_files(tmp_path, drawn):
                 if head != "linear":  # each (dataset, head) its own sizes: rsna's nca 10 and 11, books' 3 × rsna's
                     q = lambda m: {"p10": m / 2, "median": m, "p90": 2 * m}  # noqa: E731
                     scale = (1 + k) * (3 if d == "books" else 1)
-                    r["sparsity"] = {"n_queries": 10, "n_reference": n_ref, "nonzero": q(scale * (40.0 + s)),
-                                     "effective": q(scale * (10.0 + s))}
+                    r["sparsity"] = {
+                        "n_queries": 10,
+                        "n_reference": n_ref,
+                        "nonzero": q(scale * (40.0 + s)),
+                        "effective": q(scale * (10.0 + s)),
+                    }
                 write_result(RunKey(str(tmp_path), d, "fake", head, r["run_id"]).split_path(s), r)
     results = read_results(tmp_path)
     cells = F.sparsity_cells(results)

@@ -1,4 +1,5 @@
 """Golden tests of the paper tables: fabricated result files in the real format, expected strings by hand."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,14 +27,32 @@ def fake_result(dataset, head, split, mse, run_id=None, hparams=None, extractor=
     """A complete, valid result dict (format_version 1) with test_mse_x1e3 = ``mse``."""
     hparams = dict(GRID if hparams is None else hparams)
     run_id = run_id or f"{head}-{hparams.get('similarity')}-e{hparams['embed_dim']}-b{hparams['batch_size']}-0000abcd"
-    metrics = {"test_mse": mse / 1e3, "val_mse": mse / 1e3, "test_mse_x1e3": mse, "val_mse_x1e3": mse,
-               "test_mse_orig": mse * 7.0, "val_mse_orig": mse * 7.0}
+    metrics = {
+        "test_mse": mse / 1e3,
+        "val_mse": mse / 1e3,
+        "test_mse_x1e3": mse,
+        "val_mse_x1e3": mse,
+        "test_mse_orig": mse * 7.0,
+        "val_mse_orig": mse * 7.0,
+    }
     return {
-        "format_version": 1, "dataset": dataset, "extractor": extractor, "head": head, "split": split,
-        "run_id": run_id, "hparams": hparams, "metrics": metrics, "best_epoch": 4, "epochs_run": 9,
-        "wall_time_s": 1.5, "n_train": 80, "n_val": 10, "n_test": 10,
+        "format_version": 1,
+        "dataset": dataset,
+        "extractor": extractor,
+        "head": head,
+        "split": split,
+        "run_id": run_id,
+        "hparams": hparams,
+        "metrics": metrics,
+        "best_epoch": 4,
+        "epochs_run": 9,
+        "wall_time_s": 1.5,
+        "n_train": 80,
+        "n_val": 10,
+        "n_test": 10,
         "config": {"dataset": {"name": dataset}, "head": {"name": head, **hparams}, "seed": split},
-        "git_commit": "0" * 40, "versions": {"python": "3.11", "torch": "2.14.1"},
+        "git_commit": "0" * 40,
+        "versions": {"python": "3.11", "torch": "2.14.1"},
         "finished_at": "2026-01-01T00:00:00+00:00",
     }
 
@@ -41,7 +60,9 @@ def fake_result(dataset, head, split, mse, run_id=None, hparams=None, extractor=
 def put(root, result, split=None):
     """Write ``result`` where the store puts it (``split`` overrides the file name's split)."""
     r = result
-    path = RunKey(str(root), r["dataset"], r["extractor"], r["head"], r["run_id"]).split_path(r["split"] if split is None else split)
+    path = RunKey(str(root), r["dataset"], r["extractor"], r["head"], r["run_id"]).split_path(
+        r["split"] if split is None else split
+    )
     write_result(path, r)
     return path
 
@@ -94,14 +115,31 @@ def make(root, *extra):
     out = root / "tables"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = make_tables.main(["--results-root", str(root), "--out", str(out),
-                                 "--paper-table", str(ROOT / "results/paper/table1.csv"), *extra])
+        code = make_tables.main(
+            [
+                "--results-root",
+                str(root),
+                "--out",
+                str(out),
+                "--paper-table",
+                str(ROOT / "results/paper/table1.csv"),
+                *extra,
+            ]
+        )
     return SimpleNamespace(returncode=code, stdout=stdout.getvalue(), stderr=stderr.getvalue()), out
 
 
 def test_sig_digits():
     assert [sig(x) for x in (0.608, 0.36, 303.4, 167, 0.006, 9.996, 12345, 0.0605530)] == [
-        "0.608", "0.360", "303", "167", "0.00600", "10.0", "12300", "0.0606"]
+        "0.608",
+        "0.360",
+        "303",
+        "167",
+        "0.00600",
+        "10.0",
+        "12300",
+        "0.0606",
+    ]
 
 
 def test_table1_markdown_golden(golden_root):
@@ -109,13 +147,18 @@ def test_table1_markdown_golden(golden_root):
     assert r.returncode == 0, r.stderr
     md = (out / "table1.md").read_text()
     assert "| Dataset | Linear | NCA | NCA g | NCA i | DiffKNN g | DiffKNN i |" in md
-    assert ("| RSNA | 5.45 ± 0.303 | **4.45 ± 0.303**† | 5.45 ± 0.105 | 5.20 ± 0.200 (n=3) | "
-            "7.45 ± 0.303‡ | 4.75 ± 0.187† (n=6) |") in md
+    assert (
+        "| RSNA | 5.45 ± 0.303 | **4.45 ± 0.303**† | 5.45 ± 0.105 | 5.20 ± 0.200 (n=3) | "
+        "7.45 ± 0.303‡ | 4.75 ± 0.187† (n=6) |"
+    ) in md
     assert "| Books | **2.09 ± 0.0606** | 2.50 ± 0.527 | – | – | – | – |" in md
     assert "| extra_set | **1.00** (n=1) | – | – | – | – | – |" in md
     lines = md.splitlines()
-    assert lines.index(next(l for l in lines if l.startswith("| RSNA"))) < lines.index(
-        next(l for l in lines if l.startswith("| Books"))) < lines.index(next(l for l in lines if l.startswith("| extra_set")))
+    assert (
+        lines.index(next(l for l in lines if l.startswith("| RSNA")))
+        < lines.index(next(l for l in lines if l.startswith("| Books")))
+        < lines.index(next(l for l in lines if l.startswith("| extra_set")))
+    )
     assert "Wilcoxon" in md and "ddof = 1" in md
 
 
@@ -126,8 +169,10 @@ def test_table1_latex_golden(golden_root):
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert tex.count(rule) == 1
     assert r"Dataset & Linear & NCA & NCA g & NCA i & DiffKNN g & DiffKNN i \\" in tex
-    assert (r"RSNA & 5.45 $\pm$ 0.303 & \textbf{4.45} $\pm$ \textbf{0.303}$^{\dagger}$ & 5.45 $\pm$ 0.105 & "
-            r"5.20 $\pm$ 0.200 (n=3) & 7.45 $\pm$ 0.303$^{\ddagger}$ & 4.75 $\pm$ 0.187$^{\dagger}$ (n=6) \\") in tex
+    assert (
+        r"RSNA & 5.45 $\pm$ 0.303 & \textbf{4.45} $\pm$ \textbf{0.303}$^{\dagger}$ & 5.45 $\pm$ 0.105 & "
+        r"5.20 $\pm$ 0.200 (n=3) & 7.45 $\pm$ 0.303$^{\ddagger}$ & 4.75 $\pm$ 0.187$^{\dagger}$ (n=6) \\"
+    ) in tex
     assert r"Books & \textbf{2.09} $\pm$ \textbf{0.0606} & 2.50 $\pm$ 0.527 & -- & -- & -- & -- \\" in tex
     assert r"extra\_set & \textbf{1.00} (n=1) & -- & -- & -- & -- & -- \\" in tex
 
@@ -136,7 +181,16 @@ def test_table1_csv_golden(golden_root):
     r, out = make(golden_root)
     assert r.returncode == 0, r.stderr
     rows = {(x["dataset"], x["head"]): x for x in csv.DictReader(io.StringIO((out / "table1.csv").read_text()))}
-    assert list(next(iter(rows.values())))[:8] == ["dataset", "head", "n", "mean", "std", "p_value", "significant", "best"]
+    assert list(next(iter(rows.values())))[:8] == [
+        "dataset",
+        "head",
+        "n",
+        "mean",
+        "std",
+        "p_value",
+        "significant",
+        "best",
+    ]
     assert len(rows) == 9
     expect = {  # (n, mean, std, p_value or "", significant, best)
         ("rsna", "linear"): ("10", "5.45", 0.302765, "", "False", "False"),
@@ -171,7 +225,9 @@ def test_summary_and_compare_paper(golden_root):
     assert "| MedSegBench | Linear | – | 6.69 ± 1.29 | – |" in md
     assert "| extra_set | Linear | 1.00 (n=1) | – | – |" in md
     assert "| RSNA | NCA | 4.45 ± 0.303 | 4.05 ± 0.356 | 1.10 |" in r.stdout
-    rows = {(x["dataset"], x["head"]): x for x in csv.DictReader(io.StringIO((out / "table1_vs_paper.csv").read_text()))}
+    rows = {
+        (x["dataset"], x["head"]): x for x in csv.DictReader(io.StringIO((out / "table1_vs_paper.csv").read_text()))
+    }
     assert float(rows["rsna", "nca"]["ratio"]) == pytest.approx(4.45 / 4.05)
     assert rows["medsegbench", "linear"]["mean"] == "" and rows["medsegbench", "linear"]["paper_mean"] == "6.69"
 
@@ -221,7 +277,10 @@ def test_duplicate_split_is_an_error(golden_root):
 def test_hparams_from_keeps_tuned_configuration(tmp_path):
     golden(tmp_path)
     for s in range(3):  # a tuning grid point on rsna beside the tuned run
-        put(tmp_path, fake_result("rsna", "nca", s, 50.0, hparams={"similarity": "l2", "embed_dim": 25, "batch_size": 128}))
+        put(
+            tmp_path,
+            fake_result("rsna", "nca", s, 50.0, hparams={"similarity": "l2", "embed_dim": 25, "batch_size": 128}),
+        )
     assert make(tmp_path)[0].returncode == 1
     tuned = tmp_path / "tuned.csv"
     tuned.write_text("head,similarity,embed_dim,batch_size\nlinear,,25,32\nnca,rbf,100,32\n")
@@ -241,7 +300,9 @@ def tuning_grid(root):
         for (e, b), v in lin.items():
             put(root, fake_result("rsna", "linear", s, v + s, hparams={"embed_dim": e, "batch_size": b, "lr": 1e-3}))
         for (sim, e, b), v in nca.items():
-            put(root, fake_result("rsna", "nca", s, v + s, hparams={"similarity": sim, "embed_dim": e, "batch_size": b}))
+            put(
+                root, fake_result("rsna", "nca", s, v + s, hparams={"similarity": sim, "embed_dim": e, "batch_size": b})
+            )
 
 
 def test_tuning_tables_golden(tmp_path):
@@ -258,16 +319,30 @@ def test_tuning_tables_golden(tmp_path):
     assert "| rbf | 25 | **4.00 ± 1.00** | 6.50 ± 1.00 |" in nca
     rows = list(csv.DictReader(io.StringIO((out / "tuning.csv").read_text())))
     assert len(rows) == 8
-    assert {(x["head"], x["similarity"], x["embed_dim"], x["batch_size"], x["n"], x["mean"], x["best"]) for x in rows if x["best"] == "True"} == {
-        ("linear", "", "25", "32", "3", "6", "True"), ("nca", "rbf", "25", "32", "3", "4", "True")}
+    assert {
+        (x["head"], x["similarity"], x["embed_dim"], x["batch_size"], x["n"], x["mean"], x["best"])
+        for x in rows
+        if x["best"] == "True"
+    } == {("linear", "", "25", "32", "3", "6", "True"), ("nca", "rbf", "25", "32", "3", "4", "True")}
     assert "(rbf, 25, 32) 4.00 ± 1.00" in r.stdout
 
 
 def test_tuning_cell_with_two_run_ids_is_an_error(tmp_path):
     tuning_grid(tmp_path)
-    other = put(tmp_path, fake_result("rsna", "nca", 5, 1.0, run_id="nca-rbf-other",
-                                      hparams={"similarity": "rbf", "embed_dim": 25, "batch_size": 32}))
-    with pytest.raises(ResultError, match=r"similarity=rbf, embed_dim=25, batch_size=32\) mixes two configurations") as e:
+    other = put(
+        tmp_path,
+        fake_result(
+            "rsna",
+            "nca",
+            5,
+            1.0,
+            run_id="nca-rbf-other",
+            hparams={"similarity": "rbf", "embed_dim": 25, "batch_size": 32},
+        ),
+    )
+    with pytest.raises(
+        ResultError, match=r"similarity=rbf, embed_dim=25, batch_size=32\) mixes two configurations"
+    ) as e:
         tuning_cells(read_results(tmp_path), "rsna")
     assert str(other) in str(e.value)
 
@@ -290,8 +365,12 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
     bad = RunKey(str(tmp_path), "books", "fake", "nca", "bad-run").split_path(0)
     bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
-    r = subprocess.run([sys.executable, "scripts/make_tables.py", "--results-root", str(tmp_path), "--out",
-                        str(tmp_path / "tables")], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "scripts/make_tables.py", "--results-root", str(tmp_path), "--out", str(tmp_path / "tables")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 1
     assert r.stderr.startswith("make_tables.py: error: ") and r.stderr.count("\n") == 1
     assert str(bad) in r.stderr and "Traceback" not in r.stderr
@@ -300,7 +379,10 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 def test_tuning_layout_follows_the_results_similarity(tmp_path):
     """A head is laid out without a similarity column when its results say ``hparams.similarity: null``."""
     for s in range(3):
-        put(tmp_path, fake_result("rsna", "ridge", s, 2.0 + s, hparams={"similarity": None, "embed_dim": 25, "batch_size": 32}))
+        put(
+            tmp_path,
+            fake_result("rsna", "ridge", s, 2.0 + s, hparams={"similarity": None, "embed_dim": 25, "batch_size": 32}),
+        )
     cells = tuning_cells(read_results(tmp_path), "rsna")
     assert [(c.head, c.similarity, c.label) for c in cells] == [("ridge", None, "(25, 32)")]
     r, out = make(tmp_path)
@@ -322,11 +404,22 @@ def test_compare_protocols_reads_each_heads_demo_run_per_protocol(tmp_path):
 
     def result(protocol, split, mse, *, epochs_run=9, similarity=None, old_model=False):
         cfg = OmegaConf.to_container(compose(["experiment=demo", "head=nca", f"protocol={protocol}"]), resolve=True)
-        r = fake_result(cfg["dataset"]["name"], "nca", split, mse, run_id=f"nca-{protocol}-{similarity}", extractor=cfg["extractor"]["name"])
+        r = fake_result(
+            cfg["dataset"]["name"],
+            "nca",
+            split,
+            mse,
+            run_id=f"nca-{protocol}-{similarity}",
+            extractor=cfg["extractor"]["name"],
+        )
         module = {**cfg["head"]["module"], **({"similarity": similarity} if similarity else {})}
         model = {k: v for k, v in cfg["model"].items() if not (old_model and k == "arch")}
-        r["config"] = {"dataset": cfg["dataset"], "head": {"name": "nca", "module": module}, "model": model,
-                       "protocol": cfg["protocol"]}
+        r["config"] = {
+            "dataset": cfg["dataset"],
+            "head": {"name": "nca", "module": module},
+            "model": model,
+            "protocol": cfg["protocol"],
+        }
         r["epochs_run"] = epochs_run
         return r
 

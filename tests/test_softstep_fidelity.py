@@ -3,6 +3,7 @@ the one its learned k describes (training and evaluation, N up to 10⁴), Algori
 as printed (checked against a numpy transcription of lines 12–17), and a fresh head's weights are
 informative for every similarity. References come from outside the code under test: numpy,
 scikit-learn's ``NearestNeighbors`` and ``scipy.stats.rankdata``."""
+
 from __future__ import annotations
 
 import math
@@ -39,6 +40,7 @@ def support_sizes(w: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- DiffKNN: k decides the neighbourhood
+
 
 @pytest.mark.parametrize("frac", [0.01, 0.1, 0.5])
 @pytest.mark.parametrize("n", [100, 1000, 10_000])
@@ -121,6 +123,7 @@ def test_predict_is_far_from_soft_rank_cost_and_matches_eval_forward():
 
 # ---------------------------------------------------------------- Algorithm 2, as printed
 
+
 def algorithm2(sim: np.ndarray, l0, u0, t, eps, *, norm: str) -> np.ndarray:
     """Lines 12–17 of Algorithm 2 in numpy for a training batch (sim is B×B, the query its own
     reference), then the query's own entry excluded from the softmax; returns the weights."""
@@ -132,13 +135,13 @@ def algorithm2(sim: np.ndarray, l0, u0, t, eps, *, norm: str) -> np.ndarray:
         lo = np.where(off, sim, np.inf).min(1, keepdims=True)
         hi = np.where(off, sim, -np.inf).max(1, keepdims=True)
     s = np.clip((sim - lo) / (hi - lo), 0, 1)
-    top = np.where(off, s, -np.inf).max(1, keepdims=True)            # line 14
-    l = np.minimum(l0, top) - eps                                     # line 15
-    u = l + u0 * (1 - l)                                              # line 16
+    top = np.where(off, s, -np.inf).max(1, keepdims=True)  # line 14
+    l = np.minimum(l0, top) - eps  # line 15
+    u = l + u0 * (1 - l)  # line 16
     with np.errstate(divide="ignore", invalid="ignore"):
         a, c = np.clip(s - l, 0, None) ** (1 / t), np.clip(u - s, 0, None) ** (1 / t)
         step = np.where(s <= l, 0.0, np.where(s >= u, 1.0, a / (a + c)))
-        logits = sim + np.log(step)                                   # line 17
+        logits = sim + np.log(step)  # line 17
     logits[~off] = -np.inf
     w = np.exp(logits - logits.max(1, keepdims=True))
     return w / w.sum(1, keepdims=True)
@@ -146,8 +149,11 @@ def algorithm2(sim: np.ndarray, l0, u0, t, eps, *, norm: str) -> np.ndarray:
 
 def sklearn_sim(kind, z):
     zn = z.numpy()
-    return {"l2": lambda: -pairwise.euclidean_distances(zn), "cos": lambda: pairwise.cosine_similarity(zn),
-            "rbf": lambda: np.log(pairwise.rbf_kernel(zn, gamma=1 / zn.shape[1]))}[kind]()
+    return {
+        "l2": lambda: -pairwise.euclidean_distances(zn),
+        "cos": lambda: pairwise.cosine_similarity(zn),
+        "rbf": lambda: np.log(pairwise.rbf_kernel(zn, gamma=1 / zn.shape[1])),
+    }[kind]()
 
 
 @pytest.mark.parametrize("norm", ["paper", "exclude_self"])
@@ -170,7 +176,11 @@ def test_nca_softstep_training_weights_match_algorithm_2(mode, kind, norm):
 def test_the_two_norms_differ_in_training_and_agree_at_evaluation():
     heads = {n: NCAHead(25, "l2", softstep="global", norm=n).double() for n in ("paper", "exclude_self")}
     heads["exclude_self"].load_state_dict(heads["paper"].state_dict())
-    z, z_ref, y = randn(64, 25, seed=10, dtype=torch.float64), randn(300, 25, seed=11, dtype=torch.float64), torch.rand(300)
+    z, z_ref, y = (
+        randn(64, 25, seed=10, dtype=torch.float64),
+        randn(300, 25, seed=11, dtype=torch.float64),
+        torch.rand(300),
+    )
     with torch.no_grad():
         train = {n: h.train().neighbor_weights(z, z, exclude_self=True) for n, h in heads.items()}
         evals = {n: h.eval()(z, z_ref, y.double()) for n, h in heads.items()}
@@ -184,6 +194,7 @@ def test_unknown_norm_is_refused():
 
 
 # ---------------------------------------------------------------- informative from the start
+
 
 @pytest.mark.parametrize("kind", SIMS)
 @pytest.mark.parametrize("name", ["nca", "nca_i", "diffknn_g"])
@@ -208,7 +219,9 @@ def test_a_fresh_head_is_informative_for_every_similarity(name, kind):
     assert effective < 0.5 * 255
     with torch.no_grad():
         w_local = local.train().neighbor_weights(z, z, exclude_self=True)
-    assert (1 / (w_local**2).sum(-1)).median() <= min(10.0, float(effective)) + 1e-6  # nca_i: the step may already keep one
+    assert (1 / (w_local**2).sum(-1)).median() <= min(
+        10.0, float(effective)
+    ) + 1e-6  # nca_i: the step may already keep one
     if kind == "rbf" and name == "nca":
         assert effective_fixed > 0.95 * 255  # the flat start the learned scale removes
 

@@ -3,6 +3,7 @@
 References are independent of the code under test: scikit-learn's pairwise kernels for the
 similarities and the closed form of section 3.1, written out directly, for SoftStep.
 """
+
 import math
 
 import numpy as np
@@ -27,6 +28,7 @@ def closed_form_step(s, l, u, t):
 
 
 # ---------------------------------------------------------------- similarity
+
 
 def sklearn_similarity(z, r, kind):
     z, r = z.double().numpy(), r.double().numpy()
@@ -74,6 +76,7 @@ def test_similarity_errors():
 
 # ---------------------------------------------------------------- row_minmax
 
+
 def test_row_minmax_range_and_mask():
     g = torch.Generator().manual_seed(1)
     sim = torch.randn(6, 6, generator=g, dtype=torch.float64)
@@ -100,8 +103,11 @@ def test_row_minmax_constant_row_is_one():
 
 # ---------------------------------------------------------------- soft_step
 
+
 @given(
-    l=st.floats(-2, 2), width=st.floats(1e-3, 3), t=st.floats(0.05, 1.0),
+    l=st.floats(-2, 2),
+    width=st.floats(1e-3, 3),
+    t=st.floats(0.05, 1.0),
     s=st.lists(st.floats(-5, 5), min_size=1, max_size=20),
 )
 @settings(max_examples=50, deadline=None)
@@ -172,6 +178,7 @@ def test_soft_step_small_t_does_not_overflow():
 
 # ---------------------------------------------------------------- log_soft_k_step
 
+
 def test_soft_k_step_values():
     ranks = torch.arange(0, 10, dtype=torch.float64)
     k, q, t = 2.0, 4.0, 0.75
@@ -200,8 +207,13 @@ def test_soft_k_step_rejects_bad_q():
         log_soft_k_step(torch.zeros(3), torch.tensor(1.0), q=0.0)
 
 
-@given(value=st.floats(-1e6, 1e6), ulps=st.integers(0, 16), n=st.integers(2, 30), dtype=st.sampled_from(DTYPES),
-       seed=st.integers(0, 2**16))
+@given(
+    value=st.floats(-1e6, 1e6),
+    ulps=st.integers(0, 16),
+    n=st.integers(2, 30),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=100, deadline=None)
 def test_row_minmax_near_tied_row_is_flat(value, ulps, n, dtype, seed):
     """A row whose values differ by rounding only (a few ulps of its magnitude) is flat: all 1, as a
@@ -215,8 +227,13 @@ def test_row_minmax_near_tied_row_is_flat(value, ulps, n, dtype, seed):
     assert out.min() == 0 and out.max() == 1
 
 
-@given(scale=st.sampled_from([1e3, 1e6, 1e9, 1e12, 1e15]), offset=st.sampled_from([0.0, 1.0, 100.0]),
-       n=st.integers(1, 20), d=st.integers(1, 64), seed=st.integers(0, 2**16))
+@given(
+    scale=st.sampled_from([1e3, 1e6, 1e9, 1e12, 1e15]),
+    offset=st.sampled_from([0.0, 1.0, 100.0]),
+    n=st.integers(1, 20),
+    d=st.integers(1, 64),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=100, deadline=None)
 def test_float32_distances_exact_for_duplicates_and_accurate_at_scale(scale, offset, n, d, seed):
     g = torch.Generator().manual_seed(seed)
@@ -239,8 +256,14 @@ def test_float32_magnitude_limit_is_a_value_error():
     assert torch.isfinite(similarity(z.double(), z.double(), "l2")).all()
 
 
-@given(scale=st.sampled_from([1e-3, 1.0, 1e6]), n=st.integers(1, 12), d=st.integers(1, 16), dups=st.integers(0, 3),
-       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+@given(
+    scale=st.sampled_from([1e-3, 1.0, 1e6]),
+    n=st.integers(1, 12),
+    d=st.integers(1, 16),
+    dups=st.integers(0, 3),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=60, deadline=None)
 def test_sync_free_distance_refinement_equals_the_indexed_one(scale, n, d, dups, dtype, seed):
     """CUDA's default (dense_refine: torch.cdist's direct form wherever a pair is near, no host sync) against

@@ -3,6 +3,7 @@
 Reference values come from outside the code under test: scikit-learn's pairwise kernels and
 ``NearestNeighbors``, or a plain softmax written out here.
 """
+
 import math
 
 import numpy as np
@@ -75,17 +76,22 @@ def test_head_gradcheck(name, kind, train):
     params = [p.detach().clone().requires_grad_() for p in head.parameters()]
 
     if train:
+
         def f(z_, *ps):
             return torch.func.functional_call(head, dict(zip(names, ps)), (z_, z_, y), {"exclude_self": True})
+
         inputs = (z.requires_grad_(), *params)
     else:
+
         def f(z_, zr, *ps):
             return torch.func.functional_call(head, dict(zip(names, ps)), (z_, zr, y_ref))
+
         inputs = (z.requires_grad_(), z_ref.requires_grad_(), *params)
     assert torch.autograd.gradcheck(f, inputs, atol=1e-6, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- weight properties
+
 
 @pytest.mark.parametrize("name", NEIGHBOR_HEADS)
 @pytest.mark.parametrize("kind", SIMILARITIES)
@@ -116,8 +122,12 @@ def test_nca_is_softmax_of_similarity(kind, exclude_self):
     z, y = data(10, dtype=torch.float64, seed=4)
     z_ref, y_ref = (z, y) if exclude_self else data(15, dtype=torch.float64, seed=5)
     zn, rn = z.numpy(), z_ref.numpy()
-    sim = {"l2": lambda: -pairwise.euclidean_distances(zn, rn), "cos": lambda: pairwise.cosine_similarity(zn, rn),
-           "rbf": lambda: np.log(pairwise.rbf_kernel(zn, rn)), "dot": lambda: zn @ rn.T}[kind]()
+    sim = {
+        "l2": lambda: -pairwise.euclidean_distances(zn, rn),
+        "cos": lambda: pairwise.cosine_similarity(zn, rn),
+        "rbf": lambda: np.log(pairwise.rbf_kernel(zn, rn)),
+        "dot": lambda: zn @ rn.T,
+    }[kind]()
     if exclude_self:
         np.fill_diagonal(sim, -np.inf)
     expected = torch.softmax(torch.from_numpy(sim), -1) @ y_ref
@@ -191,6 +201,7 @@ def test_single_reference_at_evaluation(name):
 
 
 # ---------------------------------------------------------------- k-NN equivalence
+
 
 @pytest.mark.parametrize("name", ["diffknn_g", "diffknn_i"])
 @pytest.mark.parametrize("K", [2, 5, 10])
@@ -299,7 +310,9 @@ def test_no_nan_or_inf_in_outputs_or_gradients(args):
     leaves = [z_ref] + ([] if train else [z]) + list(head.parameters())
     grads = torch.autograd.grad(out.square().sum(), leaves, allow_unused=True)
     for leaf, grad in zip(leaves, grads):
-        assert grad is None or torch.isfinite(grad).all(), f"non-finite gradient for a leaf of shape {tuple(leaf.shape)}"
+        assert grad is None or torch.isfinite(grad).all(), (
+            f"non-finite gradient for a leaf of shape {tuple(leaf.shape)}"
+        )
     if name != "linear":
         with torch.no_grad():
             w = head.neighbor_weights(z, z_ref, exclude_self=train)
@@ -308,6 +321,7 @@ def test_no_nan_or_inf_in_outputs_or_gradients(args):
 
 
 # ---------------------------------------------------------------- errors
+
 
 def test_unknown_names():
     with pytest.raises(ValueError, match=r"unknown head 'knn'.*linear, nca, nca_g, nca_i, diffknn_g, diffknn_i"):
@@ -349,6 +363,7 @@ def test_linear_head_rejects_wrong_dim():
 
 # ---------------------------------------------------------------- dtype
 
+
 @pytest.mark.parametrize("name", HEADS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_outputs_follow_input_dtype(name, dtype):
@@ -382,6 +397,7 @@ def test_multi_output_shape(name):
 
 
 # ---------------------------------------------------------------- near ties, float32 at large scale
+
 
 @pytest.mark.parametrize("name", ["nca_g", "nca_i"])
 def test_near_tied_rows_are_flat_and_predict_equals_forward(name):
@@ -460,7 +476,9 @@ def test_perplexity_scale_init_gives_the_first_batch_that_perplexity(name, perpl
     np.fill_diagonal(sim, -np.inf)
     p = torch.softmax(math.exp(float(head.log_scale.detach())) * torch.from_numpy(sim), -1).numpy()
     entropy = -(p * np.log(np.where(p > 0, p, 1.0))).sum(1)
-    assert np.exp(np.sort(entropy)[(len(entropy) - 1) // 2]) == pytest.approx(perplexity, rel=1e-6)  # torch's median: the lower one
+    assert np.exp(np.sort(entropy)[(len(entropy) - 1) // 2]) == pytest.approx(
+        perplexity, rel=1e-6
+    )  # torch's median: the lower one
     std_head = make_head(name, "l2", scale_init="std").double().train()
     std_head(z, z, y, exclude_self=True)
     scaled = math.exp(float(std_head.log_scale.detach())) * np.where(np.isinf(sim), np.nan, sim)

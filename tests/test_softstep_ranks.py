@@ -1,5 +1,6 @@
 """softstep.ranks.soft_rank against its reference, torchsort.soft_rank (L2): same values, same gradients,
 in both memory layouts, for ties, single columns and rows at training size."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,10 @@ torchsort = pytest.importorskip("torchsort")
 def both(x: torch.Tensor, strength: float, column_major: bool, grad: torch.Tensor):
     """(ranks, input gradient for the cotangent ``grad``) from torchsort and from soft_rank."""
     out = []
-    for f in (lambda v: torchsort.soft_rank(v, regularization="l2", regularization_strength=strength),
-              lambda v: soft_rank(v, strength, column_major=column_major)):
+    for f in (
+        lambda v: torchsort.soft_rank(v, regularization="l2", regularization_strength=strength),
+        lambda v: soft_rank(v, strength, column_major=column_major),
+    ):
         v = x.clone().requires_grad_(True)
         r = f(v)
         (r * grad).sum().backward()
@@ -24,12 +27,20 @@ def both(x: torch.Tensor, strength: float, column_major: bool, grad: torch.Tenso
     return out
 
 
-@given(rows=st.integers(1, 6), n=st.integers(1, 40), levels=st.integers(1, 5), strength=st.sampled_from([1e-3, 0.1, 1.0, 10.0]),
-       column_major=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    rows=st.integers(1, 6),
+    n=st.integers(1, 40),
+    levels=st.integers(1, 5),
+    strength=st.sampled_from([1e-3, 0.1, 1.0, 10.0]),
+    column_major=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=60, deadline=None)
 def test_soft_rank_equals_torchsort_with_ties(rows, n, levels, strength, column_major, seed):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, levels, (rows, n), generator=g).double() + 1e-3 * torch.randn(rows, n, generator=g, dtype=torch.float64) * (seed % 2)
+    x = torch.randint(0, levels, (rows, n), generator=g).double() + 1e-3 * torch.randn(
+        rows, n, generator=g, dtype=torch.float64
+    ) * (seed % 2)
     cot = torch.randn(rows, n, generator=g, dtype=torch.float64)
     (r_ref, g_ref), (r, gr) = both(x, strength, column_major, cot)
     torch.testing.assert_close(r, r_ref, rtol=0, atol=1e-12)
@@ -99,8 +110,14 @@ def test_triton_isotonic_kernel_equals_torchsort_in_triton_interpreter(tmp_path)
 
     pytest.importorskip("triton")
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-c", TRITON_CHECK], capture_output=True, text=True, timeout=600, cwd=repo,
-                          env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(repo)})
+    proc = subprocess.run(
+        [sys.executable, "-c", TRITON_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=repo,
+        env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(repo)},
+    )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
 
@@ -126,7 +143,10 @@ def test_triton_isotonic_kernel_compiles_for_a100_and_h100(capability, block, wa
     from softstep.isotonic import _isotonic_rows
 
     for dtype in ("*fp64", "*fp32"):
-        src = ASTSource(fn=_isotonic_rows, constexprs={"BLOCK": block},
-                        signature={"y_ptr": dtype, "out_ptr": dtype, "starts_ptr": "*i32", "n": "i32", "BLOCK": "constexpr"})
+        src = ASTSource(
+            fn=_isotonic_rows,
+            constexprs={"BLOCK": block},
+            signature={"y_ptr": dtype, "out_ptr": dtype, "starts_ptr": "*i32", "n": "i32", "BLOCK": "constexpr"},
+        )
         kernel = triton.compile(src, target=GPUTarget("cuda", capability, 32), options={"num_warps": warps})
         assert len(kernel.asm["cubin"]) > 1000

@@ -11,6 +11,7 @@ little. With 4 hidden units, over seeds 0–3 (30 epochs), every neighbour head'
 most 0.17× the linear head's (nca 0.07–0.17, nca_g 0.07–0.12, nca_i 0.02–0.06, diffknn_g
 0.08–0.16, diffknn_i 0.02–0.06); the test asserts 0.5×.
 """
+
 import pytest
 import torch
 from torch import nn

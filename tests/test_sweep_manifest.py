@@ -1,5 +1,6 @@
 """experiments/sweep/ without a cluster: grid expansion, dedupe, skip-if-done, chunking, sbatch flags, log verdicts,
 and the dry-run and local launchers."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,15 @@ from experiments.sweep.cluster import _task_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 def test_table1_is_the_full_grid_one_job_per_split():
     fixed, swept = sweep.grid("table1", [])
     assert fixed == ["experiment=table1"]
-    assert len(swept["dataset"]) == 10 and len(swept["head"]) == 6 and swept["splits"] == [f"splits={i}" for i in range(10)]
+    assert (
+        len(swept["dataset"]) == 10
+        and len(swept["head"]) == 6
+        and swept["splits"] == [f"splits={i}" for i in range(10)]
+    )
 
 
 def test_command_line_narrows_the_grid_and_every_split_is_its_own_line(tmp_path, tiny):
@@ -41,7 +47,10 @@ def test_tune_rsna_linear_ignores_similarity_so_its_jobs_collapse():
     heads = {}
     for j in jobs:
         heads[j.head] = heads.get(j.head, 0) + 1
-    assert heads == {"linear": 2 * 2 * 3, **{h: 2 * 2 * 3 * 3 for h in ("nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i")}}
+    assert heads == {
+        "linear": 2 * 2 * 3,
+        **{h: 2 * 2 * 3 * 3 for h in ("nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i")},
+    }
     assert len({j.key for j in jobs}) == len(jobs) and all(j.dataset == "rsna" for j in jobs)
 
 
@@ -51,15 +60,32 @@ def test_finished_splits_are_left_out(tmp_path, tiny):
     done = jobs[1]
     path = RunKey(str(tmp_path), done.dataset, done.extractor, done.head, done.run_id).split_path(done.split)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"format_version": 1, "dataset": done.dataset, "extractor": done.extractor, "head": done.head,
-                                "split": done.split, "run_id": done.run_id, "hparams": {}, "best_epoch": 0, "epochs_run": 1,
-                                "config": {}, "metrics": {k: 0.1 for k in ("test_mse", "val_mse", "test_mse_x1e3",
-                                                                          "val_mse_x1e3", "test_mse_orig", "val_mse_orig")}}))
+    path.write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "dataset": done.dataset,
+                "extractor": done.extractor,
+                "head": done.head,
+                "split": done.split,
+                "run_id": done.run_id,
+                "hparams": {},
+                "best_epoch": 0,
+                "epochs_run": 1,
+                "config": {},
+                "metrics": {
+                    k: 0.1
+                    for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
+                },
+            }
+        )
+    )
     p = sweep.plan("table1", over, log_dir=tmp_path / "logs", launcher="submitit_local_test", max_array=10)
     assert [j.split for j in p.jobs] == [0, 2] and p.skipped_done == 1
     st = sweep.status("table1", over, log_dir=tmp_path / "logs")
-    assert [r for r in st.table()] == [dict(dataset="synthetic-sinusoidal", head="nca", total=3, done=1, running=0, pending=0,
-                                            failed=0, missing=2)]
+    assert [r for r in st.table()] == [
+        dict(dataset="synthetic-sinusoidal", head="nca", total=3, done=1, running=0, pending=0, failed=0, missing=2)
+    ]
 
 
 def test_chunks_respect_the_array_limit():
@@ -74,46 +100,83 @@ def test_sbatch_flags_come_from_the_h100_launcher_and_both_gpu_styles(tmp_path):
     s = sweep.launcher_settings("table1", [], "submitit_h100")
     assert (s["partition"], s["timeout_min"], s["gres"], s["gpus_per_node"]) == ("gpu", 2880, "gpu:1", None)
     assert any("HF_HUB_OFFLINE=1" in line and "WANDB_MODE=offline" in line for line in s["setup"])
-    kw = dict(experiment="table1", manifest=tmp_path / "m.txt", setup=tmp_path / "s.sh", log_dir=tmp_path, offset=1000,
-              count=500, parallel=20)
+    kw = dict(
+        experiment="table1",
+        manifest=tmp_path / "m.txt",
+        setup=tmp_path / "s.sh",
+        log_dir=tmp_path,
+        offset=1000,
+        count=500,
+        parallel=20,
+    )
     cmd = sweep.sbatch_command(s, **kw)
     assert "--gres=gpu:1" in cmd and not any(c.startswith("--gpus-per-node") for c in cmd)
     assert "--array=0-499%20" in cmd and f"--output={tmp_path}/%A_%a.out" in cmd and "--signal=B:USR1@120" in cmd
     assert "--requeue" in cmd and "--time=2880" in cmd and "--mem=64G" in cmd and cmd[-1].endswith("slurm/array.sbatch")
     assert "SOFTSTEP_OFFSET=1000" in next(c for c in cmd if c.startswith("--export="))
-    other = sweep.launcher_settings("table1", ["+slurm.gres=null", "+slurm.gpus_per_node=1", "+slurm.account=abc"],
-                                    "submitit_h100")
+    other = sweep.launcher_settings(
+        "table1", ["+slurm.gres=null", "+slurm.gpus_per_node=1", "+slurm.account=abc"], "submitit_h100"
+    )
     cmd = sweep.sbatch_command(other, **kw)
     assert "--gpus-per-node=1" in cmd and not any(c.startswith("--gres") for c in cmd) and "--account=abc" in cmd
 
 
 def test_dry_run_prints_manifest_and_commands_and_writes_nothing(tmp_path, tiny):
-    out = subprocess.run([sys.executable, "scripts/submit.py", "table1",
-                          *tiny.overrides("head=linear,nca", "splits=0,1", f"paths.results_root={tmp_path}/r"),
-                          "--log-dir", str(tmp_path / "logs"), "--dry-run", "--max-array-size", "3", "--parallel", "2",
-                          "--partition", "debug"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "scripts/submit.py",
+            "table1",
+            *tiny.overrides("head=linear,nca", "splits=0,1", f"paths.results_root={tmp_path}/r"),
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--dry-run",
+            "--max-array-size",
+            "3",
+            "--parallel",
+            "2",
+            "--partition",
+            "debug",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "4 job(s) to submit" in out.stdout and out.stdout.count("experiment=table1 dataset=synthetic") == 4
     cmds = [line for line in out.stdout.splitlines() if line.startswith("sbatch ")]
-    assert len(cmds) == 2 and "--array=0-2%2" in cmds[0] and "--array=0-0%1" in cmds[1] and "--partition=debug" in cmds[0]
+    assert (
+        len(cmds) == 2 and "--array=0-2%2" in cmds[0] and "--array=0-0%1" in cmds[1] and "--partition=debug" in cmds[0]
+    )
     assert not (tmp_path / "logs").exists()
 
 
 def test_bad_experiment_or_override_is_one_line(tmp_path):
-    out = subprocess.run([sys.executable, "scripts/submit.py", "table1", "head=nope", "--dry-run"], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "scripts/submit.py", "table1", "head=nope", "--dry-run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and out.stderr.startswith("error:") and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("text,verdict", [
-    ("[softstep] exit status 0\n", "ok"),
-    ("Traceback (most recent call last):\n  ...\nRuntimeError: x\n[softstep] exit status 1\n", "failed"),
-    ("[softstep] exit status 75\n[softstep] requeueing\n", "requeued"),
-    ("[softstep] exit status 75\n...\n[softstep] exit status 0\n", "ok"),  # requeued, then finished: last attempt wins
-    ("Traceback (most recent call last):\n", "failed"),
-    ("[softstep] task 1_0\n", None),
-])
+@pytest.mark.parametrize(
+    "text,verdict",
+    [
+        ("[softstep] exit status 0\n", "ok"),
+        ("Traceback (most recent call last):\n  ...\nRuntimeError: x\n[softstep] exit status 1\n", "failed"),
+        ("[softstep] exit status 75\n[softstep] requeueing\n", "requeued"),
+        (
+            "[softstep] exit status 75\n...\n[softstep] exit status 0\n",
+            "ok",
+        ),  # requeued, then finished: last attempt wins
+        ("Traceback (most recent call last):\n", "failed"),
+        ("[softstep] task 1_0\n", None),
+    ],
+)
 def test_log_verdict(text, verdict):
     assert sweep.log_verdict(text) == verdict
 
@@ -177,8 +240,13 @@ def test_launcher_registry_and_the_old_launcher_option():
 
 
 def test_dry_run_launcher_prints_the_plan_and_writes_nothing(tmp_path, tiny):
-    p = sweep.plan("table1", tiny.overrides("head=linear", "splits=0,1", f"paths.results_root={tmp_path}/r"),
-                   log_dir=tmp_path / "logs", launcher="submitit_local_test", max_array=1)
+    p = sweep.plan(
+        "table1",
+        tiny.overrides("head=linear", "splits=0,1", f"paths.results_root={tmp_path}/r"),
+        log_dir=tmp_path / "logs",
+        launcher="submitit_local_test",
+        max_array=1,
+    )
     out = io.StringIO()
     assert sweep.LAUNCHERS["dry-run"](p, out) is p
     text = out.getvalue().splitlines()
@@ -191,10 +259,22 @@ def test_dry_run_launcher_prints_the_plan_and_writes_nothing(tmp_path, tiny):
 @pytest.mark.slow
 def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path, tiny):
     # n=3 is too small to split: that line exits 2 at run time
-    args = [sys.executable, "scripts/submit.py", "table1",
-            *tiny.overrides("head=linear", "splits=0", "dataset.loader.n=200,3", f"paths.results_root={tmp_path}/r",
-                            f"hydra.run.dir={tmp_path}/h"),
-            "--log-dir", str(tmp_path / "logs"), "--launcher", "local"]
+    args = [
+        sys.executable,
+        "scripts/submit.py",
+        "table1",
+        *tiny.overrides(
+            "head=linear",
+            "splits=0",
+            "dataset.loader.n=200,3",
+            f"paths.results_root={tmp_path}/r",
+            f"hydra.run.dir={tmp_path}/h",
+        ),
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--launcher",
+        "local",
+    ]
     out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 1, out.stdout + out.stderr  # one line failed; the other still ran
     assert "2 job(s) to run here" in out.stdout and "local: 1 ok, 1 failed" in out.stdout
@@ -209,8 +289,12 @@ def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path, tiny)
 def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, tiny, monkeypatch):
     from experiments.protocol.preemption import REQUEUE_EXIT
 
-    p = sweep.plan("table1", tiny.overrides("head=linear,nca", "splits=0", f"paths.results_root={tmp_path}"),
-                   log_dir=tmp_path / "logs", launcher="submitit_local_test")
+    p = sweep.plan(
+        "table1",
+        tiny.overrides("head=linear,nca", "splits=0", f"paths.results_root={tmp_path}"),
+        log_dir=tmp_path / "logs",
+        launcher="submitit_local_test",
+    )
     codes = iter([REQUEUE_EXIT, 0])
     ran = []
 
@@ -231,12 +315,28 @@ def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, tiny, monkeyp
 def _write_result(job, tmp_path, epoch_times, device="cuda"):
     path = RunKey(str(tmp_path), job.dataset, job.extractor, job.head, job.run_id).split_path(job.split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format_version": 1, "dataset": job.dataset, "extractor": job.extractor, "head": job.head,
-                                "split": job.split, "run_id": job.run_id, "hparams": {}, "best_epoch": 0,
-                                "epochs_run": len(epoch_times), "config": {}, "runtime": {"device": device},
-                                "history": [{"epoch": i, "val_mse": 0.1, "epoch_time_s": t} for i, t in enumerate(epoch_times)],
-                                "metrics": {k: 0.1 for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3",
-                                                             "test_mse_orig", "val_mse_orig")}}))
+    path.write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "dataset": job.dataset,
+                "extractor": job.extractor,
+                "head": job.head,
+                "split": job.split,
+                "run_id": job.run_id,
+                "hparams": {},
+                "best_epoch": 0,
+                "epochs_run": len(epoch_times),
+                "config": {},
+                "runtime": {"device": device},
+                "history": [{"epoch": i, "val_mse": 0.1, "epoch_time_s": t} for i, t in enumerate(epoch_times)],
+                "metrics": {
+                    k: 0.1
+                    for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
+                },
+            }
+        )
+    )
 
 
 def test_gpu_hours_of_the_remaining_jobs_from_finished_epoch_times(tmp_path, tiny):
@@ -262,7 +362,8 @@ def test_gpu_hours_from_the_benchmark_when_nothing_finished(tmp_path, tiny):
     st = sweep.status("table1", over, log_dir=tmp_path / "logs")
     extractor = st.jobs[0].extractor
     md = tmp_path / "gpu.md"
-    md.write_text('# GPU\n<!-- throughput: {"device": "cuda", "quick": false, "train_items_per_s": {"%s": 100.0}} -->\n' % extractor)
+    throughput = json.dumps({"device": "cuda", "quick": False, "train_items_per_s": {extractor: 100.0}})
+    md.write_text(f"# GPU\n<!-- throughput: {throughput} -->\n")
     est = estimate(st.jobs, st.state, gpu_md=md)
     (cell,) = est.cells
     assert cell.source.startswith("gpu.md") and cell.epoch_s > 0 and cell.hours > 0

@@ -23,6 +23,7 @@ rename), and a job claims the shard it decodes with a lock file. A job that find
 decodes the others and then waits for it; a lock whose job has died (same host, process gone) or
 that is older than ``stale_s`` is taken over.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,9 +32,10 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,8 +122,15 @@ class DecodedCache:
     decodes : how many items this process decoded (0 when the cache was complete): tests and benchmarks count it.
     """
 
-    def __init__(self, root: str | Path, data: RegressionData, *, shard_size: int = 256, stale_s: float = 1800.0,
-                 poll_s: float = 0.5):
+    def __init__(
+        self,
+        root: str | Path,
+        data: RegressionData,
+        *,
+        shard_size: int = 256,
+        stale_s: float = 1800.0,
+        poll_s: float = 0.5,
+    ):
         self.data, self.shard_size, self.stale_s, self.poll_s = data, int(shard_size), float(stale_s), float(poll_s)
         self.dir = Path(root) / self.key(data)
         self.n_shards = -(-len(data) // self.shard_size)
@@ -186,7 +195,7 @@ class DecodedCache:
         torch.save({"x": torch.stack(xs) if same else list(xs)}, buf)
         atomic_write_bytes(self.shard_path(s), buf.getvalue())
 
-    def build(self, *, num_workers: int = 0, progress: bool = False) -> "DecodedCache":
+    def build(self, *, num_workers: int = 0, progress: bool = False) -> DecodedCache:
         """Decode every item not yet cached (``num_workers`` DataLoader workers), writing shard by shard; wait for
         shards another job is writing. Returns self."""
         if self.complete():
@@ -260,8 +269,9 @@ class DecodedCache:
         return collate([(self.get(i), 0.0) for i in idx])[0]
 
 
-def decoded_cache(root: str | Path, data: RegressionData, setting="auto", *, num_workers: int = 0,
-                  progress: bool = False) -> DecodedCache | None:
+def decoded_cache(
+    root: str | Path, data: RegressionData, setting="auto", *, num_workers: int = 0, progress: bool = False
+) -> DecodedCache | None:
     """The built decoded-sample cache of ``data`` under ``root`` (``trainer.decoded_cache``: ``auto`` = for
     :data:`CACHED_MODALITIES`, true, false), or None when it is off."""
     if setting not in DECODED_CACHE:
@@ -309,8 +319,13 @@ class Inputs:
     """Model inputs by index: rows of a cached feature matrix, items of a decoded-sample cache, or raw items decoded by
     one persistent DataLoader (see the module docstring)."""
 
-    def __init__(self, features: torch.Tensor | None = None, data: RegressionData | None = None, num_workers: int = 0,
-                 cache: DecodedCache | None = None):
+    def __init__(
+        self,
+        features: torch.Tensor | None = None,
+        data: RegressionData | None = None,
+        num_workers: int = 0,
+        cache: DecodedCache | None = None,
+    ):
         self.features, self.data, self.cache = features, data, cache
         self.num_workers = resolve_num_workers(num_workers)
         self._loader = self._sampler = self._device_features = None
@@ -327,7 +342,9 @@ class Inputs:
         chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
         if self.cache is not None:
             on_gpu = torch.device(device).type == "cuda"
-            collated = _read_ahead(lambda c: _pinned(self.cache.batch(c)), chunks) if on_gpu else map(self.cache.batch, chunks)
+            collated = (
+                _read_ahead(lambda c: _pinned(self.cache.batch(c)), chunks) if on_gpu else map(self.cache.batch, chunks)
+            )
             for x in collated:
                 yield _to_device(x, device, self.cache.finish)
         else:
@@ -350,8 +367,13 @@ class Inputs:
             self._sampler = _Refillable()
             w = self.num_workers
             self._loader = torch.utils.data.DataLoader(
-                self.data.dataset(np.arange(len(self.data))), batch_sampler=self._sampler, collate_fn=collate,
-                num_workers=w, persistent_workers=w > 0, pin_memory=torch.device(device).type == "cuda")
+                self.data.dataset(np.arange(len(self.data))),
+                batch_sampler=self._sampler,
+                collate_fn=collate,
+                num_workers=w,
+                persistent_workers=w > 0,
+                pin_memory=torch.device(device).type == "cuda",
+            )
         return self._loader
 
     def __getstate__(self):  # a DataLoader with live workers does not pickle (joblib, saved models)

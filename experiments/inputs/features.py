@@ -3,11 +3,12 @@
 Later epochs, splits, heads and reruns read ``<cache_dir>/features/<key>.pt`` and build no
 extractor at all.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -23,7 +24,9 @@ def cache_key(data: RegressionData, extractor_name: str, extractor_settings: str
 
 
 @torch.no_grad()
-def extract(extractor, data: RegressionData, *, batch_size: int = 64, device="cpu", progress: bool = True) -> torch.Tensor:
+def extract(
+    extractor, data: RegressionData, *, batch_size: int = 64, device="cpu", progress: bool = True
+) -> torch.Tensor:
     """Run ``extractor`` in eval mode over every item; returns (n, out_dim) float32 on the CPU."""
     extractor.eval().to(device)
     out = []

@@ -6,6 +6,7 @@ fitted on the training split only, exactly as the labels are scaled. The fitted 
 numbers and strings (:meth:`TablePreprocessor.state`), so a saved model stores it as JSON, not as
 a pickle; :meth:`TablePreprocessor.from_state` rebuilds the same fitted transformer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,11 +30,16 @@ class TablePreprocessor:
         if self.numeric:
             parts.append(("numeric", StandardScaler(), self.numeric))
         if self.categorical:
-            parts.append(("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32),
-                          self.categorical))
+            parts.append(
+                (
+                    "categorical",
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32),
+                    self.categorical,
+                )
+            )
         self.transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
-    def fit(self, frame: pd.DataFrame) -> "TablePreprocessor":
+    def fit(self, frame: pd.DataFrame) -> TablePreprocessor:
         self.transformer.fit(frame[self.numeric + self.categorical])
         return self
 
@@ -57,7 +63,7 @@ class TablePreprocessor:
         return out
 
     @classmethod
-    def from_state(cls, state: dict) -> "TablePreprocessor":
+    def from_state(cls, state: dict) -> TablePreprocessor:
         """The transformer :meth:`state` describes, refitted on a few synthetic rows that have exactly those
         means, variances and categories (rows m ± √v, categories cycled), so no fitted object is unpickled."""
         numeric, categorical = list(state["numeric"]), list(state["categorical"])
@@ -74,8 +80,9 @@ class TablePreprocessor:
         return {"numeric": self.numeric, "categorical": self.categorical, "width": self.width}
 
 
-def split_inputs(data: RegressionData, inputs: Inputs, in_dim: int | None,
-                 train_idx) -> tuple[Inputs, int | None, TablePreprocessor | None]:
+def split_inputs(
+    data: RegressionData, inputs: Inputs, in_dim: int | None, train_idx
+) -> tuple[Inputs, int | None, TablePreprocessor | None]:
     """(inputs, width, preprocessor) of one split: a table's columns preprocessed by a transformer fitted on
     ``train_idx``; any other dataset's inputs unchanged (preprocessor None)."""
     if data.columns is None:

@@ -7,6 +7,7 @@ with the run's loader settings). Predictions are in the target column's units (w
 exp of the predicted label). ``split="all"`` averages the saved splits' predictions (on the label
 scale), and their neighbour weights, each split's weights counted 1/S.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -35,8 +36,10 @@ def load_models(run_dir, split="all", device="cpu") -> list[saved.SavedModel]:
         raise PredictError(f"{run_dir}: no such run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>)")
     have = saved.saved_splits(run_dir)
     if not have:
-        raise PredictError(f"{run_dir}: this run has no saved model (models/model_<s>.safetensors); rerun it with "
-                           f"save_model=true (and force=true for splits already finished)")
+        raise PredictError(
+            f"{run_dir}: this run has no saved model (models/model_<s>.safetensors); rerun it with "
+            f"save_model=true (and force=true for splits already finished)"
+        )
     if split == "all":
         splits = have
     else:
@@ -45,7 +48,9 @@ def load_models(run_dir, split="all", device="cpu") -> list[saved.SavedModel]:
         except ValueError:
             raise PredictError(f"--split must be a split number or 'all'; got {split!r}") from None
         if splits[0] not in have:
-            raise PredictError(f"{run_dir}: no saved model for split {splits[0]}; saved splits: {', '.join(map(str, have))} (or --split all)")
+            raise PredictError(
+                f"{run_dir}: no saved model for split {splits[0]}; saved splits: {', '.join(map(str, have))} (or --split all)"
+            )
     return [saved.load(run_dir, s, device=device) for s in splits]
 
 
@@ -55,16 +60,20 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise PredictError(f"no file at {path}")
     if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise PredictError(f"{path}: unsupported file type {path.suffix or '(none)'!r} for a {what}; "
-                           f"use one of {', '.join(TABLE_SUFFIXES)}")
+        raise PredictError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r} for a {what}; "
+            f"use one of {', '.join(TABLE_SUFFIXES)}"
+        )
     return checks.read_table(path, name="predict")
 
 
 def _need_columns(df: pd.DataFrame, path: Path, columns) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise PredictError(f"{path} has no column {missing[0]!r}, which the model was trained on "
-                           f"(it needs {', '.join(map(repr, columns))})")
+        raise PredictError(
+            f"{path} has no column {missing[0]!r}, which the model was trained on "
+            f"(it needs {', '.join(map(repr, columns))})"
+        )
 
 
 def table_frame(path: Path, state: dict) -> pd.DataFrame:
@@ -84,8 +93,10 @@ def _folder_data(model: saved.SavedModel, folder: Path, modality: str) -> Regres
     """Every image or audio file below ``folder``, read by the run's own loader (its size, window, …)."""
     exts = checks.IMAGE_EXTENSIONS if modality == "image" else checks.AUDIO_EXTENSIONS
     if not folder.is_dir():
-        raise PredictError(f"{folder}: this run predicts a folder of {modality} files ({', '.join(exts)}); "
-                           + ("got a file" if folder.exists() else "no such folder"))
+        raise PredictError(
+            f"{folder}: this run predicts a folder of {modality} files ({', '.join(exts)}); "
+            + ("got a file" if folder.exists() else "no such folder")
+        )
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
     if not files:
         raise PredictError(f"{folder}: no {modality} files ({', '.join(exts)}) in it")
@@ -93,8 +104,14 @@ def _folder_data(model: saved.SavedModel, folder: Path, modality: str) -> Regres
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "files.csv"
         pd.DataFrame({loader["file_column"]: files, loader["target_column"]: 1.0}).to_csv(csv, index=False)
-        return schema.folder_data_from_saved(loader, saved.meta_path(model.run_dir, model.meta["split"]), root=str(folder),
-                                        csv=str(csv), log_target=False, dropna=False)
+        return schema.folder_data_from_saved(
+            loader,
+            saved.meta_path(model.run_dir, model.meta["split"]),
+            root=str(folder),
+            csv=str(csv),
+            log_target=False,
+            dropna=False,
+        )
 
 
 def _text_data(cfg: dict, path: Path) -> RegressionData:
@@ -111,7 +128,9 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
     meta, cfg = m0.meta, m0.cfg
     if meta.get("features"):
         frame = table_frame(path, meta["features"])
-        return [torch.from_numpy(m.preprocessor.transform(frame)).to(device) for m in models], {"row": np.arange(len(frame))}
+        return [torch.from_numpy(m.preprocessor.transform(frame)).to(device) for m in models], {
+            "row": np.arange(len(frame))
+        }
     loader = cfg["dataset"].get("loader") or {}
     if meta["modality"] == "text" and isinstance(loader.get("text_column"), str):
         data = _text_data(cfg, path)
@@ -120,11 +139,14 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
         data = _folder_data(m0, path, meta["modality"])
         names = {"file": [str(Path(f).relative_to(path)) for f in data.items]}
     else:
-        raise PredictError(f"predict.py reads new data for dataset=table, image_folder or audio_folder runs; this run is "
-                           f"dataset={meta['dataset']!r} ({meta['modality']})")
+        raise PredictError(
+            f"predict.py reads new data for dataset=table, image_folder or audio_folder runs; this run is "
+            f"dataset={meta['dataset']!r} ({meta['modality']})"
+        )
     if m0.model.extractor is None:  # frozen: one extractor pass, shared by every split's model
-        extractor = schema.extractor_from_saved(cfg["extractor"]["builder"], saved.meta_path(m0.run_dir, meta["split"]),
-                                           finetune=False, in_dim=None)
+        extractor = schema.extractor_from_saved(
+            cfg["extractor"]["builder"], saved.meta_path(m0.run_dir, meta["split"]), finetune=False, in_dim=None
+        )
         feats = extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
         return [feats for _ in models], names
     loader = torch.utils.data.DataLoader(data.dataset(range(len(data))), batch_size=batch_size, collate_fn=collate)
@@ -149,7 +171,9 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     except DataError as e:
         raise PredictError(str(e).replace("dataset 'predict': ", "")) from None
     if explain and not models[0].model.head.needs_reference:
-        raise PredictError(f"--explain: the {models[0].meta['head']} head predicts without neighbours; choose a run of a neighbour head")
+        raise PredictError(
+            f"--explain: the {models[0].meta['head']} head predicts without neighbours; choose a run of a neighbour head"
+        )
     zs = [_embed(m, x, device) for m, x in zip(models, xs)]
     label = np.mean([m.to_label_units(m.predict_scaled(z).double().cpu().numpy()) for m, z in zip(models, zs)], axis=0)
     out = pd.DataFrame(names)

@@ -14,6 +14,7 @@ model is small, and not when it is fine-tuned). A saved split has, in ``<run dir
 Nothing is pickled: weights load through safetensors and the rest is JSON. Loading treats both files as
 data (:mod:`experiments.models.schema`): nothing named in them is imported or instantiated.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,18 @@ def reference_items(data: RegressionData, idx) -> list:
     return [int(j) for j in idx]
 
 
-def save(cfg: DictConfig, key: RunKey, split: int, model: Regressor, inputs, data: RegressionData, scaler: MinMaxScaler,
-         prep: TablePreprocessor | None, train_idx, device) -> dict:
+def save(
+    cfg: DictConfig,
+    key: RunKey,
+    split: int,
+    model: Regressor,
+    inputs,
+    data: RegressionData,
+    scaler: MinMaxScaler,
+    prep: TablePreprocessor | None,
+    train_idx,
+    device,
+) -> dict:
     """Write the split's model files (atomically); returns ``{"weights", "meta", "bytes"}`` for the result file."""
     from safetensors.torch import save as st_save
 
@@ -71,12 +82,19 @@ def save(cfg: DictConfig, key: RunKey, split: int, model: Regressor, inputs, dat
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
     if model.uses_reference:
         with torch.no_grad():
-            tensors["reference.z"] = embed_rows(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float().cpu().contiguous()
+            tensors["reference.z"] = (
+                embed_rows(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float().cpu().contiguous()
+            )
         tensors["reference.y"] = torch.as_tensor(scaler.transform(data.labels[train_idx]), dtype=torch.float32)
     loader = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
     meta = {
-        "format_version": MODEL_FORMAT, "dataset": cfg.dataset.name, "modality": data.modality, "head": cfg.head.name,
-        "split": split, "run_id": key.run_id, "in_dim": model.in_dim,
+        "format_version": MODEL_FORMAT,
+        "dataset": cfg.dataset.name,
+        "modality": data.modality,
+        "head": cfg.head.name,
+        "split": split,
+        "run_id": key.run_id,
+        "in_dim": model.in_dim,
         "extractor_saved": bool(cfg.extractor.finetune and model.extractor is not None),
         "label": {"lo": scaler.lo, "hi": scaler.hi, "log_target": bool(loader.get("log_target", False))},
         "features": prep.state() if prep is not None else None,
@@ -125,7 +143,7 @@ def saved_splits(run_dir: str | Path) -> list[int]:
     run_dir = Path(run_dir)
     out = []
     for m in (run_dir / "models").glob("model_*.json"):
-        s = m.stem[len("model_"):]
+        s = m.stem[len("model_") :]
         if s.isdigit() and weights_path(run_dir, int(s)).exists():
             out.append(int(s))
     return sorted(out)
@@ -139,12 +157,14 @@ def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
     w, m = weights_path(run_dir, split), meta_path(run_dir, split)
     if not (w.is_file() and m.is_file()):
         have = saved_splits(run_dir)
-        raise SavedModelError(f"{run_dir}: no saved model for split {split} (models/{w.name} and models/{m.name}); "
-                              + (f"saved splits: {have}" if have else "this run saved none: rerun it with save_model=true"))
+        raise SavedModelError(
+            f"{run_dir}: no saved model for split {split} (models/{w.name} and models/{m.name}); "
+            + (f"saved splits: {have}" if have else "this run saved none: rerun it with save_model=true")
+        )
     meta = read_meta(m)
     model = build_model(meta, m)
     tensors = read_tensors(w, model, meta)
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     model.load_state_dict(state)
     model.to(device).eval()
     prep = TablePreprocessor.from_state(meta["features"]) if meta.get("features") else None
@@ -157,12 +177,15 @@ def read_meta(path: Path) -> dict:
     where the schema reads a number)."""
     try:
         if path.stat().st_size > schema.META_MAX_BYTES:
-            raise ValueError(f"{path.stat().st_size} bytes, over the {schema.META_MAX_BYTES >> 20} MiB a saved model's JSON may have")
+            raise ValueError(
+                f"{path.stat().st_size} bytes, over the {schema.META_MAX_BYTES >> 20} MiB a saved model's JSON may have"
+            )
         meta = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
-        raise SavedModelError(f"{path}: not a saved model's JSON ({type(e).__name__}: {why}); rerun the split with "
-                              f"save_model=true") from None
+        raise SavedModelError(
+            f"{path}: not a saved model's JSON ({type(e).__name__}: {why}); rerun the split with save_model=true"
+        ) from None
     return schema.validate_meta(meta, path)
 
 
@@ -190,29 +213,40 @@ def read_tensors(path: Path, model: Regressor, meta: dict) -> dict:
     if model.uses_reference:
         n = len(meta.get("reference_items") or [])
         if n < 1:
-            raise SavedModelError(f"{path.with_suffix('.json')}: field reference_items: a {meta['head']} model needs its reference set")
+            raise SavedModelError(
+                f"{path.with_suffix('.json')}: field reference_items: a {meta['head']} model needs its reference set"
+            )
         want["reference.z"] = ((n, meta["config"]["model"]["embed_dim"]), torch.float32)
         want["reference.y"] = ((n,), torch.float32)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             have = set(f.keys())
             for key in sorted(have ^ set(want)):
-                raise SavedModelError(f"{path}: tensor {key}: " + ("missing" if key in want else "not part of this model")
-                                      + "; the file was changed or is not this run's model (rerun the split with save_model=true)")
+                raise SavedModelError(
+                    f"{path}: tensor {key}: "
+                    + ("missing" if key in want else "not part of this model")
+                    + "; the file was changed or is not this run's model (rerun the split with save_model=true)"
+                )
             tensors = {}
             for key, (shape, dtype) in want.items():
                 got = tuple(f.get_slice(key).get_shape())
                 if got != shape:
-                    raise SavedModelError(f"{path}: tensor {key}: shape {got} where the model needs {shape}; rerun the split")
+                    raise SavedModelError(
+                        f"{path}: tensor {key}: shape {got} where the model needs {shape}; rerun the split"
+                    )
                 t = f.get_tensor(key)
                 if t.dtype != dtype:
-                    raise SavedModelError(f"{path}: tensor {key}: dtype {t.dtype} where the model needs {dtype}; rerun the split")
+                    raise SavedModelError(
+                        f"{path}: tensor {key}: dtype {t.dtype} where the model needs {dtype}; rerun the split"
+                    )
                 if t.is_floating_point() and not torch.isfinite(t).all():
                     raise SavedModelError(f"{path}: tensor {key}: holds NaN or inf; rerun the split")
                 tensors[key] = t
     except SavedModelError:
         raise
     except Exception as e:  # noqa: BLE001 - safetensors' own errors: any unreadable file is one line naming it
-        raise SavedModelError(f"{path}: not a safetensors file of a saved model ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200] if str(e) else ''}); rerun the split with save_model=true") from None
+        raise SavedModelError(
+            f"{path}: not a safetensors file of a saved model ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else ''}); rerun the split with save_model=true"
+        ) from None
     return tensors

@@ -7,6 +7,7 @@ arguments that function takes and against a plain-value type: None, bool, int, a
 string without an interpolation (``${``), or a short list or dict of those. Anything else is a
 :class:`SavedModelError` naming the file and the field.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -47,13 +48,18 @@ def head_classes() -> dict:
     """config ``_target_`` → head class: the library's three head classes under their two public paths."""
     from softstep import heads
 
-    return {f"{mod}.{cls.__name__}": cls for cls in (heads.LinearHead, heads.NCAHead, heads.DiffKNNHead)
-            for mod in ("softstep", "softstep.heads")}
+    return {
+        f"{mod}.{cls.__name__}": cls
+        for cls in (heads.LinearHead, heads.NCAHead, heads.DiffKNNHead)
+        for mod in ("softstep", "softstep.heads")
+    }
 
 
 def _fail(file, field: str, problem: str) -> SavedModelError:
-    return SavedModelError(f"{file}: field {field}: {problem}; the file was changed or is not a saved model "
-                           f"(rerun the split with save_model=true)")
+    return SavedModelError(
+        f"{file}: field {field}: {problem}; the file was changed or is not a saved model "
+        f"(rerun the split with save_model=true)"
+    )
 
 
 def plain(value, field: str, file, depth: int = 0):
@@ -82,20 +88,28 @@ def _arguments(node, field: str, file, allowed: set, fixed: dict) -> dict:
     args = {k: plain(v, f"{field}.{k}", file) for k, v in node.items() if k != "_target_"}
     for k in args:
         if k not in allowed:
-            raise _fail(file, f"{field}.{k}", f"not an argument it takes (allowed: {', '.join(sorted(allowed)) or 'none'})")
+            raise _fail(
+                file, f"{field}.{k}", f"not an argument it takes (allowed: {', '.join(sorted(allowed)) or 'none'})"
+            )
     return {k: v for k, v in args.items() if k not in fixed}  # the caller's values replace the stored ones
 
 
 def _signature_args(fn) -> set:
-    return {p.name for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+    return {
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+    }
 
 
 def _target(node, field: str, file, table: dict, what: str) -> str:
     target = node.get("_target_") if isinstance(node, dict) else None
     if target not in table:
-        raise _fail(file, f"{field}._target_", f"{str(target)[:80]!r} is not one of this project's {what} "
-                                               f"({', '.join(sorted(table))})")
+        raise _fail(
+            file,
+            f"{field}._target_",
+            f"{str(target)[:80]!r} is not one of this project's {what} ({', '.join(sorted(table))})",
+        )
     return target
 
 
@@ -154,8 +168,20 @@ def _finite(value, field: str, file) -> float:
     return float(value)
 
 
-META_KEYS = {"format_version", "dataset", "modality", "head", "split", "run_id", "in_dim", "extractor_saved", "label",
-             "features", "reference_items", "config"}
+META_KEYS = {
+    "format_version",
+    "dataset",
+    "modality",
+    "head",
+    "split",
+    "run_id",
+    "in_dim",
+    "extractor_saved",
+    "label",
+    "features",
+    "reference_items",
+    "config",
+}
 
 
 def validate_meta(meta, file: Path) -> dict:
@@ -168,8 +194,10 @@ def validate_meta(meta, file: Path) -> dict:
     if unknown:
         raise _fail(file, unknown[0], "not a field of a saved model")
     if meta.get("format_version") != MODEL_FORMAT or isinstance(meta.get("format_version"), bool):
-        raise SavedModelError(f"{file}: field format_version: {str(meta.get('format_version'))[:20]!r} is not {MODEL_FORMAT}; "
-                              f"rerun the split with this version")
+        raise SavedModelError(
+            f"{file}: field format_version: {str(meta.get('format_version'))[:20]!r} is not {MODEL_FORMAT}; "
+            f"rerun the split with this version"
+        )
     for key in ("dataset", "run_id"):
         _need(meta, key, str, file)
     if _need(meta, "modality", str, file) not in MODALITIES:
@@ -186,7 +214,9 @@ def validate_meta(meta, file: Path) -> dict:
     _need(label, "log_target", bool, file, "label.log_target")
     _features(meta.get("features"), file)
     items = meta.get("reference_items")
-    if items is not None and (not isinstance(items, list) or not all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in items)):
+    if items is not None and (
+        not isinstance(items, list) or not all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in items)
+    ):
         raise _fail(file, "reference_items", "expected a list of row numbers or file names")
     _config(_need(meta, "config", dict, file), meta, file)
     return meta
@@ -196,7 +226,9 @@ def _features(state, file) -> None:
     if state is None:
         return
     if not isinstance(state, dict) or set(state) != {"numeric", "categorical"}:
-        raise _fail(file, "features", "expected {numeric: {column: [mean, variance]}, categorical: {column: [category, ...]}}")
+        raise _fail(
+            file, "features", "expected {numeric: {column: [mean, variance]}, categorical: {column: [category, ...]}}"
+        )
     for col, mv in _need(state, "numeric", dict, file, "features.numeric").items():
         if not isinstance(mv, list) or len(mv) != 2:
             raise _fail(file, f"features.numeric.{col}", "expected [mean, variance]")
@@ -215,7 +247,9 @@ def _config(cfg: dict, meta: dict, file) -> None:
     for group in ("head", "model", "extractor", "dataset"):
         _need(cfg, group, dict, file, f"config.{group}")
     if cfg["head"].get("name") != meta["head"]:
-        raise _fail(file, "config.head.name", f"{str(cfg['head'].get('name'))[:20]!r} disagrees with head {meta['head']!r}")
+        raise _fail(
+            file, "config.head.name", f"{str(cfg['head'].get('name'))[:20]!r} disagrees with head {meta['head']!r}"
+        )
     _need(cfg["head"], "module", dict, file, "config.head.module")
     model = cfg["model"]
     if _need(model, "arch", str, file, "config.model.arch") not in ARCHS:

@@ -1,4 +1,5 @@
 """Reference models beside the heads: scikit-learn's k-NN with k chosen on the validation split."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,11 +4,12 @@
 would run. Inside ``with hydra_context():`` many compositions share one Hydra initialisation (each
 ``initialize`` costs about as much as a compose).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from omegaconf import DictConfig
 

@@ -23,6 +23,7 @@
   NCA (2²⁷ entries), 32 for nca_g/nca_i (2²⁶) and 33 for DiffKNN (2²⁵: at 2²⁶ it peaked at 2,050 MiB, just
   over 2 GiB) on a GPU with ≥ 16 GiB free.
 """
+
 from __future__ import annotations
 
 import contextlib

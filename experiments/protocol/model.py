@@ -1,4 +1,5 @@
 """The model of one split: extractor (optional) → embedding network (``model.arch``) → embedding z → head."""
+
 from __future__ import annotations
 
 import torch
@@ -17,14 +18,23 @@ def embedding_net(arch: str, in_dim: int, hidden: int, embed_dim: int, dropout: 
     if arch == "mlp":
         return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
     if arch == "mlp_bn_tanh":
-        return nn.Sequential(nn.BatchNorm1d(in_dim), nn.Linear(in_dim, hidden), nn.Tanh(), nn.Dropout(dropout),
-                             nn.BatchNorm1d(hidden), nn.Linear(hidden, embed_dim), nn.Tanh())
+        return nn.Sequential(
+            nn.BatchNorm1d(in_dim),
+            nn.Linear(in_dim, hidden),
+            nn.Tanh(),
+            nn.Dropout(dropout),
+            nn.BatchNorm1d(hidden),
+            nn.Linear(hidden, embed_dim),
+            nn.Tanh(),
+        )
     if arch == "linear":
         return nn.Linear(in_dim, embed_dim)
     if arch == "identity":
         if embed_dim != in_dim:
-            raise ValueError(f"model.arch=identity passes the {in_dim} features on as the embedding; "
-                             f"set model.embed_dim={in_dim} (got {embed_dim})")
+            raise ValueError(
+                f"model.arch=identity passes the {in_dim} features on as the embedding; "
+                f"set model.embed_dim={in_dim} (got {embed_dim})"
+            )
         return nn.Identity()
     raise ValueError(f"unknown model.arch {arch!r}; allowed: {', '.join(ARCHS)}")
 
@@ -32,8 +42,16 @@ def embedding_net(arch: str, in_dim: int, hidden: int, embed_dim: int, dropout: 
 class Regressor(nn.Module):
     """extractor (optional: absent when features are precomputed) → embedding network → embedding → head."""
 
-    def __init__(self, in_dim: int, hidden: int, embed_dim: int, head: nn.Module, extractor: nn.Module | None = None,
-                 dropout: float = 0.0, arch: str = "mlp"):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int,
+        embed_dim: int,
+        head: nn.Module,
+        extractor: nn.Module | None = None,
+        dropout: float = 0.0,
+        arch: str = "mlp",
+    ):
         super().__init__()
         self.in_dim, self.extractor = in_dim, extractor
         self.mlp = embedding_net(arch, in_dim, hidden, embed_dim, dropout)

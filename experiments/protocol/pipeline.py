@@ -7,6 +7,7 @@ result JSON atomically. At the end print mean ± std × 10³ beside the paper's 
 Read top-down: :func:`run` → :func:`run_split_locked` → :func:`run_split` → :func:`train_split`;
 the set-up steps :func:`run` calls (data, inputs, workers) follow them.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,8 @@ class Trained:
     model: Regressor | None = None
     scaler: MinMaxScaler | None = None
     inputs: Inputs | None = None
-    idx: tuple | None = None             # (train, val, test) indices; the training split is the reference set
-    y_scaled: np.ndarray | None = None   # every label, scaled by ``scaler`` (fitted on the training split)
+    idx: tuple | None = None  # (train, val, test) indices; the training split is the reference set
+    y_scaled: np.ndarray | None = None  # every label, scaled by ``scaler`` (fitted on the training split)
 
 
 @dataclass
@@ -90,8 +91,9 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
     trained: dict[int, Trained] = {}
     if todo:
         source = OmegaConf.select(cfg, "dataset.loader.path") or OmegaConf.select(cfg, "dataset.loader.root")
-        safety.check_labels(data, {s: data.labels[paper_split(data.labels, s, cfg.trainer.stratify_bins)[0]] for s in todo},
-                            source)
+        safety.check_labels(
+            data, {s: data.labels[paper_split(data.labels, s, cfg.trainer.stratify_bins)[0]] for s in todo}, source
+        )
         device = resolve_device(cfg.trainer.device)
         check_modality(cfg, data)
         check_writable(cfg, key)
@@ -101,22 +103,40 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
         bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
         args = (cfg, data, inputs, in_dim)
         if workers == 1:
-            jobs = (run_split_locked(*args, s, key, device, threads, cfg.progress, keep_models,
-                                     replace=s in done_before) for s in todo)
+            jobs = (
+                run_split_locked(*args, s, key, device, threads, cfg.progress, keep_models, replace=s in done_before)
+                for s in todo
+            )
         else:  # independent splits in parallel processes; per-epoch bars off, the split bar stays
             from joblib import Parallel, delayed
 
             jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-                delayed(run_split_locked)(*args, s, key, device, threads, False, keep_models,
-                                          replace=s in done_before, worker=True) for s in todo)
+                delayed(run_split_locked)(
+                    *args, s, key, device, threads, False, keep_models, replace=s in done_before, worker=True
+                )
+                for s in todo
+            )
         for t in tqdm(jobs, **bar):
             if t is not None:
                 trained[t.record["split"]] = t
     return RunResult(key, summary(cfg, key), trained)
 
 
-def run_split_locked(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False,
-                     *, replace: bool = False, worker: bool = False) -> Trained | None:
+def run_split_locked(
+    cfg,
+    data,
+    inputs,
+    in_dim,
+    split: int,
+    key: RunKey,
+    device,
+    threads,
+    progress,
+    keep_model=False,
+    *,
+    replace: bool = False,
+    worker: bool = False,
+) -> Trained | None:
     """:func:`run_split` under the split's lock (``split_<s>.lock``, see :mod:`experiments.store.locks`).
 
     Returns None, and says so, when another live run holds the split, or finished it meanwhile (a
@@ -128,21 +148,30 @@ def run_split_locked(cfg, data, inputs, in_dim, split: int, key: RunKey, device,
         preemption.install()
     lock = safety.split_lock(key, split)
     if not lock.try_acquire():
-        print(f"[softstep] split {split}: another run ({lock.describe()}) is training it; skipped here",
-              file=sys.stderr, flush=True)
+        print(
+            f"[softstep] split {split}: another run ({lock.describe()}) is training it; skipped here",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     try:
         done = split in key.finished()
         safety.clean_split(key, split, done)
         if done and not replace:
-            print(f"[softstep] split {split}: finished by another run meanwhile; skipped here", file=sys.stderr, flush=True)
+            print(
+                f"[softstep] split {split}: finished by another run meanwhile; skipped here",
+                file=sys.stderr,
+                flush=True,
+            )
             return None
         return run_split(cfg, data, inputs, in_dim, split, key, device, threads, progress, keep_model)
     finally:
         lock.release()
 
 
-def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False) -> Trained:
+def run_split(
+    cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False
+) -> Trained:
     """One split, start to finish: train, write its result atomically, drop its checkpoint."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
@@ -163,8 +192,9 @@ def run_split(cfg, data, inputs, in_dim, split: int, key: RunKey, device, thread
         torch.set_num_threads(before)
 
 
-def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, key: RunKey,
-                device) -> SplitFit:
+def train_split(
+    cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, key: RunKey, device
+) -> SplitFit:
     """Split, scale, build and fit one model (:class:`SplitFit`)."""
     train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
     inputs, in_dim, prep = tabular.split_inputs(data, inputs, in_dim, train_idx)
@@ -179,10 +209,21 @@ def train_split(cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: i
     settings = TrainerSettings.from_config(cfg.trainer, device, head)
     tracker = make_tracker(cfg, key.run_id, split)
     try:
-        res = fit(model, inputs, scaler.transform(data.labels), train_idx, val_idx, test_idx, settings, seed=split,
-                  checkpoint=key.checkpoint(split) if cfg.trainer.checkpoint else None, progress=cfg.progress,
-                  log=tracker.log, desc=f"split {split}",
-                  epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, settings))
+        res = fit(
+            model,
+            inputs,
+            scaler.transform(data.labels),
+            train_idx,
+            val_idx,
+            test_idx,
+            settings,
+            seed=split,
+            checkpoint=key.checkpoint(split) if cfg.trainer.checkpoint else None,
+            progress=cfg.progress,
+            log=tracker.log,
+            desc=f"split {split}",
+            epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, settings),
+        )
     finally:
         tracker.finish()
     return SplitFit(res, model, scaler, (train_idx, val_idx, test_idx), inputs, prep)
@@ -223,8 +264,9 @@ def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData,
         with torch.no_grad():
             z_ref = embed_rows(model, sf.inputs, train_idx, cfg.trainer.eval_batch_size, device)
             z = embed_rows(model, sf.inputs, test_idx, cfg.trainer.eval_batch_size, device)
-        out["sparsity"] = sparsity.head_sparsity(model.head, z, z_ref,
-                                                 max_elements=resolve_max_elements(cfg.trainer.max_elements, device, model.head))
+        out["sparsity"] = sparsity.head_sparsity(
+            model.head, z, z_ref, max_elements=resolve_max_elements(cfg.trainer.max_elements, device, model.head)
+        )
     if saved.wanted(cfg):
         out["saved_model"] = saved.save(cfg, key, split, model, sf.inputs, data, sf.scaler, sf.prep, train_idx, device)
     return out
@@ -235,7 +277,9 @@ def load_data(cfg: DictConfig) -> RegressionData:
     """The configured dataset (``dataset.loader``), with a warning where its size differs from the paper's."""
     data = instantiate_clearly(cfg.dataset.loader)
     if not isinstance(data, RegressionData):
-        raise DataError(f"dataset {cfg.dataset.name!r}: loader {cfg.dataset.loader._target_} returned {type(data).__name__}, not RegressionData")
+        raise DataError(
+            f"dataset {cfg.dataset.name!r}: loader {cfg.dataset.loader._target_} returned {type(data).__name__}, not RegressionData"
+        )
     check_expected_count(cfg, data)
     return data
 
@@ -262,11 +306,15 @@ def check_expected_count(cfg: DictConfig, data: RegressionData) -> str | None:
         return None
     n, expected = len(data), int(expected)
     cause = OmegaConf.select(cfg, "dataset.expected_n_note", default=None) or (
-        "a filter, missing files or only part of the release" if n < expected else
-        "a newer or different release, or a filter the paper applied that is off here")
+        "a filter, missing files or only part of the release"
+        if n < expected
+        else "a newer or different release, or a filter the paper applied that is off here"
+    )
     steps = "; ".join(f"{k} {v:,}" for k, v in (getattr(data, "counts", None) or {}).items())
-    line = (f"[softstep] warning: dataset {cfg.dataset.name!r} loaded {n:,} items, the paper counts {expected:,}; "
-            f"likely cause: {cause}" + (f" (here: {steps})" if steps else "") + f"; see data/{cfg.dataset.name}/README.md")
+    line = (
+        f"[softstep] warning: dataset {cfg.dataset.name!r} loaded {n:,} items, the paper counts {expected:,}; "
+        f"likely cause: {cause}" + (f" (here: {steps})" if steps else "") + f"; see data/{cfg.dataset.name}/README.md"
+    )
     print(line, file=sys.stderr, flush=True)
     return line
 
@@ -274,8 +322,10 @@ def check_expected_count(cfg: DictConfig, data: RegressionData) -> str | None:
 def check_modality(cfg: DictConfig, data: RegressionData) -> None:
     """The extractor config's ``modality`` must match the data's, checked before any model or cache is touched."""
     if cfg.extractor.modality != data.modality:
-        raise ConfigError(f"extractor {cfg.extractor.name!r} reads {cfg.extractor.modality} but dataset {cfg.dataset.name!r} "
-                          f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)")
+        raise ConfigError(
+            f"extractor {cfg.extractor.name!r} reads {cfg.extractor.modality} but dataset {cfg.dataset.name!r} "
+            f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)"
+        )
 
 
 def check_writable(cfg: DictConfig, key: RunKey) -> None:
@@ -286,8 +336,11 @@ def check_writable(cfg: DictConfig, key: RunKey) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise OSError(e.errno, f"cannot write results under paths.results_root={cfg.paths.results_root} "
-                               f"({e.strerror or e})", str(e.filename or key.dir)) from None
+        raise OSError(
+            e.errno,
+            f"cannot write results under paths.results_root={cfg.paths.results_root} ({e.strerror or e})",
+            str(e.filename or key.dir),
+        ) from None
 
 
 def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
@@ -298,20 +351,32 @@ def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Input
         return Inputs(), None
     if cfg.extractor.finetune:
         workers = resolve_num_workers(cfg.trainer.num_workers)
-        cache = decoded_cache(Path(cfg.paths.cache_dir) / "decoded", data, cfg.trainer.decoded_cache,
-                              num_workers=workers, progress=cfg.progress)
+        cache = decoded_cache(
+            Path(cfg.paths.cache_dir) / "decoded",
+            data,
+            cfg.trainer.decoded_cache,
+            num_workers=workers,
+            progress=cfg.progress,
+        )
         return Inputs(data=data, num_workers=workers, cache=cache), None
     builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
     key = cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
     path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
 
     def compute():
-        return extract(build_extractor(cfg, data), data, batch_size=cfg.trainer.eval_batch_size, device=device,
-                       progress=cfg.progress)
+        return extract(
+            build_extractor(cfg, data),
+            data,
+            batch_size=cfg.trainer.eval_batch_size,
+            device=device,
+            progress=cfg.progress,
+        )
 
     feats = cached_features(path, compute)
     if len(feats) != len(data):
-        raise DataError(f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file")
+        raise DataError(
+            f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file"
+        )
     return Inputs(features=feats), feats.shape[1]
 
 

@@ -17,6 +17,7 @@ Either way the restarted job runs the same config: finished splits are skipped (
 exist), the interrupted split resumes from its checkpoint (:func:`resume_notes` says so in the log),
 and a wandb run resumes under its deterministic id.
 """
+
 from __future__ import annotations
 
 import signal
@@ -32,7 +33,7 @@ _previous: dict[int, object] = {}
 _caught: list[int] = []
 
 
-def _handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+def _handler(signum, frame) -> None:
     from experiments.protocol.train import STOP
 
     if signum in INTERRUPTS:
@@ -42,8 +43,11 @@ def _handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
         STOP.set()
         return
     _caught.append(signum)
-    print(f"[softstep] caught {signal.Signals(signum).name}: checkpointing at the next training step, then requeueing",
-          file=sys.stderr, flush=True)
+    print(
+        f"[softstep] caught {signal.Signals(signum).name}: checkpointing at the next training step, then requeueing",
+        file=sys.stderr,
+        flush=True,
+    )
     STOP.set()
 
 
@@ -68,8 +72,11 @@ def exit_for_requeue(err: BaseException) -> NoReturn:
     preemption lets submitit requeue (when it is the job's runner), else exits 75."""
     signum = _caught[-1] if _caught else None
     if signum in INTERRUPTS:
-        print(f"[softstep] stopped by {signal.Signals(signum).name}: {err}; rerun the same command to resume",
-              file=sys.stderr, flush=True)
+        print(
+            f"[softstep] stopped by {signal.Signals(signum).name}: {err}; rerun the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(128 + signum)
     print(f"[softstep] preempted: {err}", file=sys.stderr, flush=True)
     prev = _previous.get(signum)
@@ -98,5 +105,7 @@ def resume_notes(cfg) -> list[str]:
             state = load_tensors(ck, keys=("epoch", "batch"))  # weights_only: a planted pickle runs nothing
         except UnreadableFile:
             continue  # the trainer moves it aside, says so in one line, and starts the split afresh
-        notes.append(f"[softstep] split {s}: resuming from checkpoint {ck} (epoch {state['epoch']}, batch {state['batch']})")
+        notes.append(
+            f"[softstep] split {s}: resuming from checkpoint {ck} (epoch {state['epoch']}, batch {state['batch']})"
+        )
     return notes

@@ -1,6 +1,7 @@
 """A run's settings, checked at the door, and what they build and name: validation (every field the
 pipeline reads, before any data or model is touched), the head (:func:`head_from_config`) and the
 run identity (``run_id``, ``run_key``)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,18 @@ from softstep import SIMILARITIES
 
 #: Config keys that do not change a result: left out of the run id.
 NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model"}
-TRAINER_NOT_IN_RUN_ID = {"device", "threads", "workers", "num_workers", "checkpoint", "eval_batch_size", "max_elements",
-                         "precision", "compile", "decoded_cache"}  # how it runs, like device: recorded in result files
+TRAINER_NOT_IN_RUN_ID = {
+    "device",
+    "threads",
+    "workers",
+    "num_workers",
+    "checkpoint",
+    "eval_batch_size",
+    "max_elements",
+    "precision",
+    "compile",
+    "decoded_cache",
+}  # how it runs, like device: recorded in result files
 
 
 class ConfigError(ValueError):
@@ -31,13 +42,18 @@ class ConfigError(ValueError):
 
 def validate(cfg: DictConfig) -> list[int]:
     """Check the values the pipeline relies on, before any data or model is touched. Returns the splits."""
+
     def bad(field, value, allowed):
         raise ConfigError(f"bad config value {field}={value!r}: {allowed}")
 
     splits = OmegaConf.to_container(cfg.splits) if OmegaConf.is_list(cfg.splits) else cfg.splits
     if isinstance(splits, int) and not isinstance(splits, bool):
         splits = [splits]
-    if not isinstance(splits, list) or not splits or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in splits):
+    if (
+        not isinstance(splits, list)
+        or not splits
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in splits)
+    ):
         bad("splits", cfg.splits, "a non-empty list of split seeds >= 0, e.g. splits=[0,1,2] (default 0-9)")
     if len(set(splits)) != len(splits):
         bad("splits", splits, "each split seed once")
@@ -49,16 +65,23 @@ def validate(cfg: DictConfig) -> list[int]:
         bad("trainer.reference", cfg.trainer.reference, "batch (the paper) or sample")
     if not isinstance(cfg.trainer.reference_fraction, (int, float)) or not 0 < cfg.trainer.reference_fraction <= 1:
         bad("trainer.reference_fraction", cfg.trainer.reference_fraction, "a number in (0, 1]")
-    for field, value, lo in (("model.embed_dim", cfg.model.embed_dim, 1), ("model.hidden", cfg.model.hidden, 1),
-                             ("trainer.eval_from_epoch", cfg.trainer.eval_from_epoch, 0),
-                             ("trainer.batch_size", cfg.trainer.batch_size, 2), ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
-                             ("trainer.patience", cfg.trainer.patience, 1), ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1)):
+    for field, value, lo in (
+        ("model.embed_dim", cfg.model.embed_dim, 1),
+        ("model.hidden", cfg.model.hidden, 1),
+        ("trainer.eval_from_epoch", cfg.trainer.eval_from_epoch, 0),
+        ("trainer.batch_size", cfg.trainer.batch_size, 2),
+        ("trainer.max_epochs", cfg.trainer.max_epochs, 1),
+        ("trainer.patience", cfg.trainer.patience, 1),
+        ("trainer.eval_batch_size", cfg.trainer.eval_batch_size, 1),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             bad(field, value, f"an integer >= {lo}")
     validate_more(cfg, bad)
     try:
         saved.wanted(cfg)
-        device.check(cfg.trainer)  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
+        device.check(
+            cfg.trainer
+        )  # the device knobs (trainer.precision, compile, max_elements, num_workers, decoded_cache)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     head_from_config(cfg)  # the head's own arguments, checked by its constructor (the head is not kept)
@@ -67,6 +90,7 @@ def validate(cfg: DictConfig) -> list[int]:
 
 def validate_more(cfg: DictConfig, bad) -> None:
     """Trainer, model and device fields that used to fail late (or run for hours): checked at the door."""
+
     def number(x):
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -75,13 +99,19 @@ def validate_more(cfg: DictConfig, bad) -> None:
             bad(field, value, "auto or an integer >= 1")
 
     t = cfg.trainer
-    if t.max_elements != "auto" and (not isinstance(t.max_elements, int) or isinstance(t.max_elements, bool)
-                                     or t.max_elements < 1024):
-        bad("trainer.max_elements", t.max_elements,
-            "auto or an integer >= 1024 (query x reference entries evaluated at once; auto: sized from the device)")
+    if t.max_elements != "auto" and (
+        not isinstance(t.max_elements, int) or isinstance(t.max_elements, bool) or t.max_elements < 1024
+    ):
+        bad(
+            "trainer.max_elements",
+            t.max_elements,
+            "auto or an integer >= 1024 (query x reference entries evaluated at once; auto: sized from the device)",
+        )
     count_or_auto("trainer.threads", t.threads)
     count_or_auto("trainer.workers", t.workers)
-    if t.num_workers != "auto" and (not isinstance(t.num_workers, int) or isinstance(t.num_workers, bool) or t.num_workers < 0):
+    if t.num_workers != "auto" and (
+        not isinstance(t.num_workers, int) or isinstance(t.num_workers, bool) or t.num_workers < 0
+    ):
         bad("trainer.num_workers", t.num_workers, "auto or an integer >= 0 (DataLoader worker processes)")
     if not isinstance(t.stratify_bins, int) or isinstance(t.stratify_bins, bool) or t.stratify_bins < 1:
         bad("trainer.stratify_bins", t.stratify_bins, "an integer >= 1")
@@ -113,8 +143,12 @@ def check_device(name, bad) -> None:
         if not torch.cuda.is_available():
             bad("trainer.device", name, "no CUDA GPU is visible on this machine; use trainer.device=cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            bad("trainer.device", name, f"this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to "
-                                        f"cuda:{torch.cuda.device_count() - 1}")
+            bad(
+                "trainer.device",
+                name,
+                f"this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1}",
+            )
     if dev.type == "mps" and not torch.backends.mps.is_available():
         bad("trainer.device", name, "MPS is not available on this machine; use trainer.device=cpu or auto")
 
@@ -126,11 +160,15 @@ def head_from_config(cfg: DictConfig) -> torch.nn.Module:
     except InstantiationException as e:
         why = str(e.__cause__ or e).strip().splitlines()[0]
         keys = [str(k) for k in cfg.head.module if k != "_target_"]
-        named = ([k for k in keys if re.search(rf"\b{re.escape(k)}\b", why)]
-                 or [k for k in keys if repr(OmegaConf.select(cfg.head.module, k)) in why])  # named by its value
-        field = f"head.module.{named[0]}={OmegaConf.select(cfg.head.module, str(named[0]))!r}" if named else "head.module"
-        raise ConfigError(f"bad config {field} for head {cfg.head.name!r} "
-                          f"({cfg.head.module.get('_target_')}): {why}") from None
+        named = [k for k in keys if re.search(rf"\b{re.escape(k)}\b", why)] or [
+            k for k in keys if repr(OmegaConf.select(cfg.head.module, k)) in why
+        ]  # named by its value
+        field = (
+            f"head.module.{named[0]}={OmegaConf.select(cfg.head.module, str(named[0]))!r}" if named else "head.module"
+        )
+        raise ConfigError(
+            f"bad config {field} for head {cfg.head.name!r} ({cfg.head.module.get('_target_')}): {why}"
+        ) from None
 
 
 def run_id(cfg: DictConfig) -> str:
@@ -141,7 +179,9 @@ def run_id(cfg: DictConfig) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
     key = {k: v for k, v in c.items() if k not in NOT_IN_RUN_ID}
     key["trainer"] = {k: v for k, v in key["trainer"].items() if k not in TRAINER_NOT_IN_RUN_ID}
-    key["dataset"] = {k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")}  # checks only
+    key["dataset"] = {
+        k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")
+    }  # checks only
     key["head"] = {k: key["head"][k] for k in ("name", "module")}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{head_similarity(cfg) or cfg.head.name}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"

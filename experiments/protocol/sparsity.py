@@ -10,6 +10,7 @@ whole training split as the reference set, in eval mode:
 
 Each is summarised over queries as ``{"p10", "median", "p90"}``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,12 @@ def head_sparsity(head, z: torch.Tensor, z_ref: torch.Tensor, *, max_elements: i
             w = head.neighbor_weights(z[i : i + rows], z_ref).double()
             nonzero.append((w > 0).sum(-1).cpu())
             effective.append((1.0 / (w * w).sum(-1)).cpu())
-        out = {"n_queries": int(len(z)), "n_reference": int(z_ref.shape[0]),
-               "nonzero": percentiles(torch.cat(nonzero).numpy()), "effective": percentiles(torch.cat(effective).numpy())}
+        out = {
+            "n_queries": int(len(z)),
+            "n_reference": int(z_ref.shape[0]),
+            "nonzero": percentiles(torch.cat(nonzero).numpy()),
+            "effective": percentiles(torch.cat(effective).numpy()),
+        }
         out.update(learned_parameters(head, z, z_ref.shape[0]))
         return out
     finally:

@@ -5,6 +5,7 @@ regression targets: bins = label quantiles (``n_bins``, fewer where the label ha
 distinct values or a bin would hold fewer than 2 items). Each seed gives a deterministic,
 disjoint (train, val, test) partition of all indices.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 Weights & Biases, offline by default. A split's wandb run id is derived from the run id and
 the split, so a requeued split resumes its run instead of creating a duplicate.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,19 @@ class WandbTracker:
         lg = cfg.logger
         self.wandb_id = wandb_run_id(cfg, run_id, split)
         config = OmegaConf.to_container(cfg, resolve=True)
-        self.run = wandb.init(project=lg.project, entity=lg.entity, mode=lg.mode, dir=lg.dir, id=self.wandb_id,
-                              resume="allow", name=f"{cfg.dataset.name}/{cfg.head.name}/{run_id}/split{split}",
-                              group=f"{cfg.dataset.name}/{cfg.head.name}/{run_id}", tags=list(lg.tags), config=config,
-                              reinit="create_new")
+        self.run = wandb.init(
+            project=lg.project,
+            entity=lg.entity,
+            mode=lg.mode,
+            dir=lg.dir,
+            id=self.wandb_id,
+            resume="allow",
+            name=f"{cfg.dataset.name}/{cfg.head.name}/{run_id}/split{split}",
+            group=f"{cfg.dataset.name}/{cfg.head.name}/{run_id}",
+            tags=list(lg.tags),
+            config=config,
+            reinit="create_new",
+        )
 
     def log(self, metrics: dict, step: int) -> None:
         self.run.log(metrics, step=step)

@@ -9,15 +9,16 @@
 - With a checkpoint path, the state is saved after every epoch, and mid-epoch when a stop is
   requested (``STOP.set()``, e.g. from SLURM's pre-termination signal); a rerun resumes there.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -70,11 +71,22 @@ class TrainerSettings:
     def from_config(cls, trainer: DictConfig, device: torch.device, head) -> TrainerSettings:
         """The settings of ``cfg.trainer`` (validated by :mod:`experiments.protocol.settings`) on ``device`` for ``head``."""
         t = trainer
-        return cls(max_epochs=t.max_epochs, patience=t.patience, batch_size=t.batch_size, lr=t.lr,
-                   extractor_lr=t.extractor_lr, weight_decay=t.weight_decay, eval_batch_size=t.eval_batch_size,
-                   max_elements=resolve_max_elements(t.max_elements, device, head), device=str(device),
-                   precision=resolve_precision(t.precision, device), compile=resolve_compile(t.compile, device),
-                   eval_from_epoch=t.eval_from_epoch, reference=t.reference, reference_fraction=t.reference_fraction)
+        return cls(
+            max_epochs=t.max_epochs,
+            patience=t.patience,
+            batch_size=t.batch_size,
+            lr=t.lr,
+            extractor_lr=t.extractor_lr,
+            weight_decay=t.weight_decay,
+            eval_batch_size=t.eval_batch_size,
+            max_elements=resolve_max_elements(t.max_elements, device, head),
+            device=str(device),
+            precision=resolve_precision(t.precision, device),
+            compile=resolve_compile(t.compile, device),
+            eval_from_epoch=t.eval_from_epoch,
+            reference=t.reference,
+            reference_fraction=t.reference_fraction,
+        )
 
 
 @dataclass
@@ -121,9 +133,22 @@ class TrainState:
         return self.epoch >= max_epochs or (bool(self.history) and self.stopper.bad_epochs >= self.stopper.patience)
 
 
-def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_idx, test_idx, settings: TrainerSettings,
-        *, seed: int, checkpoint: Path | None = None, progress: bool = True, log: Callable[[dict, int], None] | None = None,
-        desc: str = "", epoch_metrics: Callable[[Regressor], dict] | None = None) -> FitResult:
+def fit(
+    model: Regressor,
+    inputs: Inputs,
+    y_scaled: np.ndarray,
+    train_idx,
+    val_idx,
+    test_idx,
+    settings: TrainerSettings,
+    *,
+    seed: int,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    log: Callable[[dict, int], None] | None = None,
+    desc: str = "",
+    epoch_metrics: Callable[[Regressor], dict] | None = None,
+) -> FitResult:
     """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch.
 
     ``epoch_metrics(model)``, optional: more numbers to record after each epoch's validation (in the history and
@@ -141,14 +166,23 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
         epoch_start = time.time()
         train_epoch(model, inputs, y_dev, train_idx, step_loss, opt, s, seed, state, checkpoint)
         train_time = time.time() - epoch_start
-        if not (state.epoch < s.eval_from_epoch and state.epoch < s.max_epochs - 1):  # the last epoch is always validated
+        if not (
+            state.epoch < s.eval_from_epoch and state.epoch < s.max_epochs - 1
+        ):  # the last epoch is always validated
             val = evaluate(model, inputs, y, train_idx, {"val": val_idx}, s)["val"]
             state.stopper.step(val, state.epoch)
             if state.stopper.improved:
                 state.best_state = copy.deepcopy(model.state_dict())
             extra = epoch_metrics(model) if epoch_metrics else {}
-            state.history.append({"epoch": state.epoch, "val_mse": val, "epoch_time_s": round(time.time() - epoch_start, 4),
-                                  "train_time_s": round(train_time, 4), **extra})
+            state.history.append(
+                {
+                    "epoch": state.epoch,
+                    "val_mse": val,
+                    "epoch_time_s": round(time.time() - epoch_start, 4),
+                    "train_time_s": round(train_time, 4),
+                    **extra,
+                }
+            )
             if log:
                 log({"val_mse": val, "best_val_mse": state.stopper.best, **extra}, state.epoch)
             bar.set_postfix(val_mse=f"{val:.4g}", best=f"{state.stopper.best:.4g}")
@@ -159,10 +193,16 @@ def fit(model: Regressor, inputs: Inputs, y_scaled: np.ndarray, train_idx, val_i
     model.load_state_dict(state.best_state)
     final = evaluate(model, inputs, y, train_idx, {"val": val_idx, "test": test_idx}, s)
     device = torch.device(s.device)
-    runtime = {"device": device.type, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-               "precision": s.precision, "compile": bool(s.compile), "max_elements": int(s.max_elements)}
-    return FitResult(state.stopper.best_epoch, state.epoch, final["val"], final["test"], state.history,
-                     time.time() - start, runtime)
+    runtime = {
+        "device": device.type,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "precision": s.precision,
+        "compile": bool(s.compile),
+        "max_elements": int(s.max_elements),
+    }
+    return FitResult(
+        state.stopper.best_epoch, state.epoch, final["val"], final["test"], state.history, time.time() - start, runtime
+    )
 
 
 def place_model(model: Regressor, s: TrainerSettings) -> None:
@@ -178,6 +218,7 @@ def place_model(model: Regressor, s: TrainerSettings) -> None:
 def training_step(model: Regressor, compile: bool) -> Callable:
     """The loss of one batch: the batch (and a sampled reference set) as the head's reference set, each item
     excluded from its own neighbours; compiled with ``torch.compile`` when asked."""
+
     def batch_loss(x, yb, y_ref):
         z_ref = model.embed(x)
         z = z_ref if len(z_ref) == len(yb) else z_ref[: len(yb)]  # the same tensor: the head computes it once
@@ -193,16 +234,30 @@ def adam_kernels(device) -> dict:
 
 def optimizer(model: Regressor, s: TrainerSettings) -> torch.optim.Adam:
     """Adam over the MLP and head (``lr``) and a fine-tuned extractor (``extractor_lr``)."""
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad],
-               "lr": s.lr}]
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad],
+            "lr": s.lr,
+        }
+    ]
     ext = [p for p in model.extractor.parameters() if p.requires_grad] if model.extractor is not None else []
     if ext:
         groups.append({"params": ext, "lr": s.extractor_lr})
     return torch.optim.Adam(groups, weight_decay=s.weight_decay, **adam_kernels(s.device))
 
 
-def train_epoch(model, inputs: Inputs, y_dev: torch.Tensor, train_idx, step_loss, opt, s: TrainerSettings, seed: int,
-                state: TrainState, checkpoint: Path | None) -> None:
+def train_epoch(
+    model,
+    inputs: Inputs,
+    y_dev: torch.Tensor,
+    train_idx,
+    step_loss,
+    opt,
+    s: TrainerSettings,
+    seed: int,
+    state: TrainState,
+    checkpoint: Path | None,
+) -> None:
     """One pass over the training split in the order (seed, epoch) fixes, from ``state.first_batch``; checks the
     summed loss once at the end (a CUDA step reads nothing back), and stops with a checkpoint when asked."""
     model.train()
@@ -222,16 +277,22 @@ def train_epoch(model, inputs: Inputs, y_dev: torch.Tensor, train_idx, step_loss
             raise Preempted(f"stopped in epoch {state.epoch} after batch {b}; checkpoint {checkpoint}")
     state.first_batch = 0
     if not math.isfinite(float(loss_sum)):  # the heads skip their per-step input scans on CUDA
-        raise FloatingPointError(f"the training loss became NaN or inf in epoch {state.epoch}: the inputs contain NaN/inf "
-                                 "or training diverged; check the data, or lower trainer.lr")
+        raise FloatingPointError(
+            f"the training loss became NaN or inf in epoch {state.epoch}: the inputs contain NaN/inf "
+            "or training diverged; check the data, or lower trainer.lr"
+        )
 
 
-def training_batches(model: Regressor, inputs: Inputs, y_dev, perm, train_idx, s: TrainerSettings, seed: int, state: TrainState):
+def training_batches(
+    model: Regressor, inputs: Inputs, y_dev, perm, train_idx, s: TrainerSettings, seed: int, state: TrainState
+):
     """``(b, x, y_ref)`` per batch ``b`` of ``perm`` from ``state.first_batch``: ``y_ref`` None where the batch is its
     own reference set; with ``reference="sample"`` (neighbour heads) ``x`` is the batch followed by its sampled
     references and ``y_ref`` their labels. Batches smaller than ``model.min_batch`` are skipped."""
     bs, sample = s.batch_size, s.reference == "sample" and model.uses_reference
-    xs = None if sample else inputs.batches(perm[state.first_batch * bs:], bs, s.device)  # one pass of the input pipeline
+    xs = (
+        None if sample else inputs.batches(perm[state.first_batch * bs :], bs, s.device)
+    )  # one pass of the input pipeline
     for b in range(state.first_batch, math.ceil(len(perm) / bs)):
         idx = perm[b * bs : (b + 1) * bs]
         x = None if sample else next(xs)
@@ -247,7 +308,9 @@ def training_batches(model: Regressor, inputs: Inputs, y_dev, perm, train_idx, s
 
 
 @torch.no_grad()
-def evaluate(model: Regressor, inputs: Inputs, y: torch.Tensor, train_idx, query_sets: dict, s: TrainerSettings) -> dict[str, float]:
+def evaluate(
+    model: Regressor, inputs: Inputs, y: torch.Tensor, train_idx, query_sets: dict, s: TrainerSettings
+) -> dict[str, float]:
     """MSE of each query set, with the whole training split (embedded in eval mode) as the reference set."""
     model.eval()
     z_ref = embed_rows(model, inputs, train_idx, s.eval_batch_size, s.device) if model.uses_reference else None
@@ -263,10 +326,21 @@ def evaluate(model: Regressor, inputs: Inputs, y: torch.Tensor, train_idx, query
 def save_checkpoint(path: Path | None, model: Regressor, opt, state: TrainState, next_batch: int = 0) -> None:
     """The training state after ``next_batch`` batches of ``state.epoch`` (atomically; nothing without a path)."""
     if path is not None:
-        atomic_torch_save(path, dict(model=model.state_dict(), optim=opt.state_dict(), best_state=state.best_state,
-                                     history=state.history, epoch=state.epoch, batch=next_batch, best=state.stopper.best,
-                                     best_epoch=state.stopper.best_epoch, bad_epochs=state.stopper.bad_epochs,
-                                     torch_rng=torch.get_rng_state()))
+        atomic_torch_save(
+            path,
+            dict(
+                model=model.state_dict(),
+                optim=opt.state_dict(),
+                best_state=state.best_state,
+                history=state.history,
+                epoch=state.epoch,
+                batch=next_batch,
+                best=state.stopper.best,
+                best_epoch=state.stopper.best_epoch,
+                bad_epochs=state.stopper.bad_epochs,
+                torch_rng=torch.get_rng_state(),
+            ),
+        )
 
 
 def resume(path: Path | None, model: Regressor, opt, state: TrainState, device) -> None:
@@ -277,6 +351,15 @@ def resume(path: Path | None, model: Regressor, opt, state: TrainState, device) 
         return
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optim"])
-    state.best_state, state.history, state.epoch, state.first_batch = ck["best_state"], ck["history"], ck["epoch"], ck["batch"]
-    state.stopper.best, state.stopper.best_epoch, state.stopper.bad_epochs = ck["best"], ck["best_epoch"], ck["bad_epochs"]
+    state.best_state, state.history, state.epoch, state.first_batch = (
+        ck["best_state"],
+        ck["history"],
+        ck["epoch"],
+        ck["batch"],
+    )
+    state.stopper.best, state.stopper.best_epoch, state.stopper.bad_epochs = (
+        ck["best"],
+        ck["best_epoch"],
+        ck["bad_epochs"],
+    )
     torch.set_rng_state(ck["torch_rng"])

@@ -17,6 +17,7 @@ trainer. Definitions used in every table:
   n ≤ 50 pairs without ties or zero differences). With fewer than :data:`MIN_PAIRS` pairs no test
   is made: below 6 pairs even a unanimous sign gives p ≥ 2/2⁵ = 0.0625 (:func:`paired_wilcoxon`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,9 +25,10 @@ import math
 import statistics
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 from experiments.metrics import PAPER_METRIC
 from experiments.store.results import ResultError
@@ -152,11 +154,13 @@ def select_runs(results: list[dict], run_ids: Iterable[str] = (), hparams_by_hea
     run_ids = set(run_ids)
     out = results
     if hparams_by_head:
+
         def matches(r: dict) -> bool:
             want = hparams_by_head.get(r["head"])
             if not want:
                 return True
             return all(v in ("", None) or str(r["hparams"].get(k)) == str(v) for k, v in want.items())
+
         out = [r for r in out if matches(r)]
     if run_ids:
         cells = group_by(out, lambda r: (r["dataset"], r["head"]))

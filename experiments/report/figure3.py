@@ -15,6 +15,7 @@ on the raw coordinates, with k chosen on the validation split. Each (target, hea
 ``dataset=synthetic`` run of split 0 with the head's tuned settings; its result file lands in the
 results store like any other run.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,17 @@ def knn_reference(trained: pipeline.Trained, grid: np.ndarray) -> tuple[float, i
     return test_mse, k, knn.predict(grid) * trained.scaler.span + trained.scaler.lo
 
 
-def run(results_root: str, *, setup: str = "raw", n: int = 2000, grid_size: int = 100, heads=HEADS,
-        targets=tuple(TARGETS), overrides: tuple[str, ...] = (), neighbour_overrides: tuple[str, ...] = ()) -> tuple[dict, dict]:
+def run(
+    results_root: str,
+    *,
+    setup: str = "raw",
+    n: int = 2000,
+    grid_size: int = 100,
+    heads=HEADS,
+    targets=tuple(TARGETS),
+    overrides: tuple[str, ...] = (),
+    neighbour_overrides: tuple[str, ...] = (),
+) -> tuple[dict, dict]:
     """Train every (target, head) on split 0 in ``setup``; return (surfaces, test MSE × 10³ per target and
     head, ``knn`` included). ``neighbour_overrides`` apply to the neighbour heads only (e.g. a head.module
     argument the linear head does not take)."""
@@ -68,14 +78,29 @@ def run(results_root: str, *, setup: str = "raw", n: int = 2000, grid_size: int 
         surfaces[name] = {"grid_x1": g, "grid_x2": g, "true": target(name, x1, x2)}
         mse[name] = {}
         for head in heads:
-            cfg = compose(["dataset=synthetic", f"dataset.loader.target_name={name}", f"dataset.loader.n={n}",
-                           f"head={head}", "splits=[0]", "force=true", f"paths.results_root={results_root}",
-                           "progress=false", *SETUPS[setup], *overrides, *(neighbour_overrides if head != "linear" else ())])
+            cfg = compose(
+                [
+                    "dataset=synthetic",
+                    f"dataset.loader.target_name={name}",
+                    f"dataset.loader.n={n}",
+                    f"head={head}",
+                    "splits=[0]",
+                    "force=true",
+                    f"paths.results_root={results_root}",
+                    "progress=false",
+                    *SETUPS[setup],
+                    *overrides,
+                    *(neighbour_overrides if head != "linear" else ()),
+                ]
+            )
             trained = pipeline.run(cfg, keep_models=True).trained[0]
             surfaces[name][head] = surface(trained, grid).reshape(x1.shape)
             mse[name][head] = trained.record["metrics"]["test_mse_x1e3"]
-            print(f"{setup} {name:15s} {head:10s} test MSE x 10^3 = {mse[name][head]:.3g} "
-                  f"(best epoch {trained.record['best_epoch']})", flush=True)
+            print(
+                f"{setup} {name:15s} {head:10s} test MSE x 10^3 = {mse[name][head]:.3g} "
+                f"(best epoch {trained.record['best_epoch']})",
+                flush=True,
+            )
         mse[name]["knn"], k, knn_surface = knn_reference(trained, grid)
         surfaces[name]["knn"] = knn_surface.reshape(x1.shape)
         print(f"{setup} {name:15s} knn (k={k:2d})   test MSE x 10^3 = {mse[name]['knn']:.3g}", flush=True)
@@ -103,8 +128,11 @@ def verdict(mse: dict, variance: dict | None = None) -> list[str]:
         lines.append(
             f"- **{name}**: linear {lin:.3g}"
             + (f", k-NN {knn:.3g}" if knn is not None else "")
-            + (f", the mean {variance[name]:.3g}" if variance else "") + "; "
+            + (f", the mean {variance[name]:.3g}" if variance else "")
+            + "; "
             + ", ".join(f"{h} {v:.3g}" + (f" ({v / knn:.2f}× k-NN)" if knn else "") for h, v in nbr.items())
             + f". Every neighbour head below the linear head: **{'yes' if below else 'no'}**"
-            + (f"; neighbour heads at the mean: {', '.join(at_mean) if at_mean else 'none'}" if variance else "") + ".")
+            + (f"; neighbour heads at the mean: {', '.join(at_mean) if at_mean else 'none'}" if variance else "")
+            + "."
+        )
     return lines

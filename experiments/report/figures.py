@@ -13,12 +13,13 @@ Each figure is written as PNG (200 dpi) and PDF. Figures are built with
 layout. Colours are the Okabe–Ito palette, safe for the common colour-vision deficiencies;
 surfaces use viridis.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -31,8 +32,14 @@ from .fmt import MISSING, mean_std, sig
 from .tuning import TuningCell
 
 OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
 }
 MSE_LABEL = "test MSE × 10³"
 FIGURE4_HEADS = ("nca", "nca_g", "nca_i")
@@ -40,7 +47,7 @@ FIGURE5_HEADS = ("diffknn_g", "diffknn_i")
 FIGURE3_COLUMNS = ("true", "linear", "nca", "softstep")
 #: The heads whose surfaces Figure 3 and its MSE table know, in column order.
 FIGURE3_HEADS = ("linear", "nca", "nca_g", "nca_i")  # the paper's panels
-FIGURE3_ROWS = (*HEADS, "knn")                        # the table: every head and the k-NN reference
+FIGURE3_ROWS = (*HEADS, "knn")  # the table: every head and the k-NN reference
 
 
 def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
@@ -55,14 +62,19 @@ def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
 
 # ----------------------------------------------------------------------------- Figure 2
 
-def plot_figure2(out_dir: str | Path, *, ts=(0.1, 0.25, 0.5, 0.75, 1.0), l: float = 0.25, u: float = 0.75) -> list[Path]:
+
+def plot_figure2(
+    out_dir: str | Path, *, ts=(0.1, 0.25, 0.5, 0.75, 1.0), l: float = 0.25, u: float = 0.75
+) -> list[Path]:
     """SoftStep(s; l, u, t) on s ∈ [0, 1] for each t in ``ts``, with l and u marked; ``figure2_softstep.{png,pdf}``."""
     import torch
 
     from softstep.functional import soft_step
 
     s = torch.linspace(0.0, 1.0, 1001, dtype=torch.float64)
-    colours = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "reddish_purple", "black", "sky_blue", "vermillion")]
+    colours = [
+        OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "reddish_purple", "black", "sky_blue", "vermillion")
+    ]
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.add_subplot()
     for i, t in enumerate(ts):
@@ -70,7 +82,9 @@ def plot_figure2(out_dir: str | Path, *, ts=(0.1, 0.25, 0.5, 0.75, 1.0), l: floa
         ax.plot(s.numpy(), y.numpy(), color=colours[i % len(colours)], lw=2, label=f"t = {t:g}")
     for x, name in ((l, "l"), (u, "u")):
         ax.axvline(x, color="0.4", ls="--", lw=1)
-        ax.annotate(f"{name} = {x:g}", (x, 1.04), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=10)
+        ax.annotate(
+            f"{name} = {x:g}", (x, 1.04), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=10
+        )
     ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="normalised similarity s", ylabel="SoftStep(s; l, u, t)")
     ax.set_title("SoftStep: 0 below l, 1 above u, transition shaped by t", pad=22)
     ax.legend(title="transition t", loc="upper left", frameon=False)
@@ -80,7 +94,10 @@ def plot_figure2(out_dir: str | Path, *, ts=(0.1, 0.25, 0.5, 0.75, 1.0), l: floa
 
 # ----------------------------------------------------------------------------- Figures 4 and 5
 
-def plot_tuning_figure(cells: list[TuningCell], heads, out_dir: str | Path, stem: str, *, title: str | None = None) -> list[Path]:
+
+def plot_tuning_figure(
+    cells: list[TuningCell], heads, out_dir: str | Path, stem: str, *, title: str | None = None
+) -> list[Path]:
     """One panel per head in ``heads`` (those with cells): bars of mean test MSE × 10³ per
     (similarity, embed_dim, batch_size) with std over splits as error bars; the best mean is
     highlighted, starred and named in the panel title. Returns [] when no head has cells."""
@@ -97,8 +114,15 @@ def plot_tuning_figure(cells: list[TuningCell], heads, out_dir: str | Path, stem
         means = np.array([c.mean for c in row])
         stds = np.array([0.0 if math.isnan(c.std) else c.std for c in row])
         colours = [best_colour if c.best else normal for c in row]
-        bars = ax.bar(x, means, yerr=stds, color=colours, edgecolor="black", linewidth=0.6,
-                      error_kw={"elinewidth": 1, "capsize": 3, "ecolor": "black"})
+        bars = ax.bar(
+            x,
+            means,
+            yerr=stds,
+            color=colours,
+            edgecolor="black",
+            linewidth=0.6,
+            error_kw={"elinewidth": 1, "capsize": 3, "ecolor": "black"},
+        )
         for bar, c in zip(bars, row):
             if c.best:
                 bar.set_hatch("//")
@@ -115,12 +139,17 @@ def plot_tuning_figure(cells: list[TuningCell], heads, out_dir: str | Path, stem
         best = [c for c in row if c.best]
         ns = sorted({c.n for c in row})
         n_text = f"n = {ns[0]} splits" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} splits"
-        ax.set_title(f"{head_label(head)}: best {', '.join(c.label for c in best)} = "
-                     f"{mean_std(best[0].mean, best[0].std)}  ({n_text})", fontsize=11)
+        ax.set_title(
+            f"{head_label(head)}: best {', '.join(c.label for c in best)} = "
+            f"{mean_std(best[0].mean, best[0].std)}  ({n_text})",
+            fontsize=11,
+        )
     axes[-1].set_xlabel("(similarity, embedding dimension, batch size)")
-    handles = [Patch(facecolor=normal, edgecolor="black", label="mean over splits (error bar: ± std)"),
-               Patch(facecolor=best_colour, edgecolor="black", hatch="//", label="best mean"),
-               Line2D([], [], ls="", marker="*", ms=12, color=best_colour, mec="black", label="best configuration")]
+    handles = [
+        Patch(facecolor=normal, edgecolor="black", label="mean over splits (error bar: ± std)"),
+        Patch(facecolor=best_colour, edgecolor="black", hatch="//", label="best mean"),
+        Line2D([], [], ls="", marker="*", ms=12, color=best_colour, mec="black", label="best configuration"),
+    ]
     if title:
         fig.suptitle(title)
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
@@ -129,17 +158,28 @@ def plot_tuning_figure(cells: list[TuningCell], heads, out_dir: str | Path, stem
 
 def plot_figure4(cells: list[TuningCell], out_dir: str | Path, dataset: str = "rsna") -> list[Path]:
     """Figure 4: NCA, NCA g, NCA i over the tuning grid (``figure4_nca_tuning.{png,pdf}``)."""
-    return plot_tuning_figure(cells, FIGURE4_HEADS, out_dir, "figure4_nca_tuning",
-                              title=f"Figure 4: NCA heads over the tuning grid ({dataset})")
+    return plot_tuning_figure(
+        cells,
+        FIGURE4_HEADS,
+        out_dir,
+        "figure4_nca_tuning",
+        title=f"Figure 4: NCA heads over the tuning grid ({dataset})",
+    )
 
 
 def plot_figure5(cells: list[TuningCell], out_dir: str | Path, dataset: str = "rsna") -> list[Path]:
     """Figure 5: DiffKNN g, DiffKNN i over the tuning grid (``figure5_diffknn_tuning.{png,pdf}``)."""
-    return plot_tuning_figure(cells, FIGURE5_HEADS, out_dir, "figure5_diffknn_tuning",
-                              title=f"Figure 5: DiffKNN heads over the tuning grid ({dataset})")
+    return plot_tuning_figure(
+        cells,
+        FIGURE5_HEADS,
+        out_dir,
+        "figure5_diffknn_tuning",
+        title=f"Figure 5: DiffKNN heads over the tuning grid ({dataset})",
+    )
 
 
 # ----------------------------------------------------------------------------- Figure 3
+
 
 def load_surfaces(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """Read a Figure 3 surfaces file.
@@ -187,7 +227,9 @@ def _check_surface(target: str, d: Mapping[str, np.ndarray], where="<memory>") -
     shape = (len(d["grid_x2"]), len(d["grid_x1"]))
     for key, arr in d.items():
         if key not in ("grid_x1", "grid_x2") and np.shape(arr) != shape:
-            raise ValueError(f"{where}: {target}/{key} has shape {np.shape(arr)}, expected (len(grid_x2), len(grid_x1)) = {shape}")
+            raise ValueError(
+                f"{where}: {target}/{key} has shape {np.shape(arr)}, expected (len(grid_x2), len(grid_x1)) = {shape}"
+            )
 
 
 def _softstep_head(d: Mapping) -> str | None:
@@ -196,13 +238,20 @@ def _softstep_head(d: Mapping) -> str | None:
 
 def surface_mse(surfaces: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, float]]:
     """Mean squared difference between each head's surface and the true one on the grid."""
-    return {t: {h: float(np.mean((np.asarray(d[h]) - np.asarray(d["true"])) ** 2))
-                for h in FIGURE3_ROWS if h in d} for t, d in surfaces.items()}
+    return {
+        t: {h: float(np.mean((np.asarray(d[h]) - np.asarray(d["true"])) ** 2)) for h in FIGURE3_ROWS if h in d}
+        for t, d in surfaces.items()
+    }
 
 
-def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str | Path, *,
-                 mse: Mapping[str, Mapping[str, float]] | None = None, mse_label: str = "MSE",
-                 stem: str = "figure3_synthetic") -> list[Path]:
+def plot_figure3(
+    surfaces: Mapping[str, Mapping[str, np.ndarray]],
+    out_dir: str | Path,
+    *,
+    mse: Mapping[str, Mapping[str, float]] | None = None,
+    mse_label: str = "MSE",
+    stem: str = "figure3_synthetic",
+) -> list[Path]:
     """Figure 3: one row per target, columns true | Linear | NCA | NCA + SoftStep (nca_i, else nca_g).
 
     ``surfaces``: ``{target: {"grid_x1": (n1,), "grid_x2": (n2,), "true": (n2, n1), "linear": ...,
@@ -236,8 +285,16 @@ def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str 
                 ax.set_yticks([])
                 ax.set_title(title, fontsize=10)
                 continue
-            image = ax.pcolormesh(x1, x2, np.asarray(d[key], dtype=float), cmap="viridis", vmin=vmin, vmax=vmax,
-                                  shading="nearest", rasterized=True)
+            image = ax.pcolormesh(
+                x1,
+                x2,
+                np.asarray(d[key], dtype=float),
+                cmap="viridis",
+                vmin=vmin,
+                vmax=vmax,
+                shading="nearest",
+                rasterized=True,
+            )
             if mse is not None and key != "true" and key in mse.get(target, {}):
                 title += f"\n{mse_label} {sig(mse[target][key])}"
             ax.set_title(title, fontsize=10)
@@ -257,8 +314,12 @@ def plot_figure3(surfaces: Mapping[str, Mapping[str, np.ndarray]], out_dir: str 
     return save(fig, out_dir, stem)
 
 
-def write_figure3_table(mse: Mapping[str, Mapping[str, float]], path: str | Path, *,
-                        note: str = "MSE of each head on the synthetic targets.") -> Path:
+def write_figure3_table(
+    mse: Mapping[str, Mapping[str, float]],
+    path: str | Path,
+    *,
+    note: str = "MSE of each head on the synthetic targets.",
+) -> Path:
     """A small Markdown table: rows targets, columns the heads present and k-NN; best bold."""
     heads = [h for h in FIGURE3_ROWS if any(h in row for row in mse.values())]
     lines = ["| Target | " + " | ".join(head_label(h) for h in heads) + " |", "| --- |" + " ---: |" * len(heads)]
@@ -280,6 +341,7 @@ def write_figure3_table(mse: Mapping[str, Mapping[str, float]], path: str | Path
 
 # ----------------------------------------------------------------------------- Sparsity
 
+
 def sparsity_cells(results: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
     """(dataset, head) → means over splits of the test queries' effective size (p10, median, p90), the median
     number of non-zero weights, the reference-set size and the number of splits. Results without a ``sparsity``
@@ -292,11 +354,14 @@ def sparsity_cells(results: list[dict]) -> dict[tuple[str, str], dict[str, float
     cells = {}
     for key, by_run in runs.items():
         blocks = max(by_run.values(), key=len)
-        cells[key] = {"p10": float(np.mean([b["effective"]["p10"] for b in blocks])),
-                      "median": float(np.mean([b["effective"]["median"] for b in blocks])),
-                      "p90": float(np.mean([b["effective"]["p90"] for b in blocks])),
-                      "nonzero": float(np.mean([b["nonzero"]["median"] for b in blocks])),
-                      "n_reference": float(np.mean([b["n_reference"] for b in blocks])), "n": len(blocks)}
+        cells[key] = {
+            "p10": float(np.mean([b["effective"]["p10"] for b in blocks])),
+            "median": float(np.mean([b["effective"]["median"] for b in blocks])),
+            "p90": float(np.mean([b["effective"]["p90"] for b in blocks])),
+            "nonzero": float(np.mean([b["nonzero"]["median"] for b in blocks])),
+            "n_reference": float(np.mean([b["n_reference"] for b in blocks])),
+            "n": len(blocks),
+        }
     return cells
 
 
@@ -309,7 +374,9 @@ def plot_sparsity(results: list[dict], out_dir: str | Path, stem: str = "sparsit
         return []
     datasets = sorted({d for d, _ in cells}, key=dataset_sort_key)
     heads = sorted({h for _, h in cells}, key=head_sort_key)
-    colours = [OKABE_ITO[k] for k in ("orange", "sky_blue", "bluish_green", "blue", "vermillion", "reddish_purple", "yellow")]
+    colours = [
+        OKABE_ITO[k] for k in ("orange", "sky_blue", "bluish_green", "blue", "vermillion", "reddish_purple", "yellow")
+    ]
     width = 0.8 / len(heads)
     fig = Figure(figsize=(max(5.5, 1.1 * len(datasets) * len(heads) * 0.45 + 2.5), 4.0), layout="constrained")
     ax = fig.add_subplot()
@@ -325,12 +392,23 @@ def plot_sparsity(results: list[dict], out_dir: str | Path, stem: str = "sparsit
             hi.append(c["p90"] - c["median"])
             nz.append(c["nonzero"])
         colour = colours[i % len(colours)]
-        ax.bar(xs, med, width=width * 0.9, color=colour, edgecolor="black", linewidth=0.6, label=head_label(head),
-               yerr=[lo, hi], error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"})
+        ax.bar(
+            xs,
+            med,
+            width=width * 0.9,
+            color=colour,
+            edgecolor="black",
+            linewidth=0.6,
+            label=head_label(head),
+            yerr=[lo, hi],
+            error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"},
+        )
         ax.plot(xs, nz, ls="", marker="D", ms=5, mfc="white", mec="black", mew=0.8)
     ax.set_yscale("log")
-    labels = [f"{dataset_label(d)}\n(N = {np.mean([c['n_reference'] for (dd, _), c in cells.items() if dd == d]):.0f})"
-              for d in datasets]
+    labels = [
+        f"{dataset_label(d)}\n(N = {np.mean([c['n_reference'] for (dd, _), c in cells.items() if dd == d]):.0f})"
+        for d in datasets
+    ]
     ax.set_xticks(range(len(datasets)), labels)
     ax.set_ylabel("neighbours per test query")
     ax.grid(axis="y", alpha=0.3, which="both")

@@ -6,13 +6,14 @@
 - :data:`MISSING` (``–``) stands for a cell without results.
 - CSV numbers keep 12 significant digits; a missing one is the empty string (:func:`csv_number`).
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 MISSING = "–"
 

@@ -3,6 +3,7 @@
 Head names themselves are the library's (:data:`softstep.HEADS`, in the paper's Table 1 order); a head
 of your own that is not there sorts after them by name and is labelled by its name.
 """
+
 from __future__ import annotations
 
 from softstep import HEADS as _HEAD_REGISTRY
@@ -11,15 +12,38 @@ from softstep import HEADS as _HEAD_REGISTRY
 HEADS: tuple[str, ...] = tuple(_HEAD_REGISTRY)
 NEIGHBOUR_HEADS: tuple[str, ...] = tuple(h for h in HEADS if _HEAD_REGISTRY[h].func.needs_reference)
 HEAD_LABELS = {
-    "linear": "Linear", "nca": "NCA", "nca_g": "NCA g", "nca_i": "NCA i",
-    "diffknn_g": "DiffKNN g", "diffknn_i": "DiffKNN i", "knn": "k-NN",
+    "linear": "Linear",
+    "nca": "NCA",
+    "nca_g": "NCA g",
+    "nca_i": "NCA i",
+    "diffknn_g": "DiffKNN g",
+    "diffknn_i": "DiffKNN i",
+    "knn": "k-NN",
 }
 #: Table 1's row order; other datasets follow alphabetically.
-DATASET_ORDER = ("rsna", "medsegbench", "adresso", "coughvid", "nosemic", "udacity", "pitchfork", "houses", "books", "austin")
+DATASET_ORDER = (
+    "rsna",
+    "medsegbench",
+    "adresso",
+    "coughvid",
+    "nosemic",
+    "udacity",
+    "pitchfork",
+    "houses",
+    "books",
+    "austin",
+)
 DATASET_LABELS = {
-    "rsna": "RSNA", "medsegbench": "MedSegBench", "adresso": "ADReSSo", "coughvid": "CoughVid",
-    "nosemic": "NoseMic", "udacity": "Udacity", "pitchfork": "Pitchfork", "houses": "Houses",
-    "books": "Books", "austin": "Austin",
+    "rsna": "RSNA",
+    "medsegbench": "MedSegBench",
+    "adresso": "ADReSSo",
+    "coughvid": "CoughVid",
+    "nosemic": "NoseMic",
+    "udacity": "Udacity",
+    "pitchfork": "Pitchfork",
+    "houses": "Houses",
+    "books": "Books",
+    "austin": "Austin",
 }
 SIMILARITY_ORDER = ("l2", "cos", "rbf", "dot")
 

@@ -4,6 +4,7 @@ The paper's Table 1 is data, ``results/paper/table1.csv`` (``dataset,head,mse_x1
 Every (dataset, head) in ours or the paper's is a row, in Table 1's order; **ours / paper** is our
 mean over the paper's (< 1: lower MSE than the paper), missing where either side has no number.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,9 @@ COMPARISON_CSV_COLUMNS = ("dataset", "head", "n", "mean", "std", "paper_mean", "
 def read_paper_table1(path: str | Path) -> dict[tuple[str, str], tuple[float, float]]:
     """results/paper/table1.csv (dataset,head,mse_x1e3_mean,mse_x1e3_std) → (dataset, head) -> (mean, std)."""
     with open(path, newline="") as f:
-        return {(r["dataset"], r["head"]): (float(r["mse_x1e3_mean"]), float(r["mse_x1e3_std"])) for r in csv.DictReader(f)}
+        return {
+            (r["dataset"], r["head"]): (float(r["mse_x1e3_mean"]), float(r["mse_x1e3_std"])) for r in csv.DictReader(f)
+        }
 
 
 def compare_with_paper(cells: list[Cell], paper: dict) -> list[dict]:
@@ -30,12 +33,18 @@ def compare_with_paper(cells: list[Cell], paper: dict) -> list[dict]:
     rows = []
     for d, h in keys:
         c, p = ours.get((d, h)), paper.get((d, h))
-        rows.append({
-            "dataset": d, "head": h,
-            "n": c.n if c else None, "mean": c.mean if c else None, "std": c.std if c else None,
-            "paper_mean": p[0] if p else None, "paper_std": p[1] if p else None,
-            "ratio": c.mean / p[0] if c and p and p[0] else None,
-        })
+        rows.append(
+            {
+                "dataset": d,
+                "head": h,
+                "n": c.n if c else None,
+                "mean": c.mean if c else None,
+                "std": c.std if c else None,
+                "paper_mean": p[0] if p else None,
+                "paper_std": p[1] if p else None,
+                "ratio": c.mean / p[0] if c and p and p[0] else None,
+            }
+        )
     return rows
 
 
@@ -47,18 +56,27 @@ def comparison_markdown(rows: list[dict]) -> str:
         ratio = MISSING if r["ratio"] is None else sig(r["ratio"])
         body.append([dataset_label(r["dataset"]), head_label(r["head"]), ours, paper, ratio])
     table = md_table(["Dataset", "Head", "ours", "paper", "ours / paper"], body, ["---", "---", "---:", "---:", "---:"])
-    return ("# Table 1: ours beside the paper (test MSE × 10³)\n\n" + table +
-            "\nours: mean ± sample std (ddof = 1) over our splits; paper: its Table 1. "
-            "ours / paper: ratio of the means (< 1: lower MSE than the paper).\n")
+    return (
+        "# Table 1: ours beside the paper (test MSE × 10³)\n\n"
+        + table
+        + "\nours: mean ± sample std (ddof = 1) over our splits; paper: its Table 1. "
+        "ours / paper: ratio of the means (< 1: lower MSE than the paper).\n"
+    )
 
 
 def comparison_csv(rows: list[dict]) -> str:
     cols = COMPARISON_CSV_COLUMNS
-    return csv_text(cols, ([r["dataset"], r["head"], "" if r["n"] is None else r["n"]] + [csv_number(r[k]) for k in cols[3:]]
-                           for r in rows))
+    return csv_text(
+        cols,
+        (
+            [r["dataset"], r["head"], "" if r["n"] is None else r["n"]] + [csv_number(r[k]) for k in cols[3:]]
+            for r in rows
+        ),
+    )
 
 
 def write_comparison(rows: list[dict], out_dir: str | Path) -> list[Path]:
     """``table1_vs_paper.md`` and ``table1_vs_paper.csv`` in ``out_dir``."""
-    return write_texts(out_dir, {"table1_vs_paper.md": comparison_markdown(rows),
-                                 "table1_vs_paper.csv": comparison_csv(rows)})
+    return write_texts(
+        out_dir, {"table1_vs_paper.md": comparison_markdown(rows), "table1_vs_paper.csv": comparison_csv(rows)}
+    )

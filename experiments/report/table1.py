@@ -14,6 +14,7 @@ Cell value, std, bold and one configuration per cell are defined in
 - **Rows** follow the paper's dataset order, **columns** its head order (all six always shown);
   other datasets and heads follow by name (:mod:`experiments.report.names`).
 """
+
 from __future__ import annotations
 
 import math
@@ -131,7 +132,9 @@ def table1_latex(cells: list[Cell]) -> str:
         r"\midrule",
     ]
     for d in datasets:
-        lines.append(latex_escape(dataset_label(d)) + " & " + " & ".join(_cell_tex(at.get((d, h))) for h in heads) + r" \\")
+        lines.append(
+            latex_escape(dataset_label(d)) + " & " + " & ".join(_cell_tex(at.get((d, h))) for h in heads) + r" \\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{notes}}}", r"\label{tab:table1}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -141,13 +144,29 @@ TABLE1_CSV_COLUMNS = ("dataset", "head", "n", "mean", "std", "p_value", "signifi
 
 def table1_csv(cells: list[Cell]) -> str:
     """One row per cell: mean and std (ddof=1) of test MSE × 10³, p_value vs linear (empty: no test)."""
-    return csv_text(TABLE1_CSV_COLUMNS, (
-        [c.dataset, c.head, c.n, csv_number(c.mean), csv_number(c.std), csv_number(c.p_value), c.significant, c.best,
-         c.n_pairs if c.head != BASELINE else "", c.run_id]
-        for c in cells))
+    return csv_text(
+        TABLE1_CSV_COLUMNS,
+        (
+            [
+                c.dataset,
+                c.head,
+                c.n,
+                csv_number(c.mean),
+                csv_number(c.std),
+                csv_number(c.p_value),
+                c.significant,
+                c.best,
+                c.n_pairs if c.head != BASELINE else "",
+                c.run_id,
+            ]
+            for c in cells
+        ),
+    )
 
 
 def write_table1(cells: list[Cell], out_dir: str | Path) -> list[Path]:
     """``table1.md``, ``table1.tex`` and ``table1.csv`` in ``out_dir``."""
-    return write_texts(out_dir, {"table1.md": table1_markdown(cells), "table1.tex": table1_latex(cells),
-                                 "table1.csv": table1_csv(cells)})
+    return write_texts(
+        out_dir,
+        {"table1.md": table1_markdown(cells), "table1.tex": table1_latex(cells), "table1.csv": table1_csv(cells)},
+    )

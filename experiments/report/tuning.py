@@ -13,6 +13,7 @@ Cell value, std and bold are defined in :mod:`experiments.report.cells`. For the
 - **Layout**: a head without similarity has embed_dim rows × batch_size columns (the paper's
   Table 2); a head with one has (similarity, embed_dim) rows × batch_size columns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -103,12 +104,16 @@ def tuning_markdown(cells: list[TuningCell], head: str, dataset: str = "rsna") -
     by_similarity = any(c.similarity is not None for c in cells)
     row_header = ["Similarity", "Embed \\ Batch"] if by_similarity else ["Embed \\ Batch"]
     header = row_header + [str(b) for b in batches]
-    rows = [([s] if by_similarity else []) + [str(e)] + [markdown_cell(at.get((s, e, b)), TUNING_SPLITS) for b in batches]
-            for s, e in rows_keys]
+    rows = [
+        ([s] if by_similarity else []) + [str(e)] + [markdown_cell(at.get((s, e, b)), TUNING_SPLITS) for b in batches]
+        for s, e in rows_keys
+    ]
     align = ["---"] * len(row_header) + ["---:"] * len(batches)
     title = f"# Tuning ({dataset}): {head_label(head)} head, test MSE × 10³\n\n"
-    notes = (f"\nMean ± sample std (ddof = 1) over splits; (n=k) when a cell has k ≠ {TUNING_SPLITS} splits. "
-             "Bold: the head's best mean.\n")
+    notes = (
+        f"\nMean ± sample std (ddof = 1) over splits; (n=k) when a cell has k ≠ {TUNING_SPLITS} splits. "
+        "Bold: the head's best mean.\n"
+    )
     return title + md_table(header, rows, align) + notes
 
 
@@ -116,13 +121,29 @@ TUNING_CSV_COLUMNS = ("head", "similarity", "embed_dim", "batch_size", "n", "mea
 
 
 def tuning_csv(cells: list[TuningCell]) -> str:
-    return csv_text(TUNING_CSV_COLUMNS, (
-        [c.head, c.similarity or "", c.embed_dim, c.batch_size, c.n, csv_number(c.mean), csv_number(c.std), c.best, c.run_id]
-        for c in cells))
+    return csv_text(
+        TUNING_CSV_COLUMNS,
+        (
+            [
+                c.head,
+                c.similarity or "",
+                c.embed_dim,
+                c.batch_size,
+                c.n,
+                csv_number(c.mean),
+                csv_number(c.std),
+                c.best,
+                c.run_id,
+            ]
+            for c in cells
+        ),
+    )
 
 
 def write_tuning(cells: list[TuningCell], out_dir: str | Path, dataset: str = "rsna") -> list[Path]:
     """``tuning_<head>.md`` for each head with cells, and ``tuning.csv``, in ``out_dir``."""
-    texts = {f"tuning_{head}.md": tuning_markdown(cells, head, dataset)
-             for head in sorted({c.head for c in cells}, key=head_sort_key)}
+    texts = {
+        f"tuning_{head}.md": tuning_markdown(cells, head, dataset)
+        for head in sorted({c.head for c in cells}, key=head_sort_key)
+    }
     return write_texts(out_dir, texts | {"tuning.csv": tuning_csv(cells)})

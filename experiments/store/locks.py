@@ -11,6 +11,7 @@ every ``heartbeat_s`` seconds. A lock is stale, and is taken over, when its owne
 A stale lock is first renamed to a unique name (one rename wins), so two runs that both see it
 stale cannot both take it over.
 """
+
 from __future__ import annotations
 
 import json

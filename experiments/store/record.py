@@ -1,5 +1,6 @@
 """What a finished split leaves behind: its result record (format in ``experiments/store/results.py``), the
 code and library versions it ran with, and the summary line beside the paper's number."""
+
 from __future__ import annotations
 
 import platform
@@ -24,7 +25,12 @@ PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -43,15 +49,31 @@ def result_record(cfg: DictConfig, res: FitResult, scaler: MinMaxScaler, split: 
     """The content of one result file (format in experiments/store/results.py)."""
     train_idx, val_idx, test_idx = idx
     return {
-        "format_version": FORMAT_VERSION, "dataset": cfg.dataset.name, "extractor": cfg.extractor.name,
-        "head": cfg.head.name, "split": split, "run_id": rid,
-        "hparams": {"similarity": head_similarity(cfg), "embed_dim": cfg.model.embed_dim,
-                    "batch_size": cfg.trainer.batch_size, "finetune": bool(cfg.extractor.finetune)},
+        "format_version": FORMAT_VERSION,
+        "dataset": cfg.dataset.name,
+        "extractor": cfg.extractor.name,
+        "head": cfg.head.name,
+        "split": split,
+        "run_id": rid,
+        "hparams": {
+            "similarity": head_similarity(cfg),
+            "embed_dim": cfg.model.embed_dim,
+            "batch_size": cfg.trainer.batch_size,
+            "finetune": bool(cfg.extractor.finetune),
+        },
         "metrics": split_metrics(res.test_mse, res.val_mse, scaler),
-        "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "wall_time_s": res.wall_time_s,
-        "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
-        "label_range": [scaler.lo, scaler.hi], "history": res.history, "runtime": res.runtime,
-        "config": OmegaConf.to_container(cfg, resolve=True), "git_commit": _git_commit(), "versions": versions(),
+        "best_epoch": res.best_epoch,
+        "epochs_run": res.epochs_run,
+        "wall_time_s": res.wall_time_s,
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "n_test": len(test_idx),
+        "label_range": [scaler.lo, scaler.hi],
+        "history": res.history,
+        "runtime": res.runtime,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "git_commit": _git_commit(),
+        "versions": versions(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

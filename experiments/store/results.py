@@ -30,22 +30,33 @@ Optional fields (absent from older files; readers must not require them)::
                 test queries, each {p10, median, p90} (experiments/protocol/sparsity.py)
     saved_model {weights, meta, bytes}          the split's saved model files (experiments/models/saved.py)
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from experiments import metrics
 
 FORMAT_VERSION = 1
 REQUIRED = {
-    "format_version": int, "dataset": str, "extractor": str, "head": str, "split": int, "run_id": str,
-    "hparams": dict, "metrics": dict, "best_epoch": int, "epochs_run": int, "config": dict,
+    "format_version": int,
+    "dataset": str,
+    "extractor": str,
+    "head": str,
+    "split": int,
+    "run_id": str,
+    "hparams": dict,
+    "metrics": dict,
+    "best_epoch": int,
+    "epochs_run": int,
+    "config": dict,
 }
 
 
@@ -137,7 +148,9 @@ def validate(result: Any, path: str | Path = "<memory>") -> dict:
         if not isinstance(result[key], typ) or (typ is int and isinstance(result[key], bool)):
             raise ResultError(f"{path}: field {key!r} must be {typ.__name__}, got {result[key]!r}")
     if result["format_version"] != FORMAT_VERSION:
-        raise ResultError(f"{path}: format_version {result['format_version']} is not {FORMAT_VERSION}; rerun or convert it")
+        raise ResultError(
+            f"{path}: format_version {result['format_version']} is not {FORMAT_VERSION}; rerun or convert it"
+        )
     for key in metrics.REQUIRED:
         value = result["metrics"].get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:

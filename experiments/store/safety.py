@@ -11,6 +11,7 @@ moved aside, leftovers removed, results tied to their data, and one-line errors.
 - **Data.** Each result records :func:`data_digest` of the dataset it was trained on
   (``data_digest``); :func:`check_data` refuses to report results computed on other data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,18 @@ from experiments.store.results import ResultError, RunKey, read_result
 
 CORRUPT_SUFFIX = ".corrupt"
 #: What every checkpoint written by :func:`experiments.protocol.train.fit` holds.
-CHECKPOINT_KEYS = ("model", "optim", "best_state", "history", "epoch", "batch", "best", "best_epoch", "bad_epochs", "torch_rng")
+CHECKPOINT_KEYS = (
+    "model",
+    "optim",
+    "best_state",
+    "history",
+    "epoch",
+    "batch",
+    "best",
+    "best_epoch",
+    "bad_epochs",
+    "torch_rng",
+)
 
 
 class UnreadableFile(Exception):
@@ -56,13 +68,16 @@ def load_tensors(path: str | Path, *, map_location="cpu", keys: tuple[str, ...] 
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UnreadableFile(f"{path} holds objects other than tensors and plain values; refused "
-                             f"(loading it could run code)") from e
-    except Exception as e:  # noqa: BLE001 - truncated, empty, not a torch file: all mean the same here
+        raise UnreadableFile(
+            f"{path} holds objects other than tensors and plain values; refused (loading it could run code)"
+        ) from e
+    except Exception as e:
         raise UnreadableFile(f"{path} is unreadable ({_first_line(e)})") from e
     if keys and (not isinstance(obj, dict) or not set(keys) <= set(obj)):
-        raise UnreadableFile(f"{path} is not a checkpoint of this version (missing "
-                             f"{sorted(set(keys) - set(obj)) if isinstance(obj, dict) else 'everything'})")
+        raise UnreadableFile(
+            f"{path} is not a checkpoint of this version (missing "
+            f"{sorted(set(keys) - set(obj)) if isinstance(obj, dict) else 'everything'})"
+        )
     return obj
 
 
@@ -97,6 +112,7 @@ def load_features(path: str | Path) -> torch.Tensor | None:
 
 
 # ---------------------------------------------------------------- locks and leftovers
+
 
 def split_lock(key: RunKey, split: int) -> FileLock:
     """The lock of one split of one configuration: ``split_<s>.lock`` beside its result."""
@@ -142,6 +158,7 @@ def clean_run(key: RunKey, splits, started: float) -> None:
 
 # ---------------------------------------------------------------- the data a result was computed on
 
+
 def data_digest(data: RegressionData) -> str:
     """16 hex digits of the dataset's content: name, modality, preprocessing, labels and items.
 
@@ -179,9 +196,11 @@ def check_data(key: RunKey, digest: str) -> None:
         except ResultError:
             continue
         if old is not None and old != digest:
-            raise StaleResults(f"{p} was computed on other data (data digest {old}, now {digest}): the dataset "
-                               f"changed since; rerun with force=true to replace every split of this run, or move "
-                               f"{key.dir} aside")
+            raise StaleResults(
+                f"{p} was computed on other data (data digest {old}, now {digest}): the dataset "
+                f"changed since; rerun with force=true to replace every split of this run, or move "
+                f"{key.dir} aside"
+            )
 
 
 def check_labels(data: RegressionData, train_labels: dict[int, np.ndarray], source: str | None = None) -> None:
@@ -193,5 +212,7 @@ def check_labels(data: RegressionData, train_labels: dict[int, np.ndarray], sour
         raise DataError(f"{where}: every label is {data.labels[0]:g} (a constant target); there is nothing to regress")
     for s, y in train_labels.items():
         if np.ptp(y) == 0:
-            raise DataError(f"{where}, split {s}: every training label is {y[0]:g}; min-max label "
-                            f"scaling needs two distinct values (use other splits or more varied data)")
+            raise DataError(
+                f"{where}, split {s}: every training label is {y[0]:g}; min-max label "
+                f"scaling needs two distinct values (use other splits or more varied data)"
+            )

@@ -1,11 +1,12 @@
 """The command line of ``scripts/submit.py`` and ``scripts/status.py``: one argument parser, one
 plan-then-launch path, and one error-to-exit-status rule."""
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from experiments.sweep.jobs import DEFAULT_LAUNCHER, SweepError
 from experiments.sweep.launchers import LAUNCHERS
@@ -15,14 +16,21 @@ RESOURCES = ("partition", "account", "qos", "timeout_min", "cpus_per_task", "mem
 
 
 def add_submit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--launcher", metavar="{" + ",".join(LAUNCHERS) + "}",
-                   help="slurm: sbatch arrays (default); dry-run: print the manifest and the sbatch commands, submit "
-                        "nothing; local: run each line here, one after another (any other name, as before this "
-                        "option chose how, is taken as --launcher-config NAME)")
-    p.add_argument("--launcher-config", help="configs/hydra/launcher/<name>.yaml to take resources from "
-                                             f"(default: {DEFAULT_LAUNCHER})")
+    p.add_argument(
+        "--launcher",
+        metavar="{" + ",".join(LAUNCHERS) + "}",
+        help="slurm: sbatch arrays (default); dry-run: print the manifest and the sbatch commands, submit "
+        "nothing; local: run each line here, one after another (any other name, as before this "
+        "option chose how, is taken as --launcher-config NAME)",
+    )
+    p.add_argument(
+        "--launcher-config",
+        help=f"configs/hydra/launcher/<name>.yaml to take resources from (default: {DEFAULT_LAUNCHER})",
+    )
     p.add_argument("--log-dir", type=Path, help="logs, manifests and submissions.tsv (default: logs/<experiment>)")
-    p.add_argument("--max-array-size", type=int, help="tasks per array (default: the cluster's MaxArraySize, else 1000)")
+    p.add_argument(
+        "--max-array-size", type=int, help="tasks per array (default: the cluster's MaxArraySize, else 1000)"
+    )
     p.add_argument("--parallel", type=int, help="at most this many tasks of an array at once (sbatch --array=...%%P)")
     p.add_argument("--partition")
     p.add_argument("--account")
@@ -65,11 +73,21 @@ def plan_and_launch(args: argparse.Namespace, overrides: list[str], out=sys.stdo
     resources = {k: getattr(args, k) for k in RESOURCES}
     if resources["gres"] == "none":
         resources["gres"] = ""
-    p = plan(args.experiment, overrides, log_dir=args.log_dir, launcher=args.launcher_config,
-             max_array=args.max_array_size, parallel=args.parallel, resources=resources)
+    p = plan(
+        args.experiment,
+        overrides,
+        log_dir=args.log_dir,
+        launcher=args.launcher_config,
+        max_array=args.max_array_size,
+        parallel=args.parallel,
+        resources=resources,
+    )
     verb = "run here" if args.launcher == "local" else "submit"
-    print(f"{args.experiment}: {len(p.jobs)} job(s) to {verb}; {p.skipped_done} already done, "
-          f"{p.skipped_active} queued or running", file=out)
+    print(
+        f"{args.experiment}: {len(p.jobs)} job(s) to {verb}; {p.skipped_done} already done, "
+        f"{p.skipped_active} queued or running",
+        file=out,
+    )
     if not p.jobs:
         return p
     return LAUNCHERS[args.launcher](p, out)

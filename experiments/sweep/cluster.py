@@ -4,6 +4,7 @@
 ``<log_dir>/submissions.tsv`` maps each array to its manifest and offset, so a log or a queue entry can
 be tied to its line: :func:`active_lines` (squeue) and :func:`latest_logs` (the task logs).
 """
+
 from __future__ import annotations
 
 import shutil

@@ -11,6 +11,7 @@ Per (dataset, head), a remaining job is estimated as (seconds per epoch) × (epo
   finished jobs of other datasets, else ``trainer.max_epochs`` (an upper bound);
 - **unknown**: neither (the data is not there, or the benchmark has no such extractor).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,8 @@ class Cell:
 @dataclass
 class Estimate:
     cells: list[Cell] = field(default_factory=list)
-    devices: set = field(default_factory=set)   # where the measured jobs ran (cuda, cpu)
-    benchmark: dict | None = None               # the parsed throughput line of gpu.md, when it was used
+    devices: set = field(default_factory=set)  # where the measured jobs ran (cuda, cpu)
+    benchmark: dict | None = None  # the parsed throughput line of gpu.md, when it was used
 
     @property
     def hours(self) -> float:
@@ -71,6 +72,7 @@ def _measured(result: dict) -> tuple[float, int] | None:
 def read_benchmark(path: Path = GPU_MD) -> dict | None:
     """The throughput line of a gpu.md (None when it is absent), with the rates of extractors it lacks
     taken from its sibling ``gpu_*.md`` files of the same device (a partial rerun beside a full run)."""
+
     def line(p: Path) -> dict | None:
         try:
             m = THROUGHPUT.search(Path(p).read_text())
@@ -129,7 +131,9 @@ def estimate(jobs: list[Job], state: dict, *, gpu_md: Path = GPU_MD) -> Estimate
         by_cell.setdefault((j.dataset, j.head), []).append(m)
         by_dataset.setdefault(j.dataset, []).append(m)
         all_epochs.append(m[1])
-        est.devices.add((r.get("runtime") or {}).get("device") or r.get("config", {}).get("trainer", {}).get("device", "?"))
+        est.devices.add(
+            (r.get("runtime") or {}).get("device") or r.get("config", {}).get("trainer", {}).get("device", "?")
+        )
     cells: dict[tuple, Cell] = {}
     sizes: dict[str, int | None] = {}
     bench = None
@@ -169,19 +173,34 @@ def format_estimate(est: Estimate) -> str:
     if not est.cells:
         return "estimated GPU hours: nothing left to run"
     cols = ("dataset", "head", "remaining", "s/epoch", "epochs", "hours", "source")
-    rows = [{"dataset": c.dataset, "head": c.head, "remaining": str(c.remaining),
-             "s/epoch": "?" if c.epoch_s is None else f"{c.epoch_s:.3g}", "epochs": "?" if c.epochs is None else f"{c.epochs:.3g}",
-             "hours": "?" if c.hours is None else f"{c.hours:.3g}", "source": c.source} for c in est.cells]
+    rows = [
+        {
+            "dataset": c.dataset,
+            "head": c.head,
+            "remaining": str(c.remaining),
+            "s/epoch": "?" if c.epoch_s is None else f"{c.epoch_s:.3g}",
+            "epochs": "?" if c.epochs is None else f"{c.epochs:.3g}",
+            "hours": "?" if c.hours is None else f"{c.hours:.3g}",
+            "source": c.source,
+        }
+        for c in est.cells
+    ]
     width = {k: max([len(k)] + [len(r[k]) for r in rows]) for k in cols}
     total = sum(c.remaining for c in est.cells)
     unknown = sum(c.remaining for c in est.cells if c.hours is None)
-    out = [f"estimated GPU hours of the {total} remaining job(s): {est.hours:.1f} h"
-           + (f" ({unknown} job(s) without an estimate)" if unknown else "")]
+    out = [
+        f"estimated GPU hours of the {total} remaining job(s): {est.hours:.1f} h"
+        + (f" ({unknown} job(s) without an estimate)" if unknown else "")
+    ]
     if est.devices - {"cuda"}:
-        out.append(f"  note: measured on {', '.join(sorted(map(str, est.devices)))}: not GPU timings where that is not cuda")
+        out.append(
+            f"  note: measured on {', '.join(sorted(map(str, est.devices)))}: not GPU timings where that is not cuda"
+        )
     if est.benchmark is not None and (est.benchmark.get("quick") or est.benchmark.get("device") != "cuda"):
-        out.append("  note: results/benchmarks/gpu.md is a CPU --quick run: its estimates are not GPU hours; "
-                   "run python -m benchmarks.gpu --write on a GPU")
+        out.append(
+            "  note: results/benchmarks/gpu.md is a CPU --quick run: its estimates are not GPU hours; "
+            "run python -m benchmarks.gpu --write on a GPU"
+        )
     out.append("  " + "  ".join(k.ljust(width[k]) for k in cols))
     out += ["  " + "  ".join(r[k].ljust(width[k]) for k in cols) for r in rows]
     return "\n".join(out)

@@ -10,6 +10,7 @@ line wins for a key it names). Each line is composed to its result identity (dat
 **Same resources as the Hydra path.** sbatch flags are read from a Hydra launcher config
 (``configs/hydra/launcher/submitit_h100.yaml`` by default), so per-cluster values live in one place.
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,7 +36,7 @@ class SweepError(ValueError):
 class Job:
     """One manifest line and the result it will write."""
 
-    line: str            # run.py arguments, shell-quoted
+    line: str  # run.py arguments, shell-quoted
     dataset: str
     extractor: str
     head: str
@@ -158,7 +159,24 @@ def launcher_settings(experiment: str, overrides: list[str] = (), launcher: str 
     except Exception as e:  # noqa: BLE001
         raise SweepError(f"launcher {launcher!r}: {e}") from None
     node = cfg.hydra.launcher
-    keys = ("partition", "account", "qos", "constraint", "timeout_min", "cpus_per_task", "mem_gb", "gres",
-            "gpus_per_node", "signal_delay_s", "array_parallelism", "additional_parameters", "setup")
-    return {k: OmegaConf.to_container(node, resolve=True)[k] if k in ("additional_parameters", "setup") else
-            OmegaConf.select(node, k) for k in keys}
+    keys = (
+        "partition",
+        "account",
+        "qos",
+        "constraint",
+        "timeout_min",
+        "cpus_per_task",
+        "mem_gb",
+        "gres",
+        "gpus_per_node",
+        "signal_delay_s",
+        "array_parallelism",
+        "additional_parameters",
+        "setup",
+    )
+    return {
+        k: OmegaConf.to_container(node, resolve=True)[k]
+        if k in ("additional_parameters", "setup")
+        else OmegaConf.select(node, k)
+        for k in keys
+    }

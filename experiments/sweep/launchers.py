@@ -10,12 +10,14 @@ did in the plan (``plan.submitted`` for SLURM arrays, ``plan.exits`` for local r
   non-zero one (:data:`~experiments.protocol.preemption.REQUEUE_EXIT` too: nothing requeues a local run) is a
   failure. The launcher config's setup lines are not run: this shell is the job's environment.
 """
+
 from __future__ import annotations
 
 import shlex
 import subprocess
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from experiments.protocol.preemption import REQUEUE_EXIT
 from experiments.sweep.jobs import REPO
@@ -28,9 +30,15 @@ def launch_slurm(p: Plan, out: TextIO = sys.stdout) -> Plan:
     """Submit the plan's arrays and say where their logs and status are."""
     submit(p)
     for s in p.submitted:
-        print(f"submitted array {s.array_job_id}: manifest lines {s.offset + 1}-{s.offset + s.count} of {s.manifest}", file=out)
-    print(f"logs: {p.manifest.parent}/<array job>_<task>.out   status: python scripts/status.py {p.experiment} "
-          + " ".join(shlex.quote(o) for o in p.overrides), file=out)
+        print(
+            f"submitted array {s.array_job_id}: manifest lines {s.offset + 1}-{s.offset + s.count} of {s.manifest}",
+            file=out,
+        )
+    print(
+        f"logs: {p.manifest.parent}/<array job>_<task>.out   status: python scripts/status.py {p.experiment} "
+        + " ".join(shlex.quote(o) for o in p.overrides),
+        file=out,
+    )
     return p
 
 

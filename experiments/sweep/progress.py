@@ -3,6 +3,7 @@ queue (when SLURM answers) and the task logs; :func:`format_status` prints it pe
 
 A task log ends in ``[softstep] exit status N`` (``slurm/array.sbatch``); :func:`log_verdict` reads it.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,14 +31,16 @@ def log_verdict(text: str) -> str | None:
 @dataclass
 class Status:
     jobs: list[Job]
-    state: dict[tuple, str]            # job key → done | running | pending | failed | missing
-    failures: dict[tuple, Path]        # job key → its log
+    state: dict[tuple, str]  # job key → done | running | pending | failed | missing
+    failures: dict[tuple, Path]  # job key → its log
 
     def table(self) -> list[dict]:
         rows: dict[tuple, dict] = {}
         for j in self.jobs:
-            r = rows.setdefault((j.dataset, j.head), dict(dataset=j.dataset, head=j.head, total=0, done=0, running=0,
-                                                          pending=0, failed=0, missing=0))
+            r = rows.setdefault(
+                (j.dataset, j.head),
+                dict(dataset=j.dataset, head=j.head, total=0, done=0, running=0, pending=0, failed=0, missing=0),
+            )
             r["total"] += 1
             r[self.state[j.key]] += 1
         return list(rows.values())
@@ -73,7 +76,11 @@ def format_status(st: Status) -> str:
     out = ["  ".join(c.ljust(width[c]) for c in cols)]
     out += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
     tot = {c: sum(r[c] for r in rows) for c in cols[2:]}
-    out.append("  ".join(["all".ljust(width["dataset"]), "".ljust(width["head"])] + [str(tot[c]).ljust(width[c]) for c in cols[2:]]))
+    out.append(
+        "  ".join(
+            ["all".ljust(width["dataset"]), "".ljust(width["head"])] + [str(tot[c]).ljust(width[c]) for c in cols[2:]]
+        )
+    )
     if st.failures:
         out.append("\nfailed (log, then the job's overrides):")
         by_key = {j.key: j for j in st.jobs}

@@ -9,6 +9,7 @@
 
 The sbatch template is ``slurm/array.sbatch``; preemption and requeueing: :mod:`experiments.protocol.preemption`.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,16 +47,43 @@ def chunks(n: int, size: int) -> list[tuple[int, int]]:
     return [(o, min(size, n - o)) for o in range(0, n, size)]
 
 
-def sbatch_command(settings: dict, *, experiment: str, manifest: Path, setup: Path, log_dir: Path, offset: int,
-                   count: int, parallel: int, python: str = sys.executable) -> list[str]:
+def sbatch_command(
+    settings: dict,
+    *,
+    experiment: str,
+    manifest: Path,
+    setup: Path,
+    log_dir: Path,
+    offset: int,
+    count: int,
+    parallel: int,
+    python: str = sys.executable,
+) -> list[str]:
     """The ``sbatch`` call for one array of ``count`` manifest lines starting at line ``offset`` (0-based)."""
     s = settings
-    cmd = ["sbatch", "--parsable", f"--job-name=softstep-{experiment}", f"--array=0-{count - 1}%{parallel}",
-           f"--output={log_dir}/%A_%a.out", "--open-mode=append", "--requeue",
-           f"--signal=B:USR1@{s.get('signal_delay_s') or 120}", f"--chdir={REPO}",
-           f"--time={s['timeout_min']}", "--nodes=1", "--ntasks=1"]
-    for key, flag in (("partition", "partition"), ("account", "account"), ("qos", "qos"), ("constraint", "constraint"),
-                      ("cpus_per_task", "cpus-per-task"), ("gres", "gres"), ("gpus_per_node", "gpus-per-node")):
+    cmd = [
+        "sbatch",
+        "--parsable",
+        f"--job-name=softstep-{experiment}",
+        f"--array=0-{count - 1}%{parallel}",
+        f"--output={log_dir}/%A_%a.out",
+        "--open-mode=append",
+        "--requeue",
+        f"--signal=B:USR1@{s.get('signal_delay_s') or 120}",
+        f"--chdir={REPO}",
+        f"--time={s['timeout_min']}",
+        "--nodes=1",
+        "--ntasks=1",
+    ]
+    for key, flag in (
+        ("partition", "partition"),
+        ("account", "account"),
+        ("qos", "qos"),
+        ("constraint", "constraint"),
+        ("cpus_per_task", "cpus-per-task"),
+        ("gres", "gres"),
+        ("gpus_per_node", "gpus-per-node"),
+    ):
         if s.get(key) not in (None, ""):
             cmd.append(f"--{flag}={s[key]}")
     if s.get("mem_gb"):
@@ -82,20 +110,28 @@ class Plan:
     manifest: Path
     setup: Path
     setup_lines: list[str]
-    arrays: list[tuple[int, int]] = field(default_factory=list)       # (offset, count) per sbatch command
+    arrays: list[tuple[int, int]] = field(default_factory=list)  # (offset, count) per sbatch command
     commands: list[list[str]] = field(default_factory=list)
     submitted: list[Submission] = field(default_factory=list)
-    overrides: list[str] = field(default_factory=list)                # the command line's, for messages
-    exits: dict[str, int] = field(default_factory=dict)               # manifest line → exit status (local runs)
+    overrides: list[str] = field(default_factory=list)  # the command line's, for messages
+    exits: dict[str, int] = field(default_factory=dict)  # manifest line → exit status (local runs)
 
     def failed(self) -> list[str]:
         """The lines that ran here and exited non-zero."""
         return [line for line, code in self.exits.items() if code != 0]
 
 
-def plan(experiment: str, overrides: list[str] = (), *, log_dir: Path | None = None, launcher: str = DEFAULT_LAUNCHER,
-         max_array: int | None = None, parallel: int | None = None, resources: dict | None = None,
-         python: str = sys.executable) -> Plan:
+def plan(
+    experiment: str,
+    overrides: list[str] = (),
+    *,
+    log_dir: Path | None = None,
+    launcher: str = DEFAULT_LAUNCHER,
+    max_array: int | None = None,
+    parallel: int | None = None,
+    resources: dict | None = None,
+    python: str = sys.executable,
+) -> Plan:
     """Expand, leave out done and active jobs, and build the sbatch commands (nothing is written).
 
     ``launcher`` names the Hydra launcher config the resources come from (``configs/hydra/launcher/``);
@@ -109,14 +145,33 @@ def plan(experiment: str, overrides: list[str] = (), *, log_dir: Path | None = N
     settings.update({k: v for k, v in (resources or {}).items() if v is not None})
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     manifest, setup = log_dir / f"manifest-{stamp}.txt", log_dir / f"setup-{stamp}.sh"
-    p = Plan(experiment, left, len(all_jobs) - len(todo), len(todo) - len(left), manifest, setup,
-             list(settings["setup"] or []), overrides=list(overrides))
+    p = Plan(
+        experiment,
+        left,
+        len(all_jobs) - len(todo),
+        len(todo) - len(left),
+        manifest,
+        setup,
+        list(settings["setup"] or []),
+        overrides=list(overrides),
+    )
     size = max_array or max_array_size()
     par = parallel or settings.get("array_parallelism") or 64
     for offset, count in chunks(len(left), size):
         p.arrays.append((offset, count))
-        p.commands.append(sbatch_command(settings, experiment=experiment, manifest=manifest, setup=setup, log_dir=log_dir,
-                                         offset=offset, count=count, parallel=min(par, count), python=python))
+        p.commands.append(
+            sbatch_command(
+                settings,
+                experiment=experiment,
+                manifest=manifest,
+                setup=setup,
+                log_dir=log_dir,
+                offset=offset,
+                count=count,
+                parallel=min(par, count),
+                python=python,
+            )
+        )
     return p
 
 
@@ -131,8 +186,10 @@ def submit(p: Plan) -> Plan:
     if not (log_dir.parent / ".gitignore").exists() and log_dir.parent == REPO / "logs":
         (log_dir.parent / ".gitignore").write_text("*\n")
     p.manifest.write_text("".join(j.line + "\n" for j in p.jobs))
-    p.setup.write_text("# sourced by slurm/array.sbatch before each task (from the launcher config's setup lines)\n"
-                       + "".join(f"{line}\n" for line in p.setup_lines))
+    p.setup.write_text(
+        "# sourced by slurm/array.sbatch before each task (from the launcher config's setup lines)\n"
+        + "".join(f"{line}\n" for line in p.setup_lines)
+    )
     for cmd, (offset, count) in zip(p.commands, p.arrays):
         out = run_command(cmd, timeout=120)
         if out.returncode != 0:

@@ -3,6 +3,7 @@
 The session fixture uses a cluster that already answers (`sinfo`); otherwise, as root, it installs and
 starts the local one (fake GPU included) and stops it at the end. Without either, the tests skip.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 PY = sys.executable
 #: A tiny job: the synthetic task, CPU, a few epochs.
-TINY = ["dataset=synthetic", "dataset.loader.n=200", "trainer.max_epochs=3", "trainer.patience=3", "trainer.device=cpu",
-        "progress=false"]
+TINY = [
+    "dataset=synthetic",
+    "dataset.loader.n=200",
+    "trainer.max_epochs=3",
+    "trainer.patience=3",
+    "trainer.device=cpu",
+    "progress=false",
+]
 
 
 def answering() -> bool:
@@ -75,7 +82,9 @@ def wait_until(predicate, timeout: float, what: str, every: float = 0.25):
 
 def wait_gone(job_ids: list[str], timeout: float = 240) -> None:
     """Poll squeue (not `sbatch --wait`, which polls every ~10 s) until these jobs have left the queue."""
+
     def gone():
         out = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids)], capture_output=True, text=True, timeout=30)
         return out.returncode == 0 and not out.stdout.strip() or "Invalid job id" in out.stderr
+
     wait_until(gone, timeout, f"jobs {job_ids} to leave the queue")

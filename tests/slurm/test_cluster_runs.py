@@ -1,6 +1,7 @@
 """Cluster runs against a real local SLURM: the Hydra submitit launcher, manifest arrays, preemption and
 requeue, the H100 launcher with a (fake) GPU, and failure reporting. Each test uses its own results root,
 log folder and submitit folder under tmp_path."""
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,21 @@ def splits_by_head(root: Path) -> Counter:
 
 def test_hydra_submitit_launcher_runs_a_multirun(tmp_path):
     root = tmp_path / "results"
-    out = run([PY, "run.py", "-m", "experiment=table1", "head=linear,nca", "splits=0,1", *TINY, f"paths.results_root={root}",
-               "hydra/launcher=submitit_local_test", f"hydra.sweep.dir={tmp_path}/multirun"], timeout=300)
+    out = run(
+        [
+            PY,
+            "run.py",
+            "-m",
+            "experiment=table1",
+            "head=linear,nca",
+            "splits=0,1",
+            *TINY,
+            f"paths.results_root={root}",
+            "hydra/launcher=submitit_local_test",
+            f"hydra.sweep.dir={tmp_path}/multirun",
+        ],
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert splits_by_head(root) == Counter({("linear", 0): 1, ("linear", 1): 1, ("nca", 0): 1, ("nca", 1): 1})
     logs = list((tmp_path / "multirun" / ".submitit").glob("*/*_log.out"))
@@ -39,8 +53,17 @@ def test_hydra_submitit_launcher_runs_a_multirun(tmp_path):
 
 def test_manifest_arrays_chunked_then_resubmit_submits_nothing(tmp_path):
     root, logs, common = dirs(tmp_path)
-    args = ["table1", "head=linear,nca", "splits=0,1", *TINY, *common, "--launcher-config", "submitit_local_test",
-            "--max-array-size", "3"]
+    args = [
+        "table1",
+        "head=linear,nca",
+        "splits=0,1",
+        *TINY,
+        *common,
+        "--launcher-config",
+        "submitit_local_test",
+        "--max-array-size",
+        "3",
+    ]
     text, arrays = submit(*args)
     assert "4 job(s) to submit" in text and len(arrays) == 2, text  # 4 lines in arrays of at most 3: 3 + 1
     wait_gone(arrays)
@@ -54,8 +77,17 @@ def test_manifest_arrays_chunked_then_resubmit_submits_nothing(tmp_path):
     assert re.search(r"^all\s+4\s+0\s+0\s+0\s+0\s+4", st, re.M), st
 
 
-SLOW = ["dataset=synthetic", "dataset.loader.n=3000", "trainer.max_epochs=30", "trainer.patience=30", "trainer.device=cpu",
-        "progress=false", "head=nca", "splits=0", "protocol=tuned"]
+SLOW = [
+    "dataset=synthetic",
+    "dataset.loader.n=3000",
+    "trainer.max_epochs=30",
+    "trainer.patience=30",
+    "trainer.device=cpu",
+    "progress=false",
+    "head=nca",
+    "splits=0",
+    "protocol=tuned",
+]
 
 
 def checkpoint_of(root: Path) -> Path | None:
@@ -100,7 +132,9 @@ def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
     assert not read_results(root) and state["epoch"] >= 2
     st = status("table1", *SLOW, *common)
     assert str(logs / f"{array}_0.out") in st and re.search(r"^all\s+0\s+0\s+0\s+1\s+0\s+1", st, re.M), st
-    out = run([PY, "scripts/status.py", "table1", *SLOW, *common, "--launcher-config", "submitit_local_test", "--resubmit"])
+    out = run(
+        [PY, "scripts/status.py", "table1", *SLOW, *common, "--launcher-config", "submitit_local_test", "--resubmit"]
+    )
     assert out.returncode == 0 and "1 job(s) to submit" in out.stdout, out.stdout + out.stderr
     (again,) = re.findall(r"submitted array (\d+)", out.stdout)
     wait_gone([again])
@@ -114,10 +148,28 @@ def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
 def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
     """The H100 launcher config, with only the per-cluster values (partition, size, time) set for this node."""
     root = tmp_path / "results"
-    local = ["hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-             "hydra.launcher.timeout_min=5"]
-    out = run([PY, "run.py", "-m", "experiment=table1", "head=linear", "splits=0", *TINY, f"paths.results_root={root}",
-               "hydra/launcher=submitit_h100", *local, f"hydra.sweep.dir={tmp_path}/multirun"], timeout=300)
+    local = [
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=1",
+        "hydra.launcher.timeout_min=5",
+    ]
+    out = run(
+        [
+            PY,
+            "run.py",
+            "-m",
+            "experiment=table1",
+            "head=linear",
+            "splits=0",
+            *TINY,
+            f"paths.results_root={root}",
+            "hydra/launcher=submitit_h100",
+            *local,
+            f"hydra.sweep.dir={tmp_path}/multirun",
+        ],
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert len(read_results(root)) == 1
     (script,) = (tmp_path / "multirun" / ".submitit").glob("*/*_submission.sh")
@@ -126,9 +178,27 @@ def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
     assert "CUDA_VISIBLE_DEVICES=0 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1" in log.read_text()
     # the manifest path takes the same launcher config; here with the other GPU flag style
     root2, logs, common = dirs(tmp_path / "b")
-    _, (array,) = submit("table1", "head=linear", "splits=0", *TINY, *common, "--launcher-config", "submitit_h100",
-                         "--partition", "debug", "--cpus-per-task", "1", "--mem-gb", "1", "--time-min", "5", "--gres",
-                         "none", "--gpus-per-node", "1")
+    _, (array,) = submit(
+        "table1",
+        "head=linear",
+        "splits=0",
+        *TINY,
+        *common,
+        "--launcher-config",
+        "submitit_h100",
+        "--partition",
+        "debug",
+        "--cpus-per-task",
+        "1",
+        "--mem-gb",
+        "1",
+        "--time-min",
+        "5",
+        "--gres",
+        "none",
+        "--gpus-per-node",
+        "1",
+    )
     wait_gone([array])
     text = (logs / f"{array}_0.out").read_text()
     assert "CUDA_VISIBLE_DEVICES=0 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1" in text and "exit status 0" in text, text
@@ -154,10 +224,24 @@ def test_submitit_path_preemption_checkpoints_then_submitit_requeues(tmp_path):
     """Under Hydra's submitit launcher the warning signal is USR2: run.py checkpoints, then submitit requeues."""
     root = tmp_path / "results"
     slow = [a for a in SLOW if a not in ("head=nca", "splits=0")]
-    proc = subprocess.Popen([PY, "run.py", "-m", "experiment=table1", "head=nca", "splits=0", *slow,
-                             f"paths.results_root={root}", "hydra/launcher=submitit_local_test",
-                             f"hydra.sweep.dir={tmp_path}/multirun"], cwd=Path(__file__).resolve().parents[2],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            PY,
+            "run.py",
+            "-m",
+            "experiment=table1",
+            "head=nca",
+            "splits=0",
+            *slow,
+            f"paths.results_root={root}",
+            "hydra/launcher=submitit_local_test",
+            f"hydra.sweep.dir={tmp_path}/multirun",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_until(lambda: checkpoint_of(root), 120, "the first epoch's checkpoint")
         (log,) = wait_until(lambda: list((tmp_path / "multirun" / ".submitit").glob("*/*_log.out")), 60, "the job log")
