@@ -8,7 +8,14 @@ CUDA_HOME ?= $(if $(wildcard /usr/local/cuda-13.0),/usr/local/cuda-13.0,/usr/loc
 export CUDA_HOME
 export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0
 
-.PHONY: venv demo lint test test-fast bench paper clean
+.PHONY: venv root-pth demo lint test test-fast bench paper clean
+
+# pip installs only the library (softstep); the research code (data/, extractors/, experiments/, benchmarks/)
+# is imported from the checkout. ROOT_PTH, a .pth file in the environment's site-packages holding this
+# checkout's root, puts the root on sys.path, so `python scripts/<name>.py` works from any directory
+# (docs/layout.md, "Imports from the checkout"). `make root-pth PY=python` writes it into another environment (conda).
+ROOT_PTH := softstep-checkout.pth
+WRITE_ROOT_PTH = $(PY) -c 'import pathlib, sys, sysconfig; p = pathlib.Path(sysconfig.get_path("purelib"), sys.argv[1]); p.write_text(sys.argv[2] + "\n"); print("wrote", p, "->", sys.argv[2])' $(ROOT_PTH) "$(CURDIR)"
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -18,7 +25,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-build-isolation torchsort==0.1.10
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(WRITE_ROOT_PTH)
 	touch $(STAMP)
+
+root-pth:
+	$(WRITE_ROOT_PTH)
 
 # The default experiment for all six heads, ten splits each, then a Table-1-style comparison.
 demo: venv
