@@ -77,20 +77,20 @@ def load_run_module():
 RUN = load_run_module()
 
 
-def small(root: Path, *overrides: str) -> list[str]:
-    """A synthetic run small enough for many subprocesses on 2 cores."""
-    return [
-        "dataset=synthetic",
-        "dataset.loader.n=150",
-        "head=nca_g",
-        "splits=[0,1,2]",
-        "trainer.max_epochs=4",
-        "trainer.patience=10",
-        "trainer.workers=1",
-        "progress=false",
-        f"paths.results_root={root}",
-        *overrides,
-    ]
+#: the tiny run (tests/conftest.py) at the size these tests were tuned for: enough training for kills at random
+#: points, small enough for many subprocesses on 2 cores
+SMALL = ("dataset.loader.n=150", "head=nca_g", "splits=[0,1,2]", "trainer.max_epochs=4", "trainer.patience=10")
+
+
+@pytest.fixture
+def small(tiny):
+    """``small(root, *overrides)``: the override list of that run with its results under ``root``, for
+    ``run.py`` on a command line or ``compose``; a test's override of a SMALL key wins (Hydra keeps the last)."""
+
+    def overrides(root: Path, *extra: str) -> list[str]:
+        return tiny.overrides(*SMALL, f"paths.results_root={root}", *extra)
+
+    return overrides
 
 
 def cli(args: list[str], tmp: Path, fault: str = "", **kw) -> subprocess.Popen:
@@ -142,7 +142,7 @@ def metrics(root: Path) -> dict[int, tuple]:
 # ---------------------------------------------------------------- kill and resume
 
 
-def test_kills_at_random_points_lose_nothing(tmp_path):
+def test_kills_at_random_points_lose_nothing(small, tmp_path):
     """Ten kills (SIGKILL, and SIGTERM / SIGINT, which checkpoint mid-epoch) at random points of a
     run's training, then one run to the end: one result per split, metrics and histories identical
     to an uninterrupted run, and no temp file, checkpoint or lock left behind."""
@@ -187,7 +187,7 @@ def test_kills_at_random_points_lose_nothing(tmp_path):
     print(f"kills survived: {kills}; exit codes: {codes}")
 
 
-def test_sigterm_checkpoints_mid_epoch_and_exits_with_one_line(tmp_path):
+def test_sigterm_checkpoints_mid_epoch_and_exits_with_one_line(small, tmp_path):
     root = tmp_path / "r"
     args = small(root, "splits=[0]", "dataset.loader.n=1500", "trainer.max_epochs=50", "trainer.batch_size=8")
     p = cli(args, tmp_path)
@@ -210,7 +210,7 @@ def test_sigterm_checkpoints_mid_epoch_and_exits_with_one_line(tmp_path):
 # ---------------------------------------------------------------- two runs, one folder
 
 
-def test_two_concurrent_runs_train_each_split_once(tmp_path):
+def test_two_concurrent_runs_train_each_split_once(small, tmp_path):
     root = tmp_path / "r"
     args = small(root, "splits=[0,1,2,3]", "trainer.max_epochs=6")
     a, b = cli(args, tmp_path / "a"), cli(args, tmp_path / "b")
@@ -253,7 +253,7 @@ class Evil:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_malicious_checkpoint_runs_nothing(tmp_path):
+def test_a_malicious_checkpoint_runs_nothing(small, tmp_path):
     root, marker = tmp_path / "r", tmp_path / "pwned"
     args = small(root, "splits=[0]", "trainer.max_epochs=2")
     ck = settings.run_key(compose(args)).checkpoint(0)
@@ -268,7 +268,7 @@ def test_a_malicious_checkpoint_runs_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("size", [0, 100])
-def test_a_corrupt_checkpoint_is_moved_aside_and_blocks_nothing(tmp_path, size):
+def test_a_corrupt_checkpoint_is_moved_aside_and_blocks_nothing(small, tmp_path, size):
     root = tmp_path / "r"
     args = small(root, "splits=[0,1]", "trainer.max_epochs=2")
     key = settings.run_key(compose(args))
@@ -282,7 +282,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_blocks_nothing(tmp_path, size):
     assert key.checkpoint(0).with_name("split_0.ckpt.pt.corrupt").exists()
 
 
-def test_a_corrupt_feature_cache_is_recomputed(tmp_path, capsys):
+def test_a_corrupt_feature_cache_is_recomputed(small, tmp_path, capsys):
     root = tmp_path / "r"
     assert in_process(small(root, "splits=[0]", "trainer.max_epochs=1"), capsys)[0] == 0
     (cache,) = (root / "cache" / "features").glob("*.pt")
@@ -295,7 +295,7 @@ def test_a_corrupt_feature_cache_is_recomputed(tmp_path, capsys):
     assert torch.equal(torch.load(cache, weights_only=True), good)
 
 
-def test_leftovers_of_a_kill_are_removed(tmp_path, capsys):
+def test_leftovers_of_a_kill_are_removed(small, tmp_path, capsys):
     """A temp file of an interrupted atomic write, and the checkpoint of a split whose result was written."""
     root = tmp_path / "r"
     args = small(root, "splits=[0]", "trainer.max_epochs=1")
@@ -414,7 +414,7 @@ def check_one_line(code: int, err: str, must_name: str, root: Path, counter: dic
 
 
 @pytest.mark.parametrize("overrides,field", BAD_CONFIGS, ids=[" ".join(o) for o, _ in BAD_CONFIGS])
-def test_bad_config_value_is_one_line_naming_the_field(tmp_path, capsys, clear_count, overrides, field):
+def test_bad_config_value_is_one_line_naming_the_field(small, tmp_path, capsys, clear_count, overrides, field):
     code, err = in_process(small(tmp_path / "r", "splits=[0]", "trainer.max_epochs=1", *overrides), capsys)
     check_one_line(code, err, field, tmp_path / "r", clear_count)
 
@@ -442,7 +442,7 @@ def test_constant_training_labels_of_a_split_are_refused():
 
 
 @pytest.mark.parametrize("case", ["results_root_under_a_file", "read_only_folder", "disk_full"])
-def test_os_errors_are_one_line_with_exit_2(tmp_path, clear_count, case):
+def test_os_errors_are_one_line_with_exit_2(small, tmp_path, clear_count, case):
     root, fault = tmp_path / "r", ""
     if case == "results_root_under_a_file":
         (tmp_path / "plain").write_text("not a folder")
