@@ -19,15 +19,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 PY = sys.executable
-#: A tiny job: the synthetic task, CPU, a few epochs.
-TINY = [
-    "dataset=synthetic",
-    "dataset.loader.n=200",
-    "trainer.max_epochs=3",
-    "trainer.patience=3",
-    "trainer.device=cpu",
-    "progress=false",
-]
+#: A quick job: the tiny run (``tiny`` in tests/conftest.py: the synthetic task on CPU) with 200 items and
+#: 3 epochs, as overrides: ``tiny.overrides("head=nca", "splits=0,1", *QUICK)``.
+QUICK = ("dataset.loader.n=200", "trainer.max_epochs=3", "trainer.patience=3")
+#: A slow job, long enough to be signalled or killed mid-training: one nca split of 3000 items, 30 epochs.
+SLOW = (
+    "dataset.loader.n=3000",
+    "trainer.max_epochs=30",
+    "trainer.patience=30",
+    "protocol=tuned",
+    "head=nca",
+    "splits=0",
+)
 
 
 def answering() -> bool:

@@ -1,6 +1,7 @@
 """Cluster runs against a real local SLURM: the Hydra submitit launcher, manifest arrays, preemption and
-requeue, the H100 launcher with a (fake) GPU, and failure reporting. Each test uses its own results root,
-log folder and submitit folder under tmp_path."""
+requeue, the H100 launcher with a (fake) GPU, and failure reporting. Each job is the conftest's ``tiny`` run
+at QUICK's or SLOW's size; each test has its own results root (``tiny.results``), log folder and submitit
+folder under tmp_path."""
 
 from __future__ import annotations
 
@@ -14,32 +15,29 @@ import torch
 
 from experiments.store.results import read_results
 
-from .conftest import PY, TINY, run, status, submit, wait_gone, wait_until
+from .conftest import PY, QUICK, SLOW, run, status, submit, wait_gone, wait_until
 
 pytestmark = pytest.mark.slurm
 
 
-def dirs(tmp_path: Path) -> tuple[Path, Path, list[str]]:
-    root, logs = tmp_path / "results", tmp_path / "logs"
-    return root, logs, [f"paths.results_root={root}", "--log-dir", str(logs)]
+def log_dir(tmp_path: Path) -> tuple[Path, list[str]]:
+    logs = tmp_path / "logs"
+    return logs, ["--log-dir", str(logs)]
 
 
 def splits_by_head(root: Path) -> Counter:
     return Counter((r["head"], r["split"]) for r in read_results(root))
 
 
-def test_hydra_submitit_launcher_runs_a_multirun(tmp_path):
-    root = tmp_path / "results"
+def test_hydra_submitit_launcher_runs_a_multirun(tiny, tmp_path):
+    root = tiny.results
     out = run(
         [
             PY,
             "run.py",
             "-m",
             "experiment=table1",
-            "head=linear,nca",
-            "splits=0,1",
-            *TINY,
-            f"paths.results_root={root}",
+            *tiny.overrides("head=linear,nca", "splits=0,1", *QUICK),
             "hydra/launcher=submitit_local_test",
             f"hydra.sweep.dir={tmp_path}/multirun",
         ],
@@ -51,14 +49,13 @@ def test_hydra_submitit_launcher_runs_a_multirun(tmp_path):
     assert len(logs) == 4 and all("[softstep] GPUs:" in p.read_text() for p in logs)  # setup lines ran in each job
 
 
-def test_manifest_arrays_chunked_then_resubmit_submits_nothing(tmp_path):
-    root, logs, common = dirs(tmp_path)
+def test_manifest_arrays_chunked_then_resubmit_submits_nothing(tiny, tmp_path):
+    root, (logs, flags) = tiny.results, log_dir(tmp_path)
+    job = tiny.overrides("head=linear,nca", "splits=0,1", *QUICK)
     args = [
         "table1",
-        "head=linear,nca",
-        "splits=0,1",
-        *TINY,
-        *common,
+        *job,
+        *flags,
         "--launcher-config",
         "submitit_local_test",
         "--max-array-size",
@@ -73,21 +70,8 @@ def test_manifest_arrays_chunked_then_resubmit_submits_nothing(tmp_path):
     assert all("[softstep] exit status 0" in p.read_text() for p in task_logs)
     text, again = submit(*args)
     assert again == [] and "0 job(s) to submit; 4 already done" in text
-    st = status("table1", "head=linear,nca", "splits=0,1", *TINY, *common)
+    st = status("table1", *job, *flags)
     assert re.search(r"^all\s+4\s+0\s+0\s+0\s+0\s+4", st, re.M), st
-
-
-SLOW = [
-    "dataset=synthetic",
-    "dataset.loader.n=3000",
-    "trainer.max_epochs=30",
-    "trainer.patience=30",
-    "trainer.device=cpu",
-    "progress=false",
-    "head=nca",
-    "splits=0",
-    "protocol=tuned",
-]
 
 
 def checkpoint_of(root: Path) -> Path | None:
@@ -95,9 +79,9 @@ def checkpoint_of(root: Path) -> Path | None:
     return found[0] if found else None
 
 
-def test_preemption_signal_checkpoints_requeues_and_resumes(tmp_path):
-    root, logs, common = dirs(tmp_path)
-    args = ["table1", *SLOW, *common, "--launcher-config", "submitit_local_test"]
+def test_preemption_signal_checkpoints_requeues_and_resumes(tiny, tmp_path):
+    root, (logs, flags) = tiny.results, log_dir(tmp_path)
+    args = ["table1", *tiny.overrides(*SLOW), *flags, "--launcher-config", "submitit_local_test"]
     _, (array,) = submit(*args)
     wait_until(lambda: checkpoint_of(root), 120, "the first epoch's checkpoint")
     # what SLURM does before preemption or the time limit (--signal=B:USR1@120), sent now
@@ -120,9 +104,10 @@ def test_preemption_signal_checkpoints_requeues_and_resumes(tmp_path):
     assert again == [] and "1 already done" in text
 
 
-def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
-    root, logs, common = dirs(tmp_path)
-    args = ["table1", *SLOW, *common, "--launcher-config", "submitit_local_test"]
+def test_killed_task_is_reported_then_resubmitted_and_resumes(tiny, tmp_path):
+    root, (logs, flags) = tiny.results, log_dir(tmp_path)
+    job = tiny.overrides(*SLOW)
+    args = ["table1", *job, *flags, "--launcher-config", "submitit_local_test"]
     _, (array,) = submit(*args)
     ck = wait_until(lambda: checkpoint_of(root), 120, "the first epoch's checkpoint")
     wait_until(lambda: torch.load(ck, weights_only=True)["epoch"] >= 2, 120, "epoch 2's checkpoint", every=0.5)
@@ -130,10 +115,10 @@ def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
     wait_gone([array])
     state = torch.load(ck, weights_only=True)
     assert not read_results(root) and state["epoch"] >= 2
-    st = status("table1", *SLOW, *common)
+    st = status("table1", *job, *flags)
     assert str(logs / f"{array}_0.out") in st and re.search(r"^all\s+0\s+0\s+0\s+1\s+0\s+1", st, re.M), st
     out = run(
-        [PY, "scripts/status.py", "table1", *SLOW, *common, "--launcher-config", "submitit_local_test", "--resubmit"]
+        [PY, "scripts/status.py", "table1", *job, *flags, "--launcher-config", "submitit_local_test", "--resubmit"]
     )
     assert out.returncode == 0 and "1 job(s) to submit" in out.stdout, out.stdout + out.stderr
     (again,) = re.findall(r"submitted array (\d+)", out.stdout)
@@ -145,9 +130,9 @@ def test_killed_task_is_reported_then_resubmitted_and_resumes(tmp_path):
     assert res["epochs_run"] == 30
 
 
-def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
+def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tiny, tmp_path):
     """The H100 launcher config, with only the per-cluster values (partition, size, time) set for this node."""
-    root = tmp_path / "results"
+    root = tiny.results
     local = [
         "hydra.launcher.partition=debug",
         "hydra.launcher.cpus_per_task=1",
@@ -160,10 +145,7 @@ def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
             "run.py",
             "-m",
             "experiment=table1",
-            "head=linear",
-            "splits=0",
-            *TINY,
-            f"paths.results_root={root}",
+            *tiny.overrides("head=linear", "splits=0", *QUICK),
             "hydra/launcher=submitit_h100",
             *local,
             f"hydra.sweep.dir={tmp_path}/multirun",
@@ -177,13 +159,12 @@ def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
     (log,) = (tmp_path / "multirun" / ".submitit").glob("*/*_log.out")
     assert "CUDA_VISIBLE_DEVICES=0 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1" in log.read_text()
     # the manifest path takes the same launcher config; here with the other GPU flag style
-    root2, logs, common = dirs(tmp_path / "b")
+    b = tiny.at(tmp_path / "b")
+    logs, flags = log_dir(tmp_path / "b")
     _, (array,) = submit(
         "table1",
-        "head=linear",
-        "splits=0",
-        *TINY,
-        *common,
+        *b.overrides("head=linear", "splits=0", *QUICK),
+        *flags,
         "--launcher-config",
         "submitit_h100",
         "--partition",
@@ -202,12 +183,13 @@ def test_h100_launcher_as_written_reaches_the_job_with_its_gpu(tmp_path):
     wait_gone([array])
     text = (logs / f"{array}_0.out").read_text()
     assert "CUDA_VISIBLE_DEVICES=0 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1" in text and "exit status 0" in text, text
-    assert len(read_results(root2)) == 1
+    assert len(read_results(b.results)) == 1
 
 
-def test_failed_job_error_is_in_its_log_and_status_reports_it(tmp_path):
-    root, logs, common = dirs(tmp_path)
-    args = ["table1", "head=linear,nca", "splits=0", *TINY, "trainer.device=bogus", *common]  # refused in the job
+def test_failed_job_error_is_in_its_log_and_status_reports_it(tiny, tmp_path):
+    root, (logs, flags) = tiny.results, log_dir(tmp_path)
+    bogus = tiny.overrides("head=linear,nca", "splits=0", *QUICK, "trainer.device=bogus")  # refused in the job
+    args = ["table1", *bogus, *flags]
     _, (array,) = submit(*args, "--launcher-config", "submitit_local_test")
     wait_gone([array])
     for task in (0, 1):
@@ -220,20 +202,16 @@ def test_failed_job_error_is_in_its_log_and_status_reports_it(tmp_path):
     assert not read_results(root)
 
 
-def test_submitit_path_preemption_checkpoints_then_submitit_requeues(tmp_path):
+def test_submitit_path_preemption_checkpoints_then_submitit_requeues(tiny, tmp_path):
     """Under Hydra's submitit launcher the warning signal is USR2: run.py checkpoints, then submitit requeues."""
-    root = tmp_path / "results"
-    slow = [a for a in SLOW if a not in ("head=nca", "splits=0")]
+    root = tiny.results
     proc = subprocess.Popen(
         [
             PY,
             "run.py",
             "-m",
             "experiment=table1",
-            "head=nca",
-            "splits=0",
-            *slow,
-            f"paths.results_root={root}",
+            *tiny.overrides(*SLOW),
             "hydra/launcher=submitit_local_test",
             f"hydra.sweep.dir={tmp_path}/multirun",
         ],
