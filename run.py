@@ -30,13 +30,13 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
     from data.base import DataError
     from experiments.protocol.pipeline import run
     from experiments.protocol.settings import ConfigError
-    from experiments.protocol.train import Preempted
+    from softstep.training import Stopped
 
     for note in preemption.resume_notes(cfg):
         print(note, file=sys.stderr, flush=True)
     try:
         line = run(cfg).summary
-    except Preempted as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch), or a stop: exit
+    except Stopped as e:  # checkpoint saved: requeue (submitit or slurm/array.sbatch), or a stop: exit
         preemption.exit_for_requeue(e)
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM, or one outside training: stop now, one line
         print(

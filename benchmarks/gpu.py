@@ -46,9 +46,9 @@ from data.base import RegressionData
 from data.media import AudioFile, ImageFile, ImageTransform
 from experiments.inputs.batches import DecodedCache, Inputs
 from experiments.protocol.device import resolve_max_elements
-from experiments.protocol.model import Regressor
-from experiments.protocol.train import TrainerSettings, adam_kernels, fit
 from softstep import HEADS, build_head
+from softstep.model import Regressor
+from softstep.training import TrainerSettings, adam_kernels, fit
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")
 SECTIONS = ("parity", "steps", "ranks", "profile", "eval", "finetune")
@@ -395,7 +395,7 @@ def _finetune_cell(device, quick, name, w, prec, nhwc, tmp, made, caches, n_item
         max_elements=resolve_max_elements("auto", device),
         channels_last=nhwc,
     )
-    res = fit(model, Inputs(data=data, cache=cache), data.labels, tr, va, te, settings, seed=0, progress=False)
+    res = fit(model, Inputs(data=data, cache=cache), data.labels, tr, va, te, settings, seed=0)
     times = [h["epoch_time_s"] for h in res.history]
     return {
         "extractor": name,

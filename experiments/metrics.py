@@ -11,11 +11,6 @@ PAPER_METRIC = "test_mse_x1e3"
 REQUIRED = ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
 
 
-def mse(pred, y):
-    """Mean squared error of two tensors (or arrays): the training loss and the validation metric."""
-    return ((pred - y) ** 2).mean()
-
-
 def split_metrics(test_mse: float, val_mse: float, scaler) -> dict[str, float]:
     """A result file's ``metrics``: the MSE on the scaled label, × 10³ (the paper's unit), and in the label's units."""
     return {

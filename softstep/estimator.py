@@ -5,18 +5,16 @@ The only module that imports scikit-learn; ``import softstep`` loads it on first
 
 from __future__ import annotations
 
-import copy
-import math
-
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torch import nn
 
 from .heads import HEADS, build_head
+from .model import Regressor
+from .training import TensorInputs, TrainerSettings, fit
 
 #: The paper's tuned (similarity, embed_dim, batch_size) per head (appendix A; results/paper/tuned_hparams.csv).
 TUNED = {
@@ -178,69 +176,28 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         y_lo, y_hi = float(y[train_rows].min()), float(y[train_rows].max())
         self.y_lo_, self.y_span_ = y_lo, (y_hi - y_lo if y_hi > y_lo else 1.0)
         xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float32, device=device)
-        ys = torch.as_tensor((y - y_lo) / self.y_span_, dtype=torch.float32, device=device)
+        ys = (y - y_lo) / self.y_span_
 
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            d = X.shape[1]
-            mlp = (
-                nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, embed_dim))
-                if self.hidden > 0
-                else nn.Linear(d, embed_dim)
-            )
             kwargs = {"similarity": similarity} if similarity is not None else {}
-            self.model_ = nn.ModuleDict({"mlp": mlp, "head": build_head(self.head, embed_dim, **kwargs)}).to(device)
-        needs_ref = self.model_["head"].needs_reference
-        opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
-        gen = torch.Generator().manual_seed(seed)
-        tr = torch.as_tensor(train_rows, device=device)
-        best, best_state, bad, self.history_ = math.inf, None, 0, []
-        self.best_epoch_ = self.n_epochs_ = 0
-        for epoch in range(int(self.max_epochs)):
-            self.model_.train()
-            perm = tr[torch.randperm(len(tr), generator=gen).to(device)]
-            for s in range(0, len(perm), batch_size):
-                idx = perm[s : s + batch_size]
-                if needs_ref and len(idx) < 2:
-                    continue
-                z = self.model_["mlp"](xs[idx])
-                loss = torch.mean((self.model_["head"](z, z, ys[idx], exclude_self=True) - ys[idx]) ** 2)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            self.n_epochs_ = epoch + 1
-            if n_val == 0:
-                continue
-            val = float(
-                torch.mean((self._predict_scaled(xs[val_rows], xs[train_rows], ys[train_rows]) - ys[val_rows]) ** 2)
-            )
-            self.history_.append({"epoch": epoch, "val_mse": val})
-            if val < best:
-                best, best_state, bad, self.best_epoch_ = val, copy.deepcopy(self.model_.state_dict()), 0, epoch
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        if best_state is not None:
-            self.model_.load_state_dict(best_state)
-        else:
-            self.best_epoch_ = self.n_epochs_ - 1
+            head = build_head(self.head, embed_dim, **kwargs)
+            arch = "mlp" if self.hidden > 0 else "linear"
+            self.model_ = Regressor(X.shape[1], self.hidden, embed_dim, head, arch=arch).to(device)
+            settings = TrainerSettings(self.max_epochs, self.patience, batch_size, self.lr, device=str(device))
+            # the pipeline's loop (softstep.training.fit): the batch as the reference set, early stopping on val_rows
+            res = fit(self.model_, TensorInputs(xs), ys, train_rows, val_rows, None, settings, seed=seed)
+        self.history_ = [{"epoch": h["epoch"], "val_mse": h["val_mse"]} for h in res.history]
+        self.best_epoch_, self.n_epochs_ = res.best_epoch, res.epochs_run
+        needs_ref = self.model_.uses_reference
         # Trained in float32, predicts in float64: a query's prediction then does not depend on which
         # other queries share its batch (float32 matrix products of different shapes round differently).
         self.model_.double().eval()
         self.reference_indices_ = train_rows
-        self.y_ref_ = ys[train_rows].double()
+        self.y_ref_ = torch.as_tensor(ys[train_rows], dtype=torch.float64, device=device)
         with torch.no_grad():
-            self.z_ref_ = self.model_["mlp"](xs[train_rows].double()) if needs_ref else None
+            self.z_ref_ = self.model_.mlp(xs[train_rows].double()) if needs_ref else None
         return self
-
-    @torch.no_grad()
-    def _predict_scaled(self, xq: torch.Tensor, x_ref: torch.Tensor, y_ref: torch.Tensor) -> torch.Tensor:
-        """Predictions on the [0, 1] label scale of ``xq`` against the reference rows ``x_ref``, ``y_ref``."""
-        self.model_.eval()
-        z = self.model_["mlp"](xq)
-        z_ref = self.model_["mlp"](x_ref) if self.model_["head"].needs_reference else None
-        return self.model_["head"].predict(z, z_ref, y_ref)
 
     def _embed(self, X) -> torch.Tensor:
         """The fitted MLP's float64 embeddings of ``X``."""
@@ -249,7 +206,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=torch.float64, device=self.y_ref_.device)
         self.model_.eval()
         with torch.no_grad():
-            return self.model_["mlp"](xs)
+            return self.model_.mlp(xs)
 
     # ------------------------------------------------------------------ predict
     def predict(self, X):
@@ -265,7 +222,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         """
         z = self._embed(X)
         with torch.no_grad():
-            pred = self.model_["head"].predict(z, self.z_ref_, self.y_ref_)
+            pred = self.model_.head.predict(z, self.z_ref_, self.y_ref_)
         return self.y_lo_ + pred.cpu().numpy() * self.y_span_
 
     def neighbors(self, X, k=5):
@@ -285,7 +242,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             Their weights (each query's weights over all training rows sum to 1), largest first.
         """
         check_is_fitted(self)
-        head = self.model_["head"]
+        head = self.model_.head
         if not head.needs_reference:
             raise ValueError(f"head={self.head!r} predicts without neighbours; choose a neighbour head")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(self.reference_indices_):

@@ -91,7 +91,7 @@ def test_same_random_state_same_predictions_and_neighbors():
     assert (np.diff(w, axis=1) <= 0).all() and (w >= 0).all() and (w.sum(1) <= 1 + 1e-9).all()
     # the weights are the prediction's: the full weight vector reproduces predict
     z = a._embed(X[150:151])
-    full = a.model_["head"].neighbor_weights(z, a.z_ref_)[0].detach().numpy()
+    full = a.model_.head.neighbor_weights(z, a.z_ref_)[0].detach().numpy()
     np.testing.assert_allclose(full @ y[a.reference_indices_], a.predict(X[150:151])[0], rtol=1e-6)
     np.testing.assert_allclose(np.sort(full)[::-1][:4], w[0], rtol=1e-9)
 

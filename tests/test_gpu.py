@@ -9,9 +9,9 @@ import torch
 
 from experiments.inputs.batches import Inputs
 from experiments.protocol import device as D
-from experiments.protocol.model import Regressor
-from experiments.protocol.train import TrainerSettings, fit
 from softstep import HEADS, build_head
+from softstep.model import Regressor
+from softstep.training import TrainerSettings, fit
 
 pytestmark = [
     pytest.mark.gpu,
@@ -115,7 +115,6 @@ def test_fit_on_cuda_with_each_precision_and_compile(precision, compile):
             max_epochs=2, patience=5, batch_size=16, lr=1e-2, device="cuda", precision=precision, compile=compile
         ),
         seed=0,
-        progress=False,
     )
     assert np.isfinite(res.test_mse) and res.runtime["device"] == "cuda" and res.runtime["gpu"]
     assert ext.dtypes == ({torch.bfloat16} if precision == "bf16" else {torch.float32})

@@ -19,10 +19,10 @@ from experiments.inputs.batches import Inputs
 from experiments.protocol import device as D
 from experiments.protocol import pipeline
 from experiments.protocol.compose import compose
-from experiments.protocol.model import Regressor
-from experiments.protocol.train import TrainerSettings, fit
 from experiments.store.results import read_results
 from softstep import HEADS, build_head
+from softstep.model import Regressor
+from softstep.training import TrainerSettings, fit
 from tests.fixtures_data import write_image
 
 
@@ -262,7 +262,6 @@ def test_bf16_autocasts_the_extractor_only():
         np.arange(20, 24),
         TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, precision="bf16"),
         seed=0,
-        progress=False,
     )
     assert set(ext.seen) == {torch.bfloat16} and set(dtypes) == {torch.float32}
     assert res.runtime["precision"] == "bf16" and np.isfinite(res.test_mse)
@@ -272,7 +271,7 @@ def test_the_fused_adam_fit_uses_on_cuda_is_the_same_update_as_foreach():
     """fit's optimiser on CUDA is fused Adam (one kernel per group); with the trainer's groups (two learning
     rates) and weight decay it takes the same steps as the foreach Adam the CPU keeps. Fused Adam also runs on
     a CPU, which lets this check run here."""
-    from experiments.protocol.train import adam_kernels
+    from softstep.training import adam_kernels
 
     assert adam_kernels("cuda") == {"fused": True} and adam_kernels("cpu") == {"foreach": True}
     torch.manual_seed(0)
@@ -317,7 +316,6 @@ def test_compile_wraps_the_training_step(monkeypatch):
         np.arange(25, 30),
         TrainerSettings(max_epochs=2, patience=5, batch_size=8, lr=1e-2, compile=True),
         seed=0,
-        progress=False,
     )
     assert len(compiled) == 1 and res.runtime["compile"] is True and np.isfinite(res.val_mse)
 

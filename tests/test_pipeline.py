@@ -16,12 +16,12 @@ import torch
 from experiments.inputs.batches import Inputs
 from experiments.protocol import pipeline, settings
 from experiments.protocol.compose import compose
-from experiments.protocol.model import Regressor
 from experiments.protocol.splits import MinMaxScaler, paper_split
-from experiments.protocol.train import EarlyStopping, TrainerSettings, fit
 from experiments.store.results import read_results
 from softstep import HEADS as HEAD_REGISTRY
 from softstep import build_head
+from softstep.model import Regressor
+from softstep.training import EarlyStopping, TrainerSettings, fit
 
 REPO = Path(__file__).resolve().parents[1]
 HEADS = list(HEAD_REGISTRY)
@@ -105,7 +105,7 @@ def test_early_stopping_keeps_the_lowest_validation_mse():
 
 def test_fit_restores_the_best_epoch(monkeypatch):
     """A scripted validation sequence: the returned model must be the one from the lowest-MSE epoch."""
-    import experiments.protocol.train as T
+    import softstep.training as T
 
     seq = iter([0.5, 0.1, 0.4, 0.3, 0.45])
     weights = []
@@ -126,7 +126,6 @@ def test_fit_restores_the_best_epoch(monkeypatch):
         np.arange(35, 40),
         TrainerSettings(max_epochs=10, patience=3, batch_size=8, lr=1e-2),
         seed=0,
-        progress=False,
     )
     assert res.best_epoch == 1 and res.epochs_run == 5
     assert torch.equal(weights[-1], weights[1])  # final evaluation ran with epoch 1's weights
@@ -173,7 +172,9 @@ def test_same_config_same_metrics_on_cpu(tmp_path, tiny):
 
 def test_resume_mid_training_from_checkpoint(tmp_path):
     """A stop request mid-epoch checkpoints; the rerun resumes there and ends as an uninterrupted run would."""
-    import experiments.protocol.train as T
+    import softstep.model as M
+    from experiments.protocol.train import STOP, FileCheckpoint
+    from softstep.training import Stopped
 
     x = torch.randn(60, 3)
     y = np.random.default_rng(0).random(60)
@@ -190,21 +191,20 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
         *idx,
         TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2),
         seed=0,
-        progress=False,
     )
     ck = tmp_path / "split.ckpt.pt"
     calls = {"n": 0}
-    orig = T.Regressor.embed
+    orig = M.Regressor.embed
 
     def embed_then_stop(self, x_):
         calls["n"] += 1
         if calls["n"] == 12:  # somewhere in epoch 1
-            T.STOP.set()
+            STOP.set()
         return orig(self, x_)
 
-    T.Regressor.embed = embed_then_stop
+    M.Regressor.embed = embed_then_stop
     try:
-        with pytest.raises(T.Preempted):
+        with pytest.raises(Stopped):
             fit(
                 new_model(),
                 Inputs(features=x),
@@ -212,12 +212,12 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
                 *idx,
                 TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2),
                 seed=0,
-                progress=False,
-                checkpoint=ck,
+                checkpoint=FileCheckpoint(ck),
+                stop=STOP,
             )
     finally:
-        T.Regressor.embed = orig
-        T.STOP.clear()
+        M.Regressor.embed = orig
+        STOP.clear()
     state = torch.load(ck, weights_only=True)
     assert state["epoch"] == 1 and state["batch"] > 0  # resumes inside epoch 1, not at epoch 0
     resumed = fit(
@@ -227,8 +227,8 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
         *idx,
         TrainerSettings(max_epochs=4, patience=10, batch_size=8, lr=1e-2),
         seed=0,
-        progress=False,
-        checkpoint=ck,
+        checkpoint=FileCheckpoint(ck),
+        stop=STOP,
     )
     assert resumed.val_mse == pytest.approx(ref.val_mse, rel=1e-5) and resumed.test_mse == pytest.approx(
         ref.test_mse, rel=1e-5
@@ -369,10 +369,8 @@ def test_parallel_splits_match_sequential_splits(tmp_path, tiny):
 @pytest.mark.slow
 def test_finetuning_trains_the_extractor_and_caches_no_features(tmp_path, monkeypatch):
     """extractor.finetune=true: the extractor is part of the model, gets its own learning rate and changes."""
-    import experiments.protocol.train as T
-
     seen = {}
-    orig_fit = T.fit
+    orig_fit = pipeline.fit
 
     def spy(model, *a, **k):
         seen["before"] = {n: p.detach().clone() for n, p in model.extractor.named_parameters()}
@@ -459,7 +457,6 @@ def test_authors_blocks_bound_the_embedding_and_validation_starts_late():
         *idx,
         TrainerSettings(max_epochs=6, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=3),
         seed=0,
-        progress=False,
     )
     assert [h["epoch"] for h in res.history] == [3, 4, 5] and res.best_epoch >= 3
     short = fit(
@@ -469,7 +466,6 @@ def test_authors_blocks_bound_the_embedding_and_validation_starts_late():
         *idx,
         TrainerSettings(max_epochs=2, patience=10, batch_size=8, lr=1e-2, eval_from_epoch=5),
         seed=0,
-        progress=False,
     )
     assert [h["epoch"] for h in short.history] == [1]  # the last epoch is always validated
 
@@ -505,5 +501,4 @@ def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():
             np.arange(35, 40),
             TrainerSettings(max_epochs=3, patience=2, batch_size=8, lr=1e-2),
             seed=0,
-            progress=False,
         )

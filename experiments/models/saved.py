@@ -29,9 +29,9 @@ from data.base import RegressionData
 from experiments.inputs.tabular import TablePreprocessor
 from experiments.models import schema
 from experiments.models.schema import MODEL_FORMAT, SavedModelError
-from experiments.protocol.model import Regressor, embed_rows
 from experiments.protocol.splits import MinMaxScaler
 from experiments.store.results import RunKey, atomic_write_bytes, atomic_write_text
+from softstep.model import Regressor, embed_rows
 
 SAVE_MODEL_CHOICES = ("auto", True, False)
 

@@ -242,7 +242,7 @@ def _features(state, file) -> None:
 
 def _config(cfg: dict, meta: dict, file) -> None:
     """The parts of the resolved config that loading and predicting read, checked before any is used."""
-    from experiments.protocol.model import ARCHS
+    from softstep.model import ARCHS
 
     for group in ("head", "model", "extractor", "dataset"):
         _need(cfg, group, dict, file, f"config.{group}")

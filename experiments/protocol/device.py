@@ -26,8 +26,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 PRECISIONS = ("bf16", "32")
@@ -88,15 +86,3 @@ def check(trainer) -> None:
     resolve_num_workers(trainer.num_workers)
     if trainer.decoded_cache not in DECODED_CACHE:
         raise ValueError(f"bad config value trainer.decoded_cache={trainer.decoded_cache!r}: auto, true or false")
-
-
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    """The autocast dtype of the extractor for a resolved precision (None: no autocast)."""
-    return torch.bfloat16 if precision == "bf16" else None
-
-
-def extractor_autocast(dtype: torch.dtype | None, device_type: str):
-    """The context the extractor's forward runs in: autocast to ``dtype``, or nothing."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device_type, dtype=dtype)

@@ -31,14 +31,15 @@ from experiments.inputs.features import cache_key, cached_features, extract
 from experiments.models import saved
 from experiments.protocol import sparsity
 from experiments.protocol.device import resolve_device, resolve_max_elements
-from experiments.protocol.model import Regressor, embed_rows
 from experiments.protocol.settings import ConfigError, head_from_config, run_key, validate
 from experiments.protocol.splits import MinMaxScaler, paper_split
 from experiments.protocol.tracking import make_tracker
-from experiments.protocol.train import FitResult, TrainerSettings, fit
+from experiments.protocol.train import STOP, EpochProgress, FileCheckpoint, trainer_settings
 from experiments.store import safety
 from experiments.store.record import result_record, summary
 from experiments.store.results import RunKey, write_result
+from softstep.model import Regressor, embed_rows
+from softstep.training import FitResult, TrainerSettings, fit
 
 
 @dataclass
@@ -206,8 +207,9 @@ def train_split(
         extractor = build_extractor(cfg, data)
         in_dim = extractor.out_dim
     model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
-    settings = TrainerSettings.from_config(cfg.trainer, device, head)
+    settings = trainer_settings(cfg.trainer, device, head)
     tracker = make_tracker(cfg, key.run_id, split)
+    progress = EpochProgress(settings.max_epochs, f"split {split}", cfg.progress, tracker.log)
     try:
         res = fit(
             model,
@@ -218,13 +220,13 @@ def train_split(
             test_idx,
             settings,
             seed=split,
-            checkpoint=key.checkpoint(split) if cfg.trainer.checkpoint else None,
-            progress=cfg.progress,
-            log=tracker.log,
-            desc=f"split {split}",
+            checkpoint=FileCheckpoint(key.checkpoint(split)) if cfg.trainer.checkpoint else None,
+            stop=STOP,
+            on_epoch=progress,
             epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, settings),
         )
     finally:
+        progress.close()
         tracker.finish()
     return SplitFit(res, model, scaler, (train_idx, val_idx, test_idx), inputs, prep)
 

@@ -16,9 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.models import saved
 from experiments.protocol import device
-from experiments.protocol.model import ARCHS
 from experiments.store.results import RunKey
 from softstep import SIMILARITIES
+from softstep.model import ARCHS
 
 #: Config keys that do not change a result: left out of the run id.
 NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model"}

@@ -15,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.metrics import PAPER_METRIC, split_metrics
 from experiments.protocol.settings import head_similarity
 from experiments.protocol.splits import MinMaxScaler
-from experiments.protocol.train import FitResult
 from experiments.report.paper import read_paper_table1
 from experiments.store.results import FORMAT_VERSION, RunKey, read_result
+from softstep.training import FitResult
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
