@@ -30,7 +30,7 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
     from data.base import DataError
     from experiments.protocol.pipeline import run
     from experiments.protocol.settings import ConfigError
-    from softstep.training import Stopped
+    from softstep.training_types import Stopped
 
     for note in preemption.resume_notes(cfg):
         print(note, file=sys.stderr, flush=True)

@@ -48,7 +48,8 @@ from experiments.inputs.batches import DecodedCache, Inputs
 from experiments.protocol.device import resolve_max_elements
 from softstep import HEADS, build_head
 from softstep.model import Regressor
-from softstep.training import TrainerSettings, adam_kernels, fit
+from softstep.training import adam_kernels, fit
+from softstep.training_types import TrainerSettings
 
 EXTRACTORS = ("resnet18", "efficientnet_b0", "distilbert", "hubert_base", "whisper_tiny")
 SECTIONS = ("parity", "steps", "ranks", "profile", "eval", "finetune")

@@ -34,6 +34,7 @@ from experiments.inputs.tabular import TablePreprocessor
 from experiments.protocol import pipeline
 from experiments.protocol.baselines import tuned_knn
 from experiments.protocol.compose import compose, hydra_context
+from experiments.protocol.setup import load_data
 from experiments.protocol.splits import MinMaxScaler, paper_split
 from experiments.report.names import HEADS
 from experiments.store.results import read_result
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
             "save_model=false",
         ]
         with hydra_context():
-            data = pipeline.load_data(compose(common))
+            data = load_data(compose(common))
         base = baselines(data, splits)
         ours = {}
         for head in args.heads:

@@ -5,7 +5,7 @@
 
 Figure 2 (SoftStep) always; Figures 4 and 5 when the tuning dataset has results of their heads;
 the effective neighbourhood size per dataset × head when result files have a ``sparsity`` block;
-Figure 3 from a surfaces file (format: experiments.report.figures.load_surfaces), with a table of
+Figure 3 from a surfaces file (format: experiments.report.surfaces.load_surfaces), with a table of
 each head's MSE against the true surface on the grid. PNG and PDF, into --out.
 """
 
@@ -19,7 +19,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from experiments.report import figures as F
+from experiments.report import figures
+from experiments.report.surfaces import load_surfaces, plot_figure3, surface_mse, write_figure3_table
 from experiments.report.tuning import tuning_cells
 from experiments.store.results import ResultError, read_results
 
@@ -42,10 +43,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     written: list[Path] = []
     try:
-        written += F.plot_figure2(args.out)
+        written += figures.plot_figure2(args.out)
         results = read_results(args.results_root)
         cells = tuning_cells(results, args.tune_dataset)
-        for number, plot, heads in ((4, F.plot_figure4, F.FIGURE4_HEADS), (5, F.plot_figure5, F.FIGURE5_HEADS)):
+        for number, plot, heads in (
+            (4, figures.plot_figure4, figures.FIGURE4_HEADS),
+            (5, figures.plot_figure5, figures.FIGURE5_HEADS),
+        ):
             paths = plot(cells, args.out, args.tune_dataset)
             if paths:
                 written += paths
@@ -54,17 +58,17 @@ def main(argv=None) -> int:
                     f"Figure {number}: no results of {', '.join(heads)} on dataset {args.tune_dataset} "
                     f"under {args.results_root / 'runs'}; skipped"
                 )
-        paths = F.plot_sparsity(results, args.out)
+        paths = figures.plot_sparsity(results, args.out)
         if paths:
             written += paths
         else:
             print(f"Sparsity: no result under {args.results_root / 'runs'} has a sparsity block; skipped")
         if args.figure3_from:
-            surfaces = F.load_surfaces(args.figure3_from)
-            mse = F.surface_mse(surfaces)
-            written += F.plot_figure3(surfaces, args.out, mse=mse, mse_label="grid MSE")
+            surfaces = load_surfaces(args.figure3_from)
+            mse = surface_mse(surfaces)
+            written += plot_figure3(surfaces, args.out, mse=mse, mse_label="grid MSE")
             written.append(
-                F.write_figure3_table(
+                write_figure3_table(
                     mse,
                     args.out / "figure3_mse.md",
                     note=f"Mean squared difference between each head's surface and the true target on the grid of {args.figure3_from.name}.",

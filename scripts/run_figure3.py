@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 from experiments.report import figure3
-from experiments.report.figures import plot_figure3, save_surfaces, write_figure3_table
+from experiments.report.surfaces import plot_figure3, save_surfaces, write_figure3_table
 
 ROOT = Path(__file__).resolve().parents[1]
 #: variant → (setup, extra overrides, heading)

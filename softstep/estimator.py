@@ -14,7 +14,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .heads import HEADS, build_head
 from .model import Regressor
-from .training import TensorInputs, TrainerSettings, fit
+from .training import fit
+from .training_types import TensorInputs, TrainerSettings
 
 #: The paper's tuned (similarity, embed_dim, batch_size) per head (appendix A; results/paper/tuned_hparams.csv).
 TUNED = {

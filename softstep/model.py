@@ -137,7 +137,7 @@ def embed_rows(model: Regressor, inputs, idx, batch_size: int, device) -> torch.
     Parameters
     ----------
     model : Regressor
-    inputs : object with ``batches(idx, batch_size, device)``, e.g. :class:`softstep.training.TensorInputs`
+    inputs : object with ``batches(idx, batch_size, device)``, e.g. :class:`softstep.training_types.TensorInputs`
     idx : sequence of int
     batch_size : int
     device : torch.device or str
@@ -150,7 +150,7 @@ def embed_rows(model: Regressor, inputs, idx, batch_size: int, device) -> torch.
     --------
     >>> import torch
     >>> from softstep import build_head
-    >>> from softstep.training import TensorInputs
+    >>> from softstep.training_types import TensorInputs
     >>> model = Regressor(3, 8, 4, build_head("linear", 4)).eval()
     >>> embed_rows(model, TensorInputs(torch.randn(10, 3)), range(10), 4, "cpu").shape
     torch.Size([10, 4])

@@ -10,7 +10,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from experiments.protocol import pipeline
-from experiments.protocol.pipeline import ConfigError
+from experiments.protocol.settings import ConfigError
 
 UNKNOWN_OPTION = (MissingConfigException, ConfigCompositionException)
 

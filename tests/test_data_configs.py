@@ -112,12 +112,12 @@ def test_udacity_sim_config_reads_the_simulator_layout(tmp_path):
 def test_count_unlike_the_papers_prints_one_warning_line(tmp_path, capsys):
     """The fixture has 9 ADReSSo recordings, the paper 237: one line on stderr naming both counts, the likely
     cause and the rows each label table gave. Not an error. Equal counts or no expected_n: silent."""
-    from experiments.protocol import pipeline
+    from experiments.protocol.setup import check_expected_count, load_data
 
     n = F.write("adresso", tmp_path)
     cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}")
     assert cfg.dataset.expected_n == 237
-    data = pipeline.load_data(cfg)
+    data = load_data(cfg)
     assert len(data) == n
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -125,16 +125,16 @@ def test_count_unlike_the_papers_prints_one_warning_line(tmp_path, capsys):
     assert "warning" in line and "loaded 9 items" in line and "paper counts 237" in line
     assert "166 = training labels only" in line and "task2.csv" in line and "data/adresso/README.md" in line
     for override in (f"dataset.expected_n={n}", "dataset.expected_n=null"):
-        pipeline.load_data(make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", override))
+        load_data(make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", override))
         assert capsys.readouterr().err == ""
     # without a dataset note the direction names the usual causes
     cfg = make_cfg(
         "dataset=adresso", f"paths.data_root={tmp_path}", "dataset.expected_n_note=null", "dataset.expected_n=5"
     )
-    assert "newer or different release" in pipeline.check_expected_count(cfg, data)
+    assert "newer or different release" in check_expected_count(cfg, data)
     cfg = make_cfg("dataset=adresso", f"paths.data_root={tmp_path}", "dataset.expected_n_note=null")
-    assert "a filter, missing files or only part of the release" in pipeline.check_expected_count(cfg, data)
-    assert pipeline.check_expected_count(make_cfg("dataset=synthetic"), data) is None  # no expected_n
+    assert "a filter, missing files or only part of the release" in check_expected_count(cfg, data)
+    assert check_expected_count(make_cfg("dataset=synthetic"), data) is None  # no expected_n
 
 
 @pytest.mark.parametrize("name", ["table", "image_folder", "audio_folder", "synthetic", "vader"])

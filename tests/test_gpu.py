@@ -11,7 +11,8 @@ from experiments.inputs.batches import Inputs
 from experiments.protocol import device as D
 from softstep import HEADS, build_head
 from softstep.model import Regressor
-from softstep.training import TrainerSettings, fit
+from softstep.training import fit
+from softstep.training_types import TrainerSettings
 
 pytestmark = [
     pytest.mark.gpu,

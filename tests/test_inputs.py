@@ -22,7 +22,8 @@ from experiments.protocol.compose import compose
 from experiments.store.results import read_results
 from softstep import HEADS, build_head
 from softstep.model import Regressor
-from softstep.training import TrainerSettings, fit
+from softstep.training import fit
+from softstep.training_types import TrainerSettings
 from tests.fixtures_data import write_image
 
 

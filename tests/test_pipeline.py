@@ -16,12 +16,14 @@ import torch
 from experiments.inputs.batches import Inputs
 from experiments.protocol import pipeline, settings
 from experiments.protocol.compose import compose
+from experiments.protocol.setup import load_data
 from experiments.protocol.splits import MinMaxScaler, paper_split
 from experiments.store.results import read_results
 from softstep import HEADS as HEAD_REGISTRY
 from softstep import build_head
 from softstep.model import Regressor
-from softstep.training import EarlyStopping, TrainerSettings, fit
+from softstep.training import fit
+from softstep.training_types import EarlyStopping, TrainerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 HEADS = list(HEAD_REGISTRY)
@@ -85,7 +87,7 @@ def test_scaler_uses_train_only(tiny):
     cfg = tiny("head=linear", "splits=[0]")
     pipeline.run(cfg)
     (res,) = read_results(tiny.results)
-    data = pipeline.load_data(cfg)
+    data = load_data(cfg)
     tr, _, _ = paper_split(data.labels, 0)
     assert res["label_range"] == [data.labels[tr].min(), data.labels[tr].max()]
     assert res["label_range"] != [data.labels.min(), data.labels.max()]  # the full set's range differs
@@ -174,7 +176,7 @@ def test_resume_mid_training_from_checkpoint(tmp_path):
     """A stop request mid-epoch checkpoints; the rerun resumes there and ends as an uninterrupted run would."""
     import softstep.model as M
     from experiments.protocol.train import STOP, FileCheckpoint
-    from softstep.training import Stopped
+    from softstep.training_types import Stopped
 
     x = torch.randn(60, 3)
     y = np.random.default_rng(0).random(60)
@@ -422,7 +424,7 @@ def test_figure3_trains_through_the_pipeline_and_returns_surfaces(tmp_path):
     assert all(r["config"]["model"]["arch"] == "identity" and r["config"]["model"]["embed_dim"] == 2 for r in results)
     # the k-NN row: no k on the grid has a lower validation MSE than the one whose test MSE is reported
     cfg = make_cfg("dataset=synthetic", "dataset.loader.target_name=spiral", "dataset.loader.n=80")
-    data = pipeline.load_data(cfg)
+    data = load_data(cfg)
     train, val, test = paper_split(data.labels, 0, cfg.trainer.stratify_bins)
     y = MinMaxScaler(data.labels[train]).transform(data.labels)
     x = np.asarray([data.load(i) for i in data.items])

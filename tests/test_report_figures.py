@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from experiments.report import figures as F
+from experiments.report import surfaces as S
 from experiments.report.fmt import sig
 from experiments.report.names import HEADS, dataset_label, head_label
 from experiments.report.tuning import tuning_cells
@@ -243,8 +244,8 @@ def assert_surface_rows(fig, surf, mse=None):
 def test_figure3_from_npz_and_json(tmp_path, drawn):
     surf = surfaces()
     path = tmp_path / "surfaces.npz"
-    F.save_surfaces(surf, path)
-    loaded = F.load_surfaces(path)
+    S.save_surfaces(surf, path)
+    loaded = S.load_surfaces(path)
     assert set(loaded) == {"sinusoidal", "spiral"} and set(loaded["spiral"]) == {
         "grid_x1",
         "grid_x2",
@@ -254,15 +255,15 @@ def test_figure3_from_npz_and_json(tmp_path, drawn):
         "nca_i",
     }
     np.testing.assert_allclose(loaded["spiral"]["nca_i"], surf["spiral"]["nca_i"])
-    mse = F.surface_mse(loaded)
+    mse = S.surface_mse(loaded)
     assert mse["sinusoidal"]["nca_i"] < mse["sinusoidal"]["nca"] < mse["sinusoidal"]["linear"]
-    assert_figure(F.plot_figure3(loaded, tmp_path / "fig", mse=mse), "figure3_synthetic", min_kb=20)
+    assert_figure(S.plot_figure3(loaded, tmp_path / "fig", mse=mse), "figure3_synthetic", min_kb=20)
     assert_surface_rows(drawn["figure3_synthetic"], surf, mse)
 
     js = tmp_path / "surfaces.json"
     spiral = surfaces(("spiral",), "nca_g")
     js.write_text(json.dumps({t: {k: np.asarray(v).tolist() for k, v in d.items()} for t, d in spiral.items()}))
-    assert_figure(F.plot_figure3(F.load_surfaces(js), tmp_path / "fig2", stem="f3"), "f3", min_kb=10)
+    assert_figure(S.plot_figure3(S.load_surfaces(js), tmp_path / "fig2", stem="f3"), "f3", min_kb=10)
     assert_surface_rows(drawn["f3"], spiral)
 
 
@@ -270,11 +271,11 @@ def test_figure3_rejects_a_wrong_shape(tmp_path):
     surf = surfaces(("spiral",))
     surf["spiral"]["nca"] = surf["spiral"]["nca"][:, :-1]
     with pytest.raises(ValueError, match=r"spiral/nca has shape \(40, 39\)"):
-        F.plot_figure3(surf, tmp_path)
+        S.plot_figure3(surf, tmp_path)
 
 
 def test_figure3_table(tmp_path):
-    path = F.write_figure3_table(
+    path = S.write_figure3_table(
         {"spiral": {"linear": 0.5, "nca": 0.0224, "nca_i": 0.00251}, "sinusoidal": {"linear": 0.288, "nca": 0.01}},
         tmp_path / "f3.md",
     )
@@ -289,7 +290,7 @@ def test_make_figures_cli(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     grid_results(tmp_path / "res")
-    F.save_surfaces(surfaces(), tmp_path / "s.npz")
+    S.save_surfaces(surfaces(), tmp_path / "s.npz")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = module.main(

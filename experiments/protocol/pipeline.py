@@ -5,33 +5,36 @@ scale labels on train → features (cached when the extractor is frozen) → fit
 result JSON atomically. At the end print mean ± std × 10³ beside the paper's number.
 
 Read top-down: :func:`run` → :func:`run_split_locked` → :func:`run_split` → :func:`train_split`;
-the set-up steps :func:`run` calls (data, inputs, workers) follow them.
+the set-up steps :func:`run` calls (data, inputs, workers) are in :mod:`experiments.protocol.setup`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from data.base import DataError, RegressionData
+from data.base import RegressionData
 from experiments.inputs import tabular
-from experiments.inputs.batches import Inputs, decoded_cache, resolve_num_workers
-from experiments.inputs.features import cache_key, cached_features, extract
+from experiments.inputs.batches import Inputs
 from experiments.models import saved
 from experiments.protocol import sparsity
 from experiments.protocol.device import resolve_device, resolve_max_elements
-from experiments.protocol.settings import ConfigError, head_from_config, run_key, validate
+from experiments.protocol.settings import head_from_config, run_key, validate
+from experiments.protocol.setup import (
+    build_extractor,
+    check_modality,
+    check_writable,
+    load_data,
+    parallel_splits,
+    prepare_inputs,
+    thread_count,
+)
 from experiments.protocol.splits import MinMaxScaler, paper_split
 from experiments.protocol.tracking import make_tracker
 from experiments.protocol.train import STOP, EpochProgress, FileCheckpoint, trainer_settings
@@ -39,7 +42,8 @@ from experiments.store import safety
 from experiments.store.record import result_record, summary
 from experiments.store.results import RunKey, write_result
 from softstep.model import Regressor, embed_rows
-from softstep.training import FitResult, TrainerSettings, fit
+from softstep.training import fit
+from softstep.training_types import FitResult, TrainerSettings
 
 
 @dataclass
@@ -272,136 +276,3 @@ def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData,
     if saved.wanted(cfg):
         out["saved_model"] = saved.save(cfg, key, split, model, sf.inputs, data, sf.scaler, sf.prep, train_idx, device)
     return out
-
-
-# ---------------------------------------------------------------- set-up steps of run()
-def load_data(cfg: DictConfig) -> RegressionData:
-    """The configured dataset (``dataset.loader``), with a warning where its size differs from the paper's."""
-    data = instantiate_clearly(cfg.dataset.loader)
-    if not isinstance(data, RegressionData):
-        raise DataError(
-            f"dataset {cfg.dataset.name!r}: loader {cfg.dataset.loader._target_} returned {type(data).__name__}, not RegressionData"
-        )
-    check_expected_count(cfg, data)
-    return data
-
-
-def instantiate_clearly(node, **kwargs):
-    """hydra's instantiate, re-raising our own clear errors instead of its wrapper around them."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, (DataError, ConfigError, FileNotFoundError, ValueError)):
-            raise e.__cause__ from None
-        raise
-
-
-def check_expected_count(cfg: DictConfig, data: RegressionData) -> str | None:
-    """One warning line on stderr when the loaded count differs from the paper's (``dataset.expected_n``).
-
-    Not an error: releases change. The line names both counts, the likely cause (the dataset's own
-    ``expected_n_note`` where it has one, else what fewer or more items usually mean) and, where the
-    loader reports them, the counts after each of its filters. Returns the line (None: no check or
-    the counts agree)."""
-    expected = OmegaConf.select(cfg, "dataset.expected_n", default=None)
-    if expected is None or len(data) == int(expected):
-        return None
-    n, expected = len(data), int(expected)
-    cause = OmegaConf.select(cfg, "dataset.expected_n_note", default=None) or (
-        "a filter, missing files or only part of the release"
-        if n < expected
-        else "a newer or different release, or a filter the paper applied that is off here"
-    )
-    steps = "; ".join(f"{k} {v:,}" for k, v in (getattr(data, "counts", None) or {}).items())
-    line = (
-        f"[softstep] warning: dataset {cfg.dataset.name!r} loaded {n:,} items, the paper counts {expected:,}; "
-        f"likely cause: {cause}" + (f" (here: {steps})" if steps else "") + f"; see data/{cfg.dataset.name}/README.md"
-    )
-    print(line, file=sys.stderr, flush=True)
-    return line
-
-
-def check_modality(cfg: DictConfig, data: RegressionData) -> None:
-    """The extractor config's ``modality`` must match the data's, checked before any model or cache is touched."""
-    if cfg.extractor.modality != data.modality:
-        raise ConfigError(
-            f"extractor {cfg.extractor.name!r} reads {cfg.extractor.modality} but dataset {cfg.dataset.name!r} "
-            f"holds {data.modality}; choose an extractor for {data.modality} (extractor=NAME)"
-        )
-
-
-def check_writable(cfg: DictConfig, key: RunKey) -> None:
-    """The run folder can be created and written, checked before any work (an OSError naming the path)."""
-    try:
-        key.dir.mkdir(parents=True, exist_ok=True)
-        probe = key.dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OSError(
-            e.errno,
-            f"cannot write results under paths.results_root={cfg.paths.results_root} ({e.strerror or e})",
-            str(e.filename or key.dir),
-        ) from None
-
-
-def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
-    """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
-    or the raw items when fine-tuning (width None: each split builds its own extractor). A table's columns
-    are preprocessed per split instead (:func:`experiments.inputs.tabular.split_inputs`)."""
-    if data.columns is not None:
-        return Inputs(), None
-    if cfg.extractor.finetune:
-        workers = resolve_num_workers(cfg.trainer.num_workers)
-        cache = decoded_cache(
-            Path(cfg.paths.cache_dir) / "decoded",
-            data,
-            cfg.trainer.decoded_cache,
-            num_workers=workers,
-            progress=cfg.progress,
-        )
-        return Inputs(data=data, num_workers=workers, cache=cache), None
-    builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
-    key = cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
-    path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
-
-    def compute():
-        return extract(
-            build_extractor(cfg, data),
-            data,
-            batch_size=cfg.trainer.eval_batch_size,
-            device=device,
-            progress=cfg.progress,
-        )
-
-    feats = cached_features(path, compute)
-    if len(feats) != len(data):
-        raise DataError(
-            f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file"
-        )
-    return Inputs(features=feats), feats.shape[1]
-
-
-def build_extractor(cfg: DictConfig, data: RegressionData):
-    """The configured extractor (its modality was checked against the data by :func:`check_modality`)."""
-    in_dim = int(np.prod(np.shape(data.load(data.items[0])))) if data.modality == "table" else None
-    return instantiate_clearly(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
-
-
-def parallel_splits(cfg: DictConfig, device: torch.device, n_todo: int) -> int:
-    """How many splits train at once: ``trainer.workers``, where ``auto`` means one process per CPU
-    core (one thread each) for cached features on the CPU outside SLURM, else 1. A SLURM job runs its
-    splits in one process, so that the pre-termination signal reaches the training loop."""
-    workers = cfg.trainer.workers
-    if workers == "auto":
-        frozen_cpu = device.type == "cpu" and not cfg.extractor.finetune
-        workers = (os.cpu_count() or 1) if frozen_cpu and "SLURM_JOB_ID" not in os.environ else 1
-    return max(1, min(int(workers), n_todo))
-
-
-def thread_count(cfg: DictConfig, device: torch.device) -> int | None:
-    """``trainer.threads``: ``auto`` is one thread for a small MLP on cached features on the CPU (least overhead)."""
-    threads = cfg.trainer.threads
-    if threads == "auto":
-        threads = 1 if (device.type == "cpu" and not cfg.extractor.finetune) else None
-    return int(threads) if threads else None

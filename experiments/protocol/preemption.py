@@ -6,7 +6,7 @@ same mid-epoch checkpoint, then exit with one line and code 128 + signal, withou
 SLURM warns a job before it kills it (preemption, or the time limit): ``sbatch --signal=B:USR1@120``
 in our array template, ``--signal=USR2@120`` under submitit. :func:`install` makes both signals set
 :data:`experiments.protocol.train.STOP`; the training loop then saves a mid-epoch checkpoint at the next batch
-and raises :class:`softstep.training.Stopped`. ``run.py`` hands that to :func:`exit_for_requeue`:
+and raises :class:`softstep.training_types.Stopped`. ``run.py`` hands that to :func:`exit_for_requeue`:
 
 - under submitit (Hydra's submitit launcher), the signal's previous handler is submitit's own; it is
   called now that the checkpoint is on disk, and it pickles the job (the launcher's ``checkpoint()``

@@ -2,7 +2,7 @@
 ``cfg.trainer``, checkpoints on disk, the stop flag that SLURM's warning signal sets, and the per-split progress.
 
 With a checkpoint path, the state is saved after every epoch, and mid-epoch when a stop is requested
-(``STOP.set()``, e.g. from SLURM's pre-termination signal); :class:`softstep.training.Stopped` is then raised and
+(``STOP.set()``, e.g. from SLURM's pre-termination signal); :class:`softstep.training_types.Stopped` is then raised and
 a rerun resumes there.
 """
 
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from experiments.protocol.device import resolve_compile, resolve_max_elements, resolve_precision
 from experiments.store.results import atomic_torch_save
 from experiments.store.safety import load_checkpoint
-from softstep.training import TrainerSettings
+from softstep.training_types import TrainerSettings
 
 #: Set to ask the training loop to checkpoint at the next batch boundary and stop.
 STOP = threading.Event()
@@ -46,7 +46,7 @@ def trainer_settings(trainer: DictConfig, device: torch.device, head) -> Trainer
 
 
 class FileCheckpoint:
-    """A split's checkpoint file (:class:`softstep.training.Checkpoint`): written atomically, loaded with
+    """A split's checkpoint file (:class:`softstep.training_types.Checkpoint`): written atomically, loaded with
     ``weights_only`` (an unreadable file is moved aside by :func:`experiments.store.safety.load_checkpoint`)."""
 
     def __init__(self, path: Path):

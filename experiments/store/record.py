@@ -17,7 +17,7 @@ from experiments.protocol.settings import head_similarity
 from experiments.protocol.splits import MinMaxScaler
 from experiments.report.paper import read_paper_table1
 from experiments.store.results import FORMAT_VERSION, RunKey, read_result
-from softstep.training import FitResult
+from softstep.training_types import FitResult
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
