@@ -51,7 +51,7 @@ test-fast: venv
 # Every table and figure from the result files under RESULTS (default results/).
 RESULTS ?= results
 paper: venv
-	$(PY) scripts/make_tables.py --results-root $(RESULTS) --hparams-from results/paper/tuned_hparams.csv --compare-paper
+	$(PY) scripts/make_tables.py --results-root $(RESULTS) --hparams-from paper --compare-paper
 	$(PY) scripts/make_figures.py --results-root $(RESULTS) --figure3-from results/figure3_surfaces_raw.npz
 
 # The head benchmark (about 10 minutes on 2 cores) into results/benchmarks/scratch/heads.md; --write replaces the committed table.

@@ -10,6 +10,8 @@ import traceback
 import hydra
 from omegaconf import DictConfig
 
+import experiments  # noqa: F401 - registers ${paper_tuned:...}, which configs/head/*.yaml read
+
 log = logging.getLogger("softstep")
 
 

@@ -9,7 +9,7 @@ H100 (``results/benchmarks/gpu.md``) each head's step took the linear head's tim
 dispatched operator. Counting the operators needs no GPU, so this script counts them here: every ATen
 call of one step (forward and backward of MLP(64 → 200 → d) + head + MSE, Adam excluded), views and
 other metadata-only calls left out, each head with its paper similarity and embedding size
-(``results/paper/tuned_hparams.csv``). Two paths: ``cuda`` is the code a CUDA training step runs
+(``softstep.TUNED``). Two paths: ``cuda`` is the code a CUDA training step runs
 (``softstep.functional.in_cuda_training`` patched on: no input scans, the dense near-pair correction),
 ``cpu`` the CPU's. Beside them, the CPU's median ms per step (B = 32, heads timed in turn) and its ratio to the linear head.
 With ``--compare REV`` each tree runs in its own subprocesses, alternately, so load falls on both alike.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import datetime as dt
 import json
 import os
@@ -59,8 +58,16 @@ METADATA_ONLY = {
 
 
 def paper_settings() -> dict[str, tuple[str | None, int]]:
-    with open(ROOT / "results" / "paper" / "tuned_hparams.csv") as f:
-        return {r["head"]: (r["similarity"] or None, int(r["embed_dim"])) for r in csv.DictReader(f)}
+    """head -> (similarity, embed_dim), the paper's tuned values (softstep.TUNED of this tree; a --child measuring
+    another tree gets them from its parent, as older trees have no softstep.TUNED)."""
+    if SETTINGS_ENV in os.environ:
+        return {h: tuple(v) for h, v in json.loads(os.environ[SETTINGS_ENV]).items()}
+    from softstep.heads import TUNED
+
+    return {h: (t["similarity"], t["embed_dim"]) for h, t in TUNED.items()}
+
+
+SETTINGS_ENV = "SOFTSTEP_OPS_PAPER_SETTINGS"
 
 
 def count_ops(step) -> collections.Counter:
@@ -140,7 +147,7 @@ def child(batch: int, repeats: int) -> dict:
 
 def run_tree(tree: Path, batch: int, repeats: int) -> dict:
     """This file's --child, run by path: its code counts and times, the tree's softstep (on PYTHONPATH) is measured."""
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=str(tree), **{SETTINGS_ENV: json.dumps(paper_settings())})
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--batch", str(batch), "--repeats", str(repeats)]
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,7 +15,7 @@ from . import checks
 from .base import RegressionData
 from .media import AudioFile
 
-DOC = checks.REPO_README
+DOC = checks.BYO_DOC
 
 
 def load(

@@ -17,7 +17,7 @@ import pandas as pd
 from .base import DataError
 
 DATA_DIR = Path(__file__).resolve().parent
-REPO_README = DATA_DIR.parent / "README.md"
+BYO_DOC = DATA_DIR.parent / "docs" / "datasets.md"  # "Bring your own data"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 

@@ -14,7 +14,7 @@ from . import checks
 from .base import RegressionData
 from .media import IMAGENET_MEAN, IMAGENET_STD, ImageFile, ImageTransform
 
-DOC = checks.REPO_README
+DOC = checks.BYO_DOC
 
 
 def load(

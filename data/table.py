@@ -22,7 +22,7 @@ import pandas as pd
 from . import checks
 from .base import DataError, RegressionData
 
-DOC = checks.REPO_README
+DOC = checks.BYO_DOC
 log = logging.getLogger("softstep")
 
 

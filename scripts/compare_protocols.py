@@ -75,7 +75,7 @@ def report(found: dict, cap: int) -> str:
         "The default experiment's data (vader lexicon → frozen MiniLM features, `experiment=demo`), test MSE × 10³ "
         "(labels min–max scaled on the training split), mean ± sample std (number of splits), and the median epochs "
         f"per split (best / run; the cap is `trainer.max_epochs={cap}`). Written by `python scripts/compare_protocols.py` "
-        'from the result files. The two protocols differ only where the paper is silent (README: "Every setting '
+        'from the result files. The two protocols differ only where the paper is silent (docs/paper-choices.md: "Every setting '
         'with its source"): `tuned` trains the MLP and head with Adam at 1e-3 behind a ReLU MLP, validating from the '
         "first epoch; `authors` follows the authors' public code (aviadsusman/nona): Adam at 1e-5 for every "
         "parameter, [BatchNorm → Linear → Tanh] blocks, validation from epoch 5.",

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.report.cells import MIN_PAIRS, read_hparams_csv, select_runs
+from experiments.report.cells import MIN_PAIRS, read_hparams, select_runs
 from experiments.report.fmt import mean_std
 from experiments.report.names import dataset_label, dataset_sort_key, head_label, head_sort_key
 from experiments.report.paper import compare_with_paper, comparison_markdown, read_paper_table1, write_comparison
@@ -47,9 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--hparams-from",
         type=Path,
-        metavar="CSV",
-        help="Table 1: keep only results whose hparams match their head's row of CSV "
-        "(head,similarity,embed_dim,batch_size), e.g. results/paper/tuned_hparams.csv",
+        metavar="paper|CSV",
+        help="Table 1: keep only results whose hparams match their head's: 'paper' (the paper's tuned values, "
+        "softstep.TUNED) or a CSV of head,similarity,embed_dim,batch_size rows",
     )
     p.add_argument("--tune-dataset", default="rsna", help="dataset of the appendix-A tuning grid (default: rsna)")
     p.add_argument("--no-tuning", action="store_true", help="skip the tuning tables")
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
             raise ResultError(
                 f"no result files under {args.results_root / 'runs'}; run experiments first or pass --results-root"
             )
-        hparams = read_hparams_csv(args.hparams_from) if args.hparams_from else None
+        hparams = read_hparams(args.hparams_from) if args.hparams_from else None
         selected = select_runs(results, args.run_id, hparams)
         cells = table1_cells(selected)
         written = write_table1(cells, args.out)

@@ -13,7 +13,7 @@ torch.Size([4])
 
 from .diffknn import DiffKNNHead
 from .functional import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
-from .heads import HEADS, LinearHead, build_head
+from .heads import HEADS, TUNED, LinearHead, build_head
 from .nca import NCAHead
 from .neighbors import NeighborHead
 from .softstep import SoftKStep, SoftStep
@@ -21,6 +21,7 @@ from .softstep import SoftKStep, SoftStep
 __all__ = [
     "SIMILARITIES",
     "HEADS",
+    "TUNED",
     "similarity",
     "row_minmax",
     "soft_step",

@@ -12,20 +12,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .heads import HEADS, build_head
+from .heads import HEADS, TUNED, build_head
 from .model import Regressor
 from .training import fit
 from .training_types import TensorInputs, TrainerSettings
 
-#: The paper's tuned (similarity, embed_dim, batch_size) per head (appendix A; results/paper/tuned_hparams.csv).
-TUNED = {
-    "linear": (None, 25, 32),
-    "nca": ("rbf", 100, 32),
-    "nca_g": ("l2", 100, 32),
-    "nca_i": ("rbf", 100, 32),
-    "diffknn_g": ("rbf", 25, 32),
-    "diffknn_i": ("l2", 25, 32),
-}
 #: Share of the rows ``fit`` holds out for early stopping (the paper's 85/15), when there are at least 10.
 VALIDATION_FRACTION = 0.15
 
@@ -124,7 +115,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         """(similarity, embed_dim, batch_size): the given values, else the paper's tuned ones; checks the others."""
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; allowed: {', '.join(HEADS)}")
-        sim, embed, batch = TUNED.get(self.head, ("l2", 100, 32))
+        tuned = TUNED[self.head]
+        sim, embed, batch = tuned["similarity"], tuned["embed_dim"], tuned["batch_size"]
         sim = self.similarity if self.similarity is not None else sim
         embed = self.embed_dim if self.embed_dim is not None else embed
         batch = self.batch_size if self.batch_size is not None else batch

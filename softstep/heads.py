@@ -63,6 +63,18 @@ class LinearHead(nn.Module):
         return self(z)
 
 
+#: The paper's tuned hyper-parameters per head (appendix A), the one copy: ``configs/head/*.yaml`` read them
+#: (``${paper_tuned:<head>,<key>}``), :class:`~softstep.SoftStepRegressor` defaults to them, and
+#: ``scripts/make_tables.py --hparams-from paper`` keeps the results that match them.
+TUNED = {
+    "linear": {"similarity": None, "embed_dim": 25, "batch_size": 32},
+    "nca": {"similarity": "rbf", "embed_dim": 100, "batch_size": 32},
+    "nca_g": {"similarity": "l2", "embed_dim": 100, "batch_size": 32},
+    "nca_i": {"similarity": "rbf", "embed_dim": 100, "batch_size": 32},
+    "diffknn_g": {"similarity": "rbf", "embed_dim": 25, "batch_size": 32},
+    "diffknn_i": {"similarity": "l2", "embed_dim": 25, "batch_size": 32},
+}
+
 #: The paper's six heads by name, in Table 1's order: each a head class with its fixed arguments.
 HEADS = {
     "linear": partial(LinearHead),

@@ -18,7 +18,6 @@ from experiments.report.names import HEADS, NEIGHBOUR_HEADS
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD_FILES = sorted(p.stem for p in (REPO / "configs/head").glob("*.yaml"))
-TUNED = {r.split(",")[0]: r.split(",")[1:] for r in (REPO / "results/paper/tuned_hparams.csv").read_text().split()[1:]}
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "configs/experiment").glob("*.yaml")))
@@ -55,8 +54,8 @@ def test_head_yaml_builds_the_library_head_with_its_tuned_values(name):
     built = settings.head_from_config(cfg)
     assert type(built) is type(softstep.build_head(name, cfg.model.embed_dim, similarity="l2"))
     assert built.needs_reference == (name in NEIGHBOUR_HEADS)
-    sim, embed, batch = TUNED[name]
-    assert (cfg.model.embed_dim, cfg.trainer.batch_size) == (int(embed), int(batch))
+    sim, embed, batch = (softstep.TUNED[name][k] for k in ("similarity", "embed_dim", "batch_size"))
+    assert (cfg.model.embed_dim, cfg.trainer.batch_size) == (embed, batch)
     assert settings.head_similarity(cfg) == (sim or None)
     if sim:
         assert built.similarity == sim

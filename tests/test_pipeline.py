@@ -20,7 +20,7 @@ from experiments.protocol.setup import load_data
 from experiments.protocol.splits import MinMaxScaler, paper_split
 from experiments.store.results import read_results
 from softstep import HEADS as HEAD_REGISTRY
-from softstep import build_head
+from softstep import TUNED, build_head
 from softstep.model import Regressor
 from softstep.training import fit
 from softstep.training_types import EarlyStopping, TrainerSettings
@@ -39,14 +39,11 @@ def test_dataset_picks_its_extractor_and_head_carries_tuned_hparams():
     assert (cfg.dataset.name, cfg.extractor.name, cfg.head.name) == ("vader", "minilm", "nca_i")
     assert make_cfg("dataset=synthetic").extractor.name == "identity"
     assert make_cfg("dataset=synthetic", "extractor=minilm").extractor.name == "minilm"  # command line wins
-    tuned = {
-        r.split(",")[0]: r.split(",")[1:] for r in (REPO / "results/paper/tuned_hparams.csv").read_text().split()[1:]
-    }
-    for head, (sim, embed, batch) in tuned.items():
+    for head, tuned in TUNED.items():
         c = make_cfg(f"head={head}")
-        assert (c.model.embed_dim, c.trainer.batch_size) == (int(embed), int(batch))
-        if sim:
-            assert c.head.similarity == sim
+        assert (c.model.embed_dim, c.trainer.batch_size) == (tuned["embed_dim"], tuned["batch_size"])
+        if tuned["similarity"]:
+            assert c.head.similarity == tuned["similarity"]
     assert make_cfg("head=nca", "model.embed_dim=7").model.embed_dim == 7
 
 

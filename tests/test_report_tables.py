@@ -307,7 +307,7 @@ def tuning_grid(root):
 
 def test_tuning_tables_golden(tmp_path):
     tuning_grid(tmp_path)
-    r, out = make(tmp_path, "--hparams-from", str(ROOT / "results/paper/tuned_hparams.csv"))
+    r, out = make(tmp_path, "--hparams-from", "paper")
     assert r.returncode == 0, r.stderr
     lin = (out / "tuning_linear.md").read_text()
     assert "| Embed \\ Batch | 32 | 128 |" in lin

@@ -172,7 +172,12 @@ def select_runs(results: list[dict], run_ids: Iterable[str] = (), hparams_by_hea
     return out
 
 
-def read_hparams_csv(path: str | Path) -> dict[str, dict]:
-    """``head,similarity,embed_dim,batch_size`` rows (results/paper/tuned_hparams.csv) → head -> hparams."""
-    with open(path, newline="") as f:
+def read_hparams(source: str | Path) -> dict[str, dict]:
+    """head -> hparams: ``paper`` is the paper's tuned values (:data:`softstep.TUNED`), anything else a CSV file of
+    ``head,similarity,embed_dim,batch_size`` rows."""
+    if str(source) == "paper":
+        from softstep.heads import TUNED
+
+        return {head: dict(hp) for head, hp in TUNED.items()}
+    with open(source, newline="") as f:
         return {row.pop("head"): row for row in csv.DictReader(f)}

@@ -43,7 +43,7 @@ NOTES = (
 
 MIXED_HINT = (
     "keep one: move the other's run folder aside, pass --run-id RUN_ID to pick one, or "
-    "--hparams-from results/paper/tuned_hparams.csv to keep each head's tuned configuration"
+    "--hparams-from paper to keep each head's tuned configuration"
 )
 
 
