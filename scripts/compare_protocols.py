@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "results" / "protocols.md")
     args = p.parse_args(argv)
     roots = {"tuned": args.tuned, "authors": args.authors}
-    results = {proto: read_results(roots[proto]) for proto in PROTOCOLS}
+    results = {proto: read_results(roots[proto], skip_bad=True) for proto in PROTOCOLS}
     found = {h: {proto: runs(h, proto, roots[proto], results[proto]) for proto in PROTOCOLS} for h in HEADS}
     cap = int(compose(["experiment=demo", "protocol=authors"]).trainer.max_epochs)
     text = report(found, cap)

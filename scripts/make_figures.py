@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     written: list[Path] = []
     try:
         written += figures.plot_figure2(args.out)
-        results = read_results(args.results_root)
+        results = read_results(args.results_root, skip_bad=True)
         cells = tuning_cells(results, args.tune_dataset)
         for number, plot, heads in (
             (4, figures.plot_figure4, figures.FIGURE4_HEADS),

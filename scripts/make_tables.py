@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        results = read_results(args.results_root)
+        results = read_results(args.results_root, skip_bad=True)
         if not results:
             raise ResultError(
                 f"no result files under {args.results_root / 'runs'}; run experiments first or pass --results-root"

@@ -22,10 +22,7 @@ CONFIGS = REPO / "configs" / "extractor"
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"scripts.{name}")
 
 
 fetch_weights = _script("fetch_weights")

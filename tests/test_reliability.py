@@ -68,10 +68,7 @@ runpy.run_path("run.py", run_name="__main__")
 
 
 def load_run_module():
-    spec = importlib.util.spec_from_file_location("softstep_run_py", REPO / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module("run")
 
 
 RUN = load_run_module()
@@ -768,3 +765,27 @@ def test_every_config_builder_is_in_the_registry():
     for name in ("nca", "nca_i", "diffknn_g", "linear"):
         target = yaml.safe_load((REPO / "configs" / "head" / f"{name}.yaml").read_text())["head"]["module"]["_target_"]
         assert target in schema.head_classes()
+
+
+# ---------------------------------------------------------------- malformed result files (issue 21, point 3)
+@pytest.mark.parametrize("case", ["random bytes", "deep nesting", "format_version 2", "another split"])
+def test_a_bad_result_file_is_set_aside_and_its_split_trained_again(tmp_path, capsys, tiny, case):
+    """A result file that cannot be read or validated blocks nothing: the rerun moves it aside (a copy is kept) with
+    one warning line naming it, trains the split again, and gets the same numbers."""
+    cfg = tiny.at(tmp_path)("splits=[0]")
+    path = pipeline.run(cfg).key.split_path(0)
+    good = read_result(path)
+    payload = {
+        "random bytes": bytes(range(256)) * 3,
+        "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+        "format_version 2": json.dumps({**json.loads(path.read_text()), "format_version": 2}).encode(),
+        "another split": json.dumps({**json.loads(path.read_text()), "split": 7}).encode(),
+    }[case]
+    path.write_bytes(payload)
+    capsys.readouterr()
+    pipeline.run(cfg)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(path) in warnings[0] and "split_0.json.corrupt" in warnings[0], err
+    assert path.with_name("split_0.json.corrupt").read_bytes() == payload
+    assert read_result(path)["metrics"] == good["metrics"]

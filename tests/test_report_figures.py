@@ -4,7 +4,6 @@ plotted values against the input files) and the PNG and PDF it writes."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -286,9 +285,8 @@ def test_figure3_table(tmp_path):
 
 
 def test_make_figures_cli(tmp_path):
-    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts/make_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from scripts import make_figures as module
+
     grid_results(tmp_path / "res")
     S.save_surfaces(surfaces(), tmp_path / "s.npz")
     out = io.StringIO()

@@ -36,6 +36,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -155,23 +157,60 @@ def validate(result: Any, path: str | Path = "<memory>") -> dict:
         value = result["metrics"].get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             raise ResultError(f"{path}: metrics.{key} must be a finite number >= 0, got {value!r}")
+    if result["split"] < 0:
+        raise ResultError(f"{path}: field 'split' must be >= 0, got {result['split']}")
     return result
 
 
 def read_result(path: str | Path) -> dict:
+    """One result file, validated (:func:`validate`) and checked against where it lies (:func:`check_location`);
+    anything unreadable (bytes that are not UTF-8 JSON, nesting too deep, a wrong field) is a :class:`ResultError`."""
     try:
-        result = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ResultError(f"{path}: not a readable JSON result file ({e})") from e
+        result = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
+        raise ResultError(f"{path}: not a readable JSON result file ({type(e).__name__}: {why})") from None
     validate(result, path)
+    check_location(result, path)
     result["_path"] = str(path)
     return result
+
+
+def check_location(result: dict, path: str | Path) -> None:
+    """A result file in the store (``runs/<dataset>/<extractor>/<head>/<run_id>/split_<s>.json``) must record the
+    dataset, extractor, head, run id and split its place names: a file copied or edited into another cell is refused."""
+    path = Path(path)
+    m = re.fullmatch(r"split_(\d+)\.json", path.name)
+    if m is None or len(path.parents) < 5 or path.parents[4].name != "runs":
+        return
+    where = {
+        "split": int(m.group(1)),
+        "run_id": path.parents[0].name,
+        "head": path.parents[1].name,
+        "extractor": path.parents[2].name,
+        "dataset": path.parents[3].name,
+    }
+    for key, value in where.items():
+        if result[key] != value:
+            raise ResultError(
+                f"{path}: field {key!r} is {result[key]!r} but the file lies where {key} {value!r} "
+                f"belongs; a result is read only from its own place"
+            )
 
 
 def iter_result_paths(root: str | Path) -> Iterable[Path]:
     return sorted((Path(root) / "runs").glob("*/*/*/*/split_*.json")) if (Path(root) / "runs").is_dir() else []
 
 
-def read_results(root: str | Path) -> list[dict]:
-    """Every result under ``root`` (each validated, with ``_path`` added)."""
-    return [read_result(p) for p in iter_result_paths(root)]
+def read_results(root: str | Path, *, skip_bad: bool = False) -> list[dict]:
+    """Every result under ``root`` (each validated, with ``_path`` added). With ``skip_bad`` a file that cannot be
+    read or validated is left out with one warning line on stderr naming it; without, it is a :class:`ResultError`."""
+    out = []
+    for p in iter_result_paths(root):
+        try:
+            out.append(read_result(p))
+        except ResultError as e:
+            if not skip_bad:
+                raise
+            print(f"[softstep] warning: skipped {e}", file=sys.stderr, flush=True)
+    return out

@@ -130,10 +130,18 @@ def remove_temp_files(folder: Path, prefix: str, older_than: float | None = None
 
 
 def clean_split(key: RunKey, split: int, finished: bool) -> None:
-    """Leftovers of one split (call with its lock held): temp files, and the checkpoint of a finished split."""
+    """Leftovers of one split (call with its lock held): temp files, the checkpoint of a finished split, and a
+    result file that cannot be read or validated (moved aside with one line, so that the split is redone)."""
     remove_temp_files(key.dir, f"split_{split}.")
     if finished:
         key.checkpoint(split).unlink(missing_ok=True)
+        return
+    path = key.split_path(split)
+    if path.exists():
+        try:
+            read_result(path)
+        except ResultError as e:
+            quarantine(path, str(e), "the split is trained again")
 
 
 def clean_run(key: RunKey, splits, started: float) -> None:
