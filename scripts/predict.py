@@ -39,6 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.out.expanduser().resolve() == args.input.expanduser().resolve():
+        print(
+            f"predict.py: error: --out {args.out} is the --input file; write the predictions elsewhere", file=sys.stderr
+        )
+        return 2
     try:
         out = predict(args.run_dir, args.input, split=args.split, explain=args.explain, device=args.device)
         args.out.parent.mkdir(parents=True, exist_ok=True)

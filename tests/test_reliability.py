@@ -789,3 +789,36 @@ def test_a_bad_result_file_is_set_aside_and_its_split_trained_again(tmp_path, ca
     assert len(warnings) == 1 and str(path) in warnings[0] and "split_0.json.corrupt" in warnings[0], err
     assert path.with_name("split_0.json.corrupt").read_bytes() == payload
     assert read_result(path)["metrics"] == good["metrics"]
+
+
+# ---------------------------------------------------------------- predict.py inputs (issue 21, point 4)
+def test_bad_predict_inputs_are_one_line_and_write_nothing(saved_run, tmp_path, capsys):
+    """A header-only table, a cell float32 cannot hold, --out equal to --input, --explain < 1: one line, exit 2,
+    no output written and the input untouched; --explain larger than the reference set is capped at its size."""
+    import pandas as pd
+
+    run_dir, table = saved_run
+    header = tmp_path / "header.csv"
+    pd.DataFrame({"area": [], "city": []}).to_csv(header, index=False)
+    huge = tmp_path / "huge.csv"
+    pd.DataFrame({"area": [50.0, 1e308], "city": ["oslo", "oslo"]}).to_csv(huge, index=False)
+    copy = tmp_path / "f.csv"
+    copy.write_bytes(table.read_bytes())
+    from scripts.predict import main
+
+    for args, words in (
+        (["--input", header, "--out", tmp_path / "o.csv"], "header only"),
+        (["--input", huge, "--out", tmp_path / "o.csv"], "row 1"),
+        (["--input", copy, "--out", copy], "is the --input file"),
+        (["--input", copy, "--out", tmp_path / "o.csv", "--explain", "-1"], "--explain must be >= 1"),
+    ):
+        capsys.readouterr()
+        code = main([str(run_dir), *map(str, args)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and words in err[0], (args, err)
+        assert not (tmp_path / "o.csv").exists() and copy.read_bytes() == table.read_bytes()
+    assert main([str(run_dir), "--input", str(copy), "--out", str(tmp_path / "o.csv"), "--explain", "100000"]) == 0
+    out = pd.read_csv(tmp_path / "o.csv")
+    n_ref = len(json.loads((run_dir / "models" / "model_0.json").read_text())["reference_items"])
+    assert f"neighbor_{n_ref}" in out.columns and f"neighbor_{n_ref + 1}" not in out.columns
+    assert capsys.readouterr().err == ""  # no pandas warnings

@@ -11,6 +11,7 @@ scale), and their neighbour weights, each split's weights counted 1/S.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,9 +129,14 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
     meta, cfg = m0.meta, m0.cfg
     if meta.get("features"):
         frame = table_frame(path, meta["features"])
-        return [torch.from_numpy(m.preprocessor.transform(frame)).to(device) for m in models], {
-            "row": np.arange(len(frame))
-        }
+        if len(frame) == 0:
+            raise PredictError(f"{path}: no rows to predict (the file has a header only)")
+        with warnings.catch_warnings():  # an overflow is reported below as one line naming the row
+            warnings.simplefilter("ignore", RuntimeWarning)
+            xs = [torch.from_numpy(m.preprocessor.transform(frame)) for m in models]
+        for x in xs:
+            check_finite(x, path, list(frame.columns))
+        return [x.to(device) for x in xs], {"row": np.arange(len(frame))}
     loader = cfg["dataset"].get("loader") or {}
     if meta["modality"] == "text" and isinstance(loader.get("text_column"), str):
         data = _text_data(cfg, path)
@@ -152,6 +158,18 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
     loader = torch.utils.data.DataLoader(data.dataset(range(len(data))), batch_size=batch_size, collate_fn=collate)
     batches = [x for x, _ in loader]
     return [batches for _ in models], names
+
+
+def check_finite(x: torch.Tensor, path: Path, columns: list) -> None:
+    """A :class:`PredictError` naming the first row whose preprocessed features are not finite in the model's dtype
+    (e.g. a cell of 1e308, which float32 cannot hold)."""
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        row = int(bad.any(dim=1).nonzero()[0])
+        raise PredictError(
+            f"{path}: row {row} (0-based data row): its features are not finite numbers the model can take "
+            f"(a value too large for float32, e.g. 1e308, or NaN/inf in {', '.join(map(str, columns))}); fix or drop the row"
+        )
 
 
 @torch.no_grad()
@@ -179,10 +197,11 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     out = pd.DataFrame(names)
     out["prediction"] = np.exp(label) if models[0].meta["label"]["log_target"] else label
     if explain:
-        ids, wts = explain_neighbors(models, zs, int(explain))
+        ids, wts = explain_neighbors(models, zs, int(explain))  # K capped at the reference set's size
+        cols = {}
         for k in range(ids.shape[1]):
-            out[f"neighbor_{k + 1}"] = ids[:, k]
-            out[f"weight_{k + 1}"] = wts[:, k]
+            cols[f"neighbor_{k + 1}"], cols[f"weight_{k + 1}"] = ids[:, k], wts[:, k]
+        out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
     return out
 
 
