@@ -35,6 +35,10 @@ CASES = [
     (["trainer.max_elements=0"], ConfigError, [r"trainer\.max_elements"]),
     (["trainer.num_workers=-2"], ConfigError, [r"trainer\.num_workers"]),
     (["trainer.decoded_cache=sometimes"], ConfigError, [r"trainer\.decoded_cache"]),
+    # where results and caches go: an empty value (SOFTSTEP_RESULTS=) would put the cache at /cache
+    (["paths.results_root="], ConfigError, [r"paths\.results_root", "SOFTSTEP_RESULTS"]),
+    (["paths.results_root=/"], ConfigError, [r"paths\.results_root", "root"]),
+    (["paths.cache_dir="], ConfigError, [r"paths\.cache_dir", "SOFTSTEP_CACHE"]),
     # the head's own constructor refuses an argument it does not take
     (["head=nca", "+head.module.bogus=1"], ConfigError, [r"head\.module"]),
     # an extractor for another modality than the data's (text vs the synthetic table)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import re
+from pathlib import Path
 
 import torch
 from hydra.errors import InstantiationException
@@ -77,6 +78,7 @@ def validate(cfg: DictConfig) -> list[int]:
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             bad(field, value, f"an integer >= {lo}")
     validate_more(cfg, bad)
+    check_paths(cfg, bad)
     try:
         saved.wanted(cfg)
         device.check(
@@ -126,6 +128,17 @@ def validate_more(cfg: DictConfig, bad) -> None:
         if not isinstance(OmegaConf.select(cfg, field), bool):
             bad(field, OmegaConf.select(cfg, field), "true or false")
     check_device(t.device, bad)
+
+
+def check_paths(cfg: DictConfig, bad) -> None:
+    """``paths.results_root`` and ``paths.cache_dir``: set (an empty value, e.g. ``SOFTSTEP_RESULTS=``, would put the
+    cache at the filesystem's root) and not the filesystem's root itself; relative ones are under the working folder."""
+    for field, env in (("paths.results_root", "SOFTSTEP_RESULTS"), ("paths.cache_dir", "SOFTSTEP_CACHE")):
+        value = OmegaConf.select(cfg, field)
+        if not isinstance(value, str) or not value.strip():
+            bad(field, value, f"a folder (set it, or unset or set the {env} environment variable)")
+        if Path(value).expanduser().resolve() == Path(Path(value).expanduser().resolve().anchor):
+            bad(field, value, "a folder below the filesystem's root, not the root itself")
 
 
 def check_device(name, bad) -> None:
