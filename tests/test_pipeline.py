@@ -172,7 +172,8 @@ def test_same_config_same_metrics_on_cpu(tmp_path, tiny):
 def test_resume_mid_training_from_checkpoint(tmp_path):
     """A stop request mid-epoch checkpoints; the rerun resumes there and ends as an uninterrupted run would."""
     import softstep.model as M
-    from experiments.protocol.train import STOP, FileCheckpoint
+    from experiments.protocol.preemption import STOP
+    from experiments.protocol.train import FileCheckpoint
     from softstep.training_types import Stopped
 
     x = torch.randn(60, 3)

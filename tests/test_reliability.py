@@ -822,3 +822,115 @@ def test_bad_predict_inputs_are_one_line_and_write_nothing(saved_run, tmp_path, 
     n_ref = len(json.loads((run_dir / "models" / "model_0.json").read_text())["reference_items"])
     assert f"neighbor_{n_ref}" in out.columns and f"neighbor_{n_ref + 1}" not in out.columns
     assert capsys.readouterr().err == ""  # no pandas warnings
+
+
+# ---------------------------------------------------------------- signals and worker processes (issue 21, point 2)
+IN_WORKERS = (
+    "splits=[0,1]",
+    "dataset.loader.n=1500",
+    "trainer.max_epochs=50",
+    "trainer.batch_size=8",
+    "trainer.workers=2",
+    "trainer.threads=1",
+)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (from /proc), so a test can watch a run's worker processes."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _both_checkpoints(root: Path, timeout: float = 180) -> list[Path]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        cks = sorted(root.rglob("split_*.ckpt.pt"))
+        if len(cks) == 2:
+            time.sleep(0.5)
+            return cks
+        time.sleep(0.2)
+    raise AssertionError("the two splits did not both start training")
+
+
+@pytest.mark.parametrize("sig,group", [("SIGTERM", False), ("SIGINT", False), ("SIGTERM", True), ("SIGUSR1", False)])
+def test_a_signal_stops_the_splits_in_worker_processes(small, tmp_path, sig, group):
+    """trainer.workers=2: a stop signal to the run alone (or to its process group) checkpoints both splits in
+    flight and ends the run within seconds with one line (a preemption signal: exit 75 for the requeue); the rerun
+    resumes them and finishes."""
+    root = tmp_path / "r"
+    args = small(root, *IN_WORKERS)
+    p = cli(args, tmp_path, start_new_session=True)
+    cks = _both_checkpoints(root)
+    signum = getattr(signal, sig)
+    start = time.time()
+    os.killpg(p.pid, signum) if group else p.send_signal(signum)
+    _, err = p.communicate(timeout=120)
+    assert time.time() - start < 60, err[-2000:]
+    lines = [line for line in err.splitlines() if not line.startswith("[test]") and "caught SIGUSR1" not in line]
+    if sig == "SIGUSR1":
+        assert (
+            p.returncode == 75 and len(lines) == 1 and lines[0].startswith("[softstep] preempted: split 0: stopped in")
+        ), err
+    else:
+        assert p.returncode == 128 + signum, err[-2000:]
+        assert len(lines) == 1 and lines[0].startswith(f"[softstep] stopped by {sig}: split 0: stopped in epoch"), err
+        assert "; split 1: stopped in epoch" in lines[0]
+    for ck in cks:
+        assert torch.load(ck, weights_only=True)["batch"] > 0  # each split's epoch in progress was kept
+    assert not list(root.rglob(".stop-*"))
+    done = cli_run(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(r["split"] for r in read_results(root)) == [0, 1] and not list(root.rglob("*.ckpt.pt"))
+
+
+def test_a_killed_run_leaves_no_worker_training(small, tmp_path):
+    """SIGKILL of the run: its worker processes notice their parent is gone and stop (no orphan trains on), and
+    an immediate rerun trains both splits instead of skipping them as held by another run."""
+    root = tmp_path / "r"
+    args = small(root, *IN_WORKERS)
+    p = cli(args, tmp_path, start_new_session=True)
+    _both_checkpoints(root)
+    below = _descendants(p.pid)
+    assert below, "no worker processes"
+    p.kill()
+    p.wait(timeout=30)
+    deadline = time.time() + 60
+    while time.time() < deadline and any(_alive(pid) for pid in below):
+        time.sleep(0.2)
+    left = [(pid, (Path("/proc") / str(pid) / "cmdline").read_bytes()[:200]) for pid in below if _alive(pid)]
+    assert not left, f"processes of the run kept running after it was killed: {left}"
+    done = cli_run(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "another run" not in done.stderr  # the dead workers' locks were stale, not held
+    assert sorted(r["split"] for r in read_results(root)) == [0, 1]
+
+
+def test_a_signal_while_starting_is_one_line(small, tmp_path):
+    """SIGTERM during start-up (imports, data loading): one line, no traceback, a non-zero exit."""
+    for delay in (0.3, 1.5, 3.0):
+        p = cli(small(tmp_path / "r", *IN_WORKERS), tmp_path)
+        time.sleep(delay)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        lines = [line for line in err.splitlines() if not line.startswith("[test]")]
+        assert p.returncode == 128 + signal.SIGTERM and len(lines) == 1 and "SIGTERM" in lines[0], (delay, err[-3000:])
+        assert "Traceback" not in err

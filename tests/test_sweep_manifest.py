@@ -192,7 +192,7 @@ def test_preemption_handler_sets_stop_and_exits_75(monkeypatch):
     import signal
 
     from experiments.protocol import preemption
-    from experiments.protocol.train import STOP
+    from experiments.protocol.preemption import STOP
 
     monkeypatch.setattr(preemption, "_previous", {})
     monkeypatch.setattr(preemption, "_caught", [])

@@ -10,6 +10,8 @@ the set-up steps :func:`run` calls (data, inputs, workers) are in :mod:`experime
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from data.base import RegressionData
 from experiments.inputs import tabular
 from experiments.inputs.batches import Inputs
 from experiments.models import saved
-from experiments.protocol import sparsity
+from experiments.protocol import preemption, sparsity
 from experiments.protocol.device import resolve_device, resolve_max_elements
 from experiments.protocol.settings import head_from_config, run_key, validate
 from experiments.protocol.setup import (
@@ -37,13 +39,13 @@ from experiments.protocol.setup import (
 )
 from experiments.protocol.splits import MinMaxScaler, paper_split
 from experiments.protocol.tracking import make_tracker
-from experiments.protocol.train import STOP, EpochProgress, FileCheckpoint, trainer_settings
+from experiments.protocol.train import EpochProgress, FileCheckpoint, trainer_settings
 from experiments.store import safety
 from experiments.store.record import result_record, summary
 from experiments.store.results import RunKey, write_result
 from softstep.model import Regressor, embed_rows
 from softstep.training import fit
-from softstep.training_types import FitResult, TrainerSettings
+from softstep.training_types import FitResult, Stopped, TrainerSettings
 
 
 @dataclass
@@ -104,27 +106,68 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
         check_writable(cfg, key)
         safety.clean_run(key, splits, started)
         inputs, in_dim = prepare_inputs(cfg, data, device)
-        workers, threads = parallel_splits(cfg, device, len(todo)), thread_count(cfg, device)
-        bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
-        args = (cfg, data, inputs, in_dim)
-        if workers == 1:
-            jobs = (
-                run_split_locked(*args, s, key, device, threads, cfg.progress, keep_models, replace=s in done_before)
-                for s in todo
-            )
-        else:  # independent splits in parallel processes; per-epoch bars off, the split bar stays
-            from joblib import Parallel, delayed
-
-            jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-                delayed(run_split_locked)(
-                    *args, s, key, device, threads, False, keep_models, replace=s in done_before, worker=True
-                )
-                for s in todo
-            )
-        for t in tqdm(jobs, **bar):
-            if t is not None:
-                trained[t.record["split"]] = t
+        trained = train_splits(cfg, data, inputs, in_dim, todo, key, device, keep_models, done_before)
     return RunResult(key, summary(cfg, key), trained)
+
+
+def train_splits(cfg, data, inputs, in_dim, todo, key: RunKey, device, keep_models, done_before) -> dict[int, Trained]:
+    """Each split of ``todo``, in this process or, with ``trainer.workers``, in parallel processes (per-epoch bars
+    off, the split bar stays). A stop request reaches the workers through a stop file
+    (:class:`experiments.protocol.preemption.WorkerStop`); :class:`Stopped` is raised once every split in flight
+    has saved its checkpoint."""
+    workers, threads = parallel_splits(cfg, device, len(todo)), thread_count(cfg, device)
+    bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
+    args = (cfg, data, inputs, in_dim)
+    if workers == 1:
+        jobs = (
+            run_split_locked(*args, s, key, device, threads, cfg.progress, keep_models, replace=s in done_before)
+            for s in todo
+        )
+        return collect(jobs, bar)
+    from joblib import Parallel, delayed
+
+    stop_file = key.dir / f".stop-{os.getpid()}.tmp"
+    preemption.stop_workers_with(stop_file)
+    worker = (str(stop_file), os.getpid())
+    try:
+        jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
+            delayed(run_split_locked)(
+                *args, s, key, device, threads, False, keep_models, replace=s in done_before, worker=worker
+            )
+            for s in todo
+        )
+        return collect(jobs, bar)
+    except Stopped:
+        raise
+    except Exception as e:  # a worker ended by the same signal before its handler was installed
+        if not preemption.STOP.is_set():
+            raise
+        raise Stopped(
+            f"a worker process ended ({type(e).__name__}); finished splits and checkpoints are kept"
+        ) from None
+    finally:
+        preemption.forget_stop_file(stop_file)
+
+
+@dataclass
+class StoppedSplit:
+    """A split that stopped on request in a worker process, after saving its checkpoint (or before it started)."""
+
+    split: int
+    message: str
+
+
+def collect(jobs, bar: dict) -> dict[int, Trained]:
+    """The trained splits of ``jobs``; raises :class:`Stopped` after the last one when any of them stopped."""
+    trained, stopped = {}, []
+    for t in tqdm(jobs, **bar):
+        if isinstance(t, StoppedSplit):
+            stopped.append(f"split {t.split}: {t.message}")
+        elif t is not None:
+            trained[t.record["split"]] = t
+    if stopped:
+        raise Stopped("; ".join(sorted(stopped)))
+    return trained
 
 
 def run_split_locked(
@@ -140,17 +183,20 @@ def run_split_locked(
     keep_model=False,
     *,
     replace: bool = False,
-    worker: bool = False,
-) -> Trained | None:
+    worker: tuple[str, int] | None = None,
+) -> Trained | StoppedSplit | None:
     """:func:`run_split` under the split's lock (``split_<s>.lock``, see :mod:`experiments.store.locks`).
 
     Returns None, and says so, when another live run holds the split, or finished it meanwhile (a
     result that existed when this run started is replaced only with ``replace``, i.e. ``force``).
-    Leftovers of the split (temp files, a finished split's checkpoint) are removed first."""
-    if worker:  # a split in its own process: SIGTERM/SIGINT checkpoint here too
-        from experiments.protocol import preemption
-
+    Leftovers of the split (temp files, a finished split's checkpoint) are removed first. In a worker process
+    (``worker``: the run's stop file and process id) a stop request returns a :class:`StoppedSplit`."""
+    stop = preemption.STOP
+    if worker is not None:  # a split in its own process: its signals, the run's stop file and the run's end stop it
         preemption.install()
+        stop = preemption.WorkerStop(*worker)
+    if stop.is_set():
+        return StoppedSplit(split, "not started")
     lock = safety.split_lock(key, split)
     if not lock.try_acquire():
         print(
@@ -169,13 +215,19 @@ def run_split_locked(
                 flush=True,
             )
             return None
-        return run_split(cfg, data, inputs, in_dim, split, key, device, threads, progress, keep_model)
+        return run_split(cfg, data, inputs, in_dim, split, key, device, threads, progress, keep_model, stop=stop)
+    except Stopped as e:
+        if worker is None:
+            raise
+        return StoppedSplit(split, str(e))
     finally:
         lock.release()
+        if getattr(stop, "orphaned", False):  # the run was killed: its checkpoint is written, nobody waits for more
+            os._exit(128 + signal.SIGTERM)
 
 
 def run_split(
-    cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False
+    cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False, *, stop=None
 ) -> Trained:
     """One split, start to finish: train, write its result atomically, drop its checkpoint."""
     before = torch.get_num_threads()
@@ -184,7 +236,7 @@ def run_split(
         if not progress:
             cfg = cfg.copy()
             cfg.progress = False
-        sf = train_split(cfg, data, inputs, in_dim, split, key, device)
+        sf = train_split(cfg, data, inputs, in_dim, split, key, device, stop=stop)
         record = result_record(cfg, sf.result, sf.scaler, split, key.run_id, sf.idx)
         record["data_digest"] = safety.data_digest(data)  # a later run on changed data refuses to report it
         record.update(split_extras(cfg, key, split, data, sf, device))
@@ -198,7 +250,15 @@ def run_split(
 
 
 def train_split(
-    cfg: DictConfig, data: RegressionData, inputs: Inputs, in_dim: int | None, split: int, key: RunKey, device
+    cfg: DictConfig,
+    data: RegressionData,
+    inputs: Inputs,
+    in_dim: int | None,
+    split: int,
+    key: RunKey,
+    device,
+    *,
+    stop=None,
 ) -> SplitFit:
     """Split, scale, build and fit one model (:class:`SplitFit`)."""
     train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
@@ -225,7 +285,7 @@ def train_split(
             settings,
             seed=split,
             checkpoint=FileCheckpoint(key.checkpoint(split)) if cfg.trainer.checkpoint else None,
-            stop=STOP,
+            stop=stop if stop is not None else preemption.STOP,
             on_epoch=progress,
             epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, settings),
         )

@@ -5,13 +5,17 @@ same mid-epoch checkpoint, then exit with one line and code 128 + signal, withou
 
 SLURM warns a job before it kills it (preemption, or the time limit): ``sbatch --signal=B:USR1@120``
 in our array template, ``--signal=USR2@120`` under submitit. :func:`install` makes both signals set
-:data:`experiments.protocol.train.STOP`; the training loop then saves a mid-epoch checkpoint at the next batch
-and raises :class:`softstep.training_types.Stopped`. ``run.py`` hands that to :func:`exit_for_requeue`:
+:data:`STOP`; the training loop then saves a mid-epoch checkpoint at the next batch and raises
+:class:`softstep.training_types.Stopped`. ``run.py`` hands that to :func:`exit_for_requeue`:
 
 - under submitit (Hydra's submitit launcher), the signal's previous handler is submitit's own; it is
   called now that the checkpoint is on disk, and it pickles the job (the launcher's ``checkpoint()``
   resubmits the same overrides), runs ``scontrol requeue`` and exits;
 - otherwise run.py exits with :data:`REQUEUE_EXIT` (75) and ``slurm/array.sbatch`` requeues the task.
+
+Splits in worker processes (``trainer.workers``): the run's handler also creates a stop file that every worker
+checks at each batch (:class:`WorkerStop`), so a signal to the parent alone reaches them; a worker also stops when
+its parent is gone (a SIGKILL of the run), so no orphan keeps training. Handlers import nothing.
 
 Either way the restarted job runs the same config: finished splits are skipped (their result files
 exist), the interrupted split resumes from its checkpoint (:func:`resume_notes` says so in the log),
@@ -20,10 +24,14 @@ and a wandb run resumes under its deterministic id.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 from typing import NoReturn
 
+#: Set to ask the training loop to checkpoint at the next batch boundary and stop.
+STOP = threading.Event()
 REQUEUE_EXIT = 75
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(signal, name))
 #: Stop requests that are not preemption (``scancel``, ``kill``, Ctrl-C): the same mid-epoch checkpoint,
@@ -31,16 +39,25 @@ SIGNALS = tuple(getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasa
 INTERRUPTS = (signal.SIGTERM, signal.SIGINT)
 _previous: dict[int, object] = {}
 _caught: list[int] = []
+#: Files that tell this run's worker processes to stop (:func:`stop_workers_with`); created by the handler.
+_stop_files: list[str] = []
+
+
+def _request_stop() -> None:
+    STOP.set()
+    for path in _stop_files:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+        except OSError:
+            pass
 
 
 def _handler(signum, frame) -> None:
-    from experiments.protocol.train import STOP
-
     if signum in INTERRUPTS:
         if STOP.is_set() and any(s in INTERRUPTS for s in _caught):
             raise KeyboardInterrupt  # asked twice: stop now (the last epoch's checkpoint is kept)
         _caught.append(signum)
-        STOP.set()
+        _request_stop()
         return
     _caught.append(signum)
     print(
@@ -48,7 +65,41 @@ def _handler(signum, frame) -> None:
         file=sys.stderr,
         flush=True,
     )
-    STOP.set()
+    _request_stop()
+
+
+def stop_workers_with(path) -> None:
+    """Register ``path`` as the stop file of this run's workers (created on a stop request, at once if one came)."""
+    _stop_files.append(str(path))
+    if STOP.is_set():
+        _request_stop()
+
+
+def forget_stop_file(path) -> None:
+    """Unregister and remove a stop file (the run's workers have ended)."""
+    if str(path) in _stop_files:
+        _stop_files.remove(str(path))
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class WorkerStop:
+    """A worker process's stop request (the ``stop`` of :func:`softstep.training.fit`): its own signal
+    (:data:`STOP`), the run's stop file, or its parent gone (then it stops too, rather than train as an orphan)."""
+
+    def __init__(self, stop_file, parent_pid: int):
+        self.stop_file, self.parent_pid, self.orphaned = str(stop_file), parent_pid, False
+
+    def is_set(self) -> bool:
+        if STOP.is_set() or os.path.exists(self.stop_file):
+            return True
+        if os.getppid() != self.parent_pid:
+            self.orphaned = True  # the worker then exits once its checkpoint is written
+            STOP.set()
+            return True
+        return False
 
 
 def install() -> bool:

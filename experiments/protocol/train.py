@@ -2,13 +2,12 @@
 ``cfg.trainer``, checkpoints on disk, the stop flag that SLURM's warning signal sets, and the per-split progress.
 
 With a checkpoint path, the state is saved after every epoch, and mid-epoch when a stop is requested
-(``STOP.set()``, e.g. from SLURM's pre-termination signal); :class:`softstep.training_types.Stopped` is then raised and
+(:data:`experiments.protocol.preemption.STOP`, set by a signal); :class:`softstep.training_types.Stopped` is then raised and
 a rerun resumes there.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import torch
@@ -19,9 +18,6 @@ from experiments.protocol.device import resolve_compile, resolve_max_elements, r
 from experiments.store.results import atomic_torch_save
 from experiments.store.safety import load_checkpoint
 from softstep.training_types import TrainerSettings
-
-#: Set to ask the training loop to checkpoint at the next batch boundary and stop.
-STOP = threading.Event()
 
 
 def trainer_settings(trainer: DictConfig, device: torch.device, head) -> TrainerSettings:
