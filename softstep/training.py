@@ -115,7 +115,7 @@ def fit(
     step_loss = _training_step(model, s.compile)
     opt = _optimizer(model, s)
     state = _TrainState(EarlyStopping(s.patience))
-    _resume(checkpoint, model, opt, state, s.device)
+    _resume(checkpoint, model, opt, state, s.device, s.max_epochs)
     while not state.finished(s.max_epochs):
         epoch_start = time.time()
         _train_epoch(model, inputs, y_dev, train_idx, step_loss, opt, s, seed, state, checkpoint, stop)
@@ -357,10 +357,22 @@ def _save_checkpoint(
         )
 
 
-def _resume(checkpoint: Checkpoint | None, model: Regressor, opt, state: _TrainState, device) -> None:
-    """Restore the state :func:`save_checkpoint` wrote, if the checkpoint holds one."""
+def _resume(checkpoint: Checkpoint | None, model: Regressor, opt, state: _TrainState, device, max_epochs: int) -> None:
+    """Restore the state :func:`_save_checkpoint` wrote, if the checkpoint holds one that fits this model and these
+    settings (:func:`_checkpoint_problem`); one that does not is handed to ``checkpoint.reject(why)`` where the
+    checkpoint has that method, and training starts afresh."""
     ck = checkpoint.load(device) if checkpoint is not None else None
     if ck is None:
+        return
+    why = _checkpoint_problem(ck, model, max_epochs)
+    if why is None:
+        try:
+            opt.load_state_dict(ck["optim"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            why = f"its optimizer state does not fit ({str(e).splitlines()[0][:120]})"
+    if why is not None:
+        if hasattr(checkpoint, "reject"):
+            checkpoint.reject(why)
         return
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optim"])
@@ -376,3 +388,37 @@ def _resume(checkpoint: Checkpoint | None, model: Regressor, opt, state: _TrainS
         ck["bad_epochs"],
     )
     torch.set_rng_state(ck["torch_rng"])
+
+
+def _same_tensors(a, b) -> bool:
+    return (
+        isinstance(a, dict)
+        and a.keys() == b.keys()
+        and all(torch.is_tensor(a[k]) and a[k].shape == b[k].shape and a[k].dtype == b[k].dtype for k in b)
+    )
+
+
+def _checkpoint_problem(ck: dict, model: Regressor, max_epochs: int) -> str | None:
+    """Why ``ck`` cannot resume ``model`` (None: it can): its weights' names, shapes and dtypes, the counters'
+    ranges, the history's form and the random state's size are checked before any of it is used."""
+    want = model.state_dict()
+    if not _same_tensors(ck.get("model"), want):
+        return "its weights do not fit this model (names, shapes or dtypes)"
+    if ck.get("best_state") is not None and not _same_tensors(ck["best_state"], want):
+        return "its best weights do not fit this model"
+    ints = {"epoch": (0, max_epochs), "batch": (0, 1 << 40), "best_epoch": (-1, max_epochs), "bad_epochs": (0, 1 << 40)}
+    for key, (lo, hi) in ints.items():
+        v = ck.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            return f"its {key} is {str(v)[:40]!r}, not an integer in [{lo}, {hi}]"
+    if not isinstance(ck.get("best"), float) or math.isnan(ck["best"]):
+        return "its best validation MSE is not a number"
+    if ck.get("best_state") is None and ck.get("history"):
+        return "it has a validation history but no best weights"
+    history = ck.get("history")
+    if not isinstance(history, list) or not all(isinstance(h, dict) and "val_mse" in h for h in history):
+        return "its history is not a list of epochs"
+    rng = ck.get("torch_rng")
+    if not torch.is_tensor(rng) or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        return "its random state is not torch's"
+    return None

@@ -26,7 +26,8 @@ class Stopped(Exception):
 
 
 class Checkpoint(Protocol):
-    """Where :func:`fit` keeps its state: ``load(device)`` (None: start afresh) and ``save(state)``.
+    """Where :func:`fit` keeps its state: ``load(device)`` (None: start afresh) and ``save(state)``; optionally
+    ``reject(why)``, called with one line when a loaded state does not fit the model or the settings.
 
     Parameters
     ----------

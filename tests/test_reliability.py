@@ -934,3 +934,51 @@ def test_a_signal_while_starting_is_one_line(small, tmp_path):
         lines = [line for line in err.splitlines() if not line.startswith("[test]")]
         assert p.returncode == 128 + signal.SIGTERM and len(lines) == 1 and "SIGTERM" in lines[0], (delay, err[-3000:])
         assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- checkpoints that load but do not fit (issue 21, point 3)
+def _left_checkpoint(tiny, root, monkeypatch):
+    """A run whose result write fails after training: its last checkpoint stays (epoch = max_epochs)."""
+    from experiments.protocol import pipeline as P
+
+    cfg = tiny.at(root)("splits=[0]", "trainer.checkpoint=true")
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(P, "write_result", fail)
+    with pytest.raises(OSError):
+        P.run(cfg)
+    monkeypatch.undo()
+    return cfg
+
+
+BAD_CHECKPOINTS = {
+    "wrong tensor shape": lambda ck: ck["model"].update({k: torch.zeros(3, 3) for k in list(ck["model"])[:1]}),
+    "rng of the wrong size": lambda ck: ck.update(torch_rng=torch.zeros(7, dtype=torch.uint8)),
+    "best_state None": lambda ck: ck.update(best_state=None),
+    "history a string": lambda ck: ck.update(history="oops"),
+    "epoch 10**9": lambda ck: ck.update(epoch=10**9),
+    "batch -1": lambda ck: ck.update(batch=-1),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CHECKPOINTS))
+def test_a_checkpoint_that_does_not_fit_is_set_aside_with_one_line(tmp_path, tiny, capsys, monkeypatch, case):
+    """A checkpoint that loads (tensors and plain values) but does not fit the model or the settings is moved aside
+    with one line and the split trains afresh, ending with the clean run's metrics (no traceback, no other number)."""
+    from experiments.protocol.settings import run_key
+
+    clean = pipeline.run(tiny.at(tmp_path / "clean")("splits=[0]")).trained[0].record["metrics"]
+    cfg = _left_checkpoint(tiny, tmp_path / "r", monkeypatch)
+    ck_path = run_key(cfg).checkpoint(0)
+    ck = torch.load(ck_path, weights_only=True)
+    BAD_CHECKPOINTS[case](ck)
+    torch.save(ck, ck_path)
+    capsys.readouterr()
+    res = pipeline.run(cfg)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(ck_path) in warnings[0] and "starts afresh" in warnings[0], err
+    assert ck_path.with_name(ck_path.name + ".corrupt").exists()
+    assert res.trained[0].record["metrics"] == clean

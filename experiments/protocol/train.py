@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from experiments.protocol.device import resolve_compile, resolve_max_elements, resolve_precision
 from experiments.store.results import atomic_torch_save
-from experiments.store.safety import load_checkpoint
+from experiments.store.safety import load_checkpoint, quarantine
 from softstep.training_types import TrainerSettings
 
 
@@ -53,6 +53,10 @@ class FileCheckpoint:
 
     def save(self, state: dict) -> None:
         atomic_torch_save(self.path, state)
+
+    def reject(self, why: str) -> None:
+        """A checkpoint that loads but does not fit the split's model or settings: moved aside with one line."""
+        quarantine(self.path, f"{self.path}: {why}", "the split starts afresh")
 
     def __str__(self) -> str:
         return str(self.path)
