@@ -239,6 +239,32 @@ def test_lock_of_a_dead_owner_is_stale_and_taken_over(tmp_path):
     assert remote.is_stale()
 
 
+def test_a_lock_of_a_reused_pid_or_a_malformed_lock_is_stale(tmp_path):
+    """A lock whose pid now runs a process that started after the lock was taken (the pid was reused) is stale;
+    so is a lock file that is JSON but no owner record (a list, a string); a live owner's lock is not."""
+    import socket
+
+    from experiments.store.locks import FileLock
+
+    host = socket.gethostname()
+    reused = FileLock(tmp_path / "split_0.lock")
+    reused.path.write_text(json.dumps({"pid": os.getpid(), "host": host, "started": 1.0}))  # long before we began
+    assert reused.is_stale() and reused.try_acquire()
+    reused.release()
+    live = FileLock(tmp_path / "split_1.lock")
+    live.path.write_text(json.dumps({"pid": os.getpid(), "host": host, "started": time.time()}))
+    assert not live.is_stale()
+    for content in ("[1, 2, 3]", '"pid"', '{"pid": "12"}', "{" * 50_000):
+        odd = FileLock(tmp_path / "split_2.lock")
+        odd.path.write_text(content)
+        assert odd.owner() is None and odd.describe() == "pid ? on ?"
+        if content.startswith("{" * 2):  # unreadable (could be half-written): stale once untouched for a while
+            assert not odd.is_stale()
+            os.utime(odd.path, (time.time() - 60, time.time() - 60))
+        assert odd.is_stale() and odd.try_acquire(), content
+        odd.release()
+
+
 # ---------------------------------------------------------------- planted and corrupt files
 
 

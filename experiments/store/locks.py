@@ -4,9 +4,13 @@ A lock is a file created atomically (``O_CREAT | O_EXCL``, which also holds on N
 holds its owner's pid, host and start time. While it is held a background thread touches it
 every ``heartbeat_s`` seconds. A lock is stale, and is taken over, when its owner is gone:
 
-- on this host, when the owner's pid no longer runs;
+- on this host, when the owner's pid no longer runs, or runs a process that started after the lock was taken
+  (the pid was reused: on Linux, from ``/proc/<pid>/stat``);
 - on any host (a shared file system, where another host's pid cannot be checked), when it has
   not been touched for ``stale_after_s`` seconds.
+
+A lock file that is well-formed JSON but not an owner record (e.g. a list) is stale at once; one that cannot be
+read at all may be half-written and is stale once untouched for a few seconds.
 
 A stale lock is first renamed to a unique name (one rename wins), so two runs that both see it
 stale cannot both take it over.
@@ -24,6 +28,18 @@ from pathlib import Path
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
+
+
+def _pid_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from /proc on Linux; None where that is not known."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -48,9 +64,14 @@ class FileLock:
     # ------------------------------------------------------------ owner
     def owner(self) -> dict | None:
         """The current owner's {pid, host, started}, or None when there is no (readable) lock."""
+        record = self._record()
+        return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
+
+    def _record(self):
+        """The lock file's JSON (anything), or None when it cannot be read or parsed (missing, half-written)."""
         try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            return json.loads(self.path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError):
             return None
 
     def describe(self) -> str:
@@ -62,11 +83,17 @@ class FileLock:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return False  # gone: not stale, free
-        o = self.owner()
-        if o is None:  # unreadable or half-written: stale only once it has not been touched for a while
+        record = self._record()
+        if record is None:  # unreadable or half-written: stale only once it has not been touched for a while
             return age > min(self.stale_after_s, 10.0)
-        if o.get("host") == socket.gethostname() and isinstance(o.get("pid"), int):
-            return not _pid_alive(o["pid"]) or age > self.stale_after_s
+        if not (isinstance(record, dict) and isinstance(record.get("pid"), int)):
+            return True  # well-formed JSON that is no owner record: nobody holds this
+        o = record
+        if o.get("host") == socket.gethostname():
+            if not _pid_alive(o["pid"]) or age > self.stale_after_s:
+                return True
+            started, began = _pid_started(o["pid"]), o.get("started")
+            return started is not None and isinstance(began, (int, float)) and started > began + 2.0  # pid reused
         return age > self.stale_after_s
 
     # ------------------------------------------------------------ acquire / release
