@@ -23,6 +23,17 @@ def target(name: str, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
 
 def load(target_name: str = "sinusoidal", n: int = 2000, noise: float = 0.0, seed: int = 0) -> RegressionData:
     """``n`` points uniform on [−1, 1]², label = target(x) + N(0, noise²). The sample is fixed by ``seed``."""
+    for field, value, ok, allowed in (
+        ("n", n, isinstance(n, int) and not isinstance(n, bool) and n >= 1, "an integer >= 1"),
+        (
+            "noise",
+            noise,
+            isinstance(noise, (int, float)) and not isinstance(noise, bool) and 0 <= noise < float("inf"),
+            "a finite number >= 0 (the label noise's standard deviation)",
+        ),
+    ):
+        if not ok:
+            raise DataError(f"dataset 'synthetic': bad config value dataset.loader.{field}={value!r}: {allowed}")
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, size=(n, 2))
     y = target(target_name, x[:, 0], x[:, 1]) + noise * rng.standard_normal(n)

@@ -153,6 +153,13 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         self : SoftStepRegressor
             Trained in float32; predicts in float64, so a query's prediction does not depend on its batch.
         """
+        if y is not None and np.asarray(y).dtype.kind in "USO":  # scikit-learn fails inside a NumPy ufunc on strings
+            try:
+                np.asarray(y, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"y must hold numbers (a regression target); got {np.asarray(y).dtype} values"
+                ) from None
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         similarity, embed_dim, batch_size = self._settings()
         n = X.shape[0]

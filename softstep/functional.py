@@ -105,6 +105,21 @@ def _sqdist(z: torch.Tensor, z_ref: torch.Tensor, dense_refine: bool | None = No
     return sq * (s * s)
 
 
+class MagnitudeError(ValueError):
+    """Embeddings too large for their dtype's similarities (:func:`max_magnitude`).
+
+    Parameters
+    ----------
+    *args
+        The message: the magnitude seen and the limit.
+
+    Examples
+    --------
+    >>> issubclass(MagnitudeError, ValueError)
+    True
+    """
+
+
 def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) -> None:
     """Raise ValueError when an entry exceeds :func:`max_magnitude` (skipped in a CUDA training step)."""
     if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0 or in_cuda_training(z):
@@ -115,7 +130,7 @@ def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) 
         float(z_ref.detach().abs().amax()) if z_ref.numel() else 0.0,
     )
     if m > limit:
-        raise ValueError(
+        raise MagnitudeError(
             f"embeddings with entries of magnitude {m:.3g} overflow {z.dtype} similarities at d={z.shape[1]} "
             f"(at most {limit:.3g}); normalise the embeddings or use float64"
         )

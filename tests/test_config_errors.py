@@ -9,6 +9,7 @@ import re
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
+from data.base import DataError
 from experiments.protocol import pipeline
 from experiments.protocol.settings import ConfigError
 
@@ -35,6 +36,11 @@ CASES = [
     (["trainer.max_elements=0"], ConfigError, [r"trainer\.max_elements"]),
     (["trainer.num_workers=-2"], ConfigError, [r"trainer\.num_workers"]),
     (["trainer.decoded_cache=sometimes"], ConfigError, [r"trainer\.decoded_cache"]),
+    # a key no code reads is a typo, not a setting
+    (["+trainer.bogus=1"], ConfigError, [r"trainer\.bogus", "not a trainer setting"]),
+    (["+model.widht=3"], ConfigError, [r"model\.widht", "not a model setting"]),
+    # the synthetic data's own values (its loader checks them before anything is built)
+    (["dataset.loader.noise=-1"], DataError, [r"dataset\.loader\.noise"]),
     # where results and caches go: an empty value (SOFTSTEP_RESULTS=) would put the cache at /cache
     (["paths.results_root="], ConfigError, [r"paths\.results_root", "SOFTSTEP_RESULTS"]),
     (["paths.results_root=/"], ConfigError, [r"paths\.results_root", "root"]),

@@ -130,3 +130,11 @@ def test_errors():
     nn_ = SoftStepRegressor(head="nca", max_epochs=2, random_state=0).fit(X[:30], y[:30])
     with pytest.raises(ValueError, match="k must be an integer"):
         nn_.neighbors(X[:2], k=0)
+
+
+def test_a_target_of_strings_is_one_clear_error():
+    from softstep import SoftStepRegressor
+
+    X = np.random.default_rng(0).random((20, 3))
+    with pytest.raises(ValueError, match="y must hold numbers"):
+        SoftStepRegressor(max_epochs=1).fit(X, np.array(["a"] * 20))

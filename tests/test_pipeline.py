@@ -502,3 +502,16 @@ def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():
             TrainerSettings(max_epochs=3, patience=2, batch_size=8, lr=1e-2),
             seed=0,
         )
+
+
+def test_a_batch_as_large_as_the_training_split_is_said(tiny, capsys):
+    """trainer.batch_size at or above the training split's size trains one step per epoch: allowed, said once a split."""
+    pipeline.run(tiny("head=nca", "trainer.batch_size=100000"))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 2 and all("trainer.batch_size=100000" in w and "one batch" in w for w in warnings)
+
+
+def test_a_diverged_training_says_to_lower_the_learning_rate(tiny):
+    """trainer.lr=1e9 blows the embeddings up: the error names the split, what overflowed and trainer.lr."""
+    with pytest.raises(ValueError, match=r"split 0: .*diverged: lower trainer\.lr \(now 1e\+09\)"):
+        pipeline.run(tiny("head=nca", "trainer.lr=1e9", "splits=[0]"))

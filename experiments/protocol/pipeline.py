@@ -43,6 +43,7 @@ from experiments.protocol.train import EpochProgress, FileCheckpoint, trainer_se
 from experiments.store import safety
 from experiments.store.record import result_record, summary
 from experiments.store.results import RunKey, write_result
+from softstep.functional import MagnitudeError
 from softstep.model import Regressor, embed_rows
 from softstep.training import fit
 from softstep.training_types import FitResult, Stopped, TrainerSettings
@@ -263,6 +264,13 @@ def train_split(
     """Split, scale, build and fit one model (:class:`SplitFit`)."""
     train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
     inputs, in_dim, prep = tabular.split_inputs(data, inputs, in_dim, train_idx)
+    if cfg.trainer.batch_size >= len(train_idx):
+        print(
+            f"[softstep] warning: split {split}: trainer.batch_size={cfg.trainer.batch_size} is not below the training "
+            f"split's {len(train_idx)} rows: each epoch is one batch (one step)",
+            file=sys.stderr,
+            flush=True,
+        )
     scaler = MinMaxScaler(data.labels[train_idx])
     torch.manual_seed(split)
     head = head_from_config(cfg)
@@ -289,6 +297,11 @@ def train_split(
             on_epoch=progress,
             epoch_metrics=epoch_sparsity(cfg, model, inputs, train_idx, val_idx, settings),
         )
+    except MagnitudeError as e:  # the embeddings grew during training: say what usually causes it
+        raise MagnitudeError(
+            f"split {split}: {e}; embeddings this large after training mean it diverged: lower trainer.lr "
+            f"(now {cfg.trainer.lr:g})"
+        ) from None
     finally:
         progress.close()
         tracker.finish()

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.models import saved
 from experiments.protocol import device
+from experiments.protocol.compose import CONFIGS
 from experiments.store.results import RunKey
 from softstep import SIMILARITIES
 from softstep.model import ARCHS
@@ -101,6 +102,15 @@ def validate_more(cfg: DictConfig, bad) -> None:
             bad(field, value, "auto or an integer >= 1")
 
     t = cfg.trainer
+    for group in ("trainer", "model"):  # a key no code reads (e.g. +trainer.bogus=1) is a typo, not a setting
+        known = set(OmegaConf.load(CONFIGS / group / ("default.yaml" if group == "trainer" else "mlp.yaml")))
+        unknown = sorted(set(cfg[group]) - known)
+        if unknown:
+            bad(
+                f"{group}.{unknown[0]}",
+                cfg[group][unknown[0]],
+                f"not a {group} setting; the settings are {', '.join(sorted(known))}",
+            )
     if t.max_elements != "auto" and (
         not isinstance(t.max_elements, int) or isinstance(t.max_elements, bool) or t.max_elements < 1024
     ):
