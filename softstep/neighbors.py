@@ -44,6 +44,16 @@ def _check(
     for name, x in (("z", z), ("z_ref", z_ref), ("y_ref", y_ref)):
         if x is not None and not torch.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
+    if (
+        y_ref is not None
+        and y_ref.dtype != z.dtype
+        and z.is_floating_point()
+        and not torch.isfinite(y_ref.to(z.dtype)).all()
+    ):
+        raise ValueError(
+            f"y_ref holds values beyond {z.dtype}'s range (|y| up to {float(y_ref.abs().max()):.3g}); the head computes "
+            f"in z's dtype: scale the targets (e.g. min-max to [0, 1]) or use float64 embeddings"
+        )
 
 
 #: How the first training batch sets β (``NeighborHead(scale_init=...)``).

@@ -485,12 +485,18 @@ def test_sampled_reference_set_trains_and_is_reproducible(tmp_path, tiny):
     assert a["metrics"] == b["metrics"] and a["metrics"] != c["metrics"]
 
 
-def test_a_nan_training_loss_stops_the_fit_with_a_clear_error():
-    """The per-epoch loss check (the heads skip their per-step input scans on CUDA): NaN features reach the
-    linear head, which has no scan of its own, and the fit stops after the epoch, naming it."""
+def test_a_nan_training_loss_stops_the_fit_with_a_clear_error(monkeypatch):
+    """The per-epoch loss check: on the CUDA path (simulated: the heads skip their per-step input scans there) NaN
+    features reach the head unchecked, and the fit stops after the epoch, naming it. On the CPU the head refuses
+    them at the first step."""
+    import softstep.functional as Fn
+
     x = torch.randn(40, 3)
     x[5, 1] = float("nan")
     model = Regressor(3, 8, 4, build_head("linear", 4))
+    with pytest.raises(ValueError, match="z contains NaN or inf"):
+        model.head(model.embed(x))
+    monkeypatch.setattr(Fn, "in_cuda_training", lambda z: torch.is_grad_enabled())
     with pytest.raises(FloatingPointError, match="epoch 0"):
         fit(
             model,

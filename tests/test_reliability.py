@@ -1008,3 +1008,32 @@ def test_a_checkpoint_that_does_not_fit_is_set_aside_with_one_line(tmp_path, tin
     assert len(warnings) == 1 and str(ck_path) in warnings[0] and "starts afresh" in warnings[0], err
     assert ck_path.with_name(ck_path.name + ".corrupt").exists()
     assert res.trained[0].record["metrics"] == clean
+
+
+# ---------------------------------------------------------------- numerics at the door (issue 21, point 6)
+@pytest.mark.parametrize("head", ["linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"])
+def test_targets_beyond_the_embeddings_dtype_are_refused_never_inf(head):
+    """float32 embeddings with float64 targets: every output is finite, or a ValueError says the targets exceed
+    float32 (the head computes in z's dtype); before, targets beyond 3.4e38 came back as inf or NaN."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from softstep import build_head
+
+    @settings(max_examples=25, deadline=None, derandomize=True)
+    @given(exponent=st.floats(0, 300), sim=st.sampled_from(["l2", "cos", "rbf", "dot"]), n=st.integers(2, 9))
+    def check(exponent, sim, n):
+        h = build_head(head, 4, **({} if head == "linear" else {"similarity": sim}))
+        g = torch.Generator().manual_seed(n)
+        z = torch.randn(n, 4, generator=g)
+        y = (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * 10.0**exponent
+        for call in (lambda: h.train()(z, z, y, exclude_self=True), lambda: h.eval().predict(z, z, y)):
+            try:
+                with torch.no_grad():
+                    out = call()
+            except ValueError as e:
+                assert "beyond torch.float32" in str(e) and 10.0**exponent > 3e38, str(e)
+                continue
+            assert torch.isfinite(out).all()
+
+    check()
