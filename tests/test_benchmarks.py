@@ -90,7 +90,7 @@ def test_benchmark_ops_counts_fewer_operators_on_the_cuda_path(tmp_path):
     }
     cuda, cpu = ({h: int(v[i]) for h, v in rows.items()} for i in (0, 1))
     assert set(cuda) == {"linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i"}
-    assert all(cuda[h] < cpu[h] for h in cuda if h != "linear") and cuda["linear"] == cpu["linear"]
+    assert all(cuda[h] < cpu[h] for h in cuda)  # every head, the linear one too, scans its inputs only off CUDA
     assert cuda["nca"] < cuda["nca_g"] and all(float(v[2]) > 0 for v in rows.values())
 
 
