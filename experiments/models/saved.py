@@ -30,7 +30,7 @@ from experiments.inputs.tabular import TablePreprocessor
 from experiments.models import schema
 from experiments.models.schema import MODEL_FORMAT, SavedModelError
 from experiments.protocol.splits import MinMaxScaler
-from experiments.store.results import RunKey, atomic_write_bytes, atomic_write_text
+from experiments.store.results import RunKey, UnreadableJSON, atomic_write_bytes, atomic_write_text, read_json
 from softstep.model import Regressor, embed_rows
 
 SAVE_MODEL_CHOICES = ("auto", True, False)
@@ -176,16 +176,9 @@ def read_meta(path: Path) -> dict:
     """A saved model's JSON, parsed and validated (:func:`saved_schema.validate_meta`: a NaN or Infinity is refused
     where the schema reads a number)."""
     try:
-        if path.stat().st_size > schema.META_MAX_BYTES:
-            raise ValueError(
-                f"{path.stat().st_size} bytes, over the {schema.META_MAX_BYTES >> 20} MiB a saved model's JSON may have"
-            )
-        meta = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
-        raise SavedModelError(
-            f"{path}: not a saved model's JSON ({type(e).__name__}: {why}); rerun the split with save_model=true"
-        ) from None
+        meta = read_json(path, max_bytes=schema.META_MAX_BYTES)
+    except UnreadableJSON as e:
+        raise SavedModelError(f"{path}: not a saved model's JSON ({e}); rerun the split with save_model=true") from None
     return schema.validate_meta(meta, path)
 
 
@@ -221,7 +214,9 @@ def read_tensors(path: Path, model: Regressor, meta: dict) -> dict:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             have = set(f.keys())
-            for key in sorted(have ^ set(want)):
+            odd = sorted(have ^ set(want))  # missing from the file, or not part of this model
+            if odd:
+                key = odd[0]
                 raise SavedModelError(
                     f"{path}: tensor {key}: "
                     + ("missing" if key in want else "not part of this model")

@@ -4,6 +4,7 @@ run identity (``run_id``, ``run_key``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -103,7 +104,7 @@ def validate_more(cfg: DictConfig, bad) -> None:
 
     t = cfg.trainer
     for group in ("trainer", "model"):  # a key no code reads (e.g. +trainer.bogus=1) is a typo, not a setting
-        known = set(OmegaConf.load(CONFIGS / group / ("default.yaml" if group == "trainer" else "mlp.yaml")))
+        known = known_settings(group)
         unknown = sorted(set(cfg[group]) - known)
         if unknown:
             bad(
@@ -140,6 +141,16 @@ def validate_more(cfg: DictConfig, bad) -> None:
     check_device(t.device, bad)
 
 
+#: The config file that lists each group's settings; a key outside it is a typo.
+SETTING_FILES = {"trainer": "trainer/default.yaml", "model": "model/mlp.yaml"}
+
+
+@functools.cache
+def known_settings(group: str) -> frozenset:
+    """The keys of ``group`` that code reads (read once from :data:`SETTING_FILES`)."""
+    return frozenset(OmegaConf.load(CONFIGS / SETTING_FILES[group]))
+
+
 def check_paths(cfg: DictConfig, bad) -> None:
     """``paths.results_root`` and ``paths.cache_dir``: set (an empty value, e.g. ``SOFTSTEP_RESULTS=``, would put the
     cache at the filesystem's root) and not the filesystem's root itself; relative ones are under the working folder."""
@@ -147,7 +158,8 @@ def check_paths(cfg: DictConfig, bad) -> None:
         value = OmegaConf.select(cfg, field)
         if not isinstance(value, str) or not value.strip():
             bad(field, value, f"a folder (set it, or unset or set the {env} environment variable)")
-        if Path(value).expanduser().resolve() == Path(Path(value).expanduser().resolve().anchor):
+        resolved = Path(value).expanduser().resolve()
+        if resolved.parent == resolved:  # the filesystem's root is its own parent
             bad(field, value, "a folder below the filesystem's root, not the root itself")
 
 

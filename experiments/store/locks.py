@@ -26,6 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
+from experiments.store.results import UnreadableJSON, read_json
+
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
 
@@ -70,8 +72,8 @@ class FileLock:
     def _record(self):
         """The lock file's JSON (anything), or None when it cannot be read or parsed (missing, half-written)."""
         try:
-            return json.loads(self.path.read_bytes().decode("utf-8"))
-        except (OSError, ValueError, RecursionError):
+            return read_json(self.path)
+        except UnreadableJSON:
             return None
 
     def describe(self) -> str:

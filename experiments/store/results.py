@@ -99,6 +99,23 @@ class RunKey:
         return done
 
 
+class UnreadableJSON(ValueError):
+    """A file that holds no JSON value :func:`read_json` can return; the message says why in one line."""
+
+
+def read_json(path: str | Path, max_bytes: int | None = None):
+    """The JSON value in ``path``. Any way it cannot be read (missing, over ``max_bytes``, not UTF-8, not JSON,
+    nested too deeply for the parser) is an :class:`UnreadableJSON` whose message says why, in one line."""
+    path = Path(path)
+    try:
+        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
+            raise ValueError(f"{size} bytes, over the {max_bytes >> 20} MiB such a file may have")
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
+        raise UnreadableJSON(f"{type(e).__name__}: {why}") from None
+
+
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that a reader sees either no file, the old one or the whole new one."""
     path = Path(path)
@@ -166,10 +183,9 @@ def read_result(path: str | Path) -> dict:
     """One result file, validated (:func:`validate`) and checked against where it lies (:func:`check_location`);
     anything unreadable (bytes that are not UTF-8 JSON, nesting too deep, a wrong field) is a :class:`ResultError`."""
     try:
-        result = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
-        raise ResultError(f"{path}: not a readable JSON result file ({type(e).__name__}: {why})") from None
+        result = read_json(path)
+    except UnreadableJSON as e:
+        raise ResultError(f"{path}: not a readable JSON result file ({e})") from None
     validate(result, path)
     check_location(result, path)
     result["_path"] = str(path)
