@@ -111,7 +111,8 @@ def test_same_random_state_same_predictions_and_neighbors():
     z = a._embed(X[150:151])
     full = a.model_.head.neighbor_weights(z, a.z_ref_)[0].detach().numpy()
     np.testing.assert_allclose(full @ y[a.reference_indices_], a.predict(X[150:151])[0], rtol=1e-6)
-    np.testing.assert_allclose(np.sort(full)[::-1][:4], w[0], rtol=1e-9)
+    # float32: a query alone and in a batch of ten round differently (float32 matrix products of other shapes)
+    np.testing.assert_allclose(np.sort(full)[::-1][:4], w[0], rtol=1e-5)
 
 
 def test_errors():
