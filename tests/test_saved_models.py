@@ -116,6 +116,19 @@ def test_estimator_save_predicts_and_explains_through_the_cli(tmp_path, capsys):
     np.testing.assert_allclose(pd.read_csv(tmp_path / "q.csv")["weight_share"], 1, rtol=1e-6)
 
 
+def test_explained_targets_are_the_training_labels_exactly(tmp_path):
+    """Integer labels (as in sklearn's diabetes table) read back as themselves, not 48.000001 (float32 on [0, 1])."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True, scaled=False)
+    est = SoftStepRegressor(head="nca_i", max_epochs=3, random_state=0).fit(X[:400], y[:400])
+    est.save(tmp_path / "d")
+    pd.DataFrame(X[400:], columns=[f"x{i}" for i in range(10)]).to_csv(tmp_path / "new.csv", index=False)
+    out = predict(tmp_path / "d", tmp_path / "new.csv", explain=5)
+    for k in range(1, 6):
+        np.testing.assert_array_equal(out[f"target_{k}"], y[out[f"neighbor_{k}"].to_numpy(dtype=int)])
+
+
 def test_an_estimator_fitted_on_an_array_names_its_columns_x0_x1(tmp_path):
     X, y = houses()
     est = SoftStepRegressor(head="nca", max_epochs=3, random_state=0).fit(X.to_numpy()[:100], y[:100])

@@ -215,6 +215,17 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     return out
 
 
+def reference_targets(model: saved.SavedModel) -> np.ndarray:
+    """The reference items' targets in the target column's units, rounded to the precision the saved float32
+    [0, 1] labels hold (span × 2⁻²⁰, a few float32 steps), so that a label of 48 reads 48.0, not 48.000001."""
+    lo, hi = model.meta["label"]["lo"], model.meta["label"]["hi"]
+    decimals = max(0, int(np.ceil(-np.log10((hi - lo if hi > lo else 1.0) * 2.0**-20))))
+    label = np.round(model.to_label_units(model.y_ref.double().cpu().numpy()), decimals)
+    if not model.meta["label"]["log_target"]:
+        return label
+    return np.array([float(f"{v:.7g}") for v in np.exp(label)])
+
+
 def explain_neighbors(models, zs, k: int, chunk: int = 1024) -> pd.DataFrame:
     """Each prediction's K training items with the largest weights (the splits' weights averaged, each 1/S; K is
     capped at the number of reference items), one row per query:
@@ -231,8 +242,8 @@ def explain_neighbors(models, zs, k: int, chunk: int = 1024) -> pd.DataFrame:
     pos = {item: i for i, item in enumerate(union)}
     cols = [torch.as_tensor([pos[item] for item in m.meta["reference_items"]]) for m in models]
     targets = np.zeros(len(union))
-    for m, c in zip(models, cols):  # the same item has the same target in every split (up to float32 rounding)
-        targets[c.numpy()] = m.to_target_units(m.y_ref.double().cpu().numpy())
+    for m, c in zip(models, cols):  # the same item has the same target in every split
+        targets[c.numpy()] = reference_targets(m)
     k = min(k, len(union))
     n = len(zs[0])
     ids, wts, share, eff = [], [], [], []
