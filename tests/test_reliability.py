@@ -817,6 +817,40 @@ def test_a_bad_result_file_is_set_aside_and_its_split_trained_again(tmp_path, ca
     assert read_result(path)["metrics"] == good["metrics"]
 
 
+@pytest.mark.parametrize("case", ["json field", "truncated weights", "json not json"])
+def test_a_broken_saved_model_is_set_aside_and_its_split_trained_again(tmp_path, capsys, tiny, case):
+    """A finished split whose saved model no longer loads blocks nothing: the rerun moves the model's files and the
+    result aside (copies kept) with one warning line naming the file, trains the split again, and saves a model that
+    loads, with the same numbers."""
+    from experiments.models import saved
+
+    cfg = tiny.at(tmp_path)("splits=[0,1]", "head=nca_i", "save_model=true")
+    key = pipeline.run(cfg).key
+    good = read_result(key.split_path(0))
+    meta, weights = saved.meta_path(key.dir, 0), saved.weights_path(key.dir, 0)
+    if case == "json field":
+        m = json.loads(meta.read_text())
+        m["label"]["lo"] = "zero"
+        meta.write_text(json.dumps(m))
+    elif case == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        meta.write_bytes(b"\xff\xfe not json")
+    broken = {p: p.read_bytes() for p in (meta, weights)}
+    capsys.readouterr()
+    pipeline.run(cfg)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "split 0 is trained again" in warnings[0], err
+    assert ("model_0.json" if case != "truncated weights" else "model_0.safetensors") in warnings[0]
+    for p, payload in broken.items():
+        assert p.with_name(p.name + ".corrupt").read_bytes() == payload
+    assert key.split_path(0).with_name("split_0.json.corrupt").exists()
+    assert read_result(key.split_path(0))["metrics"] == good["metrics"]
+    assert saved.load(key.dir, 0).y_ref is not None  # the new model loads
+    assert not key.dir.joinpath("models", "model_1.json.corrupt").exists()  # the sound split is left alone
+
+
 # ---------------------------------------------------------------- predict.py inputs (issue 21, point 4)
 def test_bad_predict_inputs_are_one_line_and_write_nothing(saved_run, tmp_path, capsys):
     """A header-only table, a cell float32 cannot hold, --out equal to --input, --explain < 1: one line, exit 2,

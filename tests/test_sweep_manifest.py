@@ -86,6 +86,14 @@ def test_finished_splits_are_left_out(tmp_path, tiny):
     assert [r for r in st.table()] == [
         dict(dataset="synthetic-sinusoidal", head="nca", total=3, done=1, running=0, pending=0, failed=0, missing=2)
     ]
+    assert not st.malformed and "malformed" not in sweep.format_status(st)
+    # a result file that cannot be read is counted as not done, and status says so in one line naming it
+    bad = path.with_name("split_2.json")
+    bad.write_bytes(b"\x00\xff" * 10)
+    st = sweep.status("table1", over, log_dir=tmp_path / "logs")
+    assert st.table()[0]["done"] == 1 and list(st.malformed) == [bad]
+    lines = [line for line in sweep.format_status(st).splitlines() if str(bad) in line]
+    assert len(lines) == 1 and "not a readable JSON result file" in lines[0], sweep.format_status(st)
 
 
 def test_chunks_respect_the_array_limit():

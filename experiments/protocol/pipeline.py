@@ -94,6 +94,8 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
     data = load_data(cfg)  # also when every split is done: finished results must match this data
     if not cfg.force:
         safety.check_data(key, safety.data_digest(data))
+        if saved.wanted(cfg):
+            saved.set_aside_broken(key, splits)  # a finished split whose model no longer loads is trained again
     done_before = key.finished()
     todo = splits if cfg.force else [s for s in splits if s not in done_before]
     trained: dict[int, Trained] = {}

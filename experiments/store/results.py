@@ -90,13 +90,18 @@ class RunKey:
 
     def finished(self) -> set[int]:
         """Splits whose result file exists and is valid (the skip-if-done check); a corrupt file is not done."""
-        done = set()
+        return self.scan()[0]
+
+    def scan(self) -> tuple[set[int], dict[Path, str]]:
+        """(splits with a valid result file, {result file that cannot be read or validated: why, in one line}).
+        A malformed file's split is not done: the next run moves the file aside and trains the split again."""
+        done, malformed = set(), {}
         for p in self.dir.glob("split_*.json"):
             try:
                 done.add(read_result(p)["split"])
-            except ResultError:
-                pass  # the split reruns and replaces it
-        return done
+            except ResultError as e:
+                malformed[p] = str(e).splitlines()[0]
+        return done, malformed
 
 
 class UnreadableJSON(ValueError):

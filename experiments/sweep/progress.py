@@ -7,7 +7,7 @@ A task log ends in ``[softstep] exit status N`` (``slurm/array.sbatch``); :func:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.protocol.preemption import REQUEUE_EXIT
@@ -33,6 +33,7 @@ class Status:
     jobs: list[Job]
     state: dict[tuple, str]  # job key → done | running | pending | failed | missing
     failures: dict[tuple, Path]  # job key → its log
+    malformed: dict[Path, str] = field(default_factory=dict)  # result file that cannot be read → why
 
     def table(self) -> list[dict]:
         rows: dict[tuple, dict] = {}
@@ -66,7 +67,10 @@ def status(experiment: str, overrides: list[str] = (), *, log_dir: Path | None =
             state[j.key], failures[j.key] = "failed", logs[j.line]
         else:
             state[j.key] = "missing"
-    return Status(jobs, state, failures)
+    malformed = {}
+    for run_key in {j.run_key for j in jobs}:
+        malformed.update(run_key.scan()[1])
+    return Status(jobs, state, failures, malformed)
 
 
 def format_status(st: Status) -> str:
@@ -86,4 +90,10 @@ def format_status(st: Status) -> str:
         by_key = {j.key: j for j in st.jobs}
         for key, log in st.failures.items():
             out.append(f"  {log}\n      {by_key[key].line}")
+    if st.malformed:
+        out.append(
+            "\nmalformed result files, counted as not done (the next run moves each aside to .corrupt and trains "
+            "its split again):"
+        )
+        out += [f"  {why}" if str(path) in why else f"  {path}: {why}" for path, why in sorted(st.malformed.items())]
     return "\n".join(out)
