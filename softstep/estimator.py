@@ -37,12 +37,13 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
     The paper's protocol (section 5) on one table: features standardised and labels min–max scaled on the
     training rows; a neighbour head's reference set is each training batch in training (Algorithm 1 line 10)
-    and the training rows, embedded by the best model, at prediction.
+    and, at prediction, every row given to ``fit``, embedded by the best model.
 
-    ``fit`` is the pipeline's final model in Python: it trains on all the rows it is given but a validation
-    fraction (15 %) that early stopping watches, with the pipeline's trainer (:func:`softstep.training.fit`),
-    and keeps the best epoch's weights. There is no test split: measure the estimator with scikit-learn's
-    ``cross_val_score`` or a held-out set of your own.
+    ``fit`` is the pipeline's final model (``python run.py ... final=true``) in Python: it trains on all the
+    rows it is given but a validation fraction (15 %) that early stopping watches, with the pipeline's trainer
+    (:func:`softstep.training.fit`), keeps the best epoch's weights, and predicts from all the rows (training
+    and early-stopping ones) as the reference set. There is no test split: measure the estimator with
+    scikit-learn's ``cross_val_score`` or a held-out set of your own.
 
     ``save(path)`` writes, and ``SoftStepRegressor.load(path)`` reads, the format a pipeline run saves its
     models in (:mod:`softstep.saved_format`): ``scripts/predict.py`` predicts and explains with an estimator's
@@ -93,8 +94,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     fit_time_s_ : float
         Wall-clock seconds of ``fit``'s training loop.
     reference_indices_ : ndarray of int
-        The rows of ``fit``'s ``X`` that form the reference set (the training rows; after ``set_reference``,
-        the rows of its ``X``).
+        The rows of ``fit``'s ``X`` that form the reference set (all of them; after ``set_reference``, the
+        rows of its ``X``).
 
     See Also
     --------
@@ -282,8 +283,9 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
                 flush=True,
             )
         self.model_.eval()
-        self.reference_indices_ = train_rows
-        self._set_reference(xs[train_rows], ys[train_rows])
+        # the final model's reference set: every row given, the training and the early-stopping ones
+        self.reference_indices_ = np.arange(n)
+        self._set_reference(xs, ys)
         return self
 
     def _arch(self) -> str:
@@ -380,23 +382,23 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             with torch.no_grad():
                 pred = self.model_.head.predict(z, self.z_ref_, self.y_ref_)
         out = self.y_lo_ + pred.double().cpu().numpy() * self.y_span_
-        return np.exp(out) if getattr(self, "log_target_", False) else out
+        return saved_format.to_target(out, getattr(self, "log_target_", False))
 
     def neighbors(self, X, k=5):
-        """The ``k`` training rows with the largest weights in each query's prediction (neighbour heads only).
+        """The ``k`` reference rows with the largest weights in each query's prediction (neighbour heads only).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         k : int, default=5
-            How many rows, 1 to the number of training rows.
+            How many rows, 1 to the number of reference rows.
 
         Returns
         -------
         indices : ndarray of shape (n_samples, k)
-            Rows of ``fit``'s ``X`` (the reference set is its training rows).
+            Rows of ``fit``'s ``X`` (the reference set: all of its rows).
         weights : ndarray of shape (n_samples, k)
-            Their weights (each query's weights over all training rows sum to 1), largest first.
+            Their weights (each query's weights over the reference set sum to 1), largest first.
         """
         check_is_fitted(self)
         head = self.model_.head
@@ -405,7 +407,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         self._check_reference()
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(self.reference_indices_):
             raise ValueError(
-                f"k must be an integer in 1..{len(self.reference_indices_)} (the training rows); got {k!r}"
+                f"k must be an integer in 1..{len(self.reference_indices_)} (the reference rows); got {k!r}"
             )
         with self._thread_limit():
             z = self._embed(X)
@@ -502,8 +504,9 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     def _y_hi(self) -> float:
         return float(getattr(self, "y_hi_", self.y_lo_ + self.y_span_))  # estimators pickled before y_hi_ existed
 
-    def _log_target(self) -> bool:
-        return bool(getattr(self, "log_target_", False))
+    def _log_target(self):
+        how = getattr(self, "log_target_", False)
+        return "log1p" if how == "log1p" else bool(how)
 
     @classmethod
     def load(cls, path, *, device="cpu"):

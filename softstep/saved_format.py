@@ -339,7 +339,8 @@ def validate_meta(meta, file: Path) -> dict:
     lo, hi = (_finite(label.get(k), f"label.{k}", file) for k in ("lo", "hi"))
     if hi < lo:
         raise _fail(file, "label.hi", f"{hi} is below label.lo {lo}")
-    _need(label, "log_target", bool, file, "label.log_target")
+    if label.get("log_target") != "log1p":  # false, true (label = ln target) or log1p (ln(1 + target))
+        _need(label, "log_target", bool, file, "label.log_target")
     _features(meta.get("features"), file)
     items = meta.get("reference_items")
     if items is not None and (
@@ -390,6 +391,32 @@ def _config(cfg: dict, meta: dict, file) -> None:
         raise _fail(file, "config.model.dropout", "outside [0, 1)")
     if "trainer" in cfg:
         plain(cfg["trainer"], "config.trainer", file)
+
+
+def to_target(label, log_target):
+    """Labels → the target column's units: the label itself, exp of it (``log_target`` true) or exp of it minus 1
+    (``log1p``).
+
+    Parameters
+    ----------
+    label : array-like
+    log_target : bool or "log1p"
+
+    Returns
+    -------
+    numpy.ndarray of float64
+
+    Examples
+    --------
+    >>> to_target([0.0, 1.0], "log1p").round(4).tolist()
+    [0.0, 1.7183]
+    """
+    import numpy as np
+
+    label = np.asarray(label, dtype=np.float64)
+    if log_target == "log1p":
+        return np.expm1(label)
+    return np.exp(label) if log_target else label
 
 
 def _has_reference(meta: dict) -> bool:

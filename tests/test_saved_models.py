@@ -367,3 +367,31 @@ def test_missing_files_are_one_clear_error(tmp_path):
     with pytest.raises(PredictError, match="no such run folder .* or saved model"):
         predict(tmp_path / "nothing", tmp_path / "x.csv")
     assert Path(tmp_path / "nothing").exists() is False
+
+
+def test_fit_predicts_from_every_row_it_was_given_as_the_final_model_does():
+    """Trained on 85 % with early stopping on 15 %, and all rows (both parts) are the reference set."""
+    X, y = houses(n=100)
+    est = SoftStepRegressor(head="nca", max_epochs=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est.reference_indices_, np.arange(100))
+    assert est.z_ref_.shape[0] == 100
+    np.testing.assert_allclose(est.y_ref_.numpy() * est.y_span_ + est.y_lo_, y, rtol=1e-5)  # val rows' labels too
+
+
+@pytest.mark.parametrize("how", [True, "log1p"])
+def test_a_log_target_model_predicts_in_the_target_units(tmp_path, how):
+    """A pipeline model whose label is ln(target) or ln(1 + target): the estimator and predict.py undo it."""
+    X, y = houses(n=80)
+    est = SoftStepRegressor(head="nca", max_epochs=2, random_state=0).fit(X, y / 1e5)
+    est.save(tmp_path / "m")
+    label = est.predict(X)
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["label"]["log_target"] = how
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    want = np.exp(label) if how is True else np.expm1(label)
+    np.testing.assert_allclose(SoftStepRegressor.load(tmp_path / "m").predict(X), want, rtol=1e-12)
+    X.to_csv(tmp_path / "x.csv", index=False)
+    out = predict(tmp_path / "m", tmp_path / "x.csv", explain=1)
+    np.testing.assert_allclose(
+        out["target_1"], (np.exp if how is True else np.expm1)(y / 1e5)[out["neighbor_1"]], rtol=1e-4
+    )

@@ -26,6 +26,7 @@ from data.base import DataError, RegressionData, collate
 from data.table import categorical
 from experiments.inputs.features import extract
 from experiments.models import saved, schema
+from softstep import saved_format
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls", ".json", ".jsonl")
 
@@ -223,7 +224,7 @@ def reference_targets(model: saved.SavedModel) -> np.ndarray:
     label = np.round(model.to_label_units(model.y_ref.double().cpu().numpy()), decimals)
     if not model.meta["label"]["log_target"]:
         return label
-    return np.array([float(f"{v:.7g}") for v in np.exp(label)])
+    return np.array([float(f"{v:.7g}") for v in saved_format.to_target(label, model.meta["label"]["log_target"])])
 
 
 def explain_neighbors(models, zs, k: int, chunk: int = 1024) -> pd.DataFrame:
@@ -258,7 +259,8 @@ def explain_neighbors(models, zs, k: int, chunk: int = 1024) -> pd.DataFrame:
         share.append(w.sum(dim=1))
         eff.append(1.0 / (acc**2).sum(dim=1))
     j, w = torch.cat(ids).numpy(), torch.cat(wts).numpy()
-    items = np.asarray(union, dtype=object)[j]
+    ints = all(isinstance(v, int) for v in union)
+    items = np.asarray(union, dtype=np.int64 if ints else object)[j]
     cols_out = {"weight_share": torch.cat(share).numpy(), "effective_neighbors": torch.cat(eff).numpy()}
     for r in range(k):
         cols_out[f"neighbor_{r + 1}"] = items[:, r]

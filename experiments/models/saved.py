@@ -209,9 +209,8 @@ class SavedModel:
         return lo + np.asarray(scaled, dtype=float) * (hi - lo if hi > lo else 1.0)
 
     def to_target_units(self, scaled: np.ndarray) -> np.ndarray:
-        """[0, 1] predictions → the target column's units (exp of the label with ``log_target``)."""
-        label = self.to_label_units(scaled)
-        return np.exp(label) if self.meta["label"]["log_target"] else label
+        """[0, 1] predictions → the target column's units (with ``log_target``, exp of the label, or exp minus 1)."""
+        return saved_format.to_target(self.to_label_units(scaled), self.meta["label"]["log_target"])
 
 
 def saved_splits(run_dir: str | Path) -> list[int]:
