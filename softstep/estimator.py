@@ -29,7 +29,7 @@ VALIDATION_FRACTION = 0.15
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: the estimator's settings a saved model's ``config.trainer`` restores on ``load`` (the rest come from its
 #: ``config.head`` and ``config.model``)
-TRAINER_PARAMS = ("max_epochs", "patience", "batch_size", "lr")
+TRAINER_PARAMS = ("max_epochs", "patience", "batch_size", "lr", "random_state")
 
 
 class SoftStepRegressor(RegressorMixin, BaseEstimator):
@@ -490,6 +490,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
                     "patience": self.patience,
                     "batch_size": batch_size,
                     "lr": self.lr,
+                    # an int seed is kept (a RandomState instance is not a plain value)
+                    "random_state": int(self.random_state) if isinstance(self.random_state, (int, np.integer)) else None,
                 },
                 "extractor": {
                     "name": "identity",
@@ -515,7 +517,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
         Loading is data only (:mod:`softstep.saved_format`): the JSON is validated, the head is built from the
         library's own head classes, and the tensors are checked before they are loaded. The estimator's
-        settings (head, similarity, embed_dim, hidden, and max_epochs, patience, batch_size, lr) are the saved
+        settings (head, similarity, embed_dim, hidden, and max_epochs, patience, batch_size, lr, an integer
+        random_state) are the saved
         model's, so ``clone`` and ``fit`` train a model like it; a loaded model has no ``history_``.
 
         Parameters

@@ -70,7 +70,7 @@ def test_estimator_save_load_round_trip(tmp_path, head):
     np.testing.assert_allclose(again.predict(X.to_numpy()[120:]), est.predict(X.to_numpy()[120:]), rtol=1e-12)
     sim, embed_dim, batch_size = est._settings()
     want = {"head": head, "similarity": sim, "embed_dim": embed_dim, "batch_size": batch_size, "dtype": "float32"}
-    want |= {k: est.get_params()[k] for k in ("hidden", "max_epochs", "patience", "lr")}
+    want |= {k: est.get_params()[k] for k in ("hidden", "max_epochs", "patience", "lr", "random_state")}
     assert {k: again.get_params()[k] for k in want} == want
     if head != "linear":
         i1, w1 = est.neighbors(X.to_numpy()[120:125], k=3)
