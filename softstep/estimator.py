@@ -491,7 +491,9 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
                     "batch_size": batch_size,
                     "lr": self.lr,
                     # an int seed is kept (a RandomState instance is not a plain value)
-                    "random_state": int(self.random_state) if isinstance(self.random_state, (int, np.integer)) else None,
+                    "random_state": int(self.random_state)
+                    if isinstance(self.random_state, (int, np.integer))
+                    else None,
                 },
                 "extractor": {
                     "name": "identity",
