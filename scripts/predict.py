@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""Predict new data with a finished run's saved models.
+"""Predict new data with saved models: a finished run's splits, or one saved model's files.
 
-    python scripts/predict.py RUN_DIR --split S --input FILE --out FILE.csv [--explain K]
+    python scripts/predict.py MODEL --input FILE --out FILE.csv [--split S] [--explain K]
 
-RUN_DIR is a run folder, results/runs/<dataset>/<extractor>/<head>/<run_id>, whose splits were
-saved (``save_model``). ``--split`` is a split number or ``all`` (the saved splits' predictions
-averaged). ``--input`` is new data of the run's type: a table file with the feature columns, a
-text table with the text column, or a folder of image or audio files. The output CSV has a
-``prediction`` column in the target's units and, with ``--explain K``, ``neighbor_1..K`` (the
-training item: its row number in the table, or its file) and ``weight_1..K``.
+MODEL is a run folder, results/runs/<dataset>/<extractor>/<head>/<run_id>, whose splits were saved
+(``save_model``), or one saved model's files by their stem or either file (``house.json``, written by
+``SoftStepRegressor.save("house")``; or a run's ``models/model_0.json``). ``--split`` (run folders) is a
+split number or ``all`` (the saved splits' predictions averaged). ``--input`` is new data of the model's
+type: a table file with the feature columns, a text table with the text column, or a folder of image or
+audio files. The output CSV has a ``prediction`` column in the target's units and, with ``--explain K``,
+``weight_share`` (the weight the K neighbours carry) and ``effective_neighbors`` (1/Σw²) per prediction,
+and ``neighbor_k`` (the training item: its row number in the table, or its file relative to the dataset
+root), ``target_k`` (its target) and ``weight_k`` for k = 1..K.
 """
 
 from __future__ import annotations
@@ -24,14 +27,23 @@ from experiments.models.schema import SavedModelError
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dir", type=Path, help="results/runs/<dataset>/<extractor>/<head>/<run_id>")
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="MODEL",
+        help="a run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>) or a saved model (<name>.json)",
+    )
     p.add_argument("--split", default="all", help="a saved split's number, or all (average them; default)")
     p.add_argument(
         "--input", type=Path, required=True, help="a table file, a text table, or a folder of images / audio"
     )
     p.add_argument("--out", type=Path, required=True, help="the output CSV")
     p.add_argument(
-        "--explain", type=int, default=0, metavar="K", help="add the K training items with the largest weights"
+        "--explain",
+        type=int,
+        default=0,
+        metavar="K",
+        help="add the K training items with the largest weights, their targets, the weight share and 1/sum(w^2)",
     )
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)

@@ -1,11 +1,14 @@
-"""Predictions of a finished run's saved models for new data (``scripts/predict.py``).
+"""Predictions of saved models for new data (``scripts/predict.py``): a run's splits, or one saved model's files.
 
-The new data is of the run's dataset type: a table file (a ``dataset=table`` run on feature columns,
-preprocessed with each split's fitted ``ColumnTransformer``), a text table (``text_column``), or a
-folder of image or audio files (``image_folder``, ``audio_folder``: every such file below it, read
-with the run's loader settings). Predictions are in the target column's units (with ``log_target``,
-exp of the predicted label). ``split="all"`` averages the saved splits' predictions (on the label
-scale), and their neighbour weights, each split's weights counted 1/S.
+A saved model is a pipeline run's split (``<run>/models/model_<s>``) or a :class:`softstep.SoftStepRegressor`'s
+``save`` (same format, :mod:`softstep.saved_format`). The new data is of the model's type: a table file (a
+``dataset=table`` run on feature columns, or an estimator: the columns it was fitted on, preprocessed with the
+fitted standardisation / ``ColumnTransformer``), a text table (``text_column``), or a folder of image or audio
+files (``image_folder``, ``audio_folder``: every such file below it, read with the run's loader settings).
+Predictions are in the target column's units (with ``log_target``, exp of the predicted label). ``split="all"``
+averages the saved splits' predictions (on the label scale), and their neighbour weights, each split's weights
+counted 1/S. ``explain`` K adds each prediction's K heaviest training items, their targets and weights, the
+weight share they cover and the effective number of neighbours (:func:`explain_neighbors`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from data.base import DataError, RegressionData, collate
 from data.table import categorical
 from experiments.inputs.features import extract
 from experiments.models import saved, schema
+from softstep import saved_format
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls", ".json", ".jsonl")
 
@@ -32,9 +36,16 @@ class PredictError(ValueError):
 
 
 def load_models(run_dir, split="all", device="cpu") -> list[saved.SavedModel]:
-    run_dir = Path(run_dir)
+    """The saved models of a run folder (``split``: a number or ``all``), or the one model a path to a saved
+    model's files names (``<stem>``, ``<stem>.json`` or ``<stem>.safetensors``, e.g. an estimator's save)."""
+    run_dir = Path(run_dir).expanduser()
+    if saved.is_model_file(run_dir):
+        return [saved.load_file(run_dir, device=device)]
     if not run_dir.is_dir():
-        raise PredictError(f"{run_dir}: no such run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>)")
+        raise PredictError(
+            f"{run_dir}: no such run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>) "
+            f"or saved model (<name>.json and <name>.safetensors)"
+        )
     have = saved.saved_splits(run_dir)
     if not have:
         raise PredictError(
@@ -107,7 +118,7 @@ def _folder_data(model: saved.SavedModel, folder: Path, modality: str) -> Regres
         pd.DataFrame({loader["file_column"]: files, loader["target_column"]: 1.0}).to_csv(csv, index=False)
         return schema.folder_data_from_saved(
             loader,
-            saved.meta_path(model.run_dir, model.meta["split"]),
+            model.meta_file,
             root=str(folder),
             csv=str(csv),
             log_target=False,
@@ -150,9 +161,7 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
             f"dataset={meta['dataset']!r} ({meta['modality']})"
         )
     if m0.model.extractor is None:  # frozen: one extractor pass, shared by every split's model
-        extractor = schema.extractor_from_saved(
-            cfg["extractor"]["builder"], saved.meta_path(m0.run_dir, meta["split"]), finetune=False, in_dim=None
-        )
+        extractor = schema.extractor_from_saved(cfg["extractor"]["builder"], m0.meta_file, finetune=False, in_dim=None)
         feats = extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
         return [feats for _ in models], names
     loader = torch.utils.data.DataLoader(data.dataset(range(len(data))), batch_size=batch_size, collate_fn=collate)
@@ -181,40 +190,64 @@ def _embed(model: saved.SavedModel, x, device):
 
 @torch.no_grad()
 def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu") -> pd.DataFrame:
-    """A frame with the item names, ``prediction`` and, with ``explain`` K, ``neighbor_1..K`` and ``weight_1..K``."""
+    """A frame with the item names, ``prediction`` and, with ``explain`` K, the explanation
+    (:func:`explain_neighbors`): ``weight_share`` and ``effective_neighbors`` per prediction, and
+    ``neighbor_k``, ``target_k``, ``weight_k`` for k = 1..K."""
     models = load_models(run_dir, split, device)
+    if explain and not models[0].model.head.needs_reference:
+        raise PredictError(
+            f"--explain: the {models[0].meta['head']} head predicts without neighbours; choose a run of a neighbour head"
+        )
+    if explain and explain < 1:
+        raise PredictError(f"--explain must be >= 1; got {explain}")
+    for m in models:
+        m.check_reference()
     path = Path(input_path).expanduser()
     try:
         xs, names = new_inputs(models, path, device=device)
     except DataError as e:
         raise PredictError(str(e).replace("dataset 'predict': ", "")) from None
-    if explain and not models[0].model.head.needs_reference:
-        raise PredictError(
-            f"--explain: the {models[0].meta['head']} head predicts without neighbours; choose a run of a neighbour head"
-        )
     zs = [_embed(m, x, device) for m, x in zip(models, xs)]
     label = np.mean([m.to_label_units(m.predict_scaled(z).double().cpu().numpy()) for m, z in zip(models, zs)], axis=0)
     out = pd.DataFrame(names)
     out["prediction"] = np.exp(label) if models[0].meta["label"]["log_target"] else label
     if explain:
-        ids, wts = explain_neighbors(models, zs, int(explain))  # K capped at the reference set's size
-        cols = {}
-        for k in range(ids.shape[1]):
-            cols[f"neighbor_{k + 1}"], cols[f"weight_{k + 1}"] = ids[:, k], wts[:, k]
-        out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
+        out = pd.concat([out, explain_neighbors(models, zs, int(explain))], axis=1)
     return out
 
 
-def explain_neighbors(models, zs, k: int, chunk: int = 1024):
-    """(items, weights), each (B, k): the training items with the largest weight, averaged over the splits."""
+def reference_targets(model: saved.SavedModel) -> np.ndarray:
+    """The reference items' targets in the target column's units, rounded to the precision the saved float32
+    [0, 1] labels hold (span × 2⁻²⁰, a few float32 steps), so that a label of 48 reads 48.0, not 48.000001."""
+    lo, hi = model.meta["label"]["lo"], model.meta["label"]["hi"]
+    decimals = max(0, int(np.ceil(-np.log10((hi - lo if hi > lo else 1.0) * 2.0**-20))))
+    label = np.round(model.to_label_units(model.y_ref.double().cpu().numpy()), decimals)
+    if not model.meta["label"]["log_target"]:
+        return label
+    return np.array([float(f"{v:.7g}") for v in saved_format.to_target(label, model.meta["label"]["log_target"])])
+
+
+def explain_neighbors(models, zs, k: int, chunk: int = 1024) -> pd.DataFrame:
+    """Each prediction's K training items with the largest weights (the splits' weights averaged, each 1/S; K is
+    capped at the number of reference items), one row per query:
+
+    - ``weight_share``: the weight the K items carry together (1: the prediction is their weighted mean);
+    - ``effective_neighbors``: 1/Σw² over all reference items (the sparsity block's ``effective``);
+    - ``neighbor_k``: the item (a table's row number in its file, counting data rows from 0; a file relative to
+      the dataset root; a row of the estimator's ``fit`` X), ``target_k`` its target in the prediction's units,
+      ``weight_k`` its weight.
+    """
     if k < 1:
         raise PredictError(f"--explain must be >= 1; got {k}")
     union = sorted({item for m in models for item in m.meta["reference_items"]}, key=lambda v: (isinstance(v, str), v))
     pos = {item: i for i, item in enumerate(union)}
     cols = [torch.as_tensor([pos[item] for item in m.meta["reference_items"]]) for m in models]
+    targets = np.zeros(len(union))
+    for m, c in zip(models, cols):  # the same item has the same target in every split
+        targets[c.numpy()] = reference_targets(m)
     k = min(k, len(union))
     n = len(zs[0])
-    ids, wts = [], []
+    ids, wts, share, eff = [], [], [], []
     for s in range(0, n, chunk):
         acc = torch.zeros(min(chunk, n - s), len(union), dtype=torch.float64)
         for m, z, c in zip(models, zs, cols):
@@ -223,5 +256,14 @@ def explain_neighbors(models, zs, k: int, chunk: int = 1024):
         w, j = acc.topk(k, dim=-1)
         ids.append(j)
         wts.append(w)
+        share.append(w.sum(dim=1))
+        eff.append(1.0 / (acc**2).sum(dim=1))
     j, w = torch.cat(ids).numpy(), torch.cat(wts).numpy()
-    return np.asarray(union, dtype=object)[j], w
+    ints = all(isinstance(v, int) for v in union)
+    items = np.asarray(union, dtype=np.int64 if ints else object)[j]
+    cols_out = {"weight_share": torch.cat(share).numpy(), "effective_neighbors": torch.cat(eff).numpy()}
+    for r in range(k):
+        cols_out[f"neighbor_{r + 1}"] = items[:, r]
+        cols_out[f"target_{r + 1}"] = targets[j[:, r]]
+        cols_out[f"weight_{r + 1}"] = w[:, r]
+    return pd.DataFrame(cols_out)

@@ -1,15 +1,20 @@
 """Saved models: a finished split's best model, with everything needed to predict new data.
 
-``save_model: auto | true | false`` (root config; ``auto`` saves when the extractor is frozen, whose
-model is small, and not when it is fine-tuned). A saved split has, in ``<run dir>/models/`` (named
-``model_<s>``, not ``split_<s>``, so that nothing globbing for result files ``split_*.json`` finds them):
+``save_model: auto | true | false | weights`` (root config; ``auto`` saves when the extractor is frozen, whose
+model is small, and not when it is fine-tuned; ``weights`` saves without the reference set, to share the
+weights alone). A saved split has, in ``<run dir>/models/`` (named ``model_<s>``, not ``split_<s>``, so that
+nothing globbing for result files ``split_*.json`` finds them), the two files of the format
+:mod:`softstep.saved_format` describes (the one :meth:`softstep.SoftStepRegressor.save` writes too):
 
 - ``model_<s>.safetensors``: the weights (``model.<name>``: MLP and head, and the extractor's
   when it was fine-tuned) and, for neighbour heads, the reference set: ``reference.z`` (N, d), the
   training split embedded by the best model, and ``reference.y`` (N,), its labels on the [0, 1] scale;
 - ``model_<s>.json``: the label scaler (train min and max, ``log_target``), the table's fitted
   feature preprocessing (:meth:`experiments.inputs.tabular.TablePreprocessor.state`), the reference items
-  (a table's file row numbers, a folder's file paths, a text table's row numbers), and the resolved config.
+  (a table's file row numbers, a folder's files relative to the dataset root, a text table's row numbers),
+  and the resolved config, whose paths are written relative to the dataset root (:func:`relative_paths`).
+
+**A neighbour model contains its reference set**: the training split's labels and embeddings.
 
 Nothing is pickled: weights load through safetensors and the rest is JSON. Loading treats both files as
 data (:mod:`experiments.models.schema`): nothing named in them is imported or instantiated.
@@ -17,7 +22,6 @@ data (:mod:`experiments.models.schema`): nothing named in them is imported or in
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,18 +35,31 @@ from experiments.inputs.tabular import TablePreprocessor
 from experiments.models import schema
 from experiments.models.schema import MODEL_FORMAT, SavedModelError
 from experiments.protocol.splits import MinMaxScaler
-from experiments.store.results import RunKey, UnreadableJSON, atomic_write_bytes, atomic_write_text, read_json
+from experiments.store.results import RunKey
+from softstep import saved_format
 from softstep.model import Regressor, embed_rows
 
-SAVE_MODEL_CHOICES = ("auto", True, False)
+SAVE_MODEL_CHOICES = ("auto", True, False, "weights")
+
+
+def _setting(cfg: DictConfig):
+    value = OmegaConf.select(cfg, "save_model", default="auto")
+    if value not in SAVE_MODEL_CHOICES or isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f"bad config value save_model={value!r}: auto, true, false or weights (without the reference set)"
+        )
+    return value
 
 
 def wanted(cfg: DictConfig) -> bool:
     """Whether ``save_model`` asks for this run's models to be saved."""
-    value = OmegaConf.select(cfg, "save_model", default="auto")
-    if value not in SAVE_MODEL_CHOICES or isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"bad config value save_model={value!r}: auto, true or false")
+    value = _setting(cfg)
     return (not cfg.extractor.finetune) if value == "auto" else bool(value)
+
+
+def with_reference(cfg: DictConfig) -> bool:
+    """Whether a saved model keeps its reference set (all but ``save_model=weights``)."""
+    return _setting(cfg) != "weights"
 
 
 def weights_path(run_dir: Path, split: int) -> Path:
@@ -53,13 +70,46 @@ def meta_path(run_dir: Path, split: int) -> Path:
     return Path(run_dir) / "models" / f"model_{split}.json"
 
 
-def reference_items(data: RegressionData, idx) -> list:
+def dataset_root(loader: dict) -> Path | None:
+    """The folder a dataset's files are named relative to: the loader's ``root``, else its table file's folder."""
+    for key, parent in (("root", False), ("path", True)):
+        value = loader.get(key) if isinstance(loader, dict) else None
+        if isinstance(value, str) and value:
+            path = Path(os.path.abspath(Path(value).expanduser()))
+            return path.parent if parent else path
+    return None
+
+
+def relative_path(value: str, root: Path | None) -> str:
+    """``value`` relative to the dataset root when it lies below it; another absolute path keeps its last part
+    only (``…/name``), so that a saved model names no folder of the machine it was trained on."""
+    path = os.path.abspath(Path(value).expanduser())
+    if root is not None and (path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep)):
+        return os.path.relpath(path, root)
+    return "…/" + os.path.basename(path.rstrip(os.sep))
+
+
+def relative_paths(value, root: Path | None):
+    """``value`` (a resolved config) with every absolute path string made relative (:func:`relative_path`)."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v, root) for v in value]
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")):
+        return relative_path(value, root)
+    return value
+
+
+def reference_items(data: RegressionData, idx, root: Path | None = None) -> list:
     """What ``--explain`` names a training item by: a table's row number in its file (0-based data rows),
-    an image or audio file's path, else the item's row number in the dataset."""
+    an image or audio file's path relative to the dataset root ``root``, else the item's row number in the
+    dataset."""
     if data.columns is not None:
         return [int(data.items[j]) for j in idx]
     if data.modality in ("image", "audio"):
-        return [str(data.items[j]) for j in idx]
+        if root is None:
+            return [os.path.basename(str(data.items[j])) for j in idx]
+        return [os.path.relpath(os.path.abspath(Path(str(data.items[j])).expanduser()), root) for j in idx]
     return [int(j) for j in idx]
 
 
@@ -75,19 +125,17 @@ def save(
     train_idx,
     device,
 ) -> dict:
-    """Write the split's model files (atomically); returns ``{"weights", "meta", "bytes"}`` for the result file."""
-    from safetensors.torch import save as st_save
-
+    """Write the split's model files (atomically); returns ``{"weights", "meta", "bytes"}`` for the result file.
+    With ``save_model=weights`` the reference set (``reference.*`` tensors, ``reference_items``) is left out."""
     model.eval()
-    state = {k: v for k, v in model.state_dict().items() if cfg.extractor.finetune or not k.startswith("extractor.")}
-    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    if model.uses_reference:
+    keep_reference = model.uses_reference and with_reference(cfg)
+    reference = None
+    if keep_reference:
         with torch.no_grad():
-            tensors["reference.z"] = (
-                embed_rows(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float().cpu().contiguous()
-            )
-        tensors["reference.y"] = torch.as_tensor(scaler.transform(data.labels[train_idx]), dtype=torch.float32)
+            z = embed_rows(model, inputs, train_idx, cfg.trainer.eval_batch_size, device).float()
+        reference = (z, torch.as_tensor(scaler.transform(data.labels[train_idx]), dtype=torch.float32))
     loader = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
+    root = dataset_root(loader)
     meta = {
         "format_version": MODEL_FORMAT,
         "dataset": cfg.dataset.name,
@@ -99,18 +147,22 @@ def save(
         "extractor_saved": bool(cfg.extractor.finetune and model.extractor is not None),
         "label": {"lo": scaler.lo, "hi": scaler.hi, "log_target": bool(loader.get("log_target", False))},
         "features": prep.state() if prep is not None else None,
-        "reference_items": reference_items(data, train_idx) if model.uses_reference else None,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "reference_items": reference_items(data, train_idx, root) if keep_reference else None,
+        "config": relative_paths(OmegaConf.to_container(cfg, resolve=True), root),
     }
-    w, m = weights_path(key.dir, split), meta_path(key.dir, split)
-    atomic_write_bytes(w, st_save(tensors))
-    atomic_write_text(m, json.dumps(meta, indent=1, default=str) + "\n")
+    w, m = saved_format.write(
+        weights_path(key.dir, split).with_suffix(""),
+        model,
+        meta,
+        reference,
+        with_extractor=bool(cfg.extractor.finetune),
+    )
     return {"weights": f"models/{w.name}", "meta": f"models/{m.name}", "bytes": w.stat().st_size + m.stat().st_size}
 
 
 @dataclass
 class SavedModel:
-    """One split's saved model, ready to predict: features → ŷ in label units (:meth:`predict_features`)."""
+    """One saved model, ready to predict: features → ŷ in label units (:meth:`predict_scaled`, :meth:`to_label_units`)."""
 
     meta: dict
     cfg: dict  # the run's resolved config as plain values (validated: only the parts prediction reads)
@@ -119,24 +171,46 @@ class SavedModel:
     y_ref: torch.Tensor | None
     preprocessor: TablePreprocessor | None
     run_dir: Path
+    meta_file: Path | None = None  # its JSON, which messages name
 
     @property
     def scaler(self) -> MinMaxScaler:
         return MinMaxScaler([self.meta["label"]["lo"], self.meta["label"]["hi"]])
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.mlp.parameters(), torch.zeros(())).dtype
+
     @torch.no_grad()
     def embed(self, x) -> torch.Tensor:
         self.model.eval()
+        if torch.is_tensor(x) and x.is_floating_point() and self.model.extractor is None:
+            x = x.to(self.dtype)  # an estimator saved with dtype=float64
         return self.model.embed(x)
+
+    def check_reference(self) -> None:
+        """A :class:`SavedModelError` when a neighbour head's model was saved without its reference set."""
+        if self.model.uses_reference and self.z_ref is None:
+            raise SavedModelError(
+                f"{self.meta_file}: saved without its reference set (save_model=weights, or save(reference=False)): "
+                f"a {self.meta['head']} head predicts from its training rows' embeddings and labels and cannot "
+                f"predict without them; give it a reference set with SoftStepRegressor.load(...).set_reference(X, y), "
+                f"or save the model with its reference set"
+            )
 
     @torch.no_grad()
     def predict_scaled(self, z: torch.Tensor, max_elements: int = 2**22) -> torch.Tensor:
+        self.check_reference()
         return self.model.head.predict(z, self.z_ref, self.y_ref, max_elements=max_elements)
 
     def to_label_units(self, scaled: np.ndarray) -> np.ndarray:
         """[0, 1] predictions → the label's units (the loader's label, ln(target) with log_target)."""
         lo, hi = self.meta["label"]["lo"], self.meta["label"]["hi"]
         return lo + np.asarray(scaled, dtype=float) * (hi - lo if hi > lo else 1.0)
+
+    def to_target_units(self, scaled: np.ndarray) -> np.ndarray:
+        """[0, 1] predictions → the target column's units (with ``log_target``, exp of the label, or exp minus 1)."""
+        return saved_format.to_target(self.to_label_units(scaled), self.meta["label"]["log_target"])
 
 
 def saved_splits(run_dir: str | Path) -> list[int]:
@@ -151,9 +225,7 @@ def saved_splits(run_dir: str | Path) -> list[int]:
 
 
 def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
-    """The saved model of ``split`` in ``run_dir``, read as data (:mod:`experiments.models.schema`): the JSON is
-    validated before any of it is used, the model is built from the project's own tables, and the tensors'
-    names, shapes, dtypes and finiteness are checked against that model before they are loaded."""
+    """The saved model of ``split`` in ``run_dir`` (:func:`load_file`)."""
     run_dir = Path(run_dir)
     w, m = weights_path(run_dir, split), meta_path(run_dir, split)
     if not (w.is_file() and m.is_file()):
@@ -162,90 +234,33 @@ def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
             f"{run_dir}: no saved model for split {split} (models/{w.name} and models/{m.name}); "
             + (f"saved splits: {have}" if have else "this run saved none: rerun it with save_model=true")
         )
-    meta = read_meta(m)
-    model = build_model(meta, m)
-    tensors = read_tensors(w, model, meta)
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(state)
-    model.to(device).eval()
+    return load_file(m, device=device, run_dir=run_dir)
+
+
+def is_model_file(path: str | Path) -> bool:
+    """Whether ``path`` names a saved model's files (by either file or their common stem), not a run folder."""
+    w, m = saved_format.paths(path)
+    return not Path(path).is_dir() and (w.is_file() or m.is_file())
+
+
+def load_file(path: str | Path, *, device="cpu", run_dir: Path | None = None) -> SavedModel:
+    """The saved model whose files ``path`` names (``<stem>``, ``<stem>.json`` or ``<stem>.safetensors``: a
+    pipeline split's or :meth:`softstep.SoftStepRegressor.save`'s), read as data
+    (:mod:`experiments.models.schema`): the JSON is validated before any of it is used, the model is built from
+    the project's own tables, and the tensors' names, shapes, dtypes and finiteness are checked against that
+    model before they are loaded."""
+    loaded = saved_format.load(path, validate=schema.validate_meta, extractor=_saved_extractor, device=device)
+    meta, m = loaded.meta, loaded.meta_file
     prep = TablePreprocessor.from_state(meta["features"]) if meta.get("features") else None
-    ref = {k: tensors[k].to(device) if k in tensors else None for k in ("reference.z", "reference.y")}
-    return SavedModel(meta, meta["config"], model, ref["reference.z"], ref["reference.y"], prep, run_dir)
+    run = Path(run_dir) if run_dir is not None else m.parent
+    return SavedModel(meta, meta["config"], loaded.model, loaded.z_ref, loaded.y_ref, prep, run, m)
 
 
-def read_meta(path: Path) -> dict:
-    """A saved model's JSON, parsed and validated (:func:`saved_schema.validate_meta`: a NaN or Infinity is refused
-    where the schema reads a number)."""
-    try:
-        meta = read_json(path, max_bytes=schema.META_MAX_BYTES)
-    except UnreadableJSON as e:
-        raise SavedModelError(f"{path}: not a saved model's JSON ({e}); rerun the split with save_model=true") from None
-    return schema.validate_meta(meta, path)
-
-
-def build_model(meta: dict, path: Path) -> Regressor:
-    """The untrained model a validated ``meta`` describes (head, embedding network, and a fine-tuned extractor)."""
-    cfg = meta["config"]
-    head = schema.head_from_saved(cfg["head"]["module"], path)
-    extractor = None
-    if meta["extractor_saved"]:
-        extractor = schema.extractor_from_saved(cfg["extractor"]["builder"], path, finetune=True, in_dim=None)
-    in_dim = extractor.out_dim if extractor is not None else meta["in_dim"]
-    mc = cfg["model"]
-    try:
-        return Regressor(in_dim, mc["hidden"], mc["embed_dim"], head, extractor, mc["dropout"], mc["arch"])
-    except (ValueError, TypeError) as e:
-        raise SavedModelError(f"{path}: field config.model: {e}") from None
-
-
-def read_tensors(path: Path, model: Regressor, meta: dict) -> dict:
-    """The tensors of ``path`` once their names, shapes and dtypes match ``model`` (and the reference set's
-    rows match ``reference_items``); a float tensor with NaN or inf is refused."""
-    from safetensors import safe_open
-
-    want = {f"model.{k}": (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
-    if model.uses_reference:
-        n = len(meta.get("reference_items") or [])
-        if n < 1:
-            raise SavedModelError(
-                f"{path.with_suffix('.json')}: field reference_items: a {meta['head']} model needs its reference set"
-            )
-        want["reference.z"] = ((n, meta["config"]["model"]["embed_dim"]), torch.float32)
-        want["reference.y"] = ((n,), torch.float32)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            have = set(f.keys())
-            odd = sorted(have ^ set(want))  # missing from the file, or not part of this model
-            if odd:
-                key = odd[0]
-                raise SavedModelError(
-                    f"{path}: tensor {key}: "
-                    + ("missing" if key in want else "not part of this model")
-                    + "; the file was changed or is not this run's model (rerun the split with save_model=true)"
-                )
-            tensors = {}
-            for key, (shape, dtype) in want.items():
-                got = tuple(f.get_slice(key).get_shape())
-                if got != shape:
-                    raise SavedModelError(
-                        f"{path}: tensor {key}: shape {got} where the model needs {shape}; rerun the split"
-                    )
-                t = f.get_tensor(key)
-                if t.dtype != dtype:
-                    raise SavedModelError(
-                        f"{path}: tensor {key}: dtype {t.dtype} where the model needs {dtype}; rerun the split"
-                    )
-                if t.is_floating_point() and not torch.isfinite(t).all():
-                    raise SavedModelError(f"{path}: tensor {key}: holds NaN or inf; rerun the split")
-                tensors[key] = t
-    except SavedModelError:
-        raise
-    except Exception as e:  # noqa: BLE001 - safetensors' own errors: any unreadable file is one line naming it
-        raise SavedModelError(
-            f"{path}: not a safetensors file of a saved model ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:200] if str(e) else ''}); rerun the split with save_model=true"
-        ) from None
-    return tensors
+def _saved_extractor(meta: dict, path: Path):
+    """The untrained fine-tuned extractor whose weights the model file holds (None when it was frozen)."""
+    if not meta["extractor_saved"]:
+        return None
+    return schema.extractor_from_saved(meta["config"]["extractor"]["builder"], path, finetune=True, in_dim=None)
 
 
 def set_aside_broken(key: RunKey, splits) -> list[int]:
