@@ -211,7 +211,8 @@ def validate_meta(meta, file: Path) -> dict:
     lo, hi = (_finite(label.get(k), f"label.{k}", file) for k in ("lo", "hi"))
     if hi < lo:
         raise _fail(file, "label.hi", f"{hi} is below label.lo {lo}")
-    _need(label, "log_target", bool, file, "label.log_target")
+    if label.get("log_target") != "log1p":  # false, true (ln), or log1p (ln(1 + target))
+        _need(label, "log_target", bool, file, "label.log_target")
     _features(meta.get("features"), file)
     items = meta.get("reference_items")
     if items is not None and (
