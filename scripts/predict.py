@@ -51,14 +51,13 @@ def main(argv=None) -> int:
         )
         return 2
     try:
-        print(models_line(args.run_dir, args.split), file=sys.stderr)
         out = predict(args.run_dir, args.input, split=args.split, explain=args.explain, device=args.device)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         out.to_csv(args.out, index=False)
     except (PredictError, SavedModelError, DataError, OSError) as e:
         print(f"predict.py: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {len(out)} predictions to {args.out}")
+    print(f"wrote {len(out)} predictions to {args.out}, {models_line(args.run_dir, args.split)}")
     return 0
 
 
