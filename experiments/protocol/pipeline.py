@@ -127,15 +127,15 @@ def skipped_line(key: RunKey, splits, done: set, todo) -> str:
 
 def split_ranges(splits) -> str:
     """Split seeds as ranges: [0, 1, 2, 5, 7, 8] → ``0-2, 5, 7-8``."""
-    out, run = [], []
+    out, group = [], []
     for s in sorted(splits):
-        if run and s != run[-1] + 1:
-            out.append(run)
-            run = []
-        run.append(s)
-    if run:
-        out.append(run)
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in out)
+        if group and s != group[-1] + 1:
+            out.append(group)
+            group = []
+        group.append(s)
+    if group:
+        out.append(group)
+    return ", ".join(str(g[0]) if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in out)
 
 
 def split_indices(cfg: DictConfig, labels, split: int) -> tuple:
@@ -173,7 +173,8 @@ def train_splits(cfg, data, inputs, in_dim, todo, key: RunKey, device, keep_mode
             )
             for s in todo
         )
-        return collect(jobs, bar, InFlight(key.dir) if cfg.progress else None)
+        in_flight = InFlight(key.dir, waiting=f"{workers} worker processes starting") if cfg.progress else None
+        return collect(jobs, bar, in_flight)
     except Stopped:
         raise
     except Exception as e:  # a worker ended by the same signal before its handler was installed

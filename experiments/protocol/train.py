@@ -99,8 +99,8 @@ class InFlight:
     splits bar: ``split 3: epoch 12/200, best val 0.0041 | split 4: ...``, refreshed every ``interval`` seconds
     from the files the workers' :class:`EpochProgress` writes (:meth:`path`)."""
 
-    def __init__(self, run_dir: Path, interval: float = 1.0):
-        self.run_dir, self.interval = Path(run_dir), interval
+    def __init__(self, run_dir: Path, interval: float = 1.0, waiting: str = ""):
+        self.run_dir, self.interval, self.waiting = Path(run_dir), interval, waiting
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -121,9 +121,12 @@ class InFlight:
         return " | ".join(text for _, text in sorted(parts))
 
     def start(self, bar) -> None:
-        def watch():
+        def watch():  # ``waiting`` (e.g. "2 worker processes starting") until a split has trained an epoch
+            seen = False
             while not self._halt.wait(self.interval):
-                bar.set_postfix_str(self.line())
+                line = self.line()
+                seen = seen or bool(line)
+                bar.set_postfix_str(line or ("" if seen else self.waiting))
 
         self._thread = threading.Thread(target=watch, name="softstep-in-flight", daemon=True)
         self._thread.start()
