@@ -39,9 +39,10 @@ def test_label_metrics_are_sklearns(y, seed):
     np.testing.assert_allclose(m["r2"], r2_score(y, pred), rtol=1e-9, atol=1e-12)
 
 
-def test_constant_labels_give_a_finite_r2():
+def test_constant_labels_give_a_finite_r2_and_one_row_none():
     assert label_metrics([2.0] * 5, [2.0] * 5)["r2"] == 1.0
     assert label_metrics([2.0] * 5, [1.0, 2, 3, 2, 2])["r2"] == 0.0
+    assert label_metrics([2.0], [3.0]) == {"mse_orig": 1.0, "rmse_orig": 1.0, "mae_orig": 1.0}  # no R² of one row
 
 
 def test_split_metrics_keep_the_papers_and_add_the_label_units():
