@@ -29,6 +29,8 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
 
     if signals:
         preemption.install()
+    from omegaconf.errors import MissingMandatoryValue
+
     from data.base import DataError
     from experiments.protocol.pipeline import run
     from experiments.protocol.settings import ConfigError
@@ -47,7 +49,9 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
             flush=True,
         )
         sys.exit(130)
-    except (ConfigError, DataError, OSError, ValueError) as e:  # OSError: unwritable folder, full disk, ...
+    except (ConfigError, DataError, OSError, ValueError, MissingMandatoryValue) as e:  # OSError: full disk, ...
+        if isinstance(e, MissingMandatoryValue):  # a ??? that validate does not reach (e.g. through an interpolation)
+            e = ConfigError(f"missing config value {e.full_key}: set it on the command line ({e.full_key}=...)")
         message = (
             f"{e.strerror or e}: {e.filename}"
             if isinstance(e, OSError) and e.filename and not isinstance(e, (ConfigError, DataError, ValueError))

@@ -28,7 +28,7 @@ def load(
     seconds: float | None = None,
     window: str = "first",
     denoise: bool = False,
-    log_target: bool = False,
+    log_target: bool | str = False,
     dropna: bool = False,
     doc=None,
 ) -> RegressionData:
@@ -38,5 +38,5 @@ def load(
         root, csv, file_column, target_column, name=name, what="audio", doc=doc, log=log_target, dropna=dropna
     )
     audio = AudioFile(sample_rate=int(sample_rate), seconds=seconds, window=window, denoise=bool(denoise))
-    tag = f"{table.name}-{checks.file_digest(table)}-{audio.describe()}-log{int(log_target)}"
+    tag = f"{table.name}-{checks.file_digest(table)}-{audio.describe()}-{checks.log_tag(log_target)}"
     return RegressionData(name, "audio", [str(f) for f in files], y, load=audio, preprocessing=tag)

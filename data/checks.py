@@ -150,15 +150,41 @@ def numeric(df: pd.DataFrame, column: str, path, *, name: str, what: str = "targ
     return values
 
 
-def log_target(y: np.ndarray, path, column: str, *, name: str) -> np.ndarray:
-    """Natural log of a positive target (prices); a value <= 0 names the file, column and row."""
-    bad = np.flatnonzero(y <= 0)
+#: ``log_target``'s choices: false (the target as it is), true or ``log`` (ln(target), for a positive target such
+#: as a price), ``log1p`` (ln(1 + target), ours: for a target with zeros, e.g. counts).
+LOG_TARGETS = (False, True, "log", "log1p")
+
+
+def log_tag(how) -> str:
+    """The part of a loader's ``preprocessing`` tag that names its target transform (``log0``, ``log1``, ``log1p``)."""
+    return "log1p" if how == "log1p" else f"log{int(bool(how))}"
+
+
+def log_target(y: np.ndarray, path, column: str, *, name: str, how=True) -> np.ndarray:
+    """ln(target) of a positive target (``how`` true or ``log``), or ln(1 + target) of a target >= 0 (``log1p``); a
+    value out of range names the file, column and row."""
+    if how not in LOG_TARGETS or isinstance(how, int) and not isinstance(how, bool):
+        raise DataError(
+            f"dataset {name!r}: bad config value dataset.loader.log_target={how!r}: false, true (ln(target), for a "
+            f"positive target) or log1p (ln(1 + target), for a target with zeros)"
+        )
+    plus1 = how == "log1p"
+    bad = np.flatnonzero(y < 0 if plus1 else y <= 0)
     if len(bad):
         raise DataError(
-            f"dataset {name!r}: {path}, column {column!r}, row {int(bad[0])}: {y[bad[0]]!r} <= 0 "
-            f"cannot be log-scaled ({len(bad)} such row(s)); fix the rows or set log_target=false"
+            f"dataset {name!r}: {path}, column {column!r}, row {int(bad[0])}: {float(y[bad[0]])!r} {'< 0' if plus1 else '<= 0'} "
+            f"cannot be log-scaled ({len(bad)} such row(s)); fix the rows or set log_target="
+            + ("false" if plus1 else "log1p (for zeros) or false")
         )
-    return np.log(y)
+    return np.log1p(y) if plus1 else np.log(y)
+
+
+def inverse_log_target(label, how):
+    """The target from a label that ``log_target`` made (``how`` as there; false: the label itself)."""
+    label = np.asarray(label, dtype=float)
+    if how == "log1p":
+        return np.expm1(label)
+    return np.exp(label) if how else label
 
 
 def drop_missing(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -226,7 +252,7 @@ def file_table(
         df = drop_missing(df, [file_column, target_column])
     y = numeric(df, target_column, table, name=name)
     if log:
-        y = log_target(y, table, target_column, name=name)
+        y = log_target(y, table, target_column, name=name, how=log)
     files = [root / str(f).strip() for f in df[file_column]]
     if not files:
         raise DataError(f"dataset {name!r}: {table} lists no {what} files")

@@ -51,9 +51,9 @@ def load(
         raise DataError(f"dataset {NAME!r}: {table} should have 5 space-separated columns ({' '.join(COLUMNS)})")
     y = checks.numeric(df, "price", table, name=NAME)
     if log_target:
-        y = checks.log_target(y, table, "price", name=NAME)
+        y = checks.log_target(y, table, "price", name=NAME, how=log_target)
     files = [folder / f"{i}_{view}.jpg" for i in range(1, len(df) + 1)]
     check_files(files, name=NAME, table=table, column=f"line number → <i>_{view}.jpg", root=folder)
     transform = ImageTransform(mode="RGB", size=size, crop=crop, mean=mean, std=std)
-    tag = f"{view}-log{int(log_target)}-{transform.describe()}"
+    tag = f"{view}-{checks.log_tag(log_target)}-{transform.describe()}"
     return RegressionData(NAME, "image", [str(f) for f in files], y, load=ImageFile(transform), preprocessing=tag)

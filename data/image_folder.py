@@ -28,7 +28,7 @@ def load(
     crop: int | None = None,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
-    log_target: bool = False,
+    log_target: bool | str = False,
     dropna: bool = False,
 ) -> RegressionData:
     """Images listed in ``csv`` (relative to ``root`` unless absolute), each resized/cropped/normalised."""
@@ -37,5 +37,5 @@ def load(
         root, csv, file_column, target_column, name=name, what="image", doc=DOC, log=log_target, dropna=dropna
     )
     transform = ImageTransform(mode=mode, size=size, crop=crop, mean=mean, std=std)
-    tag = f"{table.name}-{checks.file_digest(table)}-{transform.describe()}-log{int(log_target)}"
+    tag = f"{table.name}-{checks.file_digest(table)}-{transform.describe()}-{checks.log_tag(log_target)}"
     return RegressionData(name, "image", [str(f) for f in files], y, load=ImageFile(transform), preprocessing=tag)

@@ -32,11 +32,11 @@ def load(
     features: Sequence[str] | str | None = None,
     text_column: str | None = None,
     name: str = "table",
-    log_target: bool = False,
+    log_target: bool | str = False,
     dropna: bool = False,
     sheet=0,
 ) -> RegressionData:
-    """Load ``path``; label = column ``target`` (natural log of it with ``log_target``).
+    """Load ``path``; label = column ``target`` (natural log of it with ``log_target``, of 1 + it with ``log1p``).
 
     ``dropna`` drops rows with a missing target, feature or text before the checks; without it a
     missing or non-numeric value is an error that names the file, column and row.
@@ -78,7 +78,7 @@ def load(
         df, rows = df[keep], rows[keep]
     y = checks.numeric(df, target, path, name=name)
     if log_target:
-        y = checks.log_target(y, path, target, name=name)
+        y = checks.log_target(y, path, target, name=name, how=log_target)
     frame = pd.DataFrame(index=range(len(df)))
     for c in features:
         if c in numeric_cols:
@@ -94,7 +94,7 @@ def load(
     )
     tag = (
         f"{path.name}-{checks.file_digest(path)}-{len(numeric_cols)}num-{len(categorical_cols)}cat"
-        f"-log{int(log_target)}-dropna{int(dropna)}"
+        f"-{checks.log_tag(log_target)}-dropna{int(dropna)}"
     )
     return RegressionData(
         name,
@@ -202,8 +202,8 @@ def text_table(
         raise DataError(f"dataset {name!r}: {path} has no row with both a {text_column!r} text and a {target!r} value")
     y = checks.numeric(df, target, path, name=name)
     if log_target:
-        y = checks.log_target(y, path, target, name=name)
-    tag = f"{preprocessing}-text-log{int(log_target)}-dropna{int(dropna)}" + (
+        y = checks.log_target(y, path, target, name=name, how=log_target)
+    tag = f"{preprocessing}-text-{checks.log_tag(log_target)}-dropna{int(dropna)}" + (
         f"-sample{len(df)}-seed{seed}" if n else ""
     )
     return RegressionData(name, "text", checks.text_column(df, text_column), y, preprocessing=tag)

@@ -68,7 +68,8 @@ def not_found(extractor: str, what: str, looked: list, reason: str, rel: str = "
         f"extractor {extractor!r}: {what} not found.\n  looked in:\n{where}\n  {reason}\n"
         f"  fix: on a machine with internet run `{FETCH}`, copy DIR to this machine, then either\n"
         f"    export {ENV_CACHE}=DIR (every extractor looks there first), or\n"
-        f"    set extractor.builder.source={target}.\n"
+        f"    set extractor.builder.source={target};\n"
+        f"  or, to run without pretrained weights (a randomly initialised {extractor}), extractor.builder.source=random.\n"
         f"  (offline flags seen: {', '.join(f'{v}={os.environ[v]}' for v in OFFLINE_VARS if v in os.environ) or 'none'})"
     )
 
@@ -233,6 +234,24 @@ def hub_weight(extractor: str, builder: str, source) -> Weight | None:
         f"extractor {extractor!r}: no way to fetch hub weights {source!r} for builder {builder!r}; "
         f"known: {', '.join(HF_BUILDERS)}, {TORCHVISION_BUILDERS}<arch>"
     )
+
+
+def present(w: Weight) -> bool:
+    """Whether ``w`` is on this machine where its extractor looks first: the ``$SOFTSTEP_WEIGHTS`` cache, else the
+    Hugging Face cache (its ``config.json``) or ``$TORCH_HOME``'s checkpoints; nothing is downloaded."""
+    cache = weights_cache()
+    if cache is not None and (
+        (w.target(cache) / "config.json").is_file() if w.kind == "hf" else w.target(cache).is_file()
+    ):
+        return True
+    if w.kind == "hf":
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(w.name, "config.json"), str)
+    import torchvision
+
+    url = torchvision.models.get_model_weights(w.model)[w.name].url
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
 
 
 def fetch(

@@ -2,8 +2,10 @@
 """Regenerate the paper's tables from result files (never from the trainer).
 
     python scripts/make_tables.py [--results-root results] [--out results/tables] [--compare-paper]
+                                  [--metric paper|mse|rmse|mae|r2]
 
-Writes table1.{md,tex,csv}, with --compare-paper table1_vs_paper.{md,csv}, and, when the tuning
+Writes table1.{md,tex,csv} (with --metric other than paper: table1_<metric>.{md,tex,csv}, the same table of
+the test MSE, RMSE or MAE in the label's units or R²), with --compare-paper table1_vs_paper.{md,csv}, and, when the tuning
 dataset has results, tuning_<head>.md and tuning.csv. Definitions (std, significance, bold) are
 in experiments/report/cells.py, table1.py and tuning.py. A malformed result file or a cell mixing two configurations
 stops it with a one-line message naming the files and exit status 1.
@@ -15,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from experiments.metrics import TABLE_METRICS
 from experiments.report.cells import MIN_PAIRS, read_hparams, select_runs
 from experiments.report.fmt import mean_std
 from experiments.report.names import dataset_label, dataset_sort_key, head_label, head_sort_key
@@ -51,6 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="Table 1: keep only results whose hparams match their head's: 'paper' (the paper's tuned values, "
         "softstep.TUNED) or a CSV of head,similarity,embed_dim,batch_size rows",
     )
+    p.add_argument(
+        "--metric",
+        choices=list(TABLE_METRICS),
+        default="paper",
+        help="Table 1's metric: paper (test MSE x 10^3 on the scaled label, the default), or the test mse, rmse or "
+        "mae in the label's units, or r2; other than paper it is written to table1_<metric>.*",
+    )
     p.add_argument("--tune-dataset", default="rsna", help="dataset of the appendix-A tuning grid (default: rsna)")
     p.add_argument("--no-tuning", action="store_true", help="skip the tuning tables")
     return p.parse_args(argv)
@@ -66,11 +76,15 @@ def main(argv=None) -> int:
             )
         hparams = read_hparams(args.hparams_from) if args.hparams_from else None
         selected = select_runs(results, args.run_id, hparams)
-        cells = table1_cells(selected)
-        written = write_table1(cells, args.out)
+        if args.compare_paper and args.metric != "paper":
+            raise ResultError(f"--compare-paper compares the paper's metric; drop it or --metric {args.metric}")
+        cells = table1_cells(selected, args.metric)
+        written = write_table1(cells, args.out, args.metric)
         datasets = sorted({c.dataset for c in cells}, key=dataset_sort_key)
         print(
-            f"Table 1: {len(datasets)} datasets, {len(cells)} cells from {len(selected)} of {len(results)} result files"
+            ("Table 1" if args.metric == "paper" else f"Table 1 ({TABLE_METRICS[args.metric][1]})")
+            + f": {len(datasets)} datasets, {len(cells)} cells from "
+            f"{len(selected)} of {len(results)} result files"
         )
         for d in datasets:
             row = [c for c in cells if c.dataset == d]

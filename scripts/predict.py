@@ -4,9 +4,10 @@
     python scripts/predict.py MODEL --input FILE --out FILE.csv [--split S] [--explain K]
 
 MODEL is a run folder, results/runs/<dataset>/<extractor>/<head>/<run_id>, whose splits were saved
-(``save_model``), or one saved model's files by their stem or either file (``house.json``, written by
-``SoftStepRegressor.save("house")``; or a run's ``models/model_0.json``). ``--split`` (run folders) is a
-split number or ``all`` (the saved splits' predictions averaged). ``--input`` is new data of the model's
+(``save_model``) or that holds a final model (``final=true``), or one saved model's files by their stem or
+either file (``house.json``, written by ``SoftStepRegressor.save("house")``; or a run's ``models/model_0.json``).
+``--split`` (run folders) is ``all`` (the default: the final model where the run has one, else the saved
+splits' predictions averaged), ``final``, ``splits`` or a split number. ``--input`` is new data of the model's
 type: a table file with the feature columns, a text table with the text column, or a folder of image or
 audio files. The output CSV has a ``prediction`` column in the target's units and, with ``--explain K``,
 ``weight_share`` (the weight the K neighbours carry) and ``effective_neighbors`` (1/Σw²) per prediction,
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 from data.base import DataError
-from experiments.models.predict import PredictError, predict
+from experiments.models.predict import PredictError, models_line, predict
 from experiments.models.schema import SavedModelError
 
 
@@ -33,7 +34,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="MODEL",
         help="a run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>) or a saved model (<name>.json)",
     )
-    p.add_argument("--split", default="all", help="a saved split's number, or all (average them; default)")
+    p.add_argument(
+        "--split",
+        default="all",
+        help="run folders: all (default: the run's final model where it has one, else the saved splits averaged), "
+        "final, splits (the saved splits averaged), or a saved split's number",
+    )
     p.add_argument(
         "--input", type=Path, required=True, help="a table file, a text table, or a folder of images / audio"
     )
@@ -63,7 +69,7 @@ def main(argv=None) -> int:
     except (PredictError, SavedModelError, DataError, OSError) as e:
         print(f"predict.py: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {len(out)} predictions to {args.out}")
+    print(f"wrote {len(out)} predictions to {args.out}, {models_line(args.run_dir, args.split)}")
     return 0
 
 

@@ -49,6 +49,11 @@ CASES = [
     (["head=nca", "+head.module.bogus=1"], ConfigError, [r"head\.module"]),
     # an extractor for another modality than the data's (text vs the synthetic table)
     (["extractor=minilm"], ConfigError, [r"minilm.*text.*table"]),
+    # a mandatory value (???) left unset: named, with what to set, not OmegaConf's MissingMandatoryValue
+    (["dataset=table"], ConfigError, [r"missing config value dataset\.loader\.path", r"dataset\.loader\.path=\.\.\."]),
+    (["dataset=table", "dataset.loader.path=x.csv"], ConfigError, [r"dataset\.loader\.target"]),
+    (["dataset=image_folder"], ConfigError, [r"dataset\.loader\.root"]),
+    (["final=maybe"], ConfigError, [r"final"]),
 ]
 
 
@@ -63,3 +68,12 @@ def test_bad_config_fails_before_any_work(tmp_path, tiny, monkeypatch, overrides
     for pattern in patterns:
         assert re.search(pattern, str(e.value)), (pattern, str(e.value))
     assert not list(tmp_path.iterdir())
+
+
+def test_run_py_says_a_missing_value_in_one_line_with_exit_2(tiny, capsys):
+    import run as RUN
+
+    with pytest.raises(SystemExit) as e:
+        RUN.execute(tiny("dataset=table"), signals=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error: missing config value dataset.loader.path")

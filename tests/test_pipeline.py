@@ -513,7 +513,7 @@ def test_a_nan_training_loss_stops_the_fit_with_a_clear_error(monkeypatch):
 def test_a_batch_as_large_as_the_training_split_is_said(tiny, capsys):
     """trainer.batch_size at or above the training split's size trains one step per epoch: allowed, said once a split."""
     pipeline.run(tiny("head=nca", "trainer.batch_size=100000"))
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line and "max_epochs" not in line]
     assert len(warnings) == 2 and all("trainer.batch_size=100000" in w and "one batch" in w for w in warnings)
 
 

@@ -1,14 +1,15 @@
 """Predictions of saved models for new data (``scripts/predict.py``): a run's splits, or one saved model's files.
 
-A saved model is a pipeline run's split (``<run>/models/model_<s>``) or a :class:`softstep.SoftStepRegressor`'s
-``save`` (same format, :mod:`softstep.saved_format`). The new data is of the model's type: a table file (a
-``dataset=table`` run on feature columns, or an estimator: the columns it was fitted on, preprocessed with the
-fitted standardisation / ``ColumnTransformer``), a text table (``text_column``), or a folder of image or audio
-files (``image_folder``, ``audio_folder``: every such file below it, read with the run's loader settings).
-Predictions are in the target column's units (with ``log_target``, exp of the predicted label). ``split="all"``
-averages the saved splits' predictions (on the label scale), and their neighbour weights, each split's weights
-counted 1/S. ``explain`` K adds each prediction's K heaviest training items, their targets and weights, the
-weight share they cover and the effective number of neighbours (:func:`explain_neighbors`).
+A saved model is a pipeline run's split (``<run>/models/model_<s>``), its final model (``<run>/final/``,
+``final=true``) or a :class:`softstep.SoftStepRegressor`'s ``save`` (same format, :mod:`softstep.saved_format`).
+The new data is of the model's type: a table file (a ``dataset=table`` run on feature columns, or an estimator:
+the columns it was fitted on, preprocessed with the fitted standardisation / ``ColumnTransformer``), a text table
+(``text_column``), or a folder of image or audio files (``image_folder``, ``audio_folder``: every such file below
+it, read with the run's loader settings). Predictions are in the target column's units (with ``log_target``, exp
+of the predicted label; with ``log_target=log1p``, exp of it minus 1). ``split="all"`` uses the run's final model
+where it has one, else averages the saved splits' predictions (on the label scale), and their neighbour weights,
+each split's weights counted 1/S. ``explain`` K adds each prediction's K heaviest training items, their targets
+and weights, the weight share they cover and the effective number of neighbours (:func:`explain_neighbors`).
 """
 
 from __future__ import annotations
@@ -36,34 +37,62 @@ class PredictError(ValueError):
 
 
 def load_models(run_dir, split="all", device="cpu") -> list[saved.SavedModel]:
-    """The saved models of a run folder (``split``: a number or ``all``), or the one model a path to a saved
+    """The saved models of a run folder (``split``: see :func:`choose_models`), or the one model a path to a saved
     model's files names (``<stem>``, ``<stem>.json`` or ``<stem>.safetensors``, e.g. an estimator's save)."""
+    if saved.is_model_file(Path(run_dir).expanduser()):
+        return [saved.load_file(Path(run_dir).expanduser(), device=device)]
+    folder, splits = choose_models(run_dir, split)
+    return [saved.load(folder, s, device=device) for s in splits]
+
+
+def choose_models(run_dir, split="all") -> tuple[Path, list[int]]:
+    """(folder, splits) of the saved models a prediction uses: with ``split`` ``all`` (the default) the run's final
+    model (``<run dir>/final/``, ``python run.py ... final=true``) where it has one, else every saved split
+    (averaged); ``final`` only the final model; ``splits`` the saved splits even where there is a final model; a
+    number that split's model."""
     run_dir = Path(run_dir).expanduser()
-    if saved.is_model_file(run_dir):
-        return [saved.load_file(run_dir, device=device)]
     if not run_dir.is_dir():
         raise PredictError(
             f"{run_dir}: no such run folder (results/runs/<dataset>/<extractor>/<head>/<run_id>) "
             f"or saved model (<name>.json and <name>.safetensors)"
         )
+    final = run_dir / "final"
+    if str(split) in ("all", "final") and saved.saved_splits(final):
+        return final, saved.saved_splits(final)
+    if str(split) == "final":
+        raise PredictError(
+            f"{run_dir}: this run has no final model ({final}/models/); train one with python run.py ... final=true"
+        )
     have = saved.saved_splits(run_dir)
     if not have:
         raise PredictError(
             f"{run_dir}: this run has no saved model (models/model_<s>.safetensors); rerun it with "
-            f"save_model=true (and force=true for splits already finished)"
+            f"save_model=true (and force=true for splits already finished), or train a final model (final=true)"
         )
-    if split == "all":
+    if str(split) in ("all", "splits"):
         splits = have
     else:
         try:
             splits = [int(split)]
         except ValueError:
-            raise PredictError(f"--split must be a split number or 'all'; got {split!r}") from None
+            raise PredictError(f"--split must be all, final, splits or a split number; got {split!r}") from None
         if splits[0] not in have:
             raise PredictError(
                 f"{run_dir}: no saved model for split {splits[0]}; saved splits: {', '.join(map(str, have))} (or --split all)"
             )
-    return [saved.load(run_dir, s, device=device) for s in splits]
+    return run_dir, splits
+
+
+def models_line(run_dir, split="all") -> str:
+    """Which saved model(s) a prediction uses, in one line (scripts/predict.py prints it)."""
+    if saved.is_model_file(Path(run_dir).expanduser()):
+        return f"using the saved model {run_dir}"
+    folder, splits = choose_models(run_dir, split)
+    if folder.name == "final" and folder != Path(run_dir):
+        return f"using the final model, trained on every labelled row ({folder / 'models'})"
+    if len(splits) == 1:
+        return f"using the saved model of split {splits[0]} ({folder / 'models'})"
+    return f"using the saved models of splits {', '.join(map(str, splits))}, averaged ({folder / 'models'})"
 
 
 def _read_table(path: Path, what: str) -> pd.DataFrame:
@@ -210,7 +239,7 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     zs = [_embed(m, x, device) for m, x in zip(models, xs)]
     label = np.mean([m.to_label_units(m.predict_scaled(z).double().cpu().numpy()) for m, z in zip(models, zs)], axis=0)
     out = pd.DataFrame(names)
-    out["prediction"] = np.exp(label) if models[0].meta["label"]["log_target"] else label
+    out["prediction"] = checks.inverse_log_target(label, models[0].meta["label"]["log_target"])
     if explain:
         out = pd.concat([out, explain_neighbors(models, zs, int(explain))], axis=1)
     return out

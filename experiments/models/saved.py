@@ -113,6 +113,11 @@ def reference_items(data: RegressionData, idx, root: Path | None = None) -> list
     return [int(j) for j in idx]
 
 
+def saved_log_target(how) -> bool | str:
+    """The loader's ``log_target`` as a saved model records it: true, false, or ``log1p``."""
+    return "log1p" if how == "log1p" else bool(how)
+
+
 def save(
     cfg: DictConfig,
     key: RunKey,
@@ -145,7 +150,7 @@ def save(
         "run_id": key.run_id,
         "in_dim": model.in_dim,
         "extractor_saved": bool(cfg.extractor.finetune and model.extractor is not None),
-        "label": {"lo": scaler.lo, "hi": scaler.hi, "log_target": bool(loader.get("log_target", False))},
+        "label": {"lo": scaler.lo, "hi": scaler.hi, "log_target": saved_log_target(loader.get("log_target", False))},
         "features": prep.state() if prep is not None else None,
         "reference_items": reference_items(data, train_idx, root) if keep_reference else None,
         "config": relative_paths(OmegaConf.to_container(cfg, resolve=True), root),

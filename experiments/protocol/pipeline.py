@@ -31,15 +31,16 @@ from experiments.protocol.settings import head_from_config, run_key, validate
 from experiments.protocol.setup import (
     build_extractor,
     check_modality,
+    check_weights,
     check_writable,
     load_data,
     parallel_splits,
     prepare_inputs,
     thread_count,
 )
-from experiments.protocol.splits import MinMaxScaler, paper_split
+from experiments.protocol.splits import MinMaxScaler, final_split, paper_split
 from experiments.protocol.tracking import make_tracker
-from experiments.protocol.train import EpochProgress, FileCheckpoint, trainer_settings
+from experiments.protocol.train import EpochProgress, FileCheckpoint, InFlight, trainer_settings
 from experiments.store import safety
 from experiments.store.record import result_record, summary
 from experiments.store.results import RunKey, write_result
@@ -90,6 +91,8 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
     the trained model, label scaler and inputs, e.g. to draw Figure 3's surfaces)."""
     splits = validate(cfg)
     key = run_key(cfg)
+    if key.final:  # one model on every labelled row instead of the splits (its seed: split 0)
+        splits = [0]
     started = time.time()
     data = load_data(cfg)  # also when every split is done: finished results must match this data
     if not cfg.force:
@@ -98,19 +101,51 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
             saved.set_aside_broken(key, splits)  # a finished split whose model no longer loads is trained again
     done_before = key.finished()
     todo = splits if cfg.force else [s for s in splits if s not in done_before]
+    if not cfg.force and set(splits) & done_before:
+        print(skipped_line(key, splits, done_before, todo), file=sys.stderr, flush=True)
     trained: dict[int, Trained] = {}
     if todo:
         source = OmegaConf.select(cfg, "dataset.loader.path") or OmegaConf.select(cfg, "dataset.loader.root")
-        safety.check_labels(
-            data, {s: data.labels[paper_split(data.labels, s, cfg.trainer.stratify_bins)[0]] for s in todo}, source
-        )
+        safety.check_labels(data, {s: data.labels[split_indices(cfg, data.labels, s)[0]] for s in todo}, source)
         device = resolve_device(cfg.trainer.device)
         check_modality(cfg, data)
+        check_weights(cfg, data)  # missing pretrained weights: said before any item is decoded
         check_writable(cfg, key)
         safety.clean_run(key, splits, started)
         inputs, in_dim = prepare_inputs(cfg, data, device)
         trained = train_splits(cfg, data, inputs, in_dim, todo, key, device, keep_models, done_before)
     return RunResult(key, summary(cfg, key), trained)
+
+
+def skipped_line(key: RunKey, splits, done: set, todo) -> str:
+    """One line saying which requested splits a rerun skips because their result files exist, and what it trains."""
+    if key.final:
+        return f"[softstep] the final model is done already ({key.dir}); force=true retrains it"
+    skipped = [s for s in splits if s in done]
+    plural = "s" if len(skipped) > 1 else ""
+    then = f"training {split_ranges(todo)}" if todo else "nothing to train (force=true retrains)"
+    return f"[softstep] split{plural} {split_ranges(skipped)} done already ({key.dir}), {then}"
+
+
+def split_ranges(splits) -> str:
+    """Split seeds as ranges: [0, 1, 2, 5, 7, 8] → ``0-2, 5, 7-8``."""
+    out, group = [], []
+    for s in sorted(splits):
+        if group and s != group[-1] + 1:
+            out.append(group)
+            group = []
+        group.append(s)
+    if group:
+        out.append(group)
+    return ", ".join(str(g[0]) if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in out)
+
+
+def split_indices(cfg: DictConfig, labels, split: int) -> tuple:
+    """(train, val, test) rows of ``split``: the paper's 80/20 → 85/15 cut, or with ``final=true`` every labelled
+    row cut 85/15 into training and early stopping, no test rows (:func:`experiments.protocol.splits.final_split`)."""
+    if OmegaConf.select(cfg, "final", default=False) is True:
+        return final_split(labels, split, cfg.trainer.stratify_bins)
+    return paper_split(labels, split, cfg.trainer.stratify_bins)
 
 
 def train_splits(cfg, data, inputs, in_dim, todo, key: RunKey, device, keep_models, done_before) -> dict[int, Trained]:
@@ -119,7 +154,8 @@ def train_splits(cfg, data, inputs, in_dim, todo, key: RunKey, device, keep_mode
     (:class:`experiments.protocol.preemption.WorkerStop`); :class:`Stopped` is raised once every split in flight
     has saved its checkpoint."""
     workers, threads = parallel_splits(cfg, device, len(todo)), thread_count(cfg, device)
-    bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} splits", disable=not cfg.progress)
+    what = "final model" if key.final else "splits"
+    bar = dict(total=len(todo), desc=f"{cfg.dataset.name}/{cfg.head.name} {what}", disable=not cfg.progress)
     args = (cfg, data, inputs, in_dim)
     if workers == 1:
         jobs = (
@@ -139,7 +175,8 @@ def train_splits(cfg, data, inputs, in_dim, todo, key: RunKey, device, keep_mode
             )
             for s in todo
         )
-        return collect(jobs, bar)
+        in_flight = InFlight(key.dir, waiting=f"{workers} worker processes starting") if cfg.progress else None
+        return collect(jobs, bar, in_flight)
     except Stopped:
         raise
     except Exception as e:  # a worker ended by the same signal before its handler was installed
@@ -160,14 +197,23 @@ class StoppedSplit:
     message: str
 
 
-def collect(jobs, bar: dict) -> dict[int, Trained]:
-    """The trained splits of ``jobs``; raises :class:`Stopped` after the last one when any of them stopped."""
+def collect(jobs, bar: dict, in_flight: InFlight | None = None) -> dict[int, Trained]:
+    """The trained splits of ``jobs``; raises :class:`Stopped` after the last one when any of them stopped.
+    ``in_flight``: the worker processes' epoch progress, shown on the splits' bar while they train."""
     trained, stopped = {}, []
-    for t in tqdm(jobs, **bar):
-        if isinstance(t, StoppedSplit):
-            stopped.append(f"split {t.split}: {t.message}")
-        elif t is not None:
-            trained[t.record["split"]] = t
+    with tqdm(total=bar["total"], desc=bar["desc"], disable=bar["disable"]) as pbar:
+        if in_flight is not None:
+            in_flight.start(pbar)
+        try:
+            for t in jobs:
+                pbar.update(1)
+                if isinstance(t, StoppedSplit):
+                    stopped.append(f"split {t.split}: {t.message}")
+                elif t is not None:
+                    trained[t.record["split"]] = t
+        finally:
+            if in_flight is not None:
+                in_flight.stop()
     if stopped:
         raise Stopped("; ".join(sorted(stopped)))
     return trained
@@ -218,7 +264,10 @@ def run_split_locked(
                 flush=True,
             )
             return None
-        return run_split(cfg, data, inputs, in_dim, split, key, device, threads, progress, keep_model, stop=stop)
+        report = InFlight.path(key.dir, split) if worker is not None and cfg.progress else None
+        return run_split(
+            cfg, data, inputs, in_dim, split, key, device, threads, progress, keep_model, stop=stop, report=report
+        )
     except Stopped as e:
         if worker is None:
             raise
@@ -230,19 +279,39 @@ def run_split_locked(
 
 
 def run_split(
-    cfg, data, inputs, in_dim, split: int, key: RunKey, device, threads, progress, keep_model=False, *, stop=None
+    cfg,
+    data,
+    inputs,
+    in_dim,
+    split: int,
+    key: RunKey,
+    device,
+    threads,
+    progress,
+    keep_model=False,
+    *,
+    stop=None,
+    report=None,
 ) -> Trained:
-    """One split, start to finish: train, write its result atomically, drop its checkpoint."""
+    """One split, start to finish: train, write its result atomically, drop its checkpoint. ``report``: a file its
+    epoch progress is written to (a worker process's, read by :class:`experiments.protocol.train.InFlight`)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
         if not progress:
             cfg = cfg.copy()
             cfg.progress = False
-        sf = train_split(cfg, data, inputs, in_dim, split, key, device, stop=stop)
-        record = result_record(cfg, sf.result, sf.scaler, split, key.run_id, sf.idx)
+        sf = train_split(cfg, data, inputs, in_dim, split, key, device, stop=stop, report=report)
+        z = embeddings(cfg, sf, device)
+        record = result_record(
+            cfg, sf.result, sf.scaler, split, key.run_id, sf.idx, label_predictions(sf, z, data.labels, cfg, device)
+        )
         record["data_digest"] = safety.data_digest(data)  # a later run on changed data refuses to report it
-        record.update(split_extras(cfg, key, split, data, sf, device))
+        record.update(convergence(cfg, sf.result, "the final model" if key.final else f"split {split}"))
+        if key.final:
+            record["final"] = True
+            record["n_reference"] = len(sf.idx[0]) + len(sf.idx[1])
+        record.update(split_extras(cfg, key, split, data, sf, device, z))
         write_result(key.split_path(split), record)
         key.checkpoint(split).unlink(missing_ok=True)
         if not keep_model:
@@ -262,9 +331,10 @@ def train_split(
     device,
     *,
     stop=None,
+    report=None,
 ) -> SplitFit:
     """Split, scale, build and fit one model (:class:`SplitFit`)."""
-    train_idx, val_idx, test_idx = paper_split(data.labels, split, cfg.trainer.stratify_bins)
+    train_idx, val_idx, test_idx = split_indices(cfg, data.labels, split)
     inputs, in_dim, prep = tabular.split_inputs(data, inputs, in_dim, train_idx)
     if cfg.trainer.batch_size >= len(train_idx):
         print(
@@ -283,7 +353,7 @@ def train_split(
     model = Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
     settings = trainer_settings(cfg.trainer, device, head)
     tracker = make_tracker(cfg, key.run_id, split)
-    progress = EpochProgress(settings.max_epochs, f"split {split}", cfg.progress, tracker.log)
+    progress = EpochProgress(settings.max_epochs, f"split {split}", cfg.progress, tracker.log, report=report)
     try:
         res = fit(
             model,
@@ -332,22 +402,72 @@ def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx,
     return metrics
 
 
-def split_extras(cfg: DictConfig, key: RunKey, split: int, data: RegressionData, sf: SplitFit, device) -> dict:
+def embeddings(cfg: DictConfig, sf: SplitFit, device) -> dict[str, torch.Tensor]:
+    """The best model's embeddings of the split's ``train`` (the reference set of a neighbour head), ``val`` and
+    ``test`` rows (those it has), computed once for the label-unit metrics and the sparsity block."""
+    sf.model.eval()
+    names = ("train", "val", "test") if sf.model.uses_reference else ("val", "test")
+    with torch.no_grad():
+        return {
+            name: embed_rows(sf.model, sf.inputs, idx, cfg.trainer.eval_batch_size, device)
+            for name, idx in zip(("train", "val", "test"), sf.idx)
+            if name in names and len(idx)
+        }
+
+
+def label_predictions(sf: SplitFit, z: dict, labels, cfg: DictConfig, device) -> dict:
+    """``{"val": (labels, predictions), "test": ...}`` in the label's units, of the best epoch's model, for the
+    metrics beside the paper's (:func:`experiments.metrics.split_metrics`)."""
+    model, train_idx = sf.model, sf.idx[0]
+    y_ref = torch.as_tensor(sf.scaler.transform(labels[train_idx]), dtype=torch.float32, device=device)
+    max_elements = resolve_max_elements(cfg.trainer.max_elements, device, model.head)
+    out = {}
+    with torch.no_grad():
+        for name, idx in (("val", sf.idx[1]), ("test", sf.idx[2])):
+            if name in z:
+                pred = model.head.predict(z[name], z.get("train"), y_ref, max_elements=max_elements)
+                out[name] = (labels[idx], sf.scaler.inverse(pred.double().cpu().numpy()))
+    return out
+
+
+def convergence(cfg: DictConfig, res: FitResult, what: str) -> dict:
+    """``hit_epoch_cap``: training stopped at ``trainer.max_epochs`` while still improving, i.e. its best epoch is
+    one of the last ``trainer.patience`` epochs (early stopping would not have stopped it yet); said in one line."""
+    t = cfg.trainer
+    hit = bool(res.history) and res.epochs_run >= t.max_epochs and res.best_epoch >= t.max_epochs - t.patience
+    if hit:
+        print(
+            f"[softstep] warning: {what} stopped at trainer.max_epochs={t.max_epochs} while still improving "
+            f"(best epoch {res.best_epoch + 1} of {res.epochs_run}, within the last trainer.patience={t.patience}): "
+            f"it has not converged; raise trainer.max_epochs",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {"hit_epoch_cap": hit}
+
+
+def split_extras(
+    cfg: DictConfig, key: RunKey, split: int, data: RegressionData, sf: SplitFit, device, z: dict | None = None
+) -> dict:
     """Optional result fields of one split: ``features`` (a table's columns), ``sparsity`` (neighbour heads, on the
-    test queries) and ``saved_model`` (its files and size, when ``save_model`` asks for it; written here)."""
-    train_idx, _, test_idx = sf.idx
+    test queries; ``z``: :func:`embeddings`) and ``saved_model`` (its files and size, when ``save_model`` asks for it,
+    and always for a final model, whose reference set is every labelled row; written here)."""
+    train_idx, val_idx, test_idx = sf.idx
     model = sf.model
+    z = z if z is not None else embeddings(cfg, sf, device)
     out = {}
     if sf.prep is not None:
         out["features"] = sf.prep.describe()
-    if model.uses_reference:
-        model.eval()
-        with torch.no_grad():
-            z_ref = embed_rows(model, sf.inputs, train_idx, cfg.trainer.eval_batch_size, device)
-            z = embed_rows(model, sf.inputs, test_idx, cfg.trainer.eval_batch_size, device)
+    if model.uses_reference and "test" in z:
         out["sparsity"] = sparsity.head_sparsity(
-            model.head, z, z_ref, max_elements=resolve_max_elements(cfg.trainer.max_elements, device, model.head)
+            model.head,
+            z["test"],
+            z["train"],
+            max_elements=resolve_max_elements(cfg.trainer.max_elements, device, model.head),
         )
-    if saved.wanted(cfg):
+    if key.final:  # the deployed model's neighbours: the training and the early-stopping rows
+        ref = np.sort(np.concatenate([train_idx, val_idx]))
+        out["saved_model"] = saved.save(cfg, key, split, model, sf.inputs, data, sf.scaler, sf.prep, ref, device)
+    elif saved.wanted(cfg):
         out["saved_model"] = saved.save(cfg, key, split, model, sf.inputs, data, sf.scaler, sf.prep, train_idx, device)
     return out

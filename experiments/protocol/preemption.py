@@ -144,6 +144,7 @@ def resume_notes(cfg) -> list[str]:
     try:
         splits = validate(cfg)
         key = run_key(cfg)
+        splits = [0] if key.final else splits  # a final model is split 0 of its own folder
     except Exception:  # noqa: BLE001 - a bad config is reported by the run itself
         return []
     done = key.finished()

@@ -19,12 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.models import saved
 from experiments.protocol import device
 from experiments.protocol.compose import CONFIGS
-from experiments.store.results import RunKey
+from experiments.store.results import FinalKey, RunKey
 from softstep import SIMILARITIES
 from softstep.model import ARCHS
 
 #: Config keys that do not change a result: left out of the run id.
-NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model"}
+NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model", "final"}
 TRAINER_NOT_IN_RUN_ID = {
     "device",
     "threads",
@@ -49,6 +49,7 @@ def validate(cfg: DictConfig) -> list[int]:
     def bad(field, value, allowed):
         raise ConfigError(f"bad config value {field}={value!r}: {allowed}")
 
+    check_missing(cfg)
     splits = OmegaConf.to_container(cfg.splits) if OmegaConf.is_list(cfg.splits) else cfg.splits
     if isinstance(splits, int) and not isinstance(splits, bool):
         splits = [splits]
@@ -135,10 +136,28 @@ def validate_more(cfg: DictConfig, bad) -> None:
             bad(field, value, "a finite number > 0")
     if not number(cfg.model.dropout) or not 0 <= cfg.model.dropout < 1:
         bad("model.dropout", cfg.model.dropout, "a number in [0, 1)")
-    for field in ("force", "progress", "trainer.checkpoint"):
+    for field in ("force", "progress", "trainer.checkpoint", "final"):
         if not isinstance(OmegaConf.select(cfg, field), bool):
             bad(field, OmegaConf.select(cfg, field), "true or false")
     check_device(t.device, bad)
+
+
+#: What to say where a mandatory value (``???``) is missing, by field.
+MISSING_HINTS = {
+    "dataset.loader.path": "your CSV, TSV, Parquet or Excel file (docs/datasets.md, 'Bring your own data')",
+    "dataset.loader.target": "the label column of your table",
+    "dataset.loader.root": "the folder of your files and their CSV (docs/datasets.md, 'Bring your own data')",
+}
+
+
+def check_missing(cfg: DictConfig) -> None:
+    """A mandatory value (``???``) left unset is one :class:`ConfigError` naming it, not OmegaConf's traceback."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        field = missing[0]
+        hint = MISSING_HINTS.get(field, "the value this setting needs")
+        more = f" (also unset: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise ConfigError(f"missing config value {field} ({hint}): set it on the command line, {field}=...{more}")
 
 
 #: The config file that lists each group's settings; a key outside it is a typo.
@@ -228,5 +247,7 @@ def head_similarity(cfg: DictConfig) -> str | None:
 
 
 def run_key(cfg: DictConfig) -> RunKey:
-    """Where this configuration's results live (see :class:`experiments.store.results.RunKey`)."""
-    return RunKey(str(cfg.paths.results_root), cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))
+    """Where this configuration's results live (see :class:`experiments.store.results.RunKey`); with ``final=true``
+    its final model's folder (:class:`experiments.store.results.FinalKey`)."""
+    kind = FinalKey if OmegaConf.select(cfg, "final", default=False) is True else RunKey
+    return kind(str(cfg.paths.results_root), cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))

@@ -76,6 +76,32 @@ def check_modality(cfg: DictConfig, data: RegressionData) -> None:
         )
 
 
+def check_weights(cfg: DictConfig, data: RegressionData) -> None:
+    """Pretrained weights the run will load, before any item is decoded: where they are not on this machine
+    (:func:`extractors.weights.present`) the extractor is built once now, so that a download happens, or a missing
+    weight is reported (:class:`extractors.weights.WeightsNotFound`, naming scripts/fetch_weights.py and
+    ``extractor.builder.source=random``), before minutes of decoding. A frozen extractor whose features are cached
+    needs none."""
+    from extractors import weights
+
+    if not cfg.extractor.finetune and feature_cache_path(cfg, data).is_file():
+        return
+    builder = cfg.extractor.builder
+    try:
+        need = weights.hub_weight(cfg.extractor.name, str(builder._target_), OmegaConf.select(builder, "source"))
+    except ValueError:  # a builder of the user's own: it loads its weights its own way
+        return
+    if need is not None and not weights.present(need):
+        build_extractor(cfg, data)
+
+
+def feature_cache_path(cfg: DictConfig, data: RegressionData) -> Path:
+    """Where a frozen extractor's features of ``data`` are cached."""
+    builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
+    key = cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
+    return Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
+
+
 def check_writable(cfg: DictConfig, key: RunKey) -> None:
     """The run folder can be created and written, checked before any work (an OSError naming the path)."""
     try:
@@ -107,9 +133,7 @@ def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Input
             progress=cfg.progress,
         )
         return Inputs(data=data, num_workers=workers, cache=cache), None
-    builder = OmegaConf.to_container(cfg.extractor.builder, resolve=True)
-    key = cache_key(data, cfg.extractor.name, json.dumps(builder, sort_keys=True))
-    path = Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
+    path = feature_cache_path(cfg, data)
 
     def compute():
         return extract(

@@ -41,6 +41,16 @@ def paper_split(y, seed: int, n_bins: int = 10, test: float = 0.2, val: float = 
     return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
 
 
+def final_split(y, seed: int = 0, n_bins: int = 10, val: float = 0.15):
+    """(train, val, test) for a final model (``final=true``, ours): every labelled row, cut 85/15 into training and
+    early-stopping rows as the paper cuts its development set, stratified the same way; no test rows."""
+    y = np.asarray(y, dtype=float)
+    if len(y) < 5:
+        raise ValueError(f"a final model needs at least 5 labelled items; the dataset has {len(y)}")
+    train_idx, val_idx = _cut(np.arange(len(y)), y, val, seed, n_bins)
+    return np.sort(train_idx), np.sort(val_idx), np.array([], dtype=int)
+
+
 class MinMaxScaler:
     """Labels → [0, 1] with the training split's min and max (fit on train only)."""
 
@@ -51,6 +61,10 @@ class MinMaxScaler:
 
     def transform(self, y):
         return (np.asarray(y, dtype=float) - self.lo) / self.span
+
+    def inverse(self, y_scaled):
+        """[0, 1] → the label's units."""
+        return self.lo + np.asarray(y_scaled, dtype=float) * self.span
 
     def mse_to_original(self, mse_scaled: float) -> float:
         """An MSE on the [0, 1] scale, in squared original units."""

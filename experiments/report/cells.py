@@ -8,7 +8,10 @@ trainer. Definitions used in every table:
   **sample** standard deviation (ddof = 1). A cell of one split has no std and shows the mean only
   (:class:`CellStats`).
 - **Bold**: the lowest mean among the cells compared with each other (a Table 1 row, one head of
-  a tuning table), ties all bold (:func:`mark_best`).
+  a tuning table), ties all bold (:func:`mark_best`); the highest for a metric where higher is better (R²,
+  ``make_tables --metric r2``).
+- **Other metrics** (``make_tables --metric``, :data:`experiments.metrics.TABLE_METRICS`): the same statistics of
+  another field of ``metrics``, e.g. the test RMSE in the label's units.
 - **One configuration per cell**: all files of a cell must share one ``run_id``, and a split may
   appear once (:func:`split_values`); which files form a cell is the table's to say. Anything
   else raises :class:`~experiments.store.results.ResultError` naming two files.
@@ -30,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from experiments.metrics import PAPER_METRIC
+from experiments.metrics import PAPER_METRIC, TABLE_METRICS
 from experiments.store.results import ResultError
 
 from .fmt import MISSING, mean_std, n_note
@@ -82,10 +85,11 @@ def markdown_cell(c: CellStats | None, expected: int) -> str:
     return text + c.marker + n_note(c.n, expected)
 
 
-def mark_best(cells: Iterable[Stats]) -> list[Stats]:
-    """``cells`` (compared with each other) with ``best`` set on those of the lowest mean, ties all."""
+def mark_best(cells: Iterable[Stats], higher_better: bool = False) -> list[Stats]:
+    """``cells`` (compared with each other) with ``best`` set on those of the lowest mean (the highest with
+    ``higher_better``), ties all."""
     cells = list(cells)
-    best = min(c.mean for c in cells)
+    best = (max if higher_better else min)(c.mean for c in cells)
     return [replace(c, best=c.mean == best) for c in cells]
 
 
@@ -97,10 +101,12 @@ def group_by(results: Iterable[dict], key: Callable[[dict], object]) -> dict:
     return groups
 
 
-def split_values(files: list[dict], what: str, hint: str) -> tuple[str, dict[int, float]]:
+def split_values(files: list[dict], what: str, hint: str, metric: str = "paper") -> tuple[str, dict[int, float]]:
     """The run_id and split -> metric value of one cell's ``files``, after checking they are one configuration.
 
-    ``what`` names the cell and ``hint`` says how to fix a cell mixing two run_ids, in the error.
+    ``what`` names the cell and ``hint`` says how to fix a cell mixing two run_ids, in the error. ``metric``: a
+    name of :data:`experiments.metrics.TABLE_METRICS` (the paper's by default); a file that does not record it
+    (written before it was) is a :class:`ResultError` naming it.
     """
     first = files[0]
     for r in files[1:]:
@@ -117,7 +123,14 @@ def split_values(files: list[dict], what: str, hint: str) -> tuple[str, dict[int
                 "move one aside"
             )
         by_split[r["split"]] = r
-    return first["run_id"], {s: float(r["metrics"][PAPER_METRIC]) for s, r in sorted(by_split.items())}
+    field = TABLE_METRICS[metric][0] if metric != "paper" else PAPER_METRIC
+    for r in files:
+        if field not in r["metrics"]:
+            raise ResultError(
+                f"{r['_path']}: no metrics.{field} (the file was written before it was recorded); rerun its "
+                f"split with force=true, or choose --metric paper or mse"
+            )
+    return first["run_id"], {s: float(r["metrics"][field]) for s, r in sorted(by_split.items())}
 
 
 def paired_wilcoxon(a: dict[int, float], b: dict[int, float]) -> tuple[float | None, int, bool | None]:

@@ -1,4 +1,6 @@
-"""Table 1: test MSE × 10³ per dataset (rows) and head (columns), as Markdown, LaTeX and CSV.
+"""Table 1: test MSE × 10³ per dataset (rows) and head (columns), as Markdown, LaTeX and CSV; or, with ``metric``
+(``make_tables --metric``), the same table of another metric (:data:`experiments.metrics.TABLE_METRICS`) in its own
+files, ``table1_<metric>.*``.
 
 Cell value, std, bold and one configuration per cell are defined in
 :mod:`experiments.report.cells`, number formatting in :mod:`experiments.report.fmt`. For Table 1:
@@ -21,6 +23,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from experiments.metrics import TABLE_METRICS
 from experiments.report.names import HEADS, dataset_label, dataset_sort_key, head_label, head_sort_key
 
 from .cells import MIN_PAIRS, CellStats, group_by, mark_best, markdown_cell, paired_wilcoxon, split_values
@@ -33,10 +36,10 @@ ALPHA = 0.05
 BETTER, WORSE = "†", "‡"
 
 NOTES = (
-    "Test MSE × 10³ (labels min–max scaled on the training split): mean ± sample standard deviation "
+    "{what}: mean ± sample standard deviation "
     "(ddof = 1) over the splits of one run; 3 significant digits; (n=k) when a cell has k ≠ {expected} splits. "
-    "Bold: lowest mean of the row. "
-    f"{BETTER} / {WORSE}: lower / higher than the linear head with p < {ALPHA} "
+    "Bold: {best} mean of the row. "
+    f"{BETTER} / {WORSE}: {{cmp}} than the linear head with p < {ALPHA} "
     "(two-sided paired Wilcoxon signed-rank test over the splits both heads share; "
     f"no test with fewer than {MIN_PAIRS} pairs). {MISSING}: no results."
 )
@@ -59,6 +62,7 @@ class Cell(CellStats):
     n_pairs: int = 0
     lower_than_linear: bool | None = None
     best: bool = False
+    higher_better: bool = False  # R²: a higher mean is better
 
     @property
     def significant(self) -> bool:
@@ -68,18 +72,22 @@ class Cell(CellStats):
     def marker(self) -> str:
         if not self.significant:
             return ""
-        return BETTER if self.lower_than_linear else WORSE
+        return BETTER if self.lower_than_linear != self.higher_better else WORSE
 
 
-def table1_cells(results: list[dict]) -> list[Cell]:
-    """Table 1's cells, in row (dataset) then column (head) order, with best and significance filled in."""
+def table1_cells(results: list[dict], metric: str = "paper") -> list[Cell]:
+    """Table 1's cells, in row (dataset) then column (head) order, with best and significance filled in;
+    ``metric``: a name of :data:`experiments.metrics.TABLE_METRICS` (the paper's by default)."""
+    higher = TABLE_METRICS[metric][2]
     raw: dict[tuple[str, str], Cell] = {}
     for (dataset, head), files in group_by(results, lambda r: (r["dataset"], r["head"])).items():
-        raw[dataset, head] = Cell(dataset, head, *split_values(files, f"Table 1 cell ({dataset}, {head})", MIXED_HINT))
+        what = f"Table 1 cell ({dataset}, {head})"
+        raw[dataset, head] = Cell(dataset, head, *split_values(files, what, MIXED_HINT, metric), higher_better=higher)
 
     cells = []
     for dataset in sorted({d for d, _ in raw}, key=dataset_sort_key):
-        row = mark_best(raw[dataset, h] for h in sorted({h for d, h in raw if d == dataset}, key=head_sort_key))
+        heads = sorted({h for d, h in raw if d == dataset}, key=head_sort_key)
+        row = mark_best((raw[dataset, h] for h in heads), higher)
         baseline = raw.get((dataset, BASELINE))
         for c in row:
             if baseline is not None and c.head != BASELINE:
@@ -107,20 +115,35 @@ def _by_row(cells: list[Cell]) -> tuple[list[str], dict]:
     return datasets, {(c.dataset, c.head): c for c in cells}
 
 
-def table1_markdown(cells: list[Cell]) -> str:
+def notes(metric: str = "paper") -> str:
+    """The table's notes for ``metric``."""
+    _, what, higher = TABLE_METRICS[metric]
+    return NOTES.format(
+        what=what[0].upper() + what[1:],
+        expected=TABLE1_SPLITS,
+        best="highest" if higher else "lowest",
+        cmp="higher / lower" if higher else "lower / higher",
+    )
+
+
+def title(metric: str = "paper") -> str:
+    return "test MSE × 10³" if metric == "paper" else TABLE_METRICS[metric][1]
+
+
+def table1_markdown(cells: list[Cell], metric: str = "paper") -> str:
     datasets, at = _by_row(cells)
     heads = _columns(cells)
     rows = [[dataset_label(d)] + [markdown_cell(at.get((d, h)), TABLE1_SPLITS) for h in heads] for d in datasets]
     table = md_table(["Dataset"] + [head_label(h) for h in heads], rows, ["---"] + ["---:"] * len(heads))
-    return "# Table 1: test MSE × 10³\n\n" + table + "\n" + NOTES.format(expected=TABLE1_SPLITS) + "\n"
+    return f"# Table 1: {title(metric)}\n\n" + table + "\n" + notes(metric) + "\n"
 
 
-def table1_latex(cells: list[Cell]) -> str:
+def table1_latex(cells: list[Cell], metric: str = "paper") -> str:
     datasets, at = _by_row(cells)
     heads = _columns(cells)
-    notes = NOTES.format(expected=TABLE1_SPLITS).replace("×", r"$\times$").replace("10³", r"10$^3$")
-    notes = notes.replace("≠", r"$\neq$").replace("±", r"$\pm$").replace(BETTER, r"$^{\dagger}$")
-    notes = notes.replace(WORSE, r"$^{\ddagger}$").replace("–", "--").replace("<", "$<$")
+    notes_tex = notes(metric).replace("×", r"$\times$").replace("10³", r"10$^3$").replace("R²", r"R$^2$")
+    notes_tex = notes_tex.replace("≠", r"$\neq$").replace("±", r"$\pm$").replace(BETTER, r"$^{\dagger}$")
+    notes_tex = notes_tex.replace(WORSE, r"$^{\ddagger}$").replace("–", "--").replace("<", "$<$")
     lines = [
         "% Generated by scripts/make_tables.py from result files; do not edit by hand.",
         r"\begin{table}[t]",
@@ -135,7 +158,7 @@ def table1_latex(cells: list[Cell]) -> str:
         lines.append(
             latex_escape(dataset_label(d)) + " & " + " & ".join(_cell_tex(at.get((d, h))) for h in heads) + r" \\"
         )
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{notes}}}", r"\label{tab:table1}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{notes_tex}}}", r"\label{tab:table1}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -143,7 +166,7 @@ TABLE1_CSV_COLUMNS = ("dataset", "head", "n", "mean", "std", "p_value", "signifi
 
 
 def table1_csv(cells: list[Cell]) -> str:
-    """One row per cell: mean and std (ddof=1) of test MSE × 10³, p_value vs linear (empty: no test)."""
+    """One row per cell: mean and std (ddof=1) of the metric (test MSE × 10³), p_value vs linear (empty: no test)."""
     return csv_text(
         TABLE1_CSV_COLUMNS,
         (
@@ -164,9 +187,14 @@ def table1_csv(cells: list[Cell]) -> str:
     )
 
 
-def write_table1(cells: list[Cell], out_dir: str | Path) -> list[Path]:
-    """``table1.md``, ``table1.tex`` and ``table1.csv`` in ``out_dir``."""
+def write_table1(cells: list[Cell], out_dir: str | Path, metric: str = "paper") -> list[Path]:
+    """``table1.md``, ``table1.tex`` and ``table1.csv`` in ``out_dir`` (``table1_<metric>.*`` for another metric)."""
+    stem = "table1" if metric == "paper" else f"table1_{metric}"
     return write_texts(
         out_dir,
-        {"table1.md": table1_markdown(cells), "table1.tex": table1_latex(cells), "table1.csv": table1_csv(cells)},
+        {
+            f"{stem}.md": table1_markdown(cells, metric),
+            f"{stem}.tex": table1_latex(cells, metric),
+            f"{stem}.csv": table1_csv(cells),
+        },
     )

@@ -29,6 +29,16 @@ Optional fields (absent from older files; readers must not require them)::
     sparsity    {n_queries, n_reference, nonzero, effective, and l, u, t or k}: neighbour heads, on the
                 test queries, each {p10, median, p90} (experiments/protocol/sparsity.py)
     saved_model {weights, meta, bytes}          the split's saved model files (experiments/models/saved.py)
+    metrics     + test_rmse_orig, test_mae_orig, test_r2 (and val_*): RMSE and MAE in the label's units, and R²
+                (experiments/metrics.py); finite, the errors >= 0
+    hit_epoch_cap  true when training stopped at trainer.max_epochs while still improving (the best epoch within
+                the last trainer.patience epochs): it had not converged
+    final       true for a final model (``final=true``): trained on every labelled row, no test rows, so
+                metrics hold the validation ones only; n_reference: the rows of its saved reference set.
+                It lies in the run's ``final/`` folder (:class:`FinalKey`), where no table reads it
+
+A final model's result lies one folder deeper, ``<run_id>/final/split_0.json``: :func:`iter_result_paths` (tables,
+figures, status) never finds it, and the run folder's ``split_*.json`` stay the 10-split protocol's.
 """
 
 from __future__ import annotations
@@ -76,6 +86,8 @@ class RunKey:
     head: str
     run_id: str
 
+    final = False  # a final model's key: FinalKey
+
     @property
     def dir(self) -> Path:
         return Path(self.results_root) / "runs" / self.dataset / self.extractor / self.head / self.run_id
@@ -102,6 +114,23 @@ class RunKey:
             except ResultError as e:
                 malformed[p] = str(e).splitlines()[0]
         return done, malformed
+
+
+@dataclass(frozen=True)
+class FinalKey(RunKey):
+    """Where one configuration's final model lives (``final=true``): ``<run dir>/final/``, one ``split_0.json``
+    (split 0: the seed of its train/validation cut) and ``models/model_0.*`` beside it."""
+
+    final = True
+
+    @property
+    def dir(self) -> Path:
+        return super().dir / "final"
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder of the same configuration, where the 10-split results lie."""
+        return super().dir
 
 
 class UnreadableJSON(ValueError):
@@ -175,10 +204,23 @@ def validate(result: Any, path: str | Path = "<memory>") -> dict:
         raise ResultError(
             f"{path}: format_version {result['format_version']} is not {FORMAT_VERSION}; rerun or convert it"
         )
-    for key in metrics.REQUIRED:
+    final = result.get("final", False)
+    if not isinstance(final, bool) or not isinstance(result.get("hit_epoch_cap", False), bool):
+        field = "final" if not isinstance(final, bool) else "hit_epoch_cap"
+        raise ResultError(f"{path}: field {field!r} must be true or false, got {result[field]!r}")
+    optional = [f"{s}_{k}" for s in ("test", "val") for k in metrics.LABEL_UNITS]
+    for key in (metrics.REQUIRED_FINAL if final else metrics.REQUIRED) + tuple(optional):
         value = result["metrics"].get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-            raise ResultError(f"{path}: metrics.{key} must be a finite number >= 0, got {value!r}")
+        if value is None and key in optional:
+            continue  # written before these were recorded
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or (value < 0 and not key.endswith("_r2"))
+        ):
+            want = "a finite number" + ("" if key.endswith("_r2") else " >= 0")
+            raise ResultError(f"{path}: metrics.{key} must be {want}, got {value!r}")
     if result["split"] < 0:
         raise ResultError(f"{path}: field 'split' must be >= 0, got {result['split']}")
     return result
