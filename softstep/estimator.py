@@ -229,6 +229,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError(
                     f"y must hold numbers (a regression target); got {np.asarray(y).dtype} values"
                 ) from None
+        _check_numeric_columns(X)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         self._threads()  # a bad n_jobs fails before any work
         with self._thread_limit():
@@ -599,3 +600,18 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             raise saved_format.SavedModelError(f"{file}: field config.trainer: expected a mapping; {saved_format.FIX}")
         params.update({k: trainer[k] for k in TRAINER_PARAMS if k in trainer})
         return params
+
+
+def _check_numeric_columns(X) -> None:
+    """A DataFrame column of text or categories is one ValueError saying what to do (scikit-learn's own message
+    is a float conversion error deep in NumPy)."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):
+        return
+    for name, dtype in dtypes.items():
+        if dtype.kind not in "biuf":
+            raise ValueError(
+                f"X's column {name!r} holds {dtype} values: SoftStepRegressor takes numeric columns only; one-hot "
+                f"encode it first (pandas.get_dummies, the same way for new rows), or train through the pipeline "
+                f"(python run.py dataset=table ...), which encodes categorical columns itself"
+            )

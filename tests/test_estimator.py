@@ -146,6 +146,18 @@ def test_a_target_of_strings_is_one_clear_error():
         SoftStepRegressor(max_epochs=1).fit(X, np.array(["a"] * 20))
 
 
+@pytest.mark.parametrize("kind", ["object", "category"])
+def test_a_text_column_of_x_is_one_clear_error_naming_it(kind):
+    import pandas as pd
+
+    from softstep import SoftStepRegressor
+
+    X = pd.DataFrame({"area": np.arange(20.0), "color": pd.Series(["red", "blue"] * 10, dtype=kind)})
+    with pytest.raises(ValueError, match="column 'color' .*numeric columns only.*get_dummies"):
+        SoftStepRegressor(max_epochs=1).fit(X, np.arange(20.0))
+    SoftStepRegressor(max_epochs=1).fit(pd.get_dummies(X, columns=["color"], dtype=float), np.arange(20.0))
+
+
 def test_float64_predictions_do_not_depend_on_the_batch():
     """scikit-learn's subset-invariance check passes with dtype="float64"; in float32 the rows differ only by
     float32 rounding."""

@@ -134,6 +134,11 @@ def final_summary(cfg: DictConfig, key: RunKey, r: dict) -> str:
         f"{cfg.dataset.name} / {cfg.head.name}: final model, trained on {r['n_train']} rows with {r['n_val']} for "
         f"early stopping (best epoch {r['best_epoch'] + 1} of {r['epochs_run']})\n"
         f"  validation MSE x 10^3 (scaled label) = {m['val_mse_x1e3']:#.3g}; {label_units_line([r], 'val')}\n"
-        f"  model: {key.dir / 'models'} (reference set: {r.get('n_reference', r['n_train'])} rows); "
-        f"predict: python scripts/predict.py {key.run_dir} --input FILE --out FILE.csv"
+        + (
+            f"  model: {key.dir / 'models'} (weights only, save_model=weights: it predicts once given a reference "
+            f"set, SoftStepRegressor.load(...).set_reference(X, y))"
+            if OmegaConf.select(cfg, "save_model") == "weights"
+            else f"  model: {key.dir / 'models'} (reference set: {r.get('n_reference', r['n_train'])} rows); "
+            f"predict: python scripts/predict.py {key.run_dir} --input FILE --out FILE.csv"
+        )
     )
