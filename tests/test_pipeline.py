@@ -259,9 +259,9 @@ def test_killed_run_loses_nothing_and_rerun_runs_only_missing_splits(tmp_path):
     proc.wait()
     first = {p.name: p.read_bytes() for p in root.rglob("split_*.json")}
     assert "split_0.json" in first and len(first) < 3, "kill the run between its first and last split"
-    assert not list(root.rglob("*.tmp"))
     out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
+    assert not list(root.rglob("*.tmp"))  # a write the kill cut short (a checkpoint's temp file) is cleaned up
     results = read_results(root)
     assert sorted(r["split"] for r in results) == [0, 1, 2]
     for name, blob in first.items():
