@@ -77,8 +77,8 @@ class DiffKNNHead(NeighborHead):
     #: Its top-⌈k + q⌉ buffers come on top of the similarity block (docs/paper-choices.md#prediction-memory).
     predict_bytes_per_entry = 33
 
-    def logits(self, z, z_ref, mask=None):
-        """Sim + log SoftKStep: Algorithm 1 lines 6–20; soft ranks in training, exact ranks at evaluation.
+    def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):
+        """β·Sim + log SoftKStep: Algorithm 1 lines 6–20; soft ranks in training, exact ranks at evaluation.
 
         Parameters
         ----------
@@ -86,20 +86,25 @@ class DiffKNNHead(NeighborHead):
         z_ref : torch.Tensor, shape (N, d)
         mask : torch.Tensor of bool, shape (B, N), optional
             True = the query itself (line 10).
+        fr : Frame, optional
+            The call's frame (:meth:`frame`); None: this call's.
 
         Returns
         -------
         torch.Tensor, shape (B, N)
+            Shifted by a per-row constant (softmax's weights are unchanged by it).
         """
-        sim = self.sim(z, z_ref, mask)
+        sim = self._raw_sim(z, z_ref, mask, fr)
         n = z_ref.shape[0]  # line 9: N = |Z_N|, in training the query included
         if not self.training:
             out = torch.full_like(sim, -torch.inf)
-            logit, idx = self._top_logits(sim, z, n, mask)
-            return out.scatter_(-1, idx, logit)
-        ranks = self.soft_ranks(sim, mask)
+            masked = sim if mask is None else sim.masked_fill(mask, -torch.inf)
+            top, idx = exact_top(lambda s: masked[:, s], n, n, self._width(z, n, mask))
+            return out.scatter_(-1, idx, self._top_logits(top, z, n))
+        ranks = self.soft_ranks(sim, mask)  # scale-free: Sim without β
         # the row's best soft rank: never the query's own, which soft_ranks puts n + 2 gaps below every candidate
-        out = sim + self.kstep(ranks, z, n, k_floor=ranks.min(-1, keepdim=True).values)
+        out = self._scaled(sim, sim.detach().amax(-1, keepdim=True))
+        out = out + self.kstep(ranks, z, n, k_floor=ranks.min(-1, keepdim=True).values)
         return out if mask is None else out.masked_fill(mask, -torch.inf)
 
     def soft_ranks(self, sim, mask=None):
@@ -119,26 +124,93 @@ class DiffKNNHead(NeighborHead):
         wide = sim.to(rank_dtype(sim))
         lo, hi = Fn.row_bounds(wide, mask)
         gap = (hi - lo) / max(n - 1, 1)  # not detached: soft ranks do change with the scale of a row
-        gap = torch.where(gap > 0, gap, 1.0)
+        gap = torch.where(gap * max(n - 1, 1) >= Fn.FLAT_FLOOR[sim.dtype], gap, 1.0)  # a flat row: 1/gap² overflows
         dissim = (hi.detach() - wide) / gap  # ≥ 0, 0 = most similar; soft ranks do not change with a shift
         if mask is not None:  # line 10: the query itself goes below every other candidate
             dissim = dissim.masked_fill(mask, 2.0 * n + 1.0)
         ranks = soft_rank(dissim, self.rank_strength)  # torchsort's kernels, coalesced on CUDA (softstep/ranks.py)
         return (ranks - 1.0).to(sim.dtype)
 
-    def _top_logits(self, sim, z, n, mask=None):
-        """(logits, reference indices) of each row's ⌈k + q⌉ most similar references, exact ranks 0, 1, 2, …"""
-        if mask is not None:
-            sim = sim.masked_fill(mask, -torch.inf)
+    def _width(self, z, n, mask=None) -> int:
+        """⌈k + q⌉ of the block's largest k: ranks at and past it have weight exactly 0 (Algorithm 1 line 19)."""
         k = self.kstep.k(z, n)
-        width = min(sim.shape[1] - (0 if mask is None else 1), math.ceil(float(k.detach().max()) + self.kstep.q))
-        top, idx = sim.topk(width, dim=-1)
-        ranks = torch.arange(width, dtype=sim.dtype, device=sim.device).expand_as(top)
-        return top + log_soft_k_step(ranks, k.to(sim.dtype), self.kstep.q, self.kstep.t), idx
+        return min(n - (0 if mask is None else 1), math.ceil(float(k.detach().max()) + self.kstep.q))
 
-    def _predict_rows(self, z, z_ref, y_ref, max_elements):
-        """Predictions of one block of queries from its top-⌈k + q⌉ references."""
-        logit, idx = self._top_logits(self.sim(z, z_ref), z, z_ref.shape[0])
-        w = torch.softmax(logit, dim=-1)
-        y = y_ref.to(w.dtype)[idx]  # (B, width) or (B, width, m)
-        return (w.unsqueeze(-1) * y).sum(1) if y.dim() == 3 else (w * y).sum(1)
+    def _top_logits(self, top, z, n):
+        """β·(Sim − the row's best) + log SoftKStep of the exact ranks 0, 1, 2, … of each row's ⌈k + q⌉ best ``top``."""
+        k = self.kstep.k(z, n)
+        ranks = torch.arange(top.shape[1], dtype=top.dtype, device=top.device).expand_as(top)
+        return self._scaled(top, top[:, :1]) + log_soft_k_step(ranks, k.to(top.dtype), self.kstep.q, self.kstep.t)
+
+    def _predict_block(self, fr, z, z_ref, y2, max_elements):
+        """Predictions of one block of queries from its ⌈k + q⌉ most similar references, found exactly over tiles of
+        the reference set (:func:`exact_top`; weights past rank ⌈k + q⌉ are exactly 0, so nothing else is needed)."""
+        n = z_ref.shape[0]
+        width = self._width(z, n)
+        cols = max(1, max_elements // len(z), 4 * (width + 1))  # a merge tile holds the running best several times
+        if len(z) * cols > max_elements and cols < n:  # a wide k: fewer rows per block, so that the tiles stay small
+            return (
+                torch.cat([self._predict_block(fr, zb, z_ref, y2, max_elements) for zb in z.split(max(1, len(z) // 2))])
+                if len(z) > 1
+                else self._predict_rows(fr, z, z_ref, y2, n, width)
+            )
+        return self._predict_rows(fr, z, z_ref, y2, cols, width)
+
+    def _predict_rows(self, fr, z, z_ref, y2, cols, width):
+        top, idx = exact_top(lambda s: self._raw_sim(z, z_ref[s], fr=fr), z_ref.shape[0], cols, width)
+        w = torch.softmax(self._top_logits(top, z, z_ref.shape[0]), dim=-1)
+        return (w.unsqueeze(-1) * y2[idx]).sum(1)
+
+
+def exact_top(block_sim, n: int, cols: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``width`` largest similarities of each row and their reference indices, in order, over tiles of ``cols``
+    references (a running best, merged tile by tile): exact search with torch's own blocks.
+
+    Ties are ordered by reference index (lower first), whatever the tiling, so that tiled and whole-row evaluation
+    rank alike (not in the paper, which leaves ties to its sort).
+
+    Parameters
+    ----------
+    block_sim : callable
+        ``block_sim(s)`` gives the similarities (B, len(s)) of the rows against the references of slice ``s``.
+    n : int
+        The number of references.
+    cols : int
+        References per tile.
+    width : int
+        How many to keep, ≤ n.
+
+    Returns
+    -------
+    top, idx : torch.Tensor, each shape (B, width)
+
+    Examples
+    --------
+    >>> import torch
+    >>> sim = torch.tensor([[0.1, 0.9, 0.5, 0.9, 0.2]])
+    >>> exact_top(lambda s: sim[:, s], 5, 2, 3)
+    (tensor([[0.9000, 0.9000, 0.5000]]), tensor([[1, 3, 2]]))
+    """
+    keep = min(width + 1, n)  # one more: a tie across the boundary is seen
+    top = idx = None
+    for j in range(0, n, cols):
+        sim = block_sim(slice(j, j + cols))
+        ids = torch.arange(j, j + sim.shape[1], device=sim.device).expand_as(sim)
+        if top is not None:
+            sim, ids = torch.cat([top, sim], 1), torch.cat([idx, ids], 1)
+        top, pos = sim.topk(min(keep, sim.shape[1]), dim=-1)
+        idx = ids.gather(-1, pos)
+    if keep > width:
+        tied = (top[:, width - 1] == top[:, width]).nonzero().squeeze(-1)
+        if len(tied):  # which of the tied references make the cut: the lowest indices, as a stable sort says
+            row = torch.cat([block_sim(slice(j, j + cols))[tied] for j in range(0, n, cols)], 1)
+            v, i = row.sort(dim=-1, descending=True, stable=True)
+            top[tied], idx[tied] = v[:, :keep], i[:, :keep]
+    top, idx = top[:, :width], idx[:, :width]
+    inner = (top[:, 1:] == top[:, :-1]).any(-1).nonzero().squeeze(-1)
+    if len(inner):  # ties inside the best: by index
+        by_index = idx[inner].argsort(-1)
+        v, i = top[inner].gather(-1, by_index), idx[inner].gather(-1, by_index)
+        order = v.sort(dim=-1, descending=True, stable=True).indices
+        top[inner], idx[inner] = v.gather(-1, order), i.gather(-1, order)
+    return top, idx

@@ -6,6 +6,8 @@ Every function is pure and follows its inputs' device and dtype; finite inputs g
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -71,20 +73,22 @@ def max_magnitude(dtype: torch.dtype, d: int, gamma: float | None = None) -> flo
     return (torch.finfo(dtype).max / (16.0 * d * max(1.0, (gamma or 0.0) * d))) ** 0.5
 
 
-def _sqdist(z: torch.Tensor, z_ref: torch.Tensor, dense_refine: bool | None = None) -> torch.Tensor:
+def _sqdist(
+    z: torch.Tensor,
+    z_ref: torch.Tensor,
+    dense_refine: bool | None = None,
+    frame: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Pairwise squared Euclidean distances (B, N), ≥ 0 and exact for duplicates; ``dense_refine``: without a host
-    sync (default in a CUDA training step). Why: docs/paper-choices.md#exact-squared-distances.
+    sync (default in a CUDA training step); ``frame``: the (centre, scale) of the whole call (:func:`_centre_scale`),
+    so that any block of rows or columns gets the whole matrix's centring. Why: docs/paper-choices.md#exact-squared-distances.
     """
     d, same = z.shape[1], z is z_ref  # same: a training batch as its own reference set (computed once)
-    with torch.no_grad():
-        c = z_ref.mean(0)
-        if not (z.numel() and z_ref.numel()):
-            s = c.new_ones(())
-        else:
-            s = (z_ref - c).abs().amax() if same else torch.maximum((z - c).abs().amax(), (z_ref - c).abs().amax())
-        s = s.clamp_min(torch.finfo(s.dtype).tiny)  # 0 when every entry is the same: then a = b = 0
+    c, s = frame if frame is not None else _centre_scale(z, z_ref)
     b = (z_ref - c) / s
     a = b if same else (z - c) / s
+    if dense_refine is None and not (torch.is_grad_enabled() and (z.requires_grad or z_ref.requires_grad)):
+        return _sqdist_no_grad(a, b, float(s) ** 2)
     nb = (b * b).sum(-1)
     norms = nb.unsqueeze(-1) + nb if same else (a * a).sum(-1, keepdim=True) + nb
     sq = torch.addmm(
@@ -103,6 +107,163 @@ def _sqdist(z: torch.Tensor, z_ref: torch.Tensor, dense_refine: bool | None = No
         exact = torch.cat([((a[i[k : k + step]] - b[j[k : k + step]]) ** 2).sum(-1) for k in range(0, len(i), step)])
         sq = sq.index_put((i, j), exact)
     return sq * (s * s)
+
+
+def _sqdist_no_grad(a: torch.Tensor, b: torch.Tensor, s2: float) -> torch.Tensor:
+    """:func:`_sqdist` without autograd, in fewer passes over the (B, N) block: the scale s² folded into the product,
+    near pairs looked for only in rows whose smallest entry may be one (the same criterion, the same exact values)."""
+    d = a.shape[1]
+    na, nb = (a * a).sum(-1, keepdim=True), (b * b).sum(-1)
+    sq = torch.add(na, nb).addmm_(a, b.T, beta=s2, alpha=-2.0 * s2)
+    tol = 8 * (d + 2) * torch.finfo(sq.dtype).eps * s2
+    rows = (sq.amin(-1, keepdim=True) <= tol * (na + (nb.amax() if len(nb) else 0.0))).squeeze(-1).nonzero().squeeze(-1)
+    if len(rows):
+        block = sq[rows]
+        i, j = (block <= tol * (na[rows] + nb)).nonzero(as_tuple=True)
+        step = max(1, 2**22 // max(d, 1))
+        exact = [((a[rows[i[k : k + step]]] - b[j[k : k + step]]) ** 2).sum(-1) * s2 for k in range(0, len(i), step)]
+        if exact:
+            sq[rows[i], j] = torch.cat(exact)
+    return sq
+
+
+#: Rows per chunk of the one pass over the references (:func:`frame`): bounded memory whatever N is.
+_CHUNK_ENTRIES = 2**20
+
+
+def _chunks(x: torch.Tensor):
+    rows = max(1, _CHUNK_ENTRIES // max(1, x.shape[1]))
+    return x.split(rows) if len(x) else (x,)
+
+
+@torch.no_grad()
+def _centre_scale(z: torch.Tensor, z_ref: torch.Tensor, unit: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre c (the references' mean) and scale s (the largest |entry − c| of queries and references) of the
+    distances, in one chunked pass over each (``unit``: of the rows normalised to length 1, for cos)."""
+    prep = (lambda x: F.normalize(x, dim=-1)) if unit else (lambda x: x)
+    if not (z.numel() and z_ref.numel()):
+        return z_ref.new_zeros(z_ref.shape[1]), z_ref.new_ones(())
+    total = sum(prep(x).sum(0) for x in _chunks(z_ref))
+    c = total / z_ref.shape[0]
+    s = torch.zeros((), dtype=z_ref.dtype, device=z_ref.device)
+    for x in _chunks(z_ref) + (() if z is z_ref else _chunks(z)):
+        lo, hi = torch.aminmax(prep(x), dim=0)  # |x − c| ≤ max(hi − c, c − lo), the same rounding entry by entry
+        s = torch.maximum(s, torch.maximum(hi - c, c - lo).amax())
+    return c, s.clamp_min(torch.finfo(s.dtype).tiny)  # 0 when every entry is the same: then a = b = 0
+
+
+class Frame(NamedTuple):
+    """What Sim needs from the whole call, computed once (:func:`frame`): every block of rows and columns of the
+    similarity matrix is then computed as the whole matrix computes it (one pass over the references).
+
+    Parameters
+    ----------
+    kind : str
+        The similarity.
+    gamma : float or None
+        The rbf bandwidth actually used.
+    centre, scale : torch.Tensor or None
+        The distances' centring and scale (None for ``"dot"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> frame(torch.zeros(2, 3), torch.ones(4, 3), "l2").centre
+    tensor([1., 1., 1.])
+    """
+
+    kind: str
+    gamma: float | None
+    centre: torch.Tensor | None
+    scale: torch.Tensor | None
+
+
+def frame(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> Frame:
+    """Check the inputs and compute, in one chunked pass over ``z`` and ``z_ref``, what :func:`similarity_block`
+    needs from the whole call: SIM of Algorithms 1 and 2, prepared once per call.
+
+    Parameters
+    ----------
+    z : torch.Tensor, shape (B, d)
+        Every query of the call.
+    z_ref : torch.Tensor, shape (N, d)
+        The reference embeddings.
+    kind : {"l2", "cos", "rbf", "dot"}, default="l2"
+    gamma : float or None, default=None
+        The rbf bandwidth γ; None means 1/d.
+
+    Returns
+    -------
+    Frame
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, mismatched shapes, a γ ≤ 0, or entries above :func:`max_magnitude`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    >>> fr = frame(z, z, "rbf")
+    >>> torch.equal(similarity_block(fr, z[:1], z[1:]), similarity(z, z, "rbf")[:1, 1:])
+    True
+    """
+    if kind not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {kind!r}; allowed: {', '.join(SIMILARITIES)}")
+    if z.dim() != 2 or z_ref.dim() != 2 or z.shape[1] != z_ref.shape[1]:
+        raise ValueError(
+            f"embeddings must be (B, d) and (N, d) with the same d; got {tuple(z.shape)} and {tuple(z_ref.shape)}"
+        )
+    g = None
+    if kind == "rbf":
+        g = 1.0 / z.shape[1] if gamma is None else float(gamma)
+        if g <= 0:
+            raise ValueError(f"rbf gamma must be > 0; got {g}")
+    _check_magnitude(z, z_ref, gamma if kind == "rbf" else None)
+    if kind == "dot":
+        return Frame(kind, g, None, None)
+    return Frame(kind, g, *_centre_scale(z, z_ref, unit=kind == "cos"))
+
+
+def similarity_block(fr: Frame, z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
+    """Sim of a block of queries ``z`` against a block of references ``z_ref`` in the :class:`Frame` of the whole
+    call: the entries of :func:`similarity` of the whole matrix (section 3.2).
+
+    cos is computed as (‖x̂‖² + ‖r̂‖² − ‖x̂ − r̂‖²) / 2 of the unit rows x̂, r̂, the distance centred and exact for
+    near pairs like l2's: near-parallel rows keep their digits (docs/paper-choices.md#exact-squared-distances).
+
+    Parameters
+    ----------
+    fr : Frame
+        From :func:`frame` of the whole call.
+    z : torch.Tensor, shape (b, d)
+    z_ref : torch.Tensor, shape (n, d)
+
+    Returns
+    -------
+    torch.Tensor, shape (b, n)
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    >>> similarity_block(frame(z, z, "cos"), z[:1], z)
+    tensor([[1., 0.]])
+    """
+    if fr.kind == "dot":
+        return z @ z_ref.T
+    if fr.kind == "cos":
+        x = F.normalize(z, dim=-1)
+        r = x if z is z_ref else F.normalize(z_ref, dim=-1)
+        sq = _sqdist(x, r, frame=(fr.centre, fr.scale))
+        nr = (r * r).sum(-1)
+        nx = nr.unsqueeze(-1) if x is r else (x * x).sum(-1, keepdim=True)
+        return (nx + nr - sq) * 0.5
+    sq = _sqdist(z, z_ref, frame=(fr.centre, fr.scale))
+    if sq.requires_grad:
+        return -sq.clamp_min(_SQDIST_FLOOR).sqrt() if fr.kind == "l2" else -fr.gamma * sq
+    return sq.clamp_min_(_SQDIST_FLOOR).sqrt_().neg_() if fr.kind == "l2" else sq.mul_(-fr.gamma)
 
 
 class MagnitudeError(ValueError):
@@ -125,15 +286,20 @@ def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) 
     if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0 or in_cuda_training(z):
         return
     limit = max_magnitude(z.dtype, z.shape[1], gamma)
-    m = max(
-        float(z.detach().abs().amax()) if z.numel() else 0.0,
-        float(z_ref.detach().abs().amax()) if z_ref.numel() else 0.0,
-    )
+    m = max(_abs_max(z), _abs_max(z_ref))
     if m > limit:
         raise MagnitudeError(
             f"embeddings with entries of magnitude {m:.3g} overflow {z.dtype} similarities at d={z.shape[1]} "
             f"(at most {limit:.3g}); normalise the embeddings or use float64"
         )
+
+
+def _abs_max(x: torch.Tensor) -> float:
+    """max |x| without an |x| copy (one chunked pass)."""
+    if not x.numel():
+        return 0.0
+    with torch.no_grad():
+        return max(float(torch.maximum(-lo, hi)) for lo, hi in (torch.aminmax(c) for c in _chunks(x)))
 
 
 def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> torch.Tensor:
@@ -175,24 +341,7 @@ def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma:
     >>> similarity(z[:1], z, "l2")[0, 1:]
     tensor([ -5., -10.])
     """
-    if kind not in SIMILARITIES:
-        raise ValueError(f"unknown similarity {kind!r}; allowed: {', '.join(SIMILARITIES)}")
-    if z.dim() != 2 or z_ref.dim() != 2 or z.shape[1] != z_ref.shape[1]:
-        raise ValueError(
-            f"embeddings must be (B, d) and (N, d) with the same d; got {tuple(z.shape)} and {tuple(z_ref.shape)}"
-        )
-    _check_magnitude(z, z_ref, gamma if kind == "rbf" else None)
-    if kind == "dot":
-        return z @ z_ref.T
-    if kind == "cos":
-        return F.normalize(z, dim=-1) @ F.normalize(z_ref, dim=-1).T
-    sq = _sqdist(z, z_ref)
-    if kind == "l2":
-        return -sq.clamp_min(_SQDIST_FLOOR).sqrt()
-    g = 1.0 / z.shape[1] if gamma is None else float(gamma)
-    if g <= 0:
-        raise ValueError(f"rbf gamma must be > 0; got {g}")
-    return -g * sq
+    return similarity_block(frame(z, z_ref, kind, gamma=gamma), z, z_ref)
 
 
 def row_minmax(sim: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -252,6 +401,8 @@ def row_bounds(sim: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[tor
 
 #: A row whose span is within this many ulps of its largest |value| is flat: that span is rounding.
 FLAT_ULPS = 64
+#: A row whose span is below √(smallest normal) of its dtype is flat too: its gradient's 1/span² would overflow.
+FLAT_FLOOR = {dt: torch.finfo(dt).tiny ** 0.5 for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 
 
 def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -269,7 +420,7 @@ def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torc
     Returns
     -------
     torch.Tensor, shape (B, N)
-        Values in [0, 1] without a clamp; a flat row (span within ``FLAT_ULPS`` ulps) is 1
+        Values in [0, 1] without a clamp; a flat row (span within ``FLAT_ULPS`` ulps, or below ``FLAT_FLOOR``) is 1
         (docs/paper-choices.md#flat-rows-and-tied-extremes).
 
     Examples
@@ -281,6 +432,7 @@ def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torc
     span = hi - lo
     with torch.no_grad():  # max(|lo|, |hi|) = max(hi, −lo) for lo ≤ hi
         flat = span <= FLAT_ULPS * torch.finfo(span.dtype).eps * torch.maximum(hi, -lo)
+        flat |= span < FLAT_FLOOR[span.dtype]  # 1/span² would overflow in the gradient
     out = ((sim - lo) / torch.where(flat, 1.0, span)).masked_fill(flat, 1.0)
     return out if mask is None else out.masked_fill(mask, 0.0)
 
@@ -350,6 +502,34 @@ def soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor
     tensor([0.0000, 0.5000, 0.6667, 1.0000])
     """
     return torch.exp(log_soft_step(s, l, u, t))
+
+
+@torch.no_grad()
+def soft_step_weights(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """SoftStep(s; l, u, t) without autograd and in fewer passes, for evaluation: 1 / (1 + ((u − s)/(s − l))^(1/t)),
+    the same function as :func:`soft_step` (exactly 0 for s ≤ l, exactly 1 for s ≥ u).
+
+    Parameters
+    ----------
+    s : torch.Tensor
+        Normalised similarities.
+    l, u, t : torch.Tensor or float
+        As for :func:`soft_step`.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> soft_step_weights(torch.tensor([0.1, 0.5, 0.6, 0.9]), 0.2, 0.8, 1.0)
+    tensor([0.0000, 0.5000, 0.6667, 1.0000])
+    """
+    inv_t = 1.0 / (max(float(t), T_MIN) if isinstance(t, (int, float)) else torch.as_tensor(t).clamp_min(T_MIN))
+    above = torch.sub(s, l).clamp_min_(0.0)
+    ratio = torch.sub(u, s).clamp_min_(0.0).div_(above)  # inf below l, 0 above u
+    return ratio.pow_(inv_t).add_(1.0).reciprocal_()
 
 
 def log_soft_k_step(ranks: torch.Tensor, k: torch.Tensor, q: float = 4.0, t: float = 0.75) -> torch.Tensor:

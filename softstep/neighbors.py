@@ -154,12 +154,34 @@ class NeighborHead(nn.Module):
         -------
         torch.Tensor, shape (B, N)
         """
-        sim = Fn.similarity(z, z_ref, self.similarity, gamma=self.gamma)
-        if self.log_scale is None:
-            return sim
-        if self.training and not self._scale_ready():
+        return self._scaled(self._raw_sim(z, z_ref, mask))
+
+    def frame(self, z, z_ref) -> Fn.Frame:
+        """What Sim needs from the whole call (checks, centring, scale), computed once: :func:`softstep.functional.frame`."""
+        return Fn.frame(z, z_ref, self.similarity, gamma=self.gamma)
+
+    def _raw_sim(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):
+        """Sim(z, z_ref) without β, in the call's frame ``fr`` (None: this call's); the first training call sets β."""
+        sim = Fn.similarity_block(self.frame(z, z_ref) if fr is None else fr, z, z_ref)
+        if self.log_scale is not None and self.training and not self._scale_ready():
             self._init_scale(sim.detach(), mask)
-        return sim * self.log_scale.exp().to(sim.dtype)
+        return sim
+
+    def _beta(self, dtype: torch.dtype) -> torch.Tensor:
+        """β = exp(θ), at most √(the dtype's largest value): a larger β overflows its own gradient (β · ∂ŷ/∂logits)."""
+        cap = 0.5 * math.log(torch.finfo(dtype).max)
+        return self.log_scale.clamp(max=cap).exp().to(dtype)
+
+    def _scaled(self, sim, shift=None):
+        """β · (Sim − shift), ``shift`` a per-row constant (the row's largest similarity): softmax is unchanged by it,
+        and a large β (one fitted to rounding noise) cannot overflow the logits to ±inf."""
+        if self.log_scale is None:
+            return sim if shift is None else sim - shift
+        beta = self._beta(sim.dtype)
+        if shift is None:
+            return sim * beta
+        diff = sim - shift  # before β: β·Sim − β·shift would cancel its digits away
+        return diff.mul_(beta) if not diff.requires_grad else diff * beta
 
     def _scale_ready(self) -> bool:
         """The buffer ``scale_initialised``, read again only when it changed (each read of a CUDA buffer waits for the
@@ -190,8 +212,8 @@ class NeighborHead(nn.Module):
         self.scale_initialised.fill_(True)
         self._scale_seen = (self.scale_initialised, self.scale_initialised._version, True)
 
-    def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
-        """The logits (B, N) the weights are a softmax of; each head defines them."""
+    def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):  # pragma: no cover - abstract
+        """The logits (B, N) the weights are a softmax of; each head defines them (``fr``: the call's frame)."""
         raise NotImplementedError
 
     def neighbor_weights(self, z, z_ref, exclude_self: bool = False) -> torch.Tensor:
@@ -247,6 +269,9 @@ class NeighborHead(nn.Module):
     def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
         """Eval-mode ``forward`` without a query × reference block above ``max_elements`` entries.
 
+        One pass over the reference set: what Sim needs from it (the magnitude check, the centring and scale) is
+        computed once per call (:meth:`frame`), and every block then computes the whole matrix's entries.
+
         Parameters
         ----------
         z : torch.Tensor, shape (B, d)
@@ -263,14 +288,45 @@ class NeighborHead(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            n = z_ref.shape[0]
-            rows = max(1, max_elements // n)
-            return torch.cat(
-                [self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements) for i in range(0, len(z), rows)]
-            )
+            fr = self.frame(z, z_ref)
+            y = y_ref.to(z.dtype)
+            y2 = y.unsqueeze(-1) if y.dim() == 1 else y
+            rows = query_rows(len(z), z_ref.shape[0], max_elements)
+            blocks = [self._predict_block(fr, z[i : i + rows], z_ref, y2, max_elements) for i in range(0, len(z), rows)]
+            out = torch.cat(blocks) if blocks else y2.new_zeros((0, y2.shape[1]))
+            return out.squeeze(-1) if y.dim() == 1 else out
         finally:
             self.train(was_training)
 
-    def _predict_rows(self, z, z_ref, y_ref, max_elements):
-        """Predictions of one block of queries against the whole reference set."""
-        return torch.softmax(self.logits(z, z_ref), dim=-1) @ y_ref.to(z.dtype)
+    def _predict_block(self, fr, z, z_ref, y2, max_elements):
+        """Predictions (b, m) of one block of queries: whole rows of at most ``max_elements`` entries."""
+        rows = max(1, max_elements // z_ref.shape[0])
+        return torch.cat([torch.softmax(self.logits(zb, z_ref, fr=fr), dim=-1) @ y2 for zb in z.split(rows)])
+
+
+#: Queries per block of ``predict`` when a block's rows cannot hold the whole reference set: the references are
+#: then tiled, and each tile's centred copy serves this many queries.
+QUERY_BLOCK = 256
+
+
+def query_rows(q: int, n: int, max_elements: int) -> int:
+    """Queries per block of ``predict``: all the rows whole blocks allow, else :data:`QUERY_BLOCK` (tiled).
+
+    Parameters
+    ----------
+    q, n : int
+        Queries and references.
+    max_elements : int
+        The largest block.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> query_rows(1000, 10**6, 2**22), query_rows(1000, 10**3, 2**22)
+    (256, 1000)
+    """
+    whole = max_elements // max(n, 1)
+    return max(1, min(q, whole if whole >= min(q, QUERY_BLOCK) else min(QUERY_BLOCK, max_elements)))
