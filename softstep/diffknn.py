@@ -8,7 +8,7 @@ import torch
 
 from . import functional as Fn
 from .functional import log_soft_k_step
-from .neighbors import NeighborHead
+from .neighbors import NeighborHead, block_shape
 from .ranks import rank_dtype, soft_rank
 from .softstep import SoftKStep
 
@@ -103,7 +103,7 @@ class DiffKNNHead(NeighborHead):
             return out.scatter_(-1, idx, self._top_logits(top, z, n))
         ranks = self.soft_ranks(sim, mask)  # scale-free: Sim without β
         # the row's best soft rank: never the query's own, which soft_ranks puts n + 2 gaps below every candidate
-        out = self._scaled(sim, sim.detach().amax(-1, keepdim=True))
+        out = self._scaled(sim, self._row_max(sim, mask))
         out = out + self.kstep(ranks, z, n, k_floor=ranks.min(-1, keepdim=True).values)
         return out if mask is None else out.masked_fill(mask, -torch.inf)
 
@@ -142,23 +142,57 @@ class DiffKNNHead(NeighborHead):
         ranks = torch.arange(top.shape[1], dtype=top.dtype, device=top.device).expand_as(top)
         return self._scaled(top, top[:, :1]) + log_soft_k_step(ranks, k.to(top.dtype), self.kstep.q, self.kstep.t)
 
-    def _predict_block(self, fr, z, z_ref, y2, max_elements):
-        """Predictions of one block of queries from its ⌈k + q⌉ most similar references, found exactly over tiles of
-        the reference set (:func:`exact_top`; weights past rank ⌈k + q⌉ are exactly 0, so nothing else is needed)."""
+    def _predict(self, fr, z, z_ref, y2, max_elements):
+        """Each query's ⌈k + q⌉ most similar references, found exactly (a running best merged tile by tile, each tile
+        prepared once; weights past rank ⌈k + q⌉ are exactly 0, so nothing else is needed), then SoftKStep's weights.
+        A k too wide for the tiles takes whole rows."""
         n = z_ref.shape[0]
         width = self._width(z, n)
-        cols = max(1, max_elements // len(z), 4 * (width + 1))  # a merge tile holds the running best several times
-        if len(z) * cols > max_elements and cols < n:  # a wide k: fewer rows per block, so that the tiles stay small
-            return (
-                torch.cat([self._predict_block(fr, zb, z_ref, y2, max_elements) for zb in z.split(max(1, len(z) // 2))])
-                if len(z) > 1
-                else self._predict_rows(fr, z, z_ref, y2, n, width)
-            )
-        return self._predict_rows(fr, z, z_ref, y2, cols, width)
+        keep = min(width + 1, n)  # one more: a tie across the cut is seen
+        rows, cols = block_shape(len(z), n, max_elements)
+        if cols < n and 4 * keep > cols:
+            return self._predict_wide(fr, z, z_ref, y2, max_elements, width)
+        queries = Fn.side(fr, z)
+        top = torch.full((len(z), keep), -torch.inf, dtype=z.dtype, device=z.device)
+        idx = torch.zeros(len(z), keep, dtype=torch.long, device=z.device)
+        for _, i, j, sim in self._blocks(fr, queries, z_ref, max_elements):
+            ids = torch.arange(j.start, j.start + sim.shape[1], device=z.device).expand_as(sim)
+            if j.start:
+                sim, ids = torch.cat([top[i], sim], 1), torch.cat([idx[i], ids], 1)
+            v, pos = sim.topk(keep, dim=-1)
+            top[i], idx[i] = v, ids.gather(-1, pos)
 
-    def _predict_rows(self, fr, z, z_ref, y2, cols, width):
-        top, idx = exact_top(lambda s: self._raw_sim(z, z_ref[s], fr=fr), z_ref.shape[0], cols, width)
-        w = torch.softmax(self._top_logits(top, z, z_ref.shape[0]), dim=-1)
+        def full_rows(r):
+            sub = queries.take(r)
+            return torch.cat(
+                [Fn.similarity_sides(fr, sub, Fn.side(fr, z_ref[t : t + cols])) for t in range(0, n, cols)], 1
+            )
+
+        top, idx = _settle_ties(top, idx, width, full_rows)
+        return self._weighted(top, idx, z, n, y2)
+
+    def _predict_wide(self, fr, z, z_ref, y2, max_elements, width):
+        """Whole rows of at most ``max_elements`` entries, for a k wider than the tiles; the references' tiles are
+        prepared once when they fit in 4 × ``max_elements`` entries, else again for each block of rows."""
+        n = z_ref.shape[0]
+        cols = max(1, min(n, max_elements))
+        tiles = range(0, n, cols)
+        cached = {t: Fn.side(fr, z_ref[t : t + cols]) for t in tiles} if n * z.shape[1] <= 4 * max_elements else None
+        out = []
+        for zb in z.split(max(1, max_elements // n)):
+            q = Fn.side(fr, zb)
+
+            def block_sim(s, q=q):
+                refs = cached[s.start] if cached is not None else Fn.side(fr, z_ref[s])
+                return Fn.similarity_sides(fr, q, refs)
+
+            top, idx = exact_top(block_sim, n, cols, self._width(zb, n))
+            out.append(self._weighted(top, idx, zb, n, y2))
+        return torch.cat(out)
+
+    def _weighted(self, top, idx, z, n, y2):
+        """ŷ of each query from its best ``top`` (exact ranks 0, 1, …) and their labels ``y2[idx]``."""
+        w = torch.softmax(self._top_logits(top, z, n), dim=-1)
         return (w.unsqueeze(-1) * y2[idx]).sum(1)
 
 
@@ -200,12 +234,19 @@ def exact_top(block_sim, n: int, cols: int, width: int) -> tuple[torch.Tensor, t
             sim, ids = torch.cat([top, sim], 1), torch.cat([idx, ids], 1)
         top, pos = sim.topk(min(keep, sim.shape[1]), dim=-1)
         idx = ids.gather(-1, pos)
-    if keep > width:
+    return _settle_ties(
+        top, idx, width, lambda r: torch.cat([block_sim(slice(j, j + cols))[r] for j in range(0, n, cols)], 1)
+    )
+
+
+def _settle_ties(top, idx, width: int, full_rows):
+    """The best ``width`` of ``top`` (≥ width + 1 columns where the references allow), ties ordered by index: a tie
+    across the cut is settled on the whole row (``full_rows(r)``: the similarities of rows ``r``), by a stable sort."""
+    if top.shape[1] > width:
         tied = (top[:, width - 1] == top[:, width]).nonzero().squeeze(-1)
-        if len(tied):  # which of the tied references make the cut: the lowest indices, as a stable sort says
-            row = torch.cat([block_sim(slice(j, j + cols))[tied] for j in range(0, n, cols)], 1)
-            v, i = row.sort(dim=-1, descending=True, stable=True)
-            top[tied], idx[tied] = v[:, :keep], i[:, :keep]
+        if len(tied):
+            v, i = full_rows(tied).sort(dim=-1, descending=True, stable=True)
+            top[tied], idx[tied] = v[:, : top.shape[1]], i[:, : top.shape[1]]
     top, idx = top[:, :width], idx[:, :width]
     inner = (top[:, 1:] == top[:, :-1]).any(-1).nonzero().squeeze(-1)
     if len(inner):  # ties inside the best: by index

@@ -80,50 +80,70 @@ def _sqdist(
     frame: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Pairwise squared Euclidean distances (B, N), ≥ 0 and exact for duplicates; ``dense_refine``: without a host
-    sync (default in a CUDA training step); ``frame``: the (centre, scale) of the whole call (:func:`_centre_scale`),
-    so that any block of rows or columns gets the whole matrix's centring. Why: docs/paper-choices.md#exact-squared-distances.
+    sync (default in a CUDA training step); ``frame``: the (centre, scale) of the whole call (:func:`_centre_scale`).
+    Why: docs/paper-choices.md#exact-squared-distances.
     """
-    d, same = z.shape[1], z is z_ref  # same: a training batch as its own reference set (computed once)
     c, s = frame if frame is not None else _centre_scale(z, z_ref)
-    b = (z_ref - c) / s
-    a = b if same else (z - c) / s
-    if dense_refine is None and not (torch.is_grad_enabled() and (z.requires_grad or z_ref.requires_grad)):
-        return _sqdist_no_grad(a, b, float(s) ** 2)
-    nb = (b * b).sum(-1)
-    norms = nb.unsqueeze(-1) + nb if same else (a * a).sum(-1, keepdim=True) + nb
-    sq = torch.addmm(
-        norms, a, b.T, alpha=-2.0
-    )  # one fused pass instead of three; < 0 only for near pairs, refined below
+    b = _Side.of(z_ref, c, s)
+    a = b if z is z_ref else _Side.of(z, c, s)
+    return _sq(a, b, s, dense_refine)
+
+
+class _Side(NamedTuple):
+    """One side of a distance block in the call's frame: rows x = (v − c)/s and their squared norms."""
+
+    x: torch.Tensor
+    norm2: torch.Tensor
+
+    @staticmethod
+    def of(v: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> _Side:
+        x = (v - c) * s.reciprocal()  # s is a power of 2: exact, and no division
+        return _Side(x, (x * x).sum(-1))
+
+    def rows(self, i: slice) -> _Side:
+        return _Side(self.x[i], self.norm2[i])
+
+
+def _sq(a: _Side, b: _Side, s: torch.Tensor, dense_refine: bool | None = None) -> torch.Tensor:
+    """‖a − b‖² · s² of two prepared sides: the expanded form, then the direct differences of near pairs."""
+    d, same = a.x.shape[1], a is b  # same: a training batch as its own reference set (computed once)
+    if dense_refine is None and not (torch.is_grad_enabled() and (a.x.requires_grad or b.x.requires_grad)):
+        return _sq_no_grad(a, b, float(s) ** 2)
+    norms = b.norm2.unsqueeze(-1) + b.norm2 if same else a.norm2.unsqueeze(-1) + b.norm2
+    sq = torch.addmm(norms, a.x, b.x.T, alpha=-2.0)  # one fused pass instead of three; < 0 only for near pairs
     with torch.no_grad():
         near = sq <= 8 * (d + 2) * torch.finfo(sq.dtype).eps * norms
-    if in_cuda_training(z) if dense_refine is None else dense_refine:
+    if in_cuda_training(a.x) if dense_refine is None else dense_refine:
         with torch.no_grad():  # a constant correction: the near pairs' values, the expanded form's gradient
-            exact = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+            exact = torch.cdist(a.x, b.x, compute_mode="donot_use_mm_for_euclid_dist") ** 2
             fix = torch.where(near, exact - sq, 0.0)
         return (sq + fix) * (s * s)
     i, j = near.nonzero(as_tuple=True)
     if len(i):
-        step = max(1, 2**22 // max(d, 1))  # bounded memory for the direct differences
-        exact = torch.cat([((a[i[k : k + step]] - b[j[k : k + step]]) ** 2).sum(-1) for k in range(0, len(i), step)])
-        sq = sq.index_put((i, j), exact)
+        sq = sq.index_put((i, j), _direct(a.x, b.x, i, j))
     return sq * (s * s)
 
 
-def _sqdist_no_grad(a: torch.Tensor, b: torch.Tensor, s2: float) -> torch.Tensor:
-    """:func:`_sqdist` without autograd, in fewer passes over the (B, N) block: the scale s² folded into the product,
-    near pairs looked for only in rows whose smallest entry may be one (the same criterion, the same exact values)."""
-    d = a.shape[1]
-    na, nb = (a * a).sum(-1, keepdim=True), (b * b).sum(-1)
-    sq = torch.add(na, nb).addmm_(a, b.T, beta=s2, alpha=-2.0 * s2)
+def _direct(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """‖a_i − b_j‖² of the listed pairs, directly, in bounded memory."""
+    step = max(1, 2**22 // max(a.shape[1], 1))
+    return torch.cat([((a[i[k : k + step]] - b[j[k : k + step]]) ** 2).sum(-1) for k in range(0, len(i), step)])
+
+
+def _sq_no_grad(a: _Side, b: _Side, s2: float) -> torch.Tensor:
+    """:func:`_sq` without autograd, in fewer passes over the (B, N) block: s² folded into the product, near pairs
+    looked for only in rows whose smallest entry may be one (the same criterion, the same exact values)."""
+    d = a.x.shape[1]
+    na = a.norm2.unsqueeze(-1)
+    sq = torch.add(na, b.norm2).addmm_(a.x, b.x.T, beta=s2, alpha=-2.0 * s2)
+    if not sq.numel():
+        return sq
     tol = 8 * (d + 2) * torch.finfo(sq.dtype).eps * s2
-    rows = (sq.amin(-1, keepdim=True) <= tol * (na + (nb.amax() if len(nb) else 0.0))).squeeze(-1).nonzero().squeeze(-1)
+    rows = (sq.amin(-1, keepdim=True) <= tol * (na + b.norm2.amax())).squeeze(-1).nonzero().squeeze(-1)
     if len(rows):
-        block = sq[rows]
-        i, j = (block <= tol * (na[rows] + nb)).nonzero(as_tuple=True)
-        step = max(1, 2**22 // max(d, 1))
-        exact = [((a[rows[i[k : k + step]]] - b[j[k : k + step]]) ** 2).sum(-1) * s2 for k in range(0, len(i), step)]
-        if exact:
-            sq[rows[i], j] = torch.cat(exact)
+        i, j = (sq[rows] <= tol * (na[rows] + b.norm2)).nonzero(as_tuple=True)
+        if len(i):
+            sq[rows[i], j] = _direct(a.x[rows], b.x, i, j) * s2
     return sq
 
 
@@ -138,18 +158,18 @@ def _chunks(x: torch.Tensor):
 
 @torch.no_grad()
 def _centre_scale(z: torch.Tensor, z_ref: torch.Tensor, unit: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The centre c (the references' mean) and scale s (the largest |entry − c| of queries and references) of the
-    distances, in one chunked pass over each (``unit``: of the rows normalised to length 1, for cos)."""
+    """The centre c (the references' mean) and scale s (the power of 2 at or above the largest |entry − c| of queries
+    and references) of the distances, in one chunked pass over each (``unit``: of the unit rows, for cos)."""
     prep = (lambda x: F.normalize(x, dim=-1)) if unit else (lambda x: x)
     if not (z.numel() and z_ref.numel()):
         return z_ref.new_zeros(z_ref.shape[1]), z_ref.new_ones(())
-    total = sum(prep(x).sum(0) for x in _chunks(z_ref))
-    c = total / z_ref.shape[0]
-    s = torch.zeros((), dtype=z_ref.dtype, device=z_ref.device)
+    c = sum(prep(x).sum(0) for x in _chunks(z_ref)) / z_ref.shape[0]
+    m = torch.zeros((), dtype=z_ref.dtype, device=z_ref.device)
     for x in _chunks(z_ref) + (() if z is z_ref else _chunks(z)):
         lo, hi = torch.aminmax(prep(x), dim=0)  # |x − c| ≤ max(hi − c, c − lo), the same rounding entry by entry
-        s = torch.maximum(s, torch.maximum(hi - c, c - lo).amax())
-    return c, s.clamp_min(torch.finfo(s.dtype).tiny)  # 0 when every entry is the same: then a = b = 0
+        m = torch.maximum(m, torch.maximum(hi - c, c - lo).amax())
+    # a power of 2, so that scaling by it is exact; at least the smallest normal number, so that 1/s is finite
+    return c, torch.ldexp(torch.ones_like(m), torch.frexp(m).exponent).clamp_min(torch.finfo(m.dtype).tiny)
 
 
 class Frame(NamedTuple):
@@ -163,7 +183,7 @@ class Frame(NamedTuple):
     gamma : float or None
         The rbf bandwidth actually used.
     centre, scale : torch.Tensor or None
-        The distances' centring and scale (None for ``"dot"``).
+        The distances' centring and scale, a power of 2 (None for ``"dot"``).
 
     Examples
     --------
@@ -176,6 +196,99 @@ class Frame(NamedTuple):
     gamma: float | None
     centre: torch.Tensor | None
     scale: torch.Tensor | None
+
+
+class Side(NamedTuple):
+    """Queries or references prepared once in a call's :class:`Frame` (:func:`side`): a block of Sim then reads them
+    without touching the raw embeddings again.
+
+    Parameters
+    ----------
+    rows : tuple
+        The prepared rows (centred and scaled, for cos of the unit rows) and their squared norms.
+    unit2 : torch.Tensor or None
+        cos: the squared norms of the unit rows (1, or 0 for a zero row).
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+    >>> fr = frame(z, z, "cos")
+    >>> similarity_sides(fr, side(fr, z), side(fr, z))
+    tensor([[1.0000, 0.8000],
+            [0.8000, 1.0000]])
+    """
+
+    rows: tuple
+    unit2: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.rows[0])
+
+    def take(self, i: slice) -> Side:
+        """Rows ``i`` of this side."""
+        return Side(tuple(t[i] for t in self.rows), None if self.unit2 is None else self.unit2[i])
+
+
+def side(fr: Frame, v: torch.Tensor) -> Side:
+    """Rows ``v`` prepared in the frame ``fr``: centred, scaled, their norms (unit rows first for cos).
+
+    Parameters
+    ----------
+    fr : Frame
+    v : torch.Tensor, shape (n, d)
+
+    Returns
+    -------
+    Side
+
+    Examples
+    --------
+    >>> import torch
+    >>> len(side(frame(torch.zeros(2, 3), torch.ones(4, 3)), torch.ones(4, 3)))
+    4
+    """
+    if fr.kind == "dot":
+        return Side((v,), None)
+    if fr.kind != "cos":
+        return Side(tuple(_Side.of(v, fr.centre, fr.scale)), None)
+    u = F.normalize(v, dim=-1)
+    return Side(tuple(_Side.of(u, fr.centre, fr.scale)), (u * u).sum(-1))
+
+
+def similarity_sides(fr: Frame, a: Side, b: Side) -> torch.Tensor:
+    """Sim of prepared queries ``a`` against prepared references ``b`` (section 3.2): :func:`similarity`'s entries.
+
+    cos is (‖x̂‖² + ‖r̂‖² − ‖x̂ − r̂‖²) / 2 of the unit rows x̂, r̂, the distance centred and exact for near pairs
+    like l2's: near-parallel rows keep their digits (docs/paper-choices.md#exact-squared-distances).
+
+    Parameters
+    ----------
+    fr : Frame
+    a, b : Side
+        From :func:`side` in the frame ``fr``; the same object for a batch as its own reference set.
+
+    Returns
+    -------
+    torch.Tensor, shape (len(a), len(b))
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    >>> fr = frame(z, z, "l2")
+    >>> similarity_sides(fr, side(fr, z[:1]), side(fr, z))[0, 1]
+    tensor(-5.)
+    """
+    if fr.kind == "dot":
+        return a.rows[0] @ b.rows[0].T
+    sb = _Side(*b.rows)
+    sq = _sq(sb if a is b else _Side(*a.rows), sb, fr.scale)
+    if fr.kind == "cos":
+        return (a.unit2.unsqueeze(-1) + b.unit2 - sq) * 0.5
+    if sq.requires_grad:
+        return -sq.clamp_min(_SQDIST_FLOOR).sqrt() if fr.kind == "l2" else -fr.gamma * sq
+    return sq.clamp_min_(_SQDIST_FLOOR).sqrt_().neg_() if fr.kind == "l2" else sq.mul_(-fr.gamma)
 
 
 def frame(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> Frame:
@@ -230,8 +343,7 @@ def similarity_block(fr: Frame, z: torch.Tensor, z_ref: torch.Tensor) -> torch.T
     """Sim of a block of queries ``z`` against a block of references ``z_ref`` in the :class:`Frame` of the whole
     call: the entries of :func:`similarity` of the whole matrix (section 3.2).
 
-    cos is computed as (‖x̂‖² + ‖r̂‖² − ‖x̂ − r̂‖²) / 2 of the unit rows x̂, r̂, the distance centred and exact for
-    near pairs like l2's: near-parallel rows keep their digits (docs/paper-choices.md#exact-squared-distances).
+    The same as :func:`similarity_sides` of the two sides (:func:`side`).
 
     Parameters
     ----------
@@ -251,19 +363,8 @@ def similarity_block(fr: Frame, z: torch.Tensor, z_ref: torch.Tensor) -> torch.T
     >>> similarity_block(frame(z, z, "cos"), z[:1], z)
     tensor([[1., 0.]])
     """
-    if fr.kind == "dot":
-        return z @ z_ref.T
-    if fr.kind == "cos":
-        x = F.normalize(z, dim=-1)
-        r = x if z is z_ref else F.normalize(z_ref, dim=-1)
-        sq = _sqdist(x, r, frame=(fr.centre, fr.scale))
-        nr = (r * r).sum(-1)
-        nx = nr.unsqueeze(-1) if x is r else (x * x).sum(-1, keepdim=True)
-        return (nx + nr - sq) * 0.5
-    sq = _sqdist(z, z_ref, frame=(fr.centre, fr.scale))
-    if sq.requires_grad:
-        return -sq.clamp_min(_SQDIST_FLOOR).sqrt() if fr.kind == "l2" else -fr.gamma * sq
-    return sq.clamp_min_(_SQDIST_FLOOR).sqrt_().neg_() if fr.kind == "l2" else sq.mul_(-fr.gamma)
+    a = side(fr, z)
+    return similarity_sides(fr, a, a if z is z_ref else side(fr, z_ref))
 
 
 class MagnitudeError(ValueError):

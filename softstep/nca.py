@@ -88,14 +88,14 @@ class NCAHead(NeighborHead):
         """
         sim = self._raw_sim(z, z_ref, mask, fr)
         if self.softstep is None:
-            return self._logits_from_sim(sim, z, None, sim.detach().amax(-1, keepdim=True), mask)
+            return self._logits_from_sim(sim, z, None, None, mask)
         whole_row = self.norm == "paper" and mask is not None  # line 13: the query's own similarity included
         return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, None if whole_row else mask), mask, whole_row)
 
     def _logits_from_sim(self, sim, z, lo, hi, mask=None, top_from_row=False):
         """Algorithm 2 lines 13–17 from Sim and the row bounds (``top_from_row``: line 14's top from the row): β·(Sim −
         hi) + log SoftStep(Norm(Sim)). Norm is scale-free, so it reads Sim without β."""
-        logit = self._scaled(sim, hi.detach())
+        logit = self._scaled(sim, self._row_max(sim, mask) if mask is not None or hi is None else hi.detach())
         if self.softstep is not None:
             s_norm = Fn.scale_rows(sim, lo, hi, mask)  # the query's own entry 0
             # line 14: the largest normalised similarity of the other items (None: 1, the row's maximum is one of them)
@@ -103,42 +103,37 @@ class NCAHead(NeighborHead):
             logit = logit + self.softstep(s_norm, z, top)
         return logit if mask is None else logit.masked_fill(mask, -torch.inf)
 
-    def _predict_block(self, fr, z, z_ref, y2, max_elements):
-        """Whole rows when they fit in ``max_elements``; else the references in tiles: an online softmax for plain NCA,
-        and with SoftStep one pass for each row's min and max (Norm, line 13), one for the weights."""
-        n = z_ref.shape[0]
-        cols = max(1, max_elements // len(z))
-        if cols >= n and self.softstep is None:
-            return torch.softmax(self.logits(z, z_ref, fr=fr), dim=-1) @ y2
-        tiles = [slice(j, j + cols) for j in range(0, n, cols)]
+    def _predict(self, fr, z, z_ref, y2, max_elements):
+        """Tiles of references, each prepared once: an online softmax for plain NCA; with SoftStep one pass for each
+        row's min and max (Norm, line 13), then one for the weights."""
+        queries = Fn.side(fr, z)
         acc = torch.zeros(len(z), y2.shape[1], dtype=z.dtype, device=z.device)
         denom = torch.zeros(len(z), 1, dtype=z.dtype, device=z.device)
         if self.softstep is not None:
-            return self._predict_softstep(fr, z, z_ref, y2, tiles, acc, denom)
+            return self._predict_softstep(fr, queries, z, z_ref, y2, max_elements, acc, denom)
         run_max = torch.full_like(denom, -torch.inf)
-        for s in tiles:  # an online softmax, the running maximum of Sim its shift
-            sim = self._raw_sim(z, z_ref[s], fr=fr)
-            new_max = torch.maximum(run_max, sim.amax(-1, keepdim=True))
-            rescale = torch.exp(self._scaled(run_max, new_max)).masked_fill(torch.isinf(run_max), 0.0)
+        for _, i, j, sim in self._blocks(fr, queries, z_ref, max_elements):
+            new_max = torch.maximum(run_max[i], sim.amax(-1, keepdim=True))
+            rescale = torch.exp(self._scaled(run_max[i], new_max)).masked_fill(torch.isinf(run_max[i]), 0.0)
             p = torch.exp_(self._scaled(sim, new_max))
-            denom, acc, run_max = denom * rescale + p.sum(-1, keepdim=True), acc * rescale + p @ y2[s], new_max
+            denom[i] = denom[i] * rescale + p.sum(-1, keepdim=True)
+            acc[i] = acc[i] * rescale + p @ y2[j]
+            run_max[i] = new_max
         return acc / denom
 
-    def _predict_softstep(self, fr, z, z_ref, y2, tiles, acc, denom):
+    def _predict_softstep(self, fr, queries, z, z_ref, y2, max_elements, acc, denom):
         """Algorithm 2 lines 13–17 in probability space: weights exp(β·(Sim − hi)) · SoftStep(Norm(Sim)) ≤ 1, the row's
         most similar reference weighing exactly 1 (Norm = 1 ≥ u), so that plain sums need no running maximum."""
-        sims = None
-        if len(tiles) == 1:
-            sims = [self._raw_sim(z, z_ref, fr=fr)]
-            bounds = [Fn.row_bounds(sims[0])]
-        else:
-            bounds = [Fn.row_bounds(self._raw_sim(z, z_ref[s], fr=fr)) for s in tiles]
-        lo = torch.stack([b[0] for b in bounds]).amin(0)
-        hi = torch.stack([b[1] for b in bounds]).amax(0)
+        lo = torch.full_like(denom, torch.inf)
+        hi = torch.full_like(denom, -torch.inf)
         l, u, t = self.softstep.thresholds(z, z.dtype)
-        for i, s in enumerate(tiles):
-            sim = sims[i] if sims is not None else self._raw_sim(z, z_ref[s], fr=fr)
-            p = torch.exp_(self._scaled(sim, hi)).mul_(Fn.soft_step_weights(Fn.scale_rows(sim, lo, hi), l, u, t))
-            denom += p.sum(-1, keepdim=True)
-            acc += p @ y2[s]
+        for p, i, j, sim in self._blocks(fr, queries, z_ref, max_elements, passes=2):
+            if p == 0:
+                b_lo, b_hi = Fn.row_bounds(sim)
+                lo[i], hi[i] = torch.minimum(lo[i], b_lo), torch.maximum(hi[i], b_hi)
+                continue
+            step = Fn.soft_step_weights(Fn.scale_rows(sim, lo[i], hi[i]), l[i], u[i], t[i])
+            w = torch.exp_(self._scaled(sim, hi[i])).mul_(step)
+            denom[i] += w.sum(-1, keepdim=True)
+            acc[i] += w @ y2[j]
         return acc / denom

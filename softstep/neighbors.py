@@ -172,6 +172,12 @@ class NeighborHead(nn.Module):
         cap = 0.5 * math.log(torch.finfo(dtype).max)
         return self.log_scale.clamp(max=cap).exp().to(dtype)
 
+    @staticmethod
+    def _row_max(sim, mask=None):
+        """Each row's largest similarity over the entries ``mask`` keeps: the shift of :meth:`_scaled`."""
+        with torch.no_grad():
+            return (sim if mask is None else sim.masked_fill(mask, -torch.inf)).amax(-1, keepdim=True)
+
     def _scaled(self, sim, shift=None):
         """β · (Sim − shift), ``shift`` a per-row constant (the row's largest similarity): softmax is unchanged by it,
         and a large β (one fitted to rounding noise) cannot overflow the logits to ±inf."""
@@ -270,7 +276,8 @@ class NeighborHead(nn.Module):
         """Eval-mode ``forward`` without a query × reference block above ``max_elements`` entries.
 
         One pass over the reference set: what Sim needs from it (the magnitude check, the centring and scale) is
-        computed once per call (:meth:`frame`), and every block then computes the whole matrix's entries.
+        computed once per call (:meth:`frame`), each tile of references is prepared once for every query
+        (:func:`softstep.functional.side`), and every block computes the whole matrix's entries.
 
         Parameters
         ----------
@@ -288,29 +295,40 @@ class NeighborHead(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            fr = self.frame(z, z_ref)
             y = y_ref.to(z.dtype)
             y2 = y.unsqueeze(-1) if y.dim() == 1 else y
-            rows = query_rows(len(z), z_ref.shape[0], max_elements)
-            blocks = [self._predict_block(fr, z[i : i + rows], z_ref, y2, max_elements) for i in range(0, len(z), rows)]
-            out = torch.cat(blocks) if blocks else y2.new_zeros((0, y2.shape[1]))
+            out = self._predict(self.frame(z, z_ref), z, z_ref, y2, max_elements) if len(z) else y2[:0]
             return out.squeeze(-1) if y.dim() == 1 else out
         finally:
             self.train(was_training)
 
-    def _predict_block(self, fr, z, z_ref, y2, max_elements):
-        """Predictions (b, m) of one block of queries: whole rows of at most ``max_elements`` entries."""
+    def _predict(self, fr, z, z_ref, y2, max_elements):
+        """Predictions (B, m) in whole rows of at most ``max_elements`` entries (a head's tiled path replaces it)."""
         rows = max(1, max_elements // z_ref.shape[0])
         return torch.cat([torch.softmax(self.logits(zb, z_ref, fr=fr), dim=-1) @ y2 for zb in z.split(rows)])
 
+    def _blocks(self, fr, queries, z_ref, max_elements, passes: int = 1):
+        """(pass, query rows, reference columns, β-free Sim block) over the whole matrix, tiles of references outer:
+        each tile is prepared once per pass for every query (:func:`block_shape`)."""
+        rows, cols = block_shape(len(queries), z_ref.shape[0], max_elements)
+        for p in range(passes):
+            for j in range(0, z_ref.shape[0], cols):
+                tile = slice(j, j + cols)
+                refs = Fn.side(fr, z_ref[tile])
+                for i in range(0, len(queries), rows):
+                    block = slice(i, i + rows)
+                    yield p, block, tile, Fn.similarity_sides(fr, queries.take(block), refs)
 
-#: Queries per block of ``predict`` when a block's rows cannot hold the whole reference set: the references are
-#: then tiled, and each tile's centred copy serves this many queries.
+
+#: Entries of one block of ``predict``'s tiled path: small enough to stay in cache, whatever ``max_elements`` allows.
+BLOCK_ENTRIES = 2**20
+#: Queries per block of the tiled path: each prepared tile of references serves them together.
 QUERY_BLOCK = 256
 
 
-def query_rows(q: int, n: int, max_elements: int) -> int:
-    """Queries per block of ``predict``: all the rows whole blocks allow, else :data:`QUERY_BLOCK` (tiled).
+def block_shape(q: int, n: int, max_elements: int) -> tuple[int, int]:
+    """(query rows, reference columns) of a block of ``predict``'s tiled path: at most ``max_elements`` entries and
+    :data:`BLOCK_ENTRIES`, :data:`QUERY_BLOCK` rows where the references allow as many columns.
 
     Parameters
     ----------
@@ -321,12 +339,13 @@ def query_rows(q: int, n: int, max_elements: int) -> int:
 
     Returns
     -------
-    int
+    rows, cols : int
 
     Examples
     --------
-    >>> query_rows(1000, 10**6, 2**22), query_rows(1000, 10**3, 2**22)
-    (256, 1000)
+    >>> block_shape(1000, 10**6, 2**22), block_shape(10, 50, 2**22), block_shape(10, 50, 7)
+    ((256, 4096), (10, 50), (7, 1))
     """
-    whole = max_elements // max(n, 1)
-    return max(1, min(q, whole if whole >= min(q, QUERY_BLOCK) else min(QUERY_BLOCK, max_elements)))
+    size = max(1, min(max_elements, BLOCK_ENTRIES))
+    cols = max(1, min(n, size // min(q, QUERY_BLOCK)))
+    return max(1, min(q, size // cols)), cols
