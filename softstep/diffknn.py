@@ -140,7 +140,12 @@ class DiffKNNHead(NeighborHead):
         """β·(Sim − the row's best) + log SoftKStep of the exact ranks 0, 1, 2, … of each row's ⌈k + q⌉ best ``top``."""
         k = self.kstep.k(z, n)
         ranks = torch.arange(top.shape[1], dtype=top.dtype, device=top.device).expand_as(top)
-        return self._scaled(top, top[:, :1]) + log_soft_k_step(ranks, k.to(top.dtype), self.kstep.q, self.kstep.t)
+        shift = top.amax(-1, keepdim=True)  # the row's best (the first entry, unless the leading ranks are unordered)
+        return self._scaled(top, shift) + log_soft_k_step(ranks, k.to(top.dtype), self.kstep.q, self.kstep.t)
+
+    def _free(self, z, n, width) -> int:
+        """How many leading ranks weigh SoftKStep 1 in every row (rank ≤ k): their order changes nothing."""
+        return max(0, min(width - 1, math.floor(float(self.kstep.k(z, n).detach().min())) + 1))
 
     def _predict(self, fr, z, z_ref, y2, max_elements):
         """Each query's ⌈k + q⌉ most similar references, found exactly (a running best merged tile by tile, each tile
@@ -159,7 +164,7 @@ class DiffKNNHead(NeighborHead):
             ids = torch.arange(j.start, j.start + sim.shape[1], device=z.device).expand_as(sim)
             if j.start:
                 sim, ids = torch.cat([top[i], sim], 1), torch.cat([idx[i], ids], 1)
-            v, pos = sim.topk(keep, dim=-1)
+            v, pos = sim.topk(keep, dim=-1, sorted=False)
             top[i], idx[i] = v, ids.gather(-1, pos)
 
         def full_rows(r):
@@ -168,7 +173,7 @@ class DiffKNNHead(NeighborHead):
                 [Fn.similarity_sides(fr, sub, Fn.side(fr, z_ref[t : t + cols])) for t in range(0, n, cols)], 1
             )
 
-        top, idx = _settle_ties(top, idx, width, full_rows)
+        top, idx = _settle_ties(*_order(top, idx), width, full_rows)
         return self._weighted(top, idx, z, n, y2)
 
     def _predict_wide(self, fr, z, z_ref, y2, max_elements, width):
@@ -186,7 +191,8 @@ class DiffKNNHead(NeighborHead):
                 refs = cached[s.start] if cached is not None else Fn.side(fr, z_ref[s])
                 return Fn.similarity_sides(fr, q, refs)
 
-            top, idx = exact_top(block_sim, n, cols, self._width(zb, n))
+            width = self._width(zb, n)
+            top, idx = exact_top(block_sim, n, cols, width, free=self._free(zb, n, width))
             out.append(self._weighted(top, idx, zb, n, y2))
         return torch.cat(out)
 
@@ -196,7 +202,7 @@ class DiffKNNHead(NeighborHead):
         return (w.unsqueeze(-1) * y2[idx]).sum(1)
 
 
-def exact_top(block_sim, n: int, cols: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_top(block_sim, n: int, cols: int, width: int, *, free: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``width`` largest similarities of each row and their reference indices, in order, over tiles of ``cols``
     references (a running best, merged tile by tile): exact search with torch's own blocks.
 
@@ -213,6 +219,8 @@ def exact_top(block_sim, n: int, cols: int, width: int) -> tuple[torch.Tensor, t
         References per tile.
     width : int
         How many to keep, ≤ n.
+    free : int, default=0
+        Leading ranks whose order does not matter (they are the best ``free``, in any order).
 
     Returns
     -------
@@ -232,24 +240,45 @@ def exact_top(block_sim, n: int, cols: int, width: int) -> tuple[torch.Tensor, t
         ids = torch.arange(j, j + sim.shape[1], device=sim.device).expand_as(sim)
         if top is not None:
             sim, ids = torch.cat([top, sim], 1), torch.cat([idx, ids], 1)
-        top, pos = sim.topk(min(keep, sim.shape[1]), dim=-1)
+        top, pos = sim.topk(min(keep, sim.shape[1]), dim=-1, sorted=False)
         idx = ids.gather(-1, pos)
+    top, idx = _order(top, idx, free)
     return _settle_ties(
-        top, idx, width, lambda r: torch.cat([block_sim(slice(j, j + cols))[r] for j in range(0, n, cols)], 1)
+        top, idx, width, lambda r: torch.cat([block_sim(slice(j, j + cols))[r] for j in range(0, n, cols)], 1), free
     )
 
 
-def _settle_ties(top, idx, width: int, full_rows):
-    """The best ``width`` of ``top`` (≥ width + 1 columns where the references allow), ties ordered by index: a tie
-    across the cut is settled on the whole row (``full_rows(r)``: the similarities of rows ``r``), by a stable sort."""
+def _order(top, idx, free: int = 0):
+    """Rows of ``top`` in descending order from position ``free`` on; the first ``free`` are the largest, unordered
+    (a partial selection of the rest is cheaper than sorting a wide k)."""
+    tail = top.shape[1] - free
+    if free < 64 or tail < 1:
+        v, o = top.sort(dim=-1, descending=True)
+        return v, idx.gather(-1, o)
+    tv, tp = top.topk(tail, dim=-1, largest=False, sorted=True)
+    head = torch.ones_like(top, dtype=torch.bool).scatter_(-1, tp, False)
+    tp = tp.flip(-1)
+    return (
+        torch.cat([top[head].view(len(top), free), top.gather(-1, tp)], 1),
+        torch.cat([idx[head].view(len(top), free), idx.gather(-1, tp)], 1),
+    )
+
+
+def _settle_ties(top, idx, width: int, full_rows, free: int = 0):
+    """The best ``width`` of the ordered ``top`` (:func:`_order`; ≥ width + 1 columns where the references allow),
+    ties ordered by index: a tie across the cut is settled on the whole row (``full_rows(r)``: the similarities of
+    rows ``r``), by a stable sort; ties among the unordered first ``free`` change nothing."""
     if top.shape[1] > width:
         tied = (top[:, width - 1] == top[:, width]).nonzero().squeeze(-1)
         if len(tied):
             v, i = full_rows(tied).sort(dim=-1, descending=True, stable=True)
             top[tied], idx[tied] = v[:, : top.shape[1]], i[:, : top.shape[1]]
     top, idx = top[:, :width], idx[:, :width]
-    inner = (top[:, 1:] == top[:, :-1]).any(-1).nonzero().squeeze(-1)
-    if len(inner):  # ties inside the best: by index
+    inner = (top[:, free + 1 :] == top[:, free:-1]).any(-1)
+    if 0 < free < width:  # the unordered head against the first ordered rank
+        inner |= top[:, :free].amin(-1) == top[:, free]
+    inner = inner.nonzero().squeeze(-1)
+    if len(inner):  # ties that matter: the row by (value, index)
         by_index = idx[inner].argsort(-1)
         v, i = top[inner].gather(-1, by_index), idx[inner].gather(-1, by_index)
         order = v.sort(dim=-1, descending=True, stable=True).indices
