@@ -177,24 +177,41 @@ class DiffKNNHead(NeighborHead):
         return self._weighted(top, idx, z, n, y2)
 
     def _predict_wide(self, fr, z, z_ref, y2, max_elements, width):
-        """Whole rows of at most ``max_elements`` entries, for a k wider than the tiles; the references' tiles are
-        prepared once when they fit in 4 × ``max_elements`` entries, else again for each block of rows."""
+        """Whole rows of at most ``max_elements`` entries, for a k wider than the tiles (:meth:`_wide_rows`); the
+        references' tiles are prepared once when they fit in 4 × ``max_elements`` entries, else for each block."""
         n = z_ref.shape[0]
         cols = max(1, min(n, max_elements))
         tiles = range(0, n, cols)
-        cached = {t: Fn.side(fr, z_ref[t : t + cols]) for t in tiles} if n * z.shape[1] <= 4 * max_elements else None
+        cached = [Fn.side(fr, z_ref[t : t + cols]) for t in tiles] if n * z.shape[1] <= 4 * max_elements else None
         out = []
         for zb in z.split(max(1, max_elements // n)):
             q = Fn.side(fr, zb)
-
-            def block_sim(s, q=q):
-                refs = cached[s.start] if cached is not None else Fn.side(fr, z_ref[s])
-                return Fn.similarity_sides(fr, q, refs)
-
-            width = self._width(zb, n)
-            top, idx = exact_top(block_sim, n, cols, width, free=self._free(zb, n, width))
-            out.append(self._weighted(top, idx, zb, n, y2))
+            refs = cached if cached is not None else (Fn.side(fr, z_ref[t : t + cols]) for t in tiles)
+            out.append(self._wide_rows(torch.cat([Fn.similarity_sides(fr, q, r) for r in refs], 1), zb, y2))
         return torch.cat(out)
+
+    def _wide_rows(self, sim, z, y2):
+        """ŷ from whole rows ``sim``: the best ⌈k + q⌉ + 1 selected unordered, and only the ranks past min k (where
+        SoftKStep is below 1) ordered; a tie that would change a weight orders the row by (value, index)."""
+        n = sim.shape[1]
+        width = self._width(z, n)
+        keep, free = min(width + 1, n), self._free(z, n, width)
+        top, idx = sim.topk(keep, dim=-1, sorted=False)
+        tail = keep - free
+        tv, tp = top.topk(tail, dim=-1, largest=False, sorted=True)  # ascending: ranks keep − 1, …, free
+        ranks = torch.zeros_like(top).scatter_(
+            -1, tp, torch.arange(keep - 1, free - 1, -1, dtype=top.dtype).expand_as(tv)
+        )
+        tied = (tv[:, 1:] == tv[:, :-1]).any(-1) | ((top == tv[:, -1:]).sum(-1) > (tv == tv[:, -1:]).sum(-1))
+        rows = tied.nonzero().squeeze(-1)
+        if len(rows):
+            v, i = sim[rows].sort(dim=-1, descending=True, stable=True)
+            top[rows], idx[rows] = v[:, :keep], i[:, :keep]
+            ranks[rows] = torch.arange(keep, dtype=top.dtype)
+        k = self.kstep.k(z, n).to(top.dtype)
+        w = torch.exp_(self._scaled(top, top.amax(-1, keepdim=True)))
+        w.mul_(Fn.soft_step_weights(-ranks, -(k + self.kstep.q), -k, self.kstep.t))
+        return (w.unsqueeze(-1) * y2[idx]).sum(1) / w.sum(-1, keepdim=True)
 
     def _weighted(self, top, idx, z, n, y2):
         """ŷ of each query from its best ``top`` (exact ranks 0, 1, …) and their labels ``y2[idx]``."""
