@@ -7,9 +7,11 @@ import math
 import torch
 
 from . import functional as Fn
+from . import search as Fn_search
 from .functional import log_soft_k_step
-from .neighbors import NeighborHead, block_shape
+from .neighbors import NeighborHead, _check, block_shape
 from .ranks import rank_dtype, soft_rank
+from .search import check_search
 from .softstep import SoftKStep
 
 
@@ -146,6 +148,68 @@ class DiffKNNHead(NeighborHead):
     def _free(self, z, n, width) -> int:
         """How many leading ranks weigh SoftKStep 1 in every row (rank ≤ k): their order changes nothing."""
         return max(0, min(width - 1, math.floor(float(self.kstep.k(z, n).detach().min())) + 1))
+
+    @torch.no_grad()
+    def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22, search: str = "torch"):
+        """Eval-mode ``forward`` in bounded memory (:meth:`NeighborHead.predict`), the candidates of each query's
+        ⌈k + q⌉ most similar references found by ``search`` (:mod:`softstep.search`; not in the paper).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        y_ref : torch.Tensor, shape (N,) or (N, m)
+        max_elements : int, default=2**22
+            The largest block built.
+        search : {"torch", "faiss", "faiss-hnsw"}, default="torch"
+            Exact search in torch's blocks; faiss's exact ``IndexFlat``; faiss's approximate HNSW (optional package).
+
+        Returns
+        -------
+        torch.Tensor, shape (B,) or (B, m)
+        """
+        check_search(search)
+        if search == "torch":
+            return super().predict(z, z_ref, y_ref, max_elements=max_elements)
+        _check(z, z_ref, y_ref, False, self.embed_dim)
+        was_training = self.training
+        self.eval()
+        try:
+            fr, n = self.frame(z, z_ref), z_ref.shape[0]
+            y = y_ref.to(z.dtype)
+            y2 = y.unsqueeze(-1) if y.dim() == 1 else y
+            m = min(n, 2 * self._width(z, n) + 8)  # a margin: faiss's float32 order may differ in the last digits
+            rows = max(1, max_elements // (m * max(1, z.shape[1])))
+            out = [
+                self._candidate_rows(fr, zb, z_ref, y2, Fn_search.candidates(zb, z_ref, self.similarity, m, search))
+                for zb in z.split(rows)
+            ]
+            out = torch.cat(out) if out else y2[:0]
+            return out.squeeze(-1) if y.dim() == 1 else out
+        finally:
+            self.train(was_training)
+
+    def _candidate_rows(self, fr, z, z_ref, y2, cand):
+        """ŷ of queries ``z`` from their candidates ``cand`` (B, m): Sim of each pair in the call's frame (directly),
+        the best ⌈k + q⌉ by (value, index), SoftKStep's weights."""
+        n = z_ref.shape[0]
+        valid = cand >= 0  # HNSW may find fewer than asked
+        cand = cand.clamp_min(0)
+        q, r = Fn.side(fr, z), Fn.side(fr, z_ref[cand.reshape(-1)])
+        if fr.kind == "dot":
+            sim = (z.unsqueeze(1) * r.rows[0].view(*cand.shape, -1)).sum(-1)
+        else:
+            sq = ((q.rows[0].unsqueeze(1) - r.rows[0].view(*cand.shape, -1)) ** 2).sum(-1) * fr.scale**2
+            if fr.kind == "cos":
+                sim = (q.unit2.unsqueeze(-1) + r.unit2.view(cand.shape) - sq) * 0.5
+            else:
+                sim = -sq.clamp_min(Fn._SQDIST_FLOOR).sqrt() if fr.kind == "l2" else -fr.gamma * sq
+        sim = sim.masked_fill(~valid, -torch.inf)
+        by_index = cand.argsort(-1)
+        sim, cand = sim.gather(-1, by_index), cand.gather(-1, by_index)
+        order = sim.sort(dim=-1, descending=True, stable=True).indices
+        width = min(self._width(z, n), int(valid.sum(-1).min()))
+        return self._weighted(sim.gather(-1, order)[:, :width], cand.gather(-1, order)[:, :width], z, n, y2)
 
     def _predict(self, fr, z, z_ref, y2, max_elements):
         """Each query's ⌈k + q⌉ most similar references, found exactly (a running best merged tile by tile, each tile

@@ -697,3 +697,39 @@ def test_identical_points_and_a_beta_fitted_to_rounding_noise_stay_finite(
         queries = z[:3] * (1 + 1e-4)
         for pred in (head(queries, z, y), head.predict(queries, z, y, max_elements=5)):
             assert torch.isfinite(pred).all() and (pred >= y.min() - 1e-6).all() and (pred <= y.max() + 1e-6).all()
+
+
+# ---------------------------------------------------------------- DiffKNN's candidates through an index (optional faiss)
+
+
+def test_an_unknown_search_or_a_missing_faiss_is_one_clear_line(monkeypatch):
+    import sys
+
+    head = build_head("diffknn_i", 4).eval()
+    z, y = data(20, d=4)
+    with pytest.raises(ValueError, match="unknown search 'annoy'; allowed: torch, faiss, faiss-hnsw"):
+        head.predict(z, z, y, search="annoy")
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"^search='faiss' needs the optional faiss package: pip install faiss-cpu"):
+        head.predict(z, z, y, search="faiss")
+    assert head.predict(z, z, y).shape == (20,)  # the default needs no faiss
+
+
+@pytest.mark.parametrize("kind", SIMILARITIES)
+@pytest.mark.parametrize("name", ["diffknn_g", "diffknn_i"])
+def test_faiss_exact_search_gives_the_torch_path_predictions(name, kind):
+    """faiss's IndexFlat candidates (float32), then Sim of each pair in the call's frame: the same predictions as the
+    default exact search in torch's blocks (float64, 1e-6 relative). ``make venv`` installs faiss-cpu."""
+    pytest.importorskip("faiss")
+    head = set_step_params(build_head(name, 8, similarity=kind), math.log(0.004 / 0.996), weight_scale=0.3).double()
+    head.eval()
+    g = torch.Generator().manual_seed(5)
+    z_ref, z = (
+        torch.randn(3000, 8, generator=g, dtype=torch.float64),
+        torch.randn(64, 8, generator=g, dtype=torch.float64),
+    )
+    y = torch.rand(3000, generator=g, dtype=torch.float64)
+    want = head.predict(z, z_ref, y)
+    torch.testing.assert_close(head.predict(z, z_ref, y, search="faiss"), want, rtol=1e-6, atol=1e-9)
+    approx = head.predict(z, z_ref, y, search="faiss-hnsw", max_elements=5000)
+    assert torch.isfinite(approx).all() and (approx >= y.min()).all() and (approx <= y.max()).all()
