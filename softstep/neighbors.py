@@ -42,7 +42,7 @@ def _check(
     if Fn.in_cuda_training(z):
         return
     for name, x in (("z", z), ("z_ref", z_ref), ("y_ref", y_ref)):
-        if x is not None and not torch.isfinite(x).all():
+        if x is not None and not all(bool(torch.isfinite(c).all()) for c in Fn._chunks(x.reshape(len(x), -1))):
             raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
     if (
         y_ref is not None
