@@ -244,7 +244,7 @@ class DiffKNNHead(NeighborHead):
         """Whole rows of at most ``max_elements`` entries, for a k wider than the tiles (:meth:`_wide_rows`); the
         references' tiles are prepared once when they fit in 4 × ``max_elements`` entries, else for each block."""
         n = z_ref.shape[0]
-        cols = max(1, min(n, max_elements))
+        cols = max(1, min(n, max_elements // z.shape[1]))  # a prepared tile holds at most max_elements entries
         tiles = range(0, n, cols)
         cached = [Fn.side(fr, z_ref[t : t + cols]) for t in tiles] if n * z.shape[1] <= 4 * max_elements else None
         out = []

@@ -157,17 +157,36 @@ def _chunks(x: torch.Tensor):
 
 
 @torch.no_grad()
-def _centre_scale(z: torch.Tensor, z_ref: torch.Tensor, unit: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def _column_stats(x: torch.Tensor, total: bool = True):
+    """Per-column (min, max, sum) of ``x`` in one chunked pass (NaN propagates into min and max)."""
+    lo = hi = acc = None
+    for c in _chunks(x):
+        c_lo, c_hi = torch.aminmax(c, dim=0)
+        lo = c_lo if lo is None else torch.minimum(lo, c_lo)
+        hi = c_hi if hi is None else torch.maximum(hi, c_hi)
+        if total:
+            acc = c.sum(0) if acc is None else acc + c.sum(0)
+    return lo, hi, acc
+
+
+@torch.no_grad()
+def _centre_scale(z: torch.Tensor, z_ref: torch.Tensor, unit: bool = False, stats=None):
     """The centre c (the references' mean) and scale s (the power of 2 at or above the largest |entry − c| of queries
-    and references) of the distances, in one chunked pass over each (``unit``: of the unit rows, for cos)."""
-    prep = (lambda x: F.normalize(x, dim=-1)) if unit else (lambda x: x)
+    and references) of the distances, in one chunked pass over each (``unit``: of the unit rows, for cos;
+    ``stats``: :func:`_column_stats` of z_ref and z, already computed)."""
     if not (z.numel() and z_ref.numel()):
         return z_ref.new_zeros(z_ref.shape[1]), z_ref.new_ones(())
-    c = sum(prep(x).sum(0) for x in _chunks(z_ref)) / z_ref.shape[0]
-    m = torch.zeros((), dtype=z_ref.dtype, device=z_ref.device)
-    for x in _chunks(z_ref) + (() if z is z_ref else _chunks(z)):
-        lo, hi = torch.aminmax(prep(x), dim=0)  # |x − c| ≤ max(hi − c, c − lo), the same rounding entry by entry
-        m = torch.maximum(m, torch.maximum(hi - c, c - lo).amax())
+    if unit:
+        stats = None
+        same, z_ref = z is z_ref, F.normalize(z_ref, dim=-1)
+        z = z_ref if same else F.normalize(z, dim=-1)
+    ref_stats, q_stats = stats or (_column_stats(z_ref), None)
+    if q_stats is None:
+        q_stats = ref_stats if z is z_ref else _column_stats(z, total=False)
+    c = ref_stats[2] / z_ref.shape[0]
+    # |x − c| ≤ max(hi − c, c − lo), the same rounding entry by entry
+    m = torch.maximum(torch.maximum(ref_stats[1] - c, c - ref_stats[0]), torch.maximum(q_stats[1] - c, c - q_stats[0]))
+    m = m.amax()
     # a power of 2, so that scaling by it is exact; at least the smallest normal number, so that 1/s is finite
     return c, torch.ldexp(torch.ones_like(m), torch.frexp(m).exponent).clamp_min(torch.finfo(m.dtype).tiny)
 
@@ -312,7 +331,8 @@ def frame(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: floa
     Raises
     ------
     ValueError
-        For an unknown ``kind``, mismatched shapes, a γ ≤ 0, or entries above :func:`max_magnitude`.
+        For an unknown ``kind``, mismatched shapes, a γ ≤ 0, NaN or inf, or entries above :func:`max_magnitude`
+        (not in a CUDA training step).
 
     Examples
     --------
@@ -333,10 +353,15 @@ def frame(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: floa
         g = 1.0 / z.shape[1] if gamma is None else float(gamma)
         if g <= 0:
             raise ValueError(f"rbf gamma must be > 0; got {g}")
-    _check_magnitude(z, z_ref, gamma if kind == "rbf" else None)
+    stats = None
+    if z.dtype.is_floating_point and z.numel() and z_ref.numel():
+        ref_stats = _column_stats(z_ref, total=kind != "dot")
+        stats = (ref_stats, ref_stats if z is z_ref else _column_stats(z, total=False))
+        if not in_cuda_training(z):  # the one scan of the inputs: finite, and not too large
+            _check_stats(stats, z, gamma if kind == "rbf" else None)
     if kind == "dot":
         return Frame(kind, g, None, None)
-    return Frame(kind, g, *_centre_scale(z, z_ref, unit=kind == "cos"))
+    return Frame(kind, g, *_centre_scale(z, z_ref, unit=kind == "cos", stats=stats))
 
 
 def similarity_block(fr: Frame, z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
@@ -382,25 +407,19 @@ class MagnitudeError(ValueError):
     """
 
 
-def _check_magnitude(z: torch.Tensor, z_ref: torch.Tensor, gamma: float | None) -> None:
-    """Raise ValueError when an entry exceeds :func:`max_magnitude` (skipped in a CUDA training step)."""
-    if not z.dtype.is_floating_point or z.numel() + z_ref.numel() == 0 or in_cuda_training(z):
-        return
+def _check_stats(stats, z: torch.Tensor, gamma: float | None) -> None:
+    """Raise ValueError for NaN or inf, and MagnitudeError for an entry above :func:`max_magnitude`, from the columns'
+    bounds of the references and queries (:func:`_column_stats`)."""
+    for name, (lo, hi, _) in (("z_ref", stats[0]), ("z", stats[1])):
+        if not bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):
+            raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
     limit = max_magnitude(z.dtype, z.shape[1], gamma)
-    m = max(_abs_max(z), _abs_max(z_ref))
+    m = max(float(torch.maximum(-lo, hi).amax()) for lo, hi, _ in stats)
     if m > limit:
         raise MagnitudeError(
             f"embeddings with entries of magnitude {m:.3g} overflow {z.dtype} similarities at d={z.shape[1]} "
             f"(at most {limit:.3g}); normalise the embeddings or use float64"
         )
-
-
-def _abs_max(x: torch.Tensor) -> float:
-    """max |x| without an |x| copy (one chunked pass)."""
-    if not x.numel():
-        return 0.0
-    with torch.no_grad():
-        return max(float(torch.maximum(-lo, hi)) for lo, hi in (torch.aminmax(c) for c in _chunks(x)))
 
 
 def similarity(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: float | None = None) -> torch.Tensor:
