@@ -97,8 +97,11 @@ class _Side(NamedTuple):
 
     @staticmethod
     def of(v: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> _Side:
-        x = (v - c) * s.reciprocal()  # s is a power of 2: exact, and no division
-        return _Side(x, (x * x).sum(-1))
+        if torch.is_grad_enabled() and (v.requires_grad or c.requires_grad):
+            x = (v - c) * s.reciprocal()  # s is a power of 2: exact, and no division
+            return _Side(x, (x * x).sum(-1))
+        x = torch.sub(v, c).mul_(s.reciprocal())  # the same values in one copy
+        return _Side(x, torch.linalg.vector_norm(x, dim=-1).square_())
 
     def rows(self, i: slice) -> _Side:
         return _Side(self.x[i], self.norm2[i])
@@ -161,7 +164,7 @@ def _column_stats(x: torch.Tensor, total: bool = True):
     """Per-column (min, max, sum) of ``x`` in one chunked pass (NaN propagates into min and max)."""
     lo = hi = acc = None
     for c in _chunks(x):
-        c_lo, c_hi = torch.aminmax(c, dim=0)
+        c_lo, c_hi = c.amin(0), c.amax(0)  # both propagate NaN; aminmax(dim=0) is 6x slower on the CPU
         lo = c_lo if lo is None else torch.minimum(lo, c_lo)
         hi = c_hi if hi is None else torch.maximum(hi, c_hi)
         if total:
