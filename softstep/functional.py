@@ -367,6 +367,38 @@ def frame(z: torch.Tensor, z_ref: torch.Tensor, kind: str = "l2", *, gamma: floa
     return Frame(kind, g, *_centre_scale(z, z_ref, unit=kind == "cos", stats=stats))
 
 
+@torch.no_grad()
+def similarity_bounds(fr: Frame, a: Side, b: Side) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's (min, max) of :func:`similarity_sides` (Norm's bounds, Algorithm 2 line 13), bit for bit: l2 and
+    rbf are decreasing in the distance, so the bounds come from the distances' extremes without the block's Sim.
+
+    Parameters
+    ----------
+    fr : Frame
+    a, b : Side
+
+    Returns
+    -------
+    lo, hi : torch.Tensor, each shape (len(a), 1)
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    >>> fr = frame(z, z, "rbf")
+    >>> similarity_bounds(fr, side(fr, z[:1]), side(fr, z))
+    (tensor([[-50.]]), tensor([[-0.]]))
+    """
+    if fr.kind not in ("l2", "rbf"):
+        sim = similarity_sides(fr, a, b)
+        return sim.amin(-1, keepdim=True), sim.amax(-1, keepdim=True)
+    sq = _sq(_Side(*a.rows), _Side(*b.rows), fr.scale)
+    far, near = sq.amax(-1, keepdim=True), sq.amin(-1, keepdim=True)
+    if fr.kind == "l2":
+        return -far.clamp_min_(_SQDIST_FLOOR).sqrt_(), -near.clamp_min_(_SQDIST_FLOOR).sqrt_()
+    return far.mul_(-fr.gamma), near.mul_(-fr.gamma)
+
+
 def similarity_block(fr: Frame, z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
     """Sim of a block of queries ``z`` against a block of references ``z_ref`` in the :class:`Frame` of the whole
     call: the entries of :func:`similarity` of the whole matrix (section 3.2).

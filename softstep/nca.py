@@ -127,10 +127,9 @@ class NCAHead(NeighborHead):
         lo = torch.full_like(denom, torch.inf)
         hi = torch.full_like(denom, -torch.inf)
         l, u, t = self.softstep.thresholds(z, z.dtype)
-        for p, i, j, sim in self._blocks(fr, queries, z_ref, max_elements, passes=2):
-            if p == 0:
-                b_lo, b_hi = Fn.row_bounds(sim)
-                lo[i], hi[i] = torch.minimum(lo[i], b_lo), torch.maximum(hi[i], b_hi)
+        for p, i, j, sim in self._blocks(fr, queries, z_ref, max_elements, passes=2, first=Fn.similarity_bounds):
+            if p == 0:  # the block's row bounds, without its Sim
+                lo[i], hi[i] = torch.minimum(lo[i], sim[0]), torch.maximum(hi[i], sim[1])
                 continue
             step = Fn.soft_step_weights(Fn.scale_rows(sim, lo[i], hi[i]), l[i], u[i], t[i])
             w = torch.exp_(self._scaled(sim, hi[i])).mul_(step)

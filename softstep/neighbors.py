@@ -307,9 +307,10 @@ class NeighborHead(nn.Module):
         rows = max(1, max_elements // z_ref.shape[0])
         return torch.cat([torch.softmax(self.logits(zb, z_ref, fr=fr), dim=-1) @ y2 for zb in z.split(rows)])
 
-    def _blocks(self, fr, queries, z_ref, max_elements, passes: int = 1):
+    def _blocks(self, fr, queries, z_ref, max_elements, passes: int = 1, first=Fn.similarity_sides):
         """(pass, query rows, reference columns, β-free Sim block) over the whole matrix, tiles of references outer:
-        each tile is prepared once per pass for every query (:func:`block_shape`)."""
+        each tile is prepared once per pass for every query (:func:`block_shape`); the first pass yields ``first``'s
+        result instead of Sim (e.g. only its row bounds)."""
         rows, cols = block_shape(len(queries), z_ref.shape[0], max_elements)
         for p in range(passes):
             for j in range(0, z_ref.shape[0], cols):
@@ -317,7 +318,7 @@ class NeighborHead(nn.Module):
                 refs = Fn.side(fr, z_ref[tile])
                 for i in range(0, len(queries), rows):
                     block = slice(i, i + rows)
-                    yield p, block, tile, Fn.similarity_sides(fr, queries.take(block), refs)
+                    yield p, block, tile, (first if p == 0 else Fn.similarity_sides)(fr, queries.take(block), refs)
 
 
 #: Entries of one block of ``predict``'s tiled path: small enough to stay in cache, whatever ``max_elements`` allows.
