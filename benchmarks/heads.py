@@ -734,7 +734,7 @@ def main(argv=None):
     print("5. estimator", flush=True)
     est_rows = []
     for name in estimators:
-        res = _run_one({"model": name}, 1200, {}, "--estimator-child")
+        res = _run_one({"model": name}, 900, {}, "--estimator-child")
         print(f"  estimator {name}: {res}", flush=True)
         est_rows.append({"model": name, "res": res})
     text = report(train_rows, rank_rows, eval_rows, hnsw_rows, epoch_rows, est_rows, args, time.perf_counter() - t0)
