@@ -197,9 +197,9 @@ class DiffKNNHead(NeighborHead):
         cand = cand.clamp_min(0)
         q, r = Fn.side(fr, z), Fn.side(fr, z_ref[cand.reshape(-1)])
         if fr.kind == "dot":
-            sim = (z.unsqueeze(1) * r.rows[0].view(*cand.shape, -1)).sum(-1)
+            sim = (z.unsqueeze(1) * r.x.view(*cand.shape, -1)).sum(-1)
         else:
-            sq = ((q.rows[0].unsqueeze(1) - r.rows[0].view(*cand.shape, -1)) ** 2).sum(-1) * fr.scale**2
+            sq = ((q.x.unsqueeze(1) - r.x.view(*cand.shape, -1)) ** 2).sum(-1) * fr.scale**2
             if fr.kind == "cos":
                 sim = (q.unit2.unsqueeze(-1) + r.unit2.view(cand.shape) - sq) * 0.5
             else:

@@ -84,30 +84,21 @@ def _sqdist(
     Why: docs/paper-choices.md#exact-squared-distances.
     """
     c, s = frame if frame is not None else _centre_scale(z, z_ref)
-    b = _Side.of(z_ref, c, s)
-    a = b if z is z_ref else _Side.of(z, c, s)
+    b = Side(*_prepare(z_ref, c, s), None)
+    a = b if z is z_ref else Side(*_prepare(z, c, s), None)
     return _sq(a, b, s, dense_refine)
 
 
-class _Side(NamedTuple):
-    """One side of a distance block in the call's frame: rows x = (v − c)/s and their squared norms."""
-
-    x: torch.Tensor
-    norm2: torch.Tensor
-
-    @staticmethod
-    def of(v: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> _Side:
-        if torch.is_grad_enabled() and (v.requires_grad or c.requires_grad):
-            x = (v - c) * s.reciprocal()  # s is a power of 2: exact, and no division
-            return _Side(x, (x * x).sum(-1))
-        x = torch.sub(v, c).mul_(s.reciprocal())  # the same values in one copy
-        return _Side(x, torch.linalg.vector_norm(x, dim=-1).square_())
-
-    def rows(self, i: slice) -> _Side:
-        return _Side(self.x[i], self.norm2[i])
+def _prepare(v: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows x = (v − c)/s in the call's frame and their squared norms (s is a power of 2: exact, no division)."""
+    if torch.is_grad_enabled() and (v.requires_grad or c.requires_grad):
+        x = (v - c) * s.reciprocal()
+        return x, (x * x).sum(-1)
+    x = torch.sub(v, c).mul_(s.reciprocal())  # the same values in one copy
+    return x, torch.linalg.vector_norm(x, dim=-1).square_()
 
 
-def _sq(a: _Side, b: _Side, s: torch.Tensor, dense_refine: bool | None = None) -> torch.Tensor:
+def _sq(a: Side, b: Side, s: torch.Tensor, dense_refine: bool | None = None) -> torch.Tensor:
     """‖a − b‖² · s² of two prepared sides: the expanded form, then the direct differences of near pairs."""
     d, same = a.x.shape[1], a is b  # same: a training batch as its own reference set (computed once)
     if dense_refine is None and not (torch.is_grad_enabled() and (a.x.requires_grad or b.x.requires_grad)):
@@ -133,7 +124,7 @@ def _direct(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor) 
     return torch.cat([((a[i[k : k + step]] - b[j[k : k + step]]) ** 2).sum(-1) for k in range(0, len(i), step)])
 
 
-def _sq_no_grad(a: _Side, b: _Side, s2: float) -> torch.Tensor:
+def _sq_no_grad(a: Side, b: Side, s2: float) -> torch.Tensor:
     """:func:`_sq` without autograd, in fewer passes over the (B, N) block: s² folded into the product, near pairs
     looked for only in rows whose smallest entry may be one (the same criterion, the same exact values)."""
     d = a.x.shape[1]
@@ -226,8 +217,10 @@ class Side(NamedTuple):
 
     Parameters
     ----------
-    rows : tuple
-        The prepared rows (centred and scaled, for cos of the unit rows) and their squared norms.
+    x : torch.Tensor, shape (n, d)
+        The rows: centred and scaled (for cos, the unit rows'); for dot the embeddings themselves.
+    norm2 : torch.Tensor or None
+        Their squared norms (None for dot).
     unit2 : torch.Tensor or None
         cos: the squared norms of the unit rows (1, or 0 for a zero row).
 
@@ -241,15 +234,13 @@ class Side(NamedTuple):
             [0.8000, 1.0000]])
     """
 
-    rows: tuple
+    x: torch.Tensor
+    norm2: torch.Tensor | None
     unit2: torch.Tensor | None
 
-    def __len__(self) -> int:
-        return len(self.rows[0])
-
-    def take(self, i: slice) -> Side:
+    def take(self, i) -> Side:
         """Rows ``i`` of this side."""
-        return Side(tuple(t[i] for t in self.rows), None if self.unit2 is None else self.unit2[i])
+        return Side(*(None if t is None else t[i] for t in self))
 
 
 def side(fr: Frame, v: torch.Tensor) -> Side:
@@ -267,15 +258,15 @@ def side(fr: Frame, v: torch.Tensor) -> Side:
     Examples
     --------
     >>> import torch
-    >>> len(side(frame(torch.zeros(2, 3), torch.ones(4, 3)), torch.ones(4, 3)))
-    4
+    >>> side(frame(torch.zeros(2, 3), torch.ones(4, 3)), torch.ones(4, 3)).x.shape
+    torch.Size([4, 3])
     """
     if fr.kind == "dot":
-        return Side((v,), None)
+        return Side(v, None, None)
     if fr.kind != "cos":
-        return Side(tuple(_Side.of(v, fr.centre, fr.scale)), None)
+        return Side(*_prepare(v, fr.centre, fr.scale), None)
     u = F.normalize(v, dim=-1)
-    return Side(tuple(_Side.of(u, fr.centre, fr.scale)), (u * u).sum(-1))
+    return Side(*_prepare(u, fr.centre, fr.scale), (u * u).sum(-1))
 
 
 def similarity_sides(fr: Frame, a: Side, b: Side) -> torch.Tensor:
@@ -292,7 +283,7 @@ def similarity_sides(fr: Frame, a: Side, b: Side) -> torch.Tensor:
 
     Returns
     -------
-    torch.Tensor, shape (len(a), len(b))
+    torch.Tensor, shape (len(a.x), len(b.x))
 
     Examples
     --------
@@ -303,9 +294,8 @@ def similarity_sides(fr: Frame, a: Side, b: Side) -> torch.Tensor:
     tensor(-5.)
     """
     if fr.kind == "dot":
-        return a.rows[0] @ b.rows[0].T
-    sb = _Side(*b.rows)
-    sq = _sq(sb if a is b else _Side(*a.rows), sb, fr.scale)
+        return a.x @ b.x.T
+    sq = _sq(a, b, fr.scale)
     if fr.kind == "cos":
         return (a.unit2.unsqueeze(-1) + b.unit2 - sq) * 0.5
     if sq.requires_grad:
@@ -379,7 +369,7 @@ def similarity_bounds(fr: Frame, a: Side, b: Side) -> tuple[torch.Tensor, torch.
 
     Returns
     -------
-    lo, hi : torch.Tensor, each shape (len(a), 1)
+    lo, hi : torch.Tensor, each shape (len(a.x), 1)
 
     Examples
     --------
@@ -392,7 +382,7 @@ def similarity_bounds(fr: Frame, a: Side, b: Side) -> tuple[torch.Tensor, torch.
     if fr.kind not in ("l2", "rbf"):
         sim = similarity_sides(fr, a, b)
         return sim.amin(-1, keepdim=True), sim.amax(-1, keepdim=True)
-    sq = _sq(_Side(*a.rows), _Side(*b.rows), fr.scale)
+    sq = _sq(a, b, fr.scale)
     far, near = sq.amax(-1, keepdim=True), sq.amin(-1, keepdim=True)
     if fr.kind == "l2":
         return -far.clamp_min_(_SQDIST_FLOOR).sqrt_(), -near.clamp_min_(_SQDIST_FLOOR).sqrt_()

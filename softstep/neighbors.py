@@ -311,12 +311,12 @@ class NeighborHead(nn.Module):
         """(pass, query rows, reference columns, β-free Sim block) over the whole matrix, tiles of references outer:
         each tile is prepared once per pass for every query (:func:`block_shape`); the first pass yields ``first``'s
         result instead of Sim (e.g. only its row bounds)."""
-        rows, cols = block_shape(len(queries), z_ref.shape[0], max_elements)
+        rows, cols = block_shape(len(queries.x), z_ref.shape[0], max_elements)
         for p in range(passes):
             for j in range(0, z_ref.shape[0], cols):
                 tile = slice(j, j + cols)
                 refs = Fn.side(fr, z_ref[tile])
-                for i in range(0, len(queries), rows):
+                for i in range(0, len(queries.x), rows):
                     block = slice(i, i + rows)
                     yield p, block, tile, (first if p == 0 else Fn.similarity_sides)(fr, queries.take(block), refs)
 
