@@ -218,7 +218,7 @@ class DiffKNNHead(NeighborHead):
         n = z_ref.shape[0]
         width = self._width(z, n)
         keep = min(width + 1, n)  # one more: a tie across the cut is seen
-        rows, cols = block_shape(len(z), n, max_elements)
+        rows, cols = block_shape(len(z), n, max_elements, cache=z.device.type == "cpu")
         if cols < n and 4 * keep > cols:
             return self._predict_wide(fr, z, z_ref, y2, max_elements, width)
         queries = Fn.side(fr, z)

@@ -311,7 +311,7 @@ class NeighborHead(nn.Module):
         """(pass, query rows, reference columns, β-free Sim block) over the whole matrix, tiles of references outer:
         each tile is prepared once per pass for every query (:func:`block_shape`); the first pass yields ``first``'s
         result instead of Sim (e.g. only its row bounds)."""
-        rows, cols = block_shape(len(queries.x), z_ref.shape[0], max_elements)
+        rows, cols = block_shape(len(queries.x), z_ref.shape[0], max_elements, cache=z_ref.device.type == "cpu")
         for p in range(passes):
             for j in range(0, z_ref.shape[0], cols):
                 tile = slice(j, j + cols)
@@ -321,15 +321,17 @@ class NeighborHead(nn.Module):
                     yield p, block, tile, (first if p == 0 else Fn.similarity_sides)(fr, queries.take(block), refs)
 
 
-#: Entries of one block of ``predict``'s tiled path: small enough to stay in cache, whatever ``max_elements`` allows.
+#: Entries of one block of ``predict``'s tiled path on the CPU: small enough to stay in cache, whatever
+#: ``max_elements`` allows (a GPU takes blocks of ``max_elements``: fewer, larger kernels).
 BLOCK_ENTRIES = 2**20
 #: Queries per block of the tiled path: each prepared tile of references serves them together.
 QUERY_BLOCK = 256
 
 
-def block_shape(q: int, n: int, max_elements: int) -> tuple[int, int]:
-    """(query rows, reference columns) of a block of ``predict``'s tiled path: at most ``max_elements`` entries and
-    :data:`BLOCK_ENTRIES`, :data:`QUERY_BLOCK` rows where the references allow as many columns.
+def block_shape(q: int, n: int, max_elements: int, cache: bool = True) -> tuple[int, int]:
+    """(query rows, reference columns) of a block of ``predict``'s tiled path: at most ``max_elements`` entries (and
+    :data:`BLOCK_ENTRIES` with ``cache``, on the CPU), :data:`QUERY_BLOCK` rows where the references allow as many
+    columns.
 
     Parameters
     ----------
@@ -337,6 +339,8 @@ def block_shape(q: int, n: int, max_elements: int) -> tuple[int, int]:
         Queries and references.
     max_elements : int
         The largest block.
+    cache : bool, default=True
+        Blocks of at most :data:`BLOCK_ENTRIES` entries (the CPU's caches).
 
     Returns
     -------
@@ -346,7 +350,9 @@ def block_shape(q: int, n: int, max_elements: int) -> tuple[int, int]:
     --------
     >>> block_shape(1000, 10**6, 2**22), block_shape(10, 50, 2**22), block_shape(10, 50, 7)
     ((256, 4096), (10, 50), (7, 1))
+    >>> block_shape(1000, 10**6, 2**26, cache=False)  # a GPU: blocks of max_elements
+    (256, 262144)
     """
-    size = max(1, min(max_elements, BLOCK_ENTRIES))
+    size = max(1, min(max_elements, BLOCK_ENTRIES) if cache else max_elements)
     cols = max(1, min(n, size // min(q, QUERY_BLOCK)))
     return max(1, min(q, size // cols)), cols
