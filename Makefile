@@ -24,6 +24,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q --no-build-isolation torchsort==0.1.10
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q faiss-cpu==1.15.1  # optional for users (softstep[faiss]); its tests run in CI
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(WRITE_ROOT_PTH)
 	touch $(STAMP)

@@ -69,8 +69,8 @@ class NCAHead(NeighborHead):
         """Plain NCA's predict keeps fewer temporaries (docs/paper-choices.md#prediction-memory)."""
         return 16 if self.softstep is None else 32
 
-    def logits(self, z, z_ref, mask=None):
-        """Sim, or Sim + log SoftStep(Norm(Sim)): Algorithm 2 lines 11–17; excluded entries −inf.
+    def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):
+        """β·Sim, or β·Sim + log SoftStep(Norm(Sim)): Algorithm 2 lines 11–17; excluded entries −inf.
 
         Parameters
         ----------
@@ -78,53 +78,61 @@ class NCAHead(NeighborHead):
         z_ref : torch.Tensor, shape (N, d)
         mask : torch.Tensor of bool, shape (B, N), optional
             True = the query itself.
+        fr : Frame, optional
+            The call's frame (:meth:`frame`); None: this call's.
 
         Returns
         -------
         torch.Tensor, shape (B, N)
+            Shifted by a per-row constant (softmax's weights are unchanged by it).
         """
-        sim = self.sim(z, z_ref, mask)
+        sim = self._raw_sim(z, z_ref, mask, fr)
         if self.softstep is None:
             return self._logits_from_sim(sim, z, None, None, mask)
         whole_row = self.norm == "paper" and mask is not None  # line 13: the query's own similarity included
         return self._logits_from_sim(sim, z, *Fn.row_bounds(sim, None if whole_row else mask), mask, whole_row)
 
     def _logits_from_sim(self, sim, z, lo, hi, mask=None, top_from_row=False):
-        """Algorithm 2 lines 13–17 from β·Sim and the row bounds (``top_from_row``: line 14's top from the row)."""
+        """Algorithm 2 lines 13–17 from Sim and the row bounds (``top_from_row``: line 14's top from the row): β·(Sim −
+        hi) + log SoftStep(Norm(Sim)). Norm is scale-free, so it reads Sim without β."""
+        logit = self._scaled(sim, self._row_max(sim, mask) if mask is not None or hi is None else hi.detach())
         if self.softstep is not None:
             s_norm = Fn.scale_rows(sim, lo, hi, mask)  # the query's own entry 0
             # line 14: the largest normalised similarity of the other items (None: 1, the row's maximum is one of them)
             top = s_norm.masked_fill(mask, -torch.inf).max(-1, keepdim=True).values if top_from_row else None
-            sim = sim + self.softstep(s_norm, z, top)
-        return sim if mask is None else sim.masked_fill(mask, -torch.inf)
+            logit = logit + self.softstep(s_norm, z, top)
+        return logit if mask is None else logit.masked_fill(mask, -torch.inf)
 
-    def _predict_rows(self, z, z_ref, y_ref, max_elements):
-        """Streams over the reference set in tiles when a row block would exceed ``max_elements``: one pass for each
-        row's min and max, one for an online softmax.
-        """
-        n = z_ref.shape[0]
-        cols = max(1, max_elements // len(z))
-        if cols >= n:
-            return super()._predict_rows(z, z_ref, y_ref, max_elements)
-        y = y_ref.to(z.dtype)
-        y2 = y.unsqueeze(-1) if y.dim() == 1 else y
-        tiles = [slice(j, j + cols) for j in range(0, n, cols)]
-        lo = hi = None
-        if self.softstep is not None:
-            bounds = [Fn.row_bounds(self.sim(z, z_ref[s]), None) for s in tiles]
-            lo = torch.stack([b[0] for b in bounds]).amin(0)
-            hi = torch.stack([b[1] for b in bounds]).amax(0)
-        run_max = torch.full((len(z), 1), -torch.inf, dtype=z.dtype, device=z.device)
-        denom = torch.zeros_like(run_max)
+    def _predict(self, fr, z, z_ref, y2, max_elements):
+        """Tiles of references, each prepared once: an online softmax for plain NCA; with SoftStep one pass for each
+        row's min and max (Norm, line 13), then one for the weights."""
+        queries = Fn.side(fr, z)
         acc = torch.zeros(len(z), y2.shape[1], dtype=z.dtype, device=z.device)
-        for s in tiles:
-            logit = self._logits_from_sim(self.sim(z, z_ref[s]), z, lo, hi)
-            new_max = torch.maximum(run_max, logit.amax(-1, keepdim=True))
-            shift = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)
-            scale = torch.exp(run_max - shift)
-            p = torch.exp(logit - shift)
-            denom = denom * scale + p.sum(-1, keepdim=True)
-            acc = acc * scale + p @ y2[s]
-            run_max = new_max
-        out = acc / denom
-        return out.squeeze(-1) if y.dim() == 1 else out
+        denom = torch.zeros(len(z), 1, dtype=z.dtype, device=z.device)
+        if self.softstep is not None:
+            return self._predict_softstep(fr, queries, z, z_ref, y2, max_elements, acc, denom)
+        run_max = torch.full_like(denom, -torch.inf)
+        for _, i, j, sim in self._blocks(fr, queries, z_ref, max_elements):
+            new_max = torch.maximum(run_max[i], sim.amax(-1, keepdim=True))
+            rescale = torch.exp(self._scaled(run_max[i], new_max)).masked_fill(torch.isinf(run_max[i]), 0.0)
+            p = torch.exp_(self._scaled(sim, new_max))
+            denom[i] = denom[i] * rescale + p.sum(-1, keepdim=True)
+            acc[i] = acc[i] * rescale + p @ y2[j]
+            run_max[i] = new_max
+        return acc / denom
+
+    def _predict_softstep(self, fr, queries, z, z_ref, y2, max_elements, acc, denom):
+        """Algorithm 2 lines 13–17 in probability space: weights exp(β·(Sim − hi)) · SoftStep(Norm(Sim)) ≤ 1, the row's
+        most similar reference weighing exactly 1 (Norm = 1 ≥ u), so that plain sums need no running maximum."""
+        lo = torch.full_like(denom, torch.inf)
+        hi = torch.full_like(denom, -torch.inf)
+        l, u, t = self.softstep.thresholds(z, z.dtype)
+        for p, i, j, sim in self._blocks(fr, queries, z_ref, max_elements, passes=2, first=Fn.similarity_bounds):
+            if p == 0:  # the block's row bounds, without its Sim
+                lo[i], hi[i] = torch.minimum(lo[i], sim[0]), torch.maximum(hi[i], sim[1])
+                continue
+            step = Fn.soft_step_weights(Fn.scale_rows(sim, lo[i], hi[i]), l[i], u[i], t[i])
+            w = torch.exp_(self._scaled(sim, hi[i])).mul_(step)
+            denom[i] += w.sum(-1, keepdim=True)
+            acc[i] += w @ y2[j]
+        return acc / denom

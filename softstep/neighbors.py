@@ -41,9 +41,9 @@ def _check(
         raise ValueError(f"y_ref must be (N,) or (N, m) with N={n}; got {tuple(y_ref.shape)}")
     if Fn.in_cuda_training(z):
         return
-    for name, x in (("z", z), ("z_ref", z_ref), ("y_ref", y_ref)):
-        if x is not None and not torch.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or inf; clean or impute the inputs first")
+    # z and z_ref are scanned once, with their magnitude, by the similarity's frame (softstep.functional.frame)
+    if y_ref is not None and not torch.isfinite(y_ref).all():
+        raise ValueError("y_ref contains NaN or inf; clean or impute the inputs first")
     if (
         y_ref is not None
         and y_ref.dtype != z.dtype
@@ -154,12 +154,40 @@ class NeighborHead(nn.Module):
         -------
         torch.Tensor, shape (B, N)
         """
-        sim = Fn.similarity(z, z_ref, self.similarity, gamma=self.gamma)
-        if self.log_scale is None:
-            return sim
-        if self.training and not self._scale_ready():
+        return self._scaled(self._raw_sim(z, z_ref, mask))
+
+    def frame(self, z, z_ref) -> Fn.Frame:
+        """What Sim needs from the whole call (checks, centring, scale), computed once: :func:`softstep.functional.frame`."""
+        return Fn.frame(z, z_ref, self.similarity, gamma=self.gamma)
+
+    def _raw_sim(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):
+        """Sim(z, z_ref) without β, in the call's frame ``fr`` (None: this call's); the first training call sets β."""
+        sim = Fn.similarity_block(self.frame(z, z_ref) if fr is None else fr, z, z_ref)
+        if self.log_scale is not None and self.training and not self._scale_ready():
             self._init_scale(sim.detach(), mask)
-        return sim * self.log_scale.exp().to(sim.dtype)
+        return sim
+
+    def _beta(self, dtype: torch.dtype) -> torch.Tensor:
+        """β = exp(θ), at most √(the dtype's largest value): a larger β overflows its own gradient (β · ∂ŷ/∂logits)."""
+        cap = 0.5 * math.log(torch.finfo(dtype).max)
+        return self.log_scale.clamp(max=cap).exp().to(dtype)
+
+    @staticmethod
+    def _row_max(sim, mask=None):
+        """Each row's largest similarity over the entries ``mask`` keeps: the shift of :meth:`_scaled`."""
+        with torch.no_grad():
+            return (sim if mask is None else sim.masked_fill(mask, -torch.inf)).amax(-1, keepdim=True)
+
+    def _scaled(self, sim, shift=None):
+        """β · (Sim − shift), ``shift`` a per-row constant (the row's largest similarity): softmax is unchanged by it,
+        and a large β (one fitted to rounding noise) cannot overflow the logits to ±inf."""
+        if self.log_scale is None:
+            return sim if shift is None else sim - shift
+        beta = self._beta(sim.dtype)
+        if shift is None:
+            return sim * beta
+        diff = sim - shift  # before β: β·Sim − β·shift would cancel its digits away
+        return diff.mul_(beta) if not diff.requires_grad else diff * beta
 
     def _scale_ready(self) -> bool:
         """The buffer ``scale_initialised``, read again only when it changed (each read of a CUDA buffer waits for the
@@ -190,8 +218,8 @@ class NeighborHead(nn.Module):
         self.scale_initialised.fill_(True)
         self._scale_seen = (self.scale_initialised, self.scale_initialised._version, True)
 
-    def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
-        """The logits (B, N) the weights are a softmax of; each head defines them."""
+    def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):  # pragma: no cover - abstract
+        """The logits (B, N) the weights are a softmax of; each head defines them (``fr``: the call's frame)."""
         raise NotImplementedError
 
     def neighbor_weights(self, z, z_ref, exclude_self: bool = False) -> torch.Tensor:
@@ -247,6 +275,10 @@ class NeighborHead(nn.Module):
     def predict(self, z, z_ref, y_ref, *, max_elements: int = 2**22):
         """Eval-mode ``forward`` without a query × reference block above ``max_elements`` entries.
 
+        One pass over the reference set: what Sim needs from it (the magnitude check, the centring and scale) is
+        computed once per call (:meth:`frame`), each tile of references is prepared once for every query
+        (:func:`softstep.functional.side`), and every block computes the whole matrix's entries.
+
         Parameters
         ----------
         z : torch.Tensor, shape (B, d)
@@ -263,14 +295,64 @@ class NeighborHead(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            n = z_ref.shape[0]
-            rows = max(1, max_elements // n)
-            return torch.cat(
-                [self._predict_rows(z[i : i + rows], z_ref, y_ref, max_elements) for i in range(0, len(z), rows)]
-            )
+            y = y_ref.to(z.dtype)
+            y2 = y.unsqueeze(-1) if y.dim() == 1 else y
+            out = self._predict(self.frame(z, z_ref), z, z_ref, y2, max_elements) if len(z) else y2[:0]
+            return out.squeeze(-1) if y.dim() == 1 else out
         finally:
             self.train(was_training)
 
-    def _predict_rows(self, z, z_ref, y_ref, max_elements):
-        """Predictions of one block of queries against the whole reference set."""
-        return torch.softmax(self.logits(z, z_ref), dim=-1) @ y_ref.to(z.dtype)
+    def _predict(self, fr, z, z_ref, y2, max_elements):
+        """Predictions (B, m) in whole rows of at most ``max_elements`` entries (a head's tiled path replaces it)."""
+        rows = max(1, max_elements // z_ref.shape[0])
+        return torch.cat([torch.softmax(self.logits(zb, z_ref, fr=fr), dim=-1) @ y2 for zb in z.split(rows)])
+
+    def _blocks(self, fr, queries, z_ref, max_elements, passes: int = 1, first=Fn.similarity_sides):
+        """(pass, query rows, reference columns, β-free Sim block) over the whole matrix, tiles of references outer:
+        each tile is prepared once per pass for every query (:func:`block_shape`); the first pass yields ``first``'s
+        result instead of Sim (e.g. only its row bounds)."""
+        rows, cols = block_shape(len(queries.x), z_ref.shape[0], max_elements, cache=z_ref.device.type == "cpu")
+        for p in range(passes):
+            for j in range(0, z_ref.shape[0], cols):
+                tile = slice(j, j + cols)
+                refs = Fn.side(fr, z_ref[tile])
+                for i in range(0, len(queries.x), rows):
+                    block = slice(i, i + rows)
+                    yield p, block, tile, (first if p == 0 else Fn.similarity_sides)(fr, queries.take(block), refs)
+
+
+#: Entries of one block of ``predict``'s tiled path on the CPU: small enough to stay in cache, whatever
+#: ``max_elements`` allows (a GPU takes blocks of ``max_elements``: fewer, larger kernels).
+BLOCK_ENTRIES = 2**20
+#: Queries per block of the tiled path: each prepared tile of references serves them together.
+QUERY_BLOCK = 256
+
+
+def block_shape(q: int, n: int, max_elements: int, cache: bool = True) -> tuple[int, int]:
+    """(query rows, reference columns) of a block of ``predict``'s tiled path: at most ``max_elements`` entries (and
+    :data:`BLOCK_ENTRIES` with ``cache``, on the CPU), :data:`QUERY_BLOCK` rows where the references allow as many
+    columns.
+
+    Parameters
+    ----------
+    q, n : int
+        Queries and references.
+    max_elements : int
+        The largest block.
+    cache : bool, default=True
+        Blocks of at most :data:`BLOCK_ENTRIES` entries (the CPU's caches).
+
+    Returns
+    -------
+    rows, cols : int
+
+    Examples
+    --------
+    >>> block_shape(1000, 10**6, 2**22), block_shape(10, 50, 2**22), block_shape(10, 50, 7)
+    ((256, 4096), (10, 50), (7, 1))
+    >>> block_shape(1000, 10**6, 2**26, cache=False)  # a GPU: blocks of max_elements
+    (256, 262144)
+    """
+    size = max(1, min(max_elements, BLOCK_ENTRIES) if cache else max_elements)
+    cols = max(1, min(n, size // min(q, QUERY_BLOCK)))
+    return max(1, min(q, size // cols)), cols

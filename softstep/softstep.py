@@ -112,14 +112,30 @@ class SoftStep(nn.Module):
         torch.Tensor, shape (B, N)
             log SoftStep, in [−inf, 0].
         """
+        return log_soft_step(s_norm, *self.thresholds(z, s_norm.dtype, top))
+
+    def thresholds(self, z: torch.Tensor, dtype: torch.dtype, top: torch.Tensor | None = None):
+        """(l, u, t), each (B, 1), of queries ``z``: Algorithm 2 lines 14–16 (``top`` as in :meth:`forward`).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        dtype : torch.dtype
+            The normalised similarities' dtype (ε's floor).
+        top : torch.Tensor, shape (B, 1), optional
+
+        Returns
+        -------
+        l, u, t : torch.Tensor
+        """
         l0, u0, t = (p.unsqueeze(-1) for p in self.params(z).unbind(-1))
-        eps = max(self.eps, 8 * torch.finfo(s_norm.dtype).eps)
+        eps = max(self.eps, 8 * torch.finfo(dtype).eps)
         if top is not None:  # min(l₀, top) by a where: its backward is 4 kernels against minimum's 10
             top = top.to(l0.dtype)
             l0 = torch.where(top < l0, top, l0)
         l = l0 - eps
         u = l + u0 * (1 - l)
-        return log_soft_step(s_norm, l, u, t)
+        return l, u, t
 
 
 class SoftKStep(nn.Module):

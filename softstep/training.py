@@ -71,7 +71,7 @@ def fit(
     checkpoint: Checkpoint | None = None,
     stop: threading.Event | None = None,
     on_epoch: Callable[[int, dict | None, float], None] | None = None,
-    epoch_metrics: Callable[[Regressor], dict] | None = None,
+    epoch_metrics: Callable[[Regressor, dict], dict] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_idx`` with early stopping on ``val_idx``; return val and test MSE of the best epoch.
 
@@ -88,7 +88,8 @@ def fit(
         (then :class:`Stopped` is raised)
     on_epoch : called after each epoch with (epoch, its history entry or None when it was not validated, the best
         validation MSE so far)
-    epoch_metrics : more numbers to record after each epoch's validation, from the model
+    epoch_metrics : more numbers to record after each epoch's validation, from the model and the embeddings the
+        validation computed (``{"reference": z_ref, "val": z_val}``; the training split is embedded once per epoch)
 
     Returns
     -------
@@ -157,11 +158,12 @@ def _validate_epoch(
 ):
     """Validate the epoch just trained: early stopping's step, the best weights kept, the history entry added."""
     train_time = time.time() - epoch_start
-    val = evaluate(model, inputs, y, train_idx, {"val": val_idx}, s)["val"]
+    embeddings = {}
+    val = evaluate(model, inputs, y, train_idx, {"val": val_idx}, s, embeddings=embeddings)["val"]
     state.stopper.step(val, state.epoch)
     if state.stopper.improved:
         state.best_state = copy.deepcopy(model.state_dict())
-    extra = epoch_metrics(model) if epoch_metrics else {}
+    extra = epoch_metrics(model, embeddings) if epoch_metrics else {}
     entry = {
         "epoch": state.epoch,
         "val_mse": val,
@@ -297,7 +299,14 @@ def _training_batches(
 
 @torch.no_grad()
 def evaluate(
-    model: Regressor, inputs, y: torch.Tensor, train_idx, query_sets: dict, s: TrainerSettings
+    model: Regressor,
+    inputs,
+    y: torch.Tensor,
+    train_idx,
+    query_sets: dict,
+    s: TrainerSettings,
+    *,
+    embeddings: dict | None = None,
 ) -> dict[str, float]:
     """MSE of each query set, with the whole training split (embedded in eval mode) as the reference set.
 
@@ -309,6 +318,9 @@ def evaluate(
     train_idx : the reference rows
     query_sets : dict of name → row indices
     s : TrainerSettings (``eval_batch_size``, ``max_elements``, ``device``)
+    embeddings : dict, optional
+        Filled with the embeddings computed here (``"reference"``: the training split, or None; and one per query
+        set), for numbers that would otherwise embed them again (the epoch's sparsity block)
 
     Returns
     -------
@@ -333,6 +345,10 @@ def evaluate(
         zq = embed_rows(model, inputs, idx, s.eval_batch_size, s.device)
         pred = model.head.predict(zq, z_ref, y_ref, max_elements=s.max_elements)
         out[name] = float(mse(pred, y[torch.as_tensor(idx)].to(s.device)))
+        if embeddings is not None:
+            embeddings[name] = zq
+    if embeddings is not None:
+        embeddings["reference"] = z_ref
     return out
 
 

@@ -537,3 +537,199 @@ def test_a_cuda_training_step_compiles_into_one_graph(name, monkeypatch):
     report = dynamo.explain(lambda z, y: torch.mean((head(z, z, y, exclude_self=True) - y) ** 2))(z, y)
     assert report.graph_break_count == 0, [str(b.reason).splitlines()[0] for b in report.break_reasons]
     assert report.graph_count == 1
+
+
+# ---------------------------------------------------------------- one pass over the references (predict's blocks)
+
+
+@st.composite
+def near_tied_inputs(draw):
+    name = draw(st.sampled_from(NEIGHBOR_HEADS))
+    kind = draw(st.sampled_from(["l2", "cos", "rbf"]))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    n, d = draw(st.integers(2, 40)), draw(st.integers(1, 12))
+    spread = draw(st.sampled_from([0.0, 1e-12, 1e-9, 1e-6, 1e-4, 1e-2]))  # relative distance around one point
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e4]))
+    chunk = draw(st.sampled_from([1, 5, 17, 64]))
+    return name, kind, dtype, n, d, spread, scale, chunk, draw(st.integers(0, 2**16))
+
+
+@given(near_tied_inputs())
+@settings(max_examples=80, deadline=None)
+def test_tiled_predict_equals_forward_on_near_ties(args):
+    """Issue 21: tiled predict differed from forward by up to 6 % of the label range on near-tied cos inputs, each
+    block centring and scaling its own distances. Now every block computes the whole matrix's numbers (one frame per
+    call), so predict in any tiling equals the whole-matrix forward within 1e-6 of the label range."""
+    name, kind, dtype, n, d, spread, scale, chunk, seed = args
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(1, d, generator=g, dtype=dtype) * scale
+    z_ref = base * (1 + spread * torch.randn(n, d, generator=g, dtype=dtype))
+    z = base * (1 + spread * torch.randn(5, d, generator=g, dtype=dtype))
+    y = torch.rand(n, generator=g, dtype=dtype)
+    head = set_step_params(build_head(name, d, similarity=kind), [0.3, -0.2, 0.4], weight_scale=0.3, seed=seed)
+    head = head.to(dtype).eval()
+    with torch.no_grad():
+        head.log_scale.fill_(float(torch.empty(()).uniform_(-2, 30, generator=g)))  # up to β ~ 1e13: rounding noise
+        fwd = head(z, z_ref, y)
+    tiled = head.predict(z, z_ref, y, max_elements=chunk)
+    assert torch.isfinite(fwd).all() and torch.isfinite(tiled).all()
+    assert (tiled - fwd).abs().max() <= 1e-6 * (y.max() - y.min())
+
+
+def _reference_predictions(name, head, z, z_ref, y):
+    """An independent float64 transcription of the eval-mode heads (the old whole-matrix computation): distances
+    written out directly, β·Sim, NCA's row min–max and SoftStep, DiffKNN's exact ranks by a stable argsort."""
+    z, z_ref, y = z.double().numpy(), z_ref.double().numpy(), y.double().numpy()
+    sim = -np.sqrt(np.maximum(((z[:, None] - z_ref[None]) ** 2).sum(-1), 1e-12))
+    beta = math.exp(float(head.log_scale))
+    logit = beta * sim
+    if name.startswith("nca") and head.softstep is not None:
+        l0, u0, t = (p.detach().double().numpy()[:, None] for p in head.softstep.params(torch.as_tensor(z)).unbind(-1))
+        lo, hi = sim.min(-1, keepdims=True), sim.max(-1, keepdims=True)
+        s = (sim - lo) / (hi - lo)
+        l = l0 - head.softstep.eps
+        u = l + u0 * (1 - l)
+        with np.errstate(divide="ignore"):
+            inner = 1 / (1 + (np.clip(u - s, 0, None) / np.clip(s - l, 0, None)) ** (1 / t))
+            logit = logit + np.log(np.where(s <= l, 0.0, np.where(s >= u, 1.0, inner)))
+    if name.startswith("diffknn"):
+        k = np.maximum(head.kstep.params(torch.as_tensor(z)).detach().double().numpy() * (len(z_ref) - 1), 1.0)
+        q, t = head.kstep.q, head.kstep.t
+        ranks = np.argsort(np.argsort(-sim, axis=-1, kind="stable"), axis=-1, kind="stable").astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a, b = np.clip(k + q - ranks, 0, None), np.clip(ranks - k, 0, None)
+            step = np.where(
+                ranks <= k, 1.0, np.where(ranks >= k + q, 0.0, a ** (1 / t) / (a ** (1 / t) + b ** (1 / t)))
+            )
+            logit = logit + np.log(step)
+    w = np.exp(logit - logit.max(-1, keepdims=True))
+    return (w / w.sum(-1, keepdims=True)) @ y
+
+
+@pytest.mark.parametrize(
+    "name,k_frac", [(h, None) for h in NEIGHBOR_HEADS] + [("diffknn_g", 0.003), ("diffknn_i", 0.003)]
+)
+def test_predict_in_one_pass_and_top_k_equals_the_old_computation(name, k_frac):
+    """float64, 2000 references: predict in whole rows, in tiles of the reference set (NCA's online softmax and
+    two-pass SoftStep, DiffKNN's running top-⌈k + q⌉ merged tile by tile) and the whole-matrix forward all equal an
+    independent transcription of the old computation to 1e-6 relative."""
+    torch.manual_seed(0)
+    head = set_step_params(build_head(name, 16), [0.3, -0.2, 0.4], weight_scale=0.3).double().eval()
+    if k_frac:
+        set_step_params(head, math.log(k_frac / (1 - k_frac)), weight_scale=0.3)
+    g = torch.Generator().manual_seed(3)
+    z_ref, z = (
+        torch.randn(2000, 16, generator=g, dtype=torch.float64),
+        torch.randn(70, 16, generator=g, dtype=torch.float64),
+    )
+    y = torch.rand(2000, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        head.log_scale.fill_(0.7)
+        want = torch.from_numpy(_reference_predictions(name, head, z, z_ref, y))
+        fwd = head(z, z_ref, y)
+    torch.testing.assert_close(fwd, want, rtol=1e-6, atol=1e-9)
+    for max_elements in (2**22, 2000 * 7, 500, 64):
+        torch.testing.assert_close(head.predict(z, z_ref, y, max_elements=max_elements), want, rtol=1e-6, atol=1e-9)
+
+
+def test_exact_top_orders_ties_by_index_in_any_tiling():
+    from softstep.diffknn import exact_top
+
+    g = torch.Generator().manual_seed(0)
+    sim = torch.randint(0, 4, (6, 50), generator=g).double()  # many ties, also across the cut
+    want_v, want_i = sim.sort(dim=-1, descending=True, stable=True)
+    for cols in (1, 3, 7, 50):
+        for width in (1, 5, 13, 50):
+            top, idx = exact_top(lambda s: sim[:, s], 50, cols, width)
+            assert torch.equal(top, want_v[:, :width]) and torch.equal(idx, want_i[:, :width])
+
+
+@given(
+    name=st.sampled_from(NEIGHBOR_HEADS),
+    kind=st.sampled_from(["cos", "rbf", "l2"]),
+    magnitude=st.sampled_from([1e-10, 4e-14, 1e-17, 1e-20, 1e-22, 1e-26, 1e-30, 1e-38, 1e-42]),
+    d=st.integers(1, 25),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=80, deadline=None)
+def test_tiny_float32_embeddings_give_finite_gradients(name, kind, magnitude, d, seed):
+    """Issue 21: float32 embeddings of |z| ≤ 4e-14 gave NaN gradients with finite outputs (a row span whose square
+    underflows in the gradient of Norm, and of the soft ranks' gap). Such a row is flat now (FLAT_FLOOR)."""
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.randn(8, d, generator=g) * magnitude).requires_grad_()
+    y = torch.rand(8, generator=g)
+    head = build_head(name, d, similarity=kind)
+    out = head(z, z, y, exclude_self=True)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(z.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters() if p.grad is not None)
+
+
+@given(
+    name=st.sampled_from(NEIGHBOR_HEADS),
+    kind=st.sampled_from(SIMILARITIES),
+    magnitude=st.sampled_from([1.0, 1e6, 2.6e12]),
+    log_beta=st.sampled_from([0.0, 20.0, 60.0, 88.0]),
+    jitter=st.sampled_from([0.0, 1e-7, 1e-6]),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=80, deadline=None)
+def test_identical_points_and_a_beta_fitted_to_rounding_noise_stay_finite(
+    name, kind, magnitude, log_beta, jitter, seed
+):
+    """Issue 21: identical float32 points at |z| ≈ 2.6e12, where β fits rounding noise (β·Sim overflowed to −inf in
+    every entry of a row: NaN). The logits are β·(Sim − the row's largest), so no row loses every entry: training and
+    predict stay finite and inside the label range."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(1, 5, generator=g) * magnitude
+    z = (base * (1 + jitter * torch.randn(8, 5, generator=g))).requires_grad_()
+    y = torch.rand(8, generator=g)
+    head = build_head(name, 5, similarity=kind)
+    with torch.no_grad():
+        head.log_scale.fill_(log_beta)
+        head.scale_initialised.fill_(True)
+    out = head(z, z, y, exclude_self=True)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(z.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters() if p.grad is not None)
+    head.eval()
+    with torch.no_grad():
+        queries = z[:3] * (1 + 1e-4)
+        for pred in (head(queries, z, y), head.predict(queries, z, y, max_elements=5)):
+            assert torch.isfinite(pred).all() and (pred >= y.min() - 1e-6).all() and (pred <= y.max() + 1e-6).all()
+
+
+# ---------------------------------------------------------------- DiffKNN's candidates through an index (optional faiss)
+
+
+def test_an_unknown_search_or_a_missing_faiss_is_one_clear_line(monkeypatch):
+    import sys
+
+    head = build_head("diffknn_i", 4).eval()
+    z, y = data(20, d=4)
+    with pytest.raises(ValueError, match="unknown search 'annoy'; allowed: torch, faiss, faiss-hnsw"):
+        head.predict(z, z, y, search="annoy")
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"^search='faiss' needs the optional faiss package: pip install faiss-cpu"):
+        head.predict(z, z, y, search="faiss")
+    assert head.predict(z, z, y).shape == (20,)  # the default needs no faiss
+
+
+@pytest.mark.parametrize("kind", SIMILARITIES)
+@pytest.mark.parametrize("name", ["diffknn_g", "diffknn_i"])
+def test_faiss_exact_search_gives_the_torch_path_predictions(name, kind):
+    """faiss's IndexFlat candidates (float32), then Sim of each pair in the call's frame: the same predictions as the
+    default exact search in torch's blocks (float64, 1e-6 relative). ``make venv`` installs faiss-cpu."""
+    pytest.importorskip("faiss")
+    head = set_step_params(build_head(name, 8, similarity=kind), math.log(0.004 / 0.996), weight_scale=0.3).double()
+    head.eval()
+    g = torch.Generator().manual_seed(5)
+    z_ref, z = (
+        torch.randn(3000, 8, generator=g, dtype=torch.float64),
+        torch.randn(64, 8, generator=g, dtype=torch.float64),
+    )
+    y = torch.rand(3000, generator=g, dtype=torch.float64)
+    want = head.predict(z, z_ref, y)
+    torch.testing.assert_close(head.predict(z, z_ref, y, search="faiss"), want, rtol=1e-6, atol=1e-9)
+    approx = head.predict(z, z_ref, y, search="faiss-hnsw", max_elements=5000)
+    assert torch.isfinite(approx).all() and (approx >= y.min()).all() and (approx <= y.max()).all()

@@ -52,3 +52,41 @@ def test_neighbor_heads_learn_and_beat_linear_head():
     mses = {name: train_and_test(name, seed=0) for name in NEIGHBOR_HEADS}
     for name, mse in mses.items():
         assert mse < 0.5 * linear, f"{name}: test MSE {mse:.4f} vs linear {linear:.4f} (all: {mses})"
+
+
+def test_an_epoch_embeds_the_training_split_once_for_its_validation_and_sparsity(monkeypatch):
+    """Issue 22: each epoch's validation embedded the training split twice (the metric, then the sparsity block).
+    Now the per-epoch numbers read the embeddings the validation computed: one embedding of the training split per
+    validated epoch, and one for the final evaluation. The pipeline's sparsity block equals the one computed
+    directly from those embeddings."""
+    import numpy as np
+
+    from experiments.protocol import pipeline, sparsity
+    from softstep import training
+    from softstep.model import Regressor
+    from softstep.training_types import TensorInputs, TrainerSettings
+
+    calls, real = [], training.embed_rows
+
+    def counting(model, inputs, idx, *args, **kwargs):
+        calls.append(len(idx))
+        return real(model, inputs, idx, *args, **kwargs)
+
+    monkeypatch.setattr(training, "embed_rows", counting)
+    torch.manual_seed(0)
+    x, y = torch.randn(120, 3), np.random.default_rng(0).random(120)
+    train, val, test = np.arange(80), np.arange(80, 100), np.arange(100, 120)
+    model = Regressor(3, 16, 4, build_head("nca_i", 4))
+    s = TrainerSettings(max_epochs=3, patience=5, batch_size=16, lr=1e-2)
+    metrics = pipeline.epoch_sparsity(None, model, None, train, val, s)
+    seen = []
+
+    def recorded(m, embeddings):
+        out = metrics(m, embeddings)
+        want = sparsity.flat(sparsity.head_sparsity(m.head, embeddings["val"], embeddings["reference"]))
+        seen.append(out == want and embeddings["reference"].shape == (80, 4) and embeddings["val"].shape == (20, 4))
+        return out
+
+    res = training.fit(model, TensorInputs(x), y, train, val, test, s, seed=0, epoch_metrics=recorded)
+    assert seen == [True] * 3 and all("sparsity/effective_median" in h for h in res.history)
+    assert calls.count(len(train)) == 3 + 1  # three validated epochs and the final evaluation

@@ -386,17 +386,14 @@ EPOCH_SPARSITY_QUERIES = 256
 
 def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx, val_idx, settings: TrainerSettings):
     """The per-epoch sparsity metrics (medians over up to 256 validation queries, the training split as the
-    reference set), for neighbour heads on a frozen extractor; None otherwise (a fine-tuned extractor would
-    embed the training split a second time each epoch)."""
-    if not model.uses_reference or cfg.extractor.finetune:
+    reference set), for neighbour heads; None otherwise. They read the embeddings the epoch's validation computed
+    (the training split is embedded once per epoch)."""
+    if not model.uses_reference:
         return None
     s = settings
 
-    def metrics(m: Regressor) -> dict:
-        m.eval()
-        with torch.no_grad():
-            z_ref = embed_rows(m, inputs, train_idx, s.eval_batch_size, s.device)
-            z = embed_rows(m, inputs, val_idx[:EPOCH_SPARSITY_QUERIES], s.eval_batch_size, s.device)
+    def metrics(m: Regressor, embeddings: dict) -> dict:
+        z_ref, z = embeddings["reference"], embeddings["val"][:EPOCH_SPARSITY_QUERIES]
         return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements))
 
     return metrics
