@@ -190,6 +190,23 @@ class NeighborHead(nn.Module):
         self.scale_initialised.fill_(True)
         self._scale_seen = (self.scale_initialised, self.scale_initialised._version, True)
 
+    def logits_without_step(self, z, z_ref, mask=None):
+        """β · Sim with excluded entries −inf: the logits before SoftStep or SoftKStep (Algorithm 2 line 11, Algorithm 1
+        line 7), for the softmax mass the step removes (experiments/protocol/sparsity.py).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        mask : torch.Tensor of bool, shape (B, N), optional
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+        """
+        sim = self.sim(z, z_ref, mask)
+        return sim if mask is None else sim.masked_fill(mask, -torch.inf)
+
     def logits(self, z, z_ref, mask=None):  # pragma: no cover - abstract
         """The logits (B, N) the weights are a softmax of; each head defines them."""
         raise NotImplementedError

@@ -220,13 +220,14 @@ def adam_kernels(device) -> dict:
 
 
 def _optimizer(model: Regressor, s: TrainerSettings) -> torch.optim.Adam:
-    """Adam over the MLP and head (``lr``) and a fine-tuned extractor (``extractor_lr``)."""
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad],
-            "lr": s.lr,
-        }
-    ]
+    """Adam over the MLP and head (``lr``; the head's own parameters at ``head_lr`` when set, ours) and a fine-tuned
+    extractor (``extractor_lr``)."""
+    own = [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad]
+    head = [p for p in model.head.parameters() if p.requires_grad] if s.head_lr is not None else []
+    ids = {id(p) for p in head}
+    groups = [{"params": [p for p in own if id(p) not in ids], "lr": s.lr}]
+    if head:
+        groups.append({"params": head, "lr": s.head_lr})
     ext = [p for p in model.extractor.parameters() if p.requires_grad] if model.extractor is not None else []
     if ext:
         groups.append({"params": ext, "lr": s.extractor_lr})

@@ -537,3 +537,27 @@ def test_a_cuda_training_step_compiles_into_one_graph(name, monkeypatch):
     report = dynamo.explain(lambda z, y: torch.mean((head(z, z, y, exclude_self=True) - y) ** 2))(z, y)
     assert report.graph_break_count == 0, [str(b.reason).splitlines()[0] for b in report.break_reasons]
     assert report.graph_count == 1
+
+
+def test_param_init_is_checked_and_authors_draws_from_torchs_rng():
+    with pytest.raises(ValueError, match="unknown init 'ones'"):
+        NCAHead(4, softstep="global", param_init="ones")
+    torch.manual_seed(3)
+    head = DiffKNNHead(4, softstep="global", param_init="authors")
+    torch.manual_seed(3)
+    assert torch.equal(head.kstep.params.theta.detach(), torch.randn(1))
+    assert not torch.equal(DiffKNNHead(4).kstep.params.theta.detach(), torch.randn(1))  # zero: σ(0) = 0.5
+
+
+def test_head_lr_puts_the_heads_own_parameters_in_their_own_group():
+    from softstep.model import Regressor
+    from softstep.training import _optimizer
+    from softstep.training_types import TrainerSettings
+
+    model = Regressor(6, 10, 4, build_head("nca_i", 4))
+    base = TrainerSettings(max_epochs=1, patience=1, batch_size=4, lr=1e-5)
+    assert [g["lr"] for g in _optimizer(model, base).param_groups] == [1e-5]
+    groups = _optimizer(model, TrainerSettings(**{**base.__dict__, "head_lr": 1e-3})).param_groups
+    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.head.parameters()}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
