@@ -47,7 +47,15 @@ VARIANTS = {
         ("trainer.reference=sample",),
         "Raw coordinates, `trainer.reference=sample`, `head.module.scale_init=std`",
     ),
+    "authors": (
+        "raw",
+        ("experiment=figure3_authors",),
+        "As the authors' notebook ran it (`experiment=figure3_authors`: n = 1,470 (about 1,000 in training), noise "
+        "0.1, l2, β = 1, SoftStep drawn as nona_anon draws it, Adam 1e-3, 800 epochs, no early stopping)",
+    ),
 }
+#: variant → (n, targets) where not the default (2000, every target)
+DATA = {"authors": (1470, ("checkerboard", "sinusoidal"))}
 #: variant → overrides for the neighbour heads only (the linear head has no β)
 NEIGHBOUR_OVERRIDES = {"raw_std": ("head.module.scale_init=std",), "raw_sample_std": ("head.module.scale_init=std",)}
 #: where each variant's rows go (figure3.csv holds the paper's two setups, raw and mlp)
@@ -55,16 +63,20 @@ CSV_OF = {
     "raw_sample": "figure3_reference_sample.csv",
     "raw_std": "figure3_scale_init.csv",
     "raw_sample_std": "figure3_scale_init.csv",
+    "authors": "figure3_authors.csv",
 }
 
 
 def run_variant(variant: str, results_root: str, out: Path, quick: bool) -> None:
     setup, overrides, _ = VARIANTS[variant]
+    n, targets = DATA.get(variant, (2000, None))
     kw = (
-        dict(n=200, grid_size=20, overrides=("trainer.max_epochs=3", *overrides))
+        dict(n=200, grid_size=20, overrides=(*overrides, "trainer.max_epochs=3"))
         if quick
-        else dict(overrides=overrides)
+        else dict(n=n, overrides=overrides)
     )
+    if targets:
+        kw["targets"] = targets
     surfaces, mse = figure3.run(
         f"{results_root}/{variant}", setup=setup, neighbour_overrides=NEIGHBOUR_OVERRIDES.get(variant, ()), **kw
     )

@@ -258,9 +258,10 @@ def _train_epoch(
         yb = y_epoch[b * s.batch_size : (b + 1) * s.batch_size]
         loss = step_loss(x, yb, yb if y_ref is None else y_ref)
         loss_sum += loss.detach()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if loss.requires_grad:  # else nothing to learn (plain NCA on raw coordinates at β = 1): only evaluated
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         if stop is not None and stop.is_set():
             _save_checkpoint(checkpoint, model, opt, state, next_batch=b + 1)
             raise Stopped(f"stopped in epoch {state.epoch} after batch {b}; checkpoint {checkpoint}")

@@ -102,3 +102,17 @@ def test_benchmark_inputs_writes_its_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))
+
+
+def test_rank_strength_replaces_only_its_own_section_of_heads_md():
+    """benchmarks.rank_strength --write owns one marked section of heads.md; the rest (benchmarks.heads) is kept."""
+    from benchmarks import rank_strength as rs
+
+    new = f"{rs.BEGIN}\n## Rank strength\nnew\n{rs.END}\n"
+    appended = rs.into_heads_md(new, "# Head benchmarks\n\n## 1. x\n")
+    assert appended == "# Head benchmarks\n\n## 1. x\n\n" + new
+    replaced = rs.into_heads_md(new.replace("new", "newer"), appended + "\n## 4. after\n")
+    assert "newer" in replaced and "\nnew\n" not in replaced
+    assert replaced.startswith("# Head benchmarks\n\n## 1. x\n") and replaced.endswith("## 4. after\n")
+    committed = (REPO / "results" / "benchmarks" / "heads.md").read_text()
+    assert committed.count(rs.BEGIN) == 1 and committed.count(rs.END) == 1

@@ -561,3 +561,21 @@ def test_head_lr_puts_the_heads_own_parameters_in_their_own_group():
     assert [g["lr"] for g in groups] == [1e-5, 1e-3]
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.head.parameters()}
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_a_model_with_nothing_to_learn_trains_as_an_evaluation():
+    """Plain NCA at β = 1 on raw coordinates (the authors' Figure 3 NONA) has no parameters: fit evaluates it."""
+    from softstep.model import Regressor
+    from softstep.training import fit
+    from softstep.training_types import TensorInputs, TrainerSettings
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 2, generator=g)
+    y = (x[:, 0] > 0.5).double().numpy()
+    model = Regressor(2, 10, 2, NCAHead(2, learn_scale=False), arch="identity")
+    assert not list(model.parameters())
+    res = fit(
+        model, TensorInputs(x), y, np.arange(80), np.arange(80, 100), np.arange(100, 120),
+        TrainerSettings(max_epochs=3, patience=5, batch_size=16, lr=1e-3), seed=0,
+    )  # fmt: skip
+    assert res.epochs_run == 3 and 0 <= res.test_mse < 0.25
