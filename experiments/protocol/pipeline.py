@@ -325,7 +325,7 @@ def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx,
         with torch.no_grad():
             z_ref = embed_rows(m, inputs, train_idx, s.eval_batch_size, s.device)
             z = embed_rows(m, inputs, val_idx[:EPOCH_SPARSITY_QUERIES], s.eval_batch_size, s.device)
-        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements))
+        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements, mass=False))
 
     return metrics
 

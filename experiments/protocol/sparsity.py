@@ -28,9 +28,12 @@ def percentiles(values) -> dict[str, float]:
 
 
 @torch.no_grad()
-def head_sparsity(head, z: torch.Tensor, z_ref: torch.Tensor, *, max_elements: int = 2**22) -> dict | None:
+def head_sparsity(
+    head, z: torch.Tensor, z_ref: torch.Tensor, *, max_elements: int = 2**22, mass: bool = True
+) -> dict | None:
     """The sparsity block of queries ``z`` (B, d) against reference embeddings ``z_ref`` (N, d); None for a
-    head without neighbours (``needs_reference`` False)."""
+    head without neighbours (``needs_reference`` False). ``mass=False`` leaves out ``removed_mass`` (two more passes
+    over the reference set; the per-epoch logs skip it)."""
     if not getattr(head, "needs_reference", False) or len(z) == 0:
         return None
     was_training = head.training
@@ -42,7 +45,8 @@ def head_sparsity(head, z: torch.Tensor, z_ref: torch.Tensor, *, max_elements: i
             w = head.neighbor_weights(z[i : i + rows], z_ref).double()
             nonzero.append((w > 0).sum(-1).cpu())
             effective.append((1.0 / (w * w).sum(-1)).cpu())
-            removed.append(removed_mass(head, z[i : i + rows], z_ref).cpu())
+            if mass:
+                removed.append(removed_mass(head, z[i : i + rows], z_ref).cpu())
         nonzero = torch.cat(nonzero).double()
         out = {
             "n_queries": int(len(z)),
@@ -50,8 +54,9 @@ def head_sparsity(head, z: torch.Tensor, z_ref: torch.Tensor, *, max_elements: i
             "nonzero": percentiles(nonzero.numpy()),
             "effective": percentiles(torch.cat(effective).numpy()),
             "zero_fraction": percentiles((1.0 - nonzero / z_ref.shape[0]).numpy()),
-            "removed_mass": percentiles(torch.cat(removed).numpy()),
         }
+        if mass:
+            out["removed_mass"] = percentiles(torch.cat(removed).numpy())
         out.update(learned_parameters(head, z, z_ref.shape[0]))
         return out
     finally:
@@ -62,7 +67,7 @@ def removed_mass(head, z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
     """Per query, 1 − exp(LSE(logits) − LSE(β·Sim)): the mass of softmax(β·Sim) the step removes (module docstring)."""
     with_step = torch.logsumexp(head.logits(z, z_ref).double(), -1)
     without = torch.logsumexp(head.logits_without_step(z, z_ref).double(), -1)
-    return (-torch.expm1(with_step - without)).clamp(0.0, 1.0)
+    return (-torch.expm1(with_step - without)).clamp(0.0, 1.0) + 0.0  # + 0.0: no −0.0
 
 
 def learned_parameters(head, z: torch.Tensor, n_ref: int) -> dict:
