@@ -15,7 +15,7 @@ import pytest
 from softstep import HEADS
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables")
+NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables", "precision")
 
 
 def run_module(name: str, *args: str, **env) -> subprocess.CompletedProcess:
