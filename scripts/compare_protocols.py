@@ -123,7 +123,8 @@ def factor_lines(factors: Path, authors: dict[str, list[dict]]) -> list[str]:
         "parameter, no cap reached, γ = 1/d, rank strength 0.1) on the demo, splits 0–2 (three splits: a factor's "
         "effect, not Table 1's precision); Δ is against `authors` on the same splits. Exact zeros and mass removed "
         "as in [sparsity.md](sparsity.md). Float precision is not a row: the authors' Table 1 code builds every model in "
-        "float32 (nona_anon `finetune.py`), as we do.",
+        "float32 (nona_anon `finetune.py`), as we do, and their float64 Figure 3 run gives the same surface in float32 "
+        "to 2e-6 ([benchmarks/precision.md](benchmarks/precision.md)).",
         "",
         "| factor | change | head | test MSE × 10³ | `authors`, same splits | Δ | epochs (best / run) | at cap "
         "| exact zeros | mass removed | 1/Σw² |",
