@@ -8,6 +8,7 @@ the machines their headers name) by accident: by default it writes ``results/ben
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +37,18 @@ def path(args: argparse.Namespace) -> Path:
     return (COMMITTED if args.write else SCRATCH) / f"{args.output_name}.md"
 
 
+#: a section another benchmark owns inside a file (``<!-- name: begin ... -->`` … ``<!-- name: end -->``)
+MARKED = re.compile(r"<!-- (\w+): begin.*?<!-- \1: end -->\n?", re.S)
+
+
 def write(args: argparse.Namespace, text: str) -> Path:
-    """Write ``text`` where ``args`` say and print where it went."""
+    """Write ``text`` where ``args`` say and print where it went. Marked sections of the file that ``text`` lacks
+    (e.g. ``benchmarks.rank_strength``'s in ``heads.md``) are kept, at the end."""
     out = path(args)
+    if out.is_file():
+        kept = [m.group(0) for m in MARKED.finditer(out.read_text()) if f"<!-- {m.group(1)}: begin" not in text]
+        if kept:
+            text = text.rstrip("\n") + "\n\n" + "\n".join(k.rstrip("\n") + "\n" for k in kept)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     note = (

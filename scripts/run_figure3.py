@@ -47,7 +47,15 @@ VARIANTS = {
         ("trainer.reference=sample",),
         "Raw coordinates, `trainer.reference=sample`, `head.module.scale_init=std`",
     ),
+    "authors": (
+        "raw",
+        ("experiment=figure3_authors",),
+        "As the authors' notebook ran it (`experiment=figure3_authors`: n = 1,470 (about 1,000 in training), noise "
+        "0.1, l2, β = 1, SoftStep drawn as nona_anon draws it, Adam 1e-3, 800 epochs, no early stopping)",
+    ),
 }
+#: variant → (n, targets) where not the default (2000, every target)
+DATA = {"authors": (1470, ("checkerboard", "sinusoidal"))}
 #: variant → overrides for the neighbour heads only (the linear head has no β)
 NEIGHBOUR_OVERRIDES = {"raw_std": ("head.module.scale_init=std",), "raw_sample_std": ("head.module.scale_init=std",)}
 #: where each variant's rows go (figure3.csv holds the paper's two setups, raw and mlp)
@@ -55,22 +63,29 @@ CSV_OF = {
     "raw_sample": "figure3_reference_sample.csv",
     "raw_std": "figure3_scale_init.csv",
     "raw_sample_std": "figure3_scale_init.csv",
+    "authors": "figure3_authors.csv",
 }
 
 
 def run_variant(variant: str, results_root: str, out: Path, quick: bool) -> None:
     setup, overrides, _ = VARIANTS[variant]
+    n, targets = DATA.get(variant, (2000, None))
     kw = (
-        dict(n=200, grid_size=20, overrides=("trainer.max_epochs=3", *overrides))
+        dict(n=200, grid_size=20, overrides=(*overrides, "trainer.max_epochs=3"))
         if quick
-        else dict(overrides=overrides)
+        else dict(n=n, overrides=overrides)
     )
+    if targets:
+        kw["targets"] = targets
     surfaces, mse = figure3.run(
         f"{results_root}/{variant}", setup=setup, neighbour_overrides=NEIGHBOUR_OVERRIDES.get(variant, ()), **kw
     )
     save_surfaces(surfaces, out / f"figure3_surfaces_{variant}.npz")
     plot_figure3(surfaces, out / "figures", mse=mse, mse_label="test MSE×10³", stem=f"figure3_{variant}")
-    (out / f"figure3_{variant}.json").write_text(json.dumps({"n": kw.get("n", 2000), "mse": mse}, indent=1) + "\n")
+    noise = 0.1 if "experiment=figure3_authors" in overrides else 0.0  # configs/experiment/figure3_authors.yaml
+    (out / f"figure3_{variant}.json").write_text(
+        json.dumps({"n": kw.get("n", 2000), "noise": noise, "mse": mse}, indent=1) + "\n"
+    )
 
 
 def write_report(out: Path) -> str:
@@ -80,7 +95,8 @@ def write_report(out: Path) -> str:
         if not path.exists():
             continue
         saved = json.loads(path.read_text())
-        mse, variance = saved["mse"], {t: figure3.label_variance_x1e3(t, saved["n"]) for t in saved["mse"]}
+        noise = saved.get("noise", 0.0)
+        mse, variance = saved["mse"], {t: figure3.label_variance_x1e3(t, saved["n"], noise) for t in saved["mse"]}
         scratch = write_figure3_table(mse, out / f".figure3_{variant}.md")
         table = scratch.read_text().split("\n", 2)[2].split("\n\n")[0]
         scratch.unlink()

@@ -35,6 +35,8 @@ class DiffKNNHead(NeighborHead):
         SoftKStep's transition width and curvature (line 19).
     rank_strength : float, default=0.1
         Soft-rank strength in units of the row's mean gap.
+    param_init : {"zero", "authors"}, default="zero"
+        How k's parameters start (:class:`softstep.softstep.SoftKStep`).
     gamma, learn_scale, scale_init, init_perplexity
         As for :class:`NeighborHead`.
 
@@ -61,6 +63,7 @@ class DiffKNNHead(NeighborHead):
         learn_scale: bool = True,
         scale_init: str = "perplexity",
         init_perplexity: float = 5.0,
+        param_init: str = "zero",
     ):
         super().__init__(
             embed_dim,
@@ -73,7 +76,7 @@ class DiffKNNHead(NeighborHead):
         for name, value in (("q", q), ("t", t), ("rank_strength", rank_strength)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-        self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t)
+        self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t, init=param_init)
         self.rank_strength = rank_strength
 
     #: Its top-⌈k + q⌉ buffers come on top of the similarity block (docs/paper-choices.md#prediction-memory).

@@ -29,6 +29,8 @@ class NCAHead(NeighborHead):
         As for :class:`NeighborHead`.
     norm : {"paper", "exclude_self"}, default="paper"
         Line 13 as printed (the query's own similarity in the row's min–max) or without it.
+    param_init : {"zero", "authors"}, default="zero"
+        How SoftStep's parameters start (:class:`softstep.softstep.SigmoidParams`).
 
     Examples
     --------
@@ -50,6 +52,7 @@ class NCAHead(NeighborHead):
         learn_scale: bool = True,
         scale_init: str = "perplexity",
         init_perplexity: float = 5.0,
+        param_init: str = "zero",
     ):
         super().__init__(
             embed_dim,
@@ -62,7 +65,9 @@ class NCAHead(NeighborHead):
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
         self.norm = norm
-        self.softstep = None if softstep is None else SoftStep(param_mode=softstep, embed_dim=embed_dim)
+        self.softstep = (
+            None if softstep is None else SoftStep(param_mode=softstep, embed_dim=embed_dim, init=param_init)
+        )
 
     @property
     def predict_bytes_per_entry(self) -> int:

@@ -218,6 +218,25 @@ class NeighborHead(nn.Module):
         self.scale_initialised.fill_(True)
         self._scale_seen = (self.scale_initialised, self.scale_initialised._version, True)
 
+    def logits_without_step(self, z, z_ref, mask=None):
+        """β · (Sim − the row's largest) with excluded entries −inf: the logits before SoftStep or SoftKStep (Algorithm
+        2 line 11, Algorithm 1 line 7), shifted as :meth:`logits` shifts them, for the softmax mass the step removes
+        (experiments/protocol/sparsity.py).
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (B, d)
+        z_ref : torch.Tensor, shape (N, d)
+        mask : torch.Tensor of bool, shape (B, N), optional
+
+        Returns
+        -------
+        torch.Tensor, shape (B, N)
+        """
+        sim = self._raw_sim(z, z_ref, mask)
+        logit = self._scaled(sim, self._row_max(sim, mask))
+        return logit if mask is None else logit.masked_fill(mask, -torch.inf)
+
     def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):  # pragma: no cover - abstract
         """The logits (B, N) the weights are a softmax of; each head defines them (``fr``: the call's frame)."""
         raise NotImplementedError

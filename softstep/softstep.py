@@ -8,13 +8,18 @@ from torch import nn
 from .functional import log_soft_k_step, log_soft_step
 
 PARAM_MODES = ("global", "instance")
+#: How the parameters start (``SigmoidParams(init=...)``): ``"zero"`` (ours: θ = 0, W = 0, b = 0, so σ = 0.5) or
+#: ``"authors"`` (nona_anon similarity.py: θ ~ randn, a default-initialised ``nn.Linear``; from torch's seeded RNG).
+PARAM_INITS = ("zero", "authors")
 
 
 class SigmoidParams(nn.Module):
     """``n`` learned parameters in (0, 1): σ(θ) (``"global"``) or σ(W z + b) (``"instance"``).
 
     The ``params`` of Algorithm 2 lines 2–10 and ``k_param`` of Algorithm 1 lines 2–5; (l, u, t) = σ(W_ss z + b_ss)
-    in section 3.1. Both modes start at σ(0) = 0.5 (docs/paper-choices.md#the-heads, "Initialisation").
+    in section 3.1. ``init="zero"`` (ours) starts both modes at σ(0) = 0.5; ``init="authors"`` as the authors'
+    SoftStep code (nona_anon similarity.py): θ = randn(n), or ``nn.Linear``'s default initialisation
+    (docs/paper-choices.md#the-heads, "Initialisation").
 
     Parameters
     ----------
@@ -24,6 +29,8 @@ class SigmoidParams(nn.Module):
         One set for the model, or a linear layer of the query's embedding.
     embed_dim : int, optional
         The embedding width; required for ``"instance"``.
+    init : {"zero", "authors"}, default="zero"
+        See above.
 
     Examples
     --------
@@ -33,19 +40,22 @@ class SigmoidParams(nn.Module):
             [0.5000, 0.5000, 0.5000]], grad_fn=<SigmoidBackward0>)
     """
 
-    def __init__(self, n: int, *, param_mode: str = "global", embed_dim: int | None = None):
+    def __init__(self, n: int, *, param_mode: str = "global", embed_dim: int | None = None, init: str = "zero"):
         super().__init__()
         if param_mode not in PARAM_MODES:
             raise ValueError(f"unknown param_mode {param_mode!r}; allowed: {', '.join(PARAM_MODES)}")
+        if init not in PARAM_INITS:
+            raise ValueError(f"unknown init {init!r}; allowed: {', '.join(PARAM_INITS)}")
         self.param_mode = param_mode
         if param_mode == "instance":
             if not embed_dim or embed_dim < 1:
                 raise ValueError(f"param_mode='instance' needs embed_dim >= 1; got {embed_dim}")
-            self.linear = nn.Linear(embed_dim, n)
-            nn.init.zeros_(self.linear.weight)
-            nn.init.zeros_(self.linear.bias)
+            self.linear = nn.Linear(embed_dim, n)  # "authors": nn.Linear's own initialisation, as nona_anon
+            if init == "zero":
+                nn.init.zeros_(self.linear.weight)
+                nn.init.zeros_(self.linear.bias)
         else:
-            self.theta = nn.Parameter(torch.zeros(n))
+            self.theta = nn.Parameter(torch.randn(n) if init == "authors" else torch.zeros(n))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """The parameters for queries ``z`` (B, d).
@@ -79,6 +89,8 @@ class SoftStep(nn.Module):
         The embedding width; required for ``"instance"``.
     eps : float, default=1e-4
         ε of line 15, in (0, 1).
+    init : {"zero", "authors"}, default="zero"
+        How (l₀, u₀, t) start (:class:`SigmoidParams`).
 
     Examples
     --------
@@ -88,11 +100,13 @@ class SoftStep(nn.Module):
     tensor([[0.0000, 0.5006, 1.0000]], grad_fn=<ExpBackward0>)
     """
 
-    def __init__(self, *, param_mode: str = "global", embed_dim: int | None = None, eps: float = 1e-4):
+    def __init__(
+        self, *, param_mode: str = "global", embed_dim: int | None = None, eps: float = 1e-4, init: str = "zero"
+    ):
         super().__init__()
         if not (isinstance(eps, (int, float)) and 0 < eps < 1):
             raise ValueError(f"eps must be a number in (0, 1); got {eps!r}")
-        self.params = SigmoidParams(3, param_mode=param_mode, embed_dim=embed_dim)
+        self.params = SigmoidParams(3, param_mode=param_mode, embed_dim=embed_dim, init=init)
         self.eps = eps
 
     def forward(self, s_norm: torch.Tensor, z: torch.Tensor, top: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,6 +168,9 @@ class SoftKStep(nn.Module):
         Width of the step's transition, in ranks.
     t : float, default=0.75
         The transition's curvature.
+    init : {"zero", "authors"}, default="zero"
+        How k's fraction starts (:class:`SigmoidParams`; nona_anon has no SoftKStep: "authors" starts it as
+        its SoftStep parameters, randn or a default ``nn.Linear``).
 
     Examples
     --------
@@ -166,9 +183,17 @@ class SoftKStep(nn.Module):
            grad_fn=<ExpBackward0>)
     """
 
-    def __init__(self, *, param_mode: str = "global", embed_dim: int | None = None, q: float = 4.0, t: float = 0.75):
+    def __init__(
+        self,
+        *,
+        param_mode: str = "global",
+        embed_dim: int | None = None,
+        q: float = 4.0,
+        t: float = 0.75,
+        init: str = "zero",
+    ):
         super().__init__()
-        self.params = SigmoidParams(1, param_mode=param_mode, embed_dim=embed_dim)
+        self.params = SigmoidParams(1, param_mode=param_mode, embed_dim=embed_dim, init=init)
         self.q, self.t = q, t
 
     def k(self, z: torch.Tensor, n_ref: int) -> torch.Tensor:

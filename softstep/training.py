@@ -222,13 +222,14 @@ def adam_kernels(device) -> dict:
 
 
 def _optimizer(model: Regressor, s: TrainerSettings) -> torch.optim.Adam:
-    """Adam over the MLP and head (``lr``) and a fine-tuned extractor (``extractor_lr``)."""
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad],
-            "lr": s.lr,
-        }
-    ]
+    """Adam over the MLP and head (``lr``; the head's own parameters at ``head_lr`` when set, ours) and a fine-tuned
+    extractor (``extractor_lr``)."""
+    own = [p for n, p in model.named_parameters() if not n.startswith("extractor.") and p.requires_grad]
+    head = [p for p in model.head.parameters() if p.requires_grad] if s.head_lr is not None else []
+    ids = {id(p) for p in head}
+    groups = [{"params": [p for p in own if id(p) not in ids], "lr": s.lr}]
+    if head:
+        groups.append({"params": head, "lr": s.head_lr})
     ext = [p for p in model.extractor.parameters() if p.requires_grad] if model.extractor is not None else []
     if ext:
         groups.append({"params": ext, "lr": s.extractor_lr})
@@ -259,9 +260,10 @@ def _train_epoch(
         yb = y_epoch[b * s.batch_size : (b + 1) * s.batch_size]
         loss = step_loss(x, yb, yb if y_ref is None else y_ref)
         loss_sum += loss.detach()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if loss.requires_grad:  # else nothing to learn (plain NCA on raw coordinates at β = 1): only evaluated
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         if stop is not None and stop.is_set():
             _save_checkpoint(checkpoint, model, opt, state, next_batch=b + 1)
             raise Stopped(f"stopped in epoch {state.epoch} after batch {b}; checkpoint {checkpoint}")

@@ -88,6 +88,8 @@ class TrainerSettings:
     max_epochs, patience, batch_size : int
     lr, extractor_lr, weight_decay : float
         Adam's rates for the MLP and head, for a fine-tuned extractor, and its weight decay.
+    head_lr : float, optional
+        Ours: Adam's rate for the head's own parameters (SoftStep's, k's, β); None = ``lr`` (the authors: one rate).
     eval_batch_size, max_elements : int
         Evaluation batches, and the most query × reference entries evaluated at once.
     device, precision, compile, eval_from_epoch, reference, reference_fraction, channels_last
@@ -114,6 +116,7 @@ class TrainerSettings:
     reference: str = "batch"
     reference_fraction: float = 0.3
     channels_last: bool = False
+    head_lr: float | None = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from softstep import HEADS
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables")
+NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables", "precision")
 
 
 def run_module(name: str, *args: str, **env) -> subprocess.CompletedProcess:
@@ -61,6 +61,17 @@ def test_output_write_says_where_the_table_went(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == f"wrote {out}" and out.read_text() == "x"
 
 
+def test_output_write_keeps_a_section_another_benchmark_owns(tmp_path):
+    from benchmarks import _output
+
+    parser = _output.add_arguments(argparse.ArgumentParser(), "demo")
+    args = parser.parse_args(["--out", str(tmp_path / "heads.md")])
+    owned = "<!-- ranks: begin (python -m benchmarks.ranks --write) -->\n## Ranks\nrow\n<!-- ranks: end -->\n"
+    (tmp_path / "heads.md").write_text("# old table\n\n" + owned)
+    assert _output.write(args, "# new table\n").read_text() == "# new table\n\n" + owned
+    assert _output.write(args, "# newer\n\n" + owned).read_text() == "# newer\n\n" + owned  # not twice
+
+
 @pytest.mark.slow
 def test_benchmark_gpu_quick_runs_on_the_cpu_and_writes_its_table(tmp_path):
     """CI runs the GPU benchmark's --quick mode: the same code on the CPU, small sizes, a deadline."""
@@ -102,3 +113,17 @@ def test_benchmark_inputs_writes_its_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert all(f"| {k} | 0 |" in text for k in ("image", "audio", "text"))
+
+
+def test_rank_strength_replaces_only_its_own_section_of_heads_md():
+    """benchmarks.rank_strength --write owns one marked section of heads.md; the rest (benchmarks.heads) is kept."""
+    from benchmarks import rank_strength as rs
+
+    new = f"{rs.BEGIN}\n## Rank strength\nnew\n{rs.END}\n"
+    appended = rs.into_heads_md(new, "# Head benchmarks\n\n## 1. x\n")
+    assert appended == "# Head benchmarks\n\n## 1. x\n\n" + new
+    replaced = rs.into_heads_md(new.replace("new", "newer"), appended + "\n## 4. after\n")
+    assert "newer" in replaced and "\nnew\n" not in replaced
+    assert replaced.startswith("# Head benchmarks\n\n## 1. x\n") and replaced.endswith("## 4. after\n")
+    committed = (REPO / "results" / "benchmarks" / "heads.md").read_text()
+    assert committed.count(rs.BEGIN) == 1 and committed.count(rs.END) == 1

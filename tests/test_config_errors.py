@@ -26,6 +26,7 @@ CASES = [
     (["model.embed_dim=0"], ConfigError, [r"model\.embed_dim"]),
     (["trainer.patience=0"], ConfigError, [r"trainer\.patience"]),
     (["trainer.lr=-1"], ConfigError, [r"trainer\.lr"]),
+    (["trainer.head_lr=0"], ConfigError, [r"trainer\.head_lr", "null"]),
     (["head.similarity=manhattan"], ConfigError, [r"head\.similarity"]),
     (["head=nca", "head.similarity=manhattan"], ConfigError, [r"head\.similarity"]),
     (["trainer.reference=sample", "trainer.reference_fraction=0"], ConfigError, [r"trainer\.reference_fraction"]),

@@ -113,6 +113,38 @@ def test_head_sparsity_counts_and_learned_parameters():
     assert head_sparsity(build_head("linear", 8), z, z_ref) is None
 
 
+def test_zero_fraction_and_removed_mass_against_numpy():
+    """The paper's sparsity: the fraction of exact zero weights, and the mass of softmax(Sim) the step takes away,
+    1 − Σ p·m, against a numpy SoftStep at evaluation (whole-row min–max, top 1); plain NCA removes nothing."""
+    from softstep import NCAHead
+
+    g = torch.Generator().manual_seed(1)
+    z, z_ref = (
+        torch.randn(30, 8, generator=g, dtype=torch.float64),
+        torch.randn(400, 8, generator=g, dtype=torch.float64),
+    )
+    head = NCAHead(8, "l2", softstep="global", learn_scale=False).double()
+    with torch.no_grad():
+        head.softstep.params.theta.copy_(torch.tensor([0.6, -0.4, 0.2], dtype=torch.float64))
+    block = head_sparsity(head, z, z_ref, max_elements=1000)  # chunked
+    sim = -np.sqrt(((z.numpy()[:, None] - z_ref.numpy()[None]) ** 2).sum(-1))
+    s = (sim - sim.min(1, keepdims=True)) / (sim.max(1, keepdims=True) - sim.min(1, keepdims=True))
+    l0, u0, t = 1 / (1 + np.exp(-np.array([0.6, -0.4, 0.2])))
+    lo = l0 - 1e-4
+    u = lo + u0 * (1 - lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, c = np.clip(s - lo, 0, None) ** (1 / t), np.clip(u - s, 0, None) ** (1 / t)
+        m = np.where(s <= lo, 0.0, np.where(s >= u, 1.0, a / (a + c)))
+    p = np.exp(sim - sim.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    removed, zeros = 1 - (p * m).sum(1), (m == 0).mean(1)
+    assert block["removed_mass"]["median"] == pytest.approx(np.median(removed), rel=1e-9)
+    assert block["zero_fraction"]["median"] == pytest.approx(np.median(zeros))
+    assert 0.05 < np.median(zeros) < 0.95 and np.median(removed) > 0.01
+    plain = head_sparsity(NCAHead(8, "l2", learn_scale=False), z.float(), z_ref.float())
+    assert plain["removed_mass"]["p90"] == pytest.approx(0.0, abs=1e-6) and plain["zero_fraction"]["p90"] == 0.0
+
+
 def test_result_files_have_sparsity_and_per_epoch_logs(tmp_path, table_cfg, monkeypatch):
     logged = []
 

@@ -441,10 +441,57 @@ def test_compare_protocols_reads_each_heads_demo_run_per_protocol(tmp_path):
     for s, mse in enumerate([10.0, 12.0]):
         put(roots["tuned"], result("tuned", s, mse, old_model=True))
         put(roots["tuned"], result("tuned", s, 99.0, similarity="cos"))  # another head module: not this row
+    cap = compose(["experiment=demo", "protocol=authors"]).trainer.max_epochs
     for s, mse in enumerate([13.0, 14.0, 15.0]):
-        put(roots["authors"], result("authors", s, mse, epochs_run=200 if s == 0 else 50))
+        put(roots["authors"], result("authors", s, mse, epochs_run=cap if s == 0 else 50))
+    factor = result("authors", 1, 11.0)
+    factor["config"]["trainer"] = {"max_epochs": 200}
+    factor["epochs_run"] = 200
+    put(tmp_path / "factors" / "init_zero", factor)
     out = tmp_path / "protocols.md"
-    cp.main(["--tuned", str(roots["tuned"]), "--authors", str(roots["authors"]), "--out", str(out)])
-    row = next(line for line in out.read_text().splitlines() if line.startswith("| nca |"))
-    assert row == "| nca | 11.0 ± 1.41 (2) | 4 / 9 | 14.0 ± 1.00 (3) | 4 / 50 | +27 % | 1 of 3 |"
+    cp.main(
+        ["--tuned", str(roots["tuned"]), "--authors", str(roots["authors"]), "--factors", str(tmp_path / "factors")]
+        + ["--out", str(out)]
+    )
+    lines = out.read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| nca |"))
+    assert row == "| nca | 11.0 ± 1.41 (2) | 4 / 9 |  | 14.0 ± 1.00 (3) | 4 / 50 |  | 1 of 3 |"
     assert "| linear | not run |" in out.read_text()
+    init = next(line for line in lines if line.startswith("| initialisation |"))
+    assert "| nca | 11.0 (1) | 14.0 (1) | -3.0 | 4 / 200 | 1 of 1 |" in init  # against authors' split 1
+    assert "| head learning rate | " in out.read_text() and "not run" in out.read_text()
+
+
+def test_sparsity_table_averages_each_splits_medians_and_reads_older_files(tmp_path):
+    """scripts/sparsity_table.py: per head, the per-split medians averaged over splits; a file from before
+    zero_fraction gives it from nonzero (1 − nonzero/N) and has no removed mass; the run with most splits wins."""
+    from experiments.report import sparsity_table as st
+    from scripts import sparsity_table as script
+
+    def block(zero, mass, n=4000, k=None):
+        b = {"n_reference": 5000, "nonzero": {"median": n}, "effective": {"median": 100.0}}
+        if zero is not None:
+            b["zero_fraction"] = {"median": zero}
+        if mass is not None:
+            b["removed_mass"] = {"median": mass}
+        if k is not None:
+            b["k"] = {"median": k}
+        return b
+
+    root = tmp_path / "demo_faithful"
+    for s, (zero, mass) in enumerate([(0.3, 0.5), (0.5, 0.7)]):
+        r = fake_result("vader", "nca_i", s, 30.0 + s, run_id="a")
+        r["sparsity"] = block(zero, mass)
+        put(root, r)
+    other = fake_result("vader", "nca_i", 0, 99.0, run_id="b")  # one split: not the run
+    put(root, other)
+    old = fake_result("vader", "diffknn_i", 0, 20.0, run_id="c")
+    old["sparsity"] = block(None, None, n=1000, k=1200.0)
+    put(root, old)
+    rows = {h: st.summarise(recs) for h, recs in st.by_head(read_results(root)).items()}
+    assert rows["nca_i"]["n"] == 2 and rows["nca_i"]["mse"] == 30.5
+    assert rows["nca_i"]["zero_fraction"] == pytest.approx(0.4) and rows["nca_i"]["removed_mass"] == pytest.approx(0.6)
+    assert rows["diffknn_i"]["zero_fraction"] == pytest.approx(0.8) and rows["diffknn_i"]["removed_mass"] is None
+    text = script.report(tmp_path)
+    assert "| `authors` (the paper as printed), β = 1 | nca_i | 30.5 ± 0.7 (2) | 40.0% | 0.6 | 100 |" in text
+    assert "| diffknn_i | 20.0 (1) | 80.0% | — |" in text and "Not run yet" in text

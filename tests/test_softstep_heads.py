@@ -733,3 +733,45 @@ def test_faiss_exact_search_gives_the_torch_path_predictions(name, kind):
     torch.testing.assert_close(head.predict(z, z_ref, y, search="faiss"), want, rtol=1e-6, atol=1e-9)
     approx = head.predict(z, z_ref, y, search="faiss-hnsw", max_elements=5000)
     assert torch.isfinite(approx).all() and (approx >= y.min()).all() and (approx <= y.max()).all()
+
+
+def test_param_init_is_checked_and_authors_draws_from_torchs_rng():
+    with pytest.raises(ValueError, match="unknown init 'ones'"):
+        NCAHead(4, softstep="global", param_init="ones")
+    torch.manual_seed(3)
+    head = DiffKNNHead(4, softstep="global", param_init="authors")
+    torch.manual_seed(3)
+    assert torch.equal(head.kstep.params.theta.detach(), torch.randn(1))
+    assert not torch.equal(DiffKNNHead(4).kstep.params.theta.detach(), torch.randn(1))  # zero: σ(0) = 0.5
+
+
+def test_head_lr_puts_the_heads_own_parameters_in_their_own_group():
+    from softstep.model import Regressor
+    from softstep.training import _optimizer
+    from softstep.training_types import TrainerSettings
+
+    model = Regressor(6, 10, 4, build_head("nca_i", 4))
+    base = TrainerSettings(max_epochs=1, patience=1, batch_size=4, lr=1e-5)
+    assert [g["lr"] for g in _optimizer(model, base).param_groups] == [1e-5]
+    groups = _optimizer(model, TrainerSettings(**{**base.__dict__, "head_lr": 1e-3})).param_groups
+    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.head.parameters()}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_a_model_with_nothing_to_learn_trains_as_an_evaluation():
+    """Plain NCA at β = 1 on raw coordinates (the authors' Figure 3 NONA) has no parameters: fit evaluates it."""
+    from softstep.model import Regressor
+    from softstep.training import fit
+    from softstep.training_types import TensorInputs, TrainerSettings
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 2, generator=g)
+    y = (x[:, 0] > 0.5).double().numpy()
+    model = Regressor(2, 10, 2, NCAHead(2, learn_scale=False), arch="identity")
+    assert not list(model.parameters())
+    res = fit(
+        model, TensorInputs(x), y, np.arange(80), np.arange(80, 100), np.arange(100, 120),
+        TrainerSettings(max_epochs=3, patience=5, batch_size=16, lr=1e-3), seed=0,
+    )  # fmt: skip
+    assert res.epochs_run == 3 and 0 <= res.test_mse < 0.25

@@ -394,7 +394,7 @@ def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx,
 
     def metrics(m: Regressor, embeddings: dict) -> dict:
         z_ref, z = embeddings["reference"], embeddings["val"][:EPOCH_SPARSITY_QUERIES]
-        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements))
+        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements, mass=False))
 
     return metrics
 

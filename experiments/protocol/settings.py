@@ -134,6 +134,8 @@ def validate_more(cfg: DictConfig, bad) -> None:
     for field, value in (("trainer.lr", t.lr), ("trainer.extractor_lr", t.extractor_lr)):
         if not number(value) or value <= 0:
             bad(field, value, "a finite number > 0")
+    if t.head_lr is not None and (not number(t.head_lr) or t.head_lr <= 0):
+        bad("trainer.head_lr", t.head_lr, "null (= trainer.lr) or a finite number > 0")
     if not number(cfg.model.dropout) or not 0 <= cfg.model.dropout < 1:
         bad("model.dropout", cfg.model.dropout, "a number in [0, 1)")
     for field in ("force", "progress", "trainer.checkpoint", "final"):
@@ -232,7 +234,11 @@ def run_id(cfg: DictConfig) -> str:
     (``head.similarity`` of the linear head) does not split one configuration into several."""
     c = OmegaConf.to_container(cfg, resolve=True)
     key = {k: v for k, v in c.items() if k not in NOT_IN_RUN_ID}
-    key["trainer"] = {k: v for k, v in key["trainer"].items() if k not in TRAINER_NOT_IN_RUN_ID}
+    key["trainer"] = {
+        k: v
+        for k, v in key["trainer"].items()
+        if k not in TRAINER_NOT_IN_RUN_ID and not (k == "head_lr" and v is None)  # unset: the ids from before it
+    }
     key["dataset"] = {
         k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")
     }  # checks only

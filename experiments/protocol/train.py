@@ -31,6 +31,7 @@ def trainer_settings(trainer: DictConfig, device: torch.device, head) -> Trainer
         batch_size=t.batch_size,
         lr=t.lr,
         extractor_lr=t.extractor_lr,
+        head_lr=t.head_lr,
         weight_decay=t.weight_decay,
         eval_batch_size=t.eval_batch_size,
         max_elements=resolve_max_elements(t.max_elements, device, head),
