@@ -556,8 +556,8 @@ def write(path: str | Path, model, meta: dict, reference=None, *, with_extractor
         tensors["reference.z"] = z.detach().cpu().contiguous().clone()
         tensors["reference.y"] = y.detach().cpu().contiguous().clone()
     w, m = paths(path)
-    _atomic_write(w, st_save(tensors))
-    _atomic_write(m, (json.dumps(meta, indent=1, default=str) + "\n").encode("utf-8"))
+    atomic_write_bytes(w, st_save(tensors))
+    atomic_write_bytes(m, (json.dumps(meta, indent=1, default=str) + "\n").encode("utf-8"))
     return w, m
 
 
@@ -627,15 +627,23 @@ def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Lo
     return Loaded(meta, model, ref[0], ref[1], m)
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` so that a reader sees either no file, the old one or the whole new one (the
+    experiments' result files, caches and checkpoints use it too)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(e.filename or path.parent)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: name the one we wrote
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise

@@ -45,16 +45,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from experiments import metrics
+from softstep.saved_format import atomic_write_bytes
 
 FORMAT_VERSION = 1
 REQUIRED = {
@@ -148,27 +147,6 @@ def read_json(path: str | Path, max_bytes: int | None = None):
     except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
         raise UnreadableJSON(f"{type(e).__name__}: {why}") from None
-
-
-def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that a reader sees either no file, the old one or the whole new one."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OSError(e.errno, e.strerror or str(e), str(e.filename or path.parent)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: name the one we wrote
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
-        raise
 
 
 def atomic_torch_save(path: str | Path, obj) -> None:
