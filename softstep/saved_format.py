@@ -629,7 +629,27 @@ def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Lo
 
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that a reader sees either no file, the old one or the whole new one (the
-    experiments' result files, caches and checkpoints use it too)."""
+    experiments' result files, caches and checkpoints use it too).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file; its folder is created. A temporary file beside it is written, flushed and renamed over it.
+    payload : bytes
+
+    Returns
+    -------
+    None
+        An ``OSError`` (a full disk, a read-only folder) names ``path``; no temporary file is left behind.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "sub" / "x.bin"
+    >>> atomic_write_bytes(p, b"abc")
+    >>> p.read_bytes(), sorted(q.name for q in p.parent.iterdir())
+    (b'abc', ['x.bin'])
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
