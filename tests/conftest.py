@@ -8,6 +8,7 @@
   ...)``) the synthetic one's size; ``tiny.at(path)`` is the same run with its results under ``path / "results"``.
 - ``results_root``: ``tmp_path / "results"``.
 - ``offline``: the Hugging Face hub and transformers in offline mode, as on a compute node.
+- ``one_thread``: torch on one CPU thread during the test (a file opts in with ``pytest.mark.usefixtures``).
 
 Data fixtures (tiny copies of each dataset in its release's format) are in ``tests/fixtures_data.py``:
 ``from tests import fixtures_data``.
@@ -82,3 +83,15 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     return monkeypatch
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one CPU thread for the test, then back (small MLPs train fastest so, and the suite shares its
+    cores); a test file opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,13 +24,7 @@ SKIPPED_CHECKS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small MLPs train fastest on one CPU thread (and the suite shares its cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_import_softstep_does_not_import_sklearn():

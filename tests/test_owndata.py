@@ -251,16 +251,8 @@ def test_save_model_setting(tmp_path, table_cfg):
     assert settings.run_id(table_cfg("save_model=false")) == settings.run_id(table_cfg())
 
 
-def image_folder(root: Path, files: list[str]) -> Path:
-    """An image folder as dataset=image_folder reads it: the PNGs and labels.csv (file, target = the file's index)."""
-    for k, f in enumerate(files):
-        FD.write_image(root / f, (20, 20), "RGB", k)
-    pd.DataFrame({"file": files, "target": np.arange(float(len(files)))}).to_csv(root / "labels.csv", index=False)
-    return root
-
-
 def test_image_folder_run_predicts_a_folder(tmp_path):
-    root = image_folder(tmp_path / "imgs", [f"a/{k}.png" for k in range(24)])
+    root = FD.labelled_image_folder(tmp_path / "imgs", [f"a/{k}.png" for k in range(24)])
     cfg = compose(
         [
             "dataset=image_folder",
@@ -290,7 +282,7 @@ def test_image_folder_run_predicts_a_folder(tmp_path):
 
 @pytest.mark.slow
 def test_fine_tuned_extractor_is_saved_only_when_asked(tmp_path):
-    root = image_folder(tmp_path / "imgs", [f"{k}.png" for k in range(16)])
+    root = FD.labelled_image_folder(tmp_path / "imgs", [f"{k}.png" for k in range(16)])
     common = [
         "dataset=image_folder",
         f"dataset.loader.root={root}",

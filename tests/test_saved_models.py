@@ -22,13 +22,7 @@ from softstep import SoftStepRegressor
 from softstep.saved_format import SavedModelError
 from tests import fixtures_data as FD
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def houses(n=160, seed=0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -223,11 +217,8 @@ def test_a_saved_table_model_holds_no_absolute_path(numeric_run, tmp_path):
 def test_a_saved_image_model_names_its_training_files_relative_to_the_root(tmp_path):
     from experiments.protocol.compose import compose
 
-    root = tmp_path / "imgs"
     files = [f"{'ab'[k % 2]}/{k}.png" for k in range(20)]
-    for k, f in enumerate(files):
-        FD.write_image(root / f, (16, 16), "RGB", k)
-    pd.DataFrame({"file": files, "target": np.arange(20.0)}).to_csv(root / "labels.csv", index=False)
+    root = FD.labelled_image_folder(tmp_path / "imgs", files, size=(16, 16))
     cfg = compose(
         [
             "dataset=image_folder",
