@@ -179,14 +179,6 @@ def log_target(y: np.ndarray, path, column: str, *, name: str, how=True) -> np.n
     return np.log1p(y) if plus1 else np.log(y)
 
 
-def inverse_log_target(label, how):
-    """The target from a label that ``log_target`` made (``how`` as there; false: the label itself)."""
-    label = np.asarray(label, dtype=float)
-    if how == "log1p":
-        return np.expm1(label)
-    return np.exp(label) if how else label
-
-
 def drop_missing(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Rows whose ``columns`` are all present (text: non-empty after stripping)."""
     keep = np.ones(len(df), dtype=bool)

@@ -239,7 +239,7 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     zs = [_embed(m, x, device) for m, x in zip(models, xs)]
     label = np.mean([m.to_label_units(m.predict_scaled(z).double().cpu().numpy()) for m, z in zip(models, zs)], axis=0)
     out = pd.DataFrame(names)
-    out["prediction"] = checks.inverse_log_target(label, models[0].meta["label"]["log_target"])
+    out["prediction"] = saved_format.to_target(label, models[0].meta["label"]["log_target"])
     if explain:
         out = pd.concat([out, explain_neighbors(models, zs, int(explain))], axis=1)
     return out
