@@ -283,18 +283,65 @@ def head_from_saved(node, file):
 
 
 # ---------------------------------------------------------------------------------------------------- the JSON
-def _read_json(path: Path):
-    """The JSON value of a saved model's file; any way it cannot be read (missing, too large, not UTF-8, not JSON,
-    nested too deeply) is one :class:`SavedModelError` line naming the file."""
+class UnreadableJSON(ValueError):
+    """A file that holds no JSON value :func:`read_json` can return; the message says why in one line.
+
+    Parameters
+    ----------
+    *args
+        The one-line message.
+
+    Examples
+    --------
+    >>> isinstance(UnreadableJSON("JSONDecodeError: Expecting value"), ValueError)
+    True
+    """
+
+
+def read_json(path: str | Path, max_bytes: int | None = None):
+    """The JSON value in ``path``, read defensively (saved models here; result files, locks and progress files in the
+    experiments).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    max_bytes : int, optional
+        A larger file is refused before it is read.
+
+    Returns
+    -------
+    object
+        The parsed value. Any way it cannot be read (missing, over ``max_bytes``, not UTF-8, not JSON, nested too
+        deeply for the parser) is an :class:`UnreadableJSON` whose message says why, in one line.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.json"
+    >>> _ = p.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    >>> try:
+    ...     read_json(p)
+    ... except UnreadableJSON as e:
+    ...     print(e)
+    RecursionError: nested too deeply
+    """
     path = Path(path)
     try:
-        if (size := path.stat().st_size) > META_MAX_BYTES:
-            raise ValueError(f"{size} bytes, over the {META_MAX_BYTES >> 20} MiB such a file may have")
-        meta = json.loads(path.read_bytes().decode("utf-8"))
+        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
+            raise ValueError(f"{size} bytes, over the {max_bytes >> 20} MiB such a file may have")
+        return json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
-        raise SavedModelError(f"{path}: not a saved model's JSON ({type(e).__name__}: {why}); {FIX}") from None
-    return meta
+        raise UnreadableJSON(f"{type(e).__name__}: {why}") from None
+
+
+def _read_json(path: Path):
+    """The JSON value of a saved model's file (:func:`read_json`); any way it cannot be read is one
+    :class:`SavedModelError` line naming the file."""
+    try:
+        return read_json(path, META_MAX_BYTES)
+    except UnreadableJSON as e:
+        raise SavedModelError(f"{path}: not a saved model's JSON ({e}); {FIX}") from None
 
 
 def validate_meta(meta, file: Path) -> dict:

@@ -17,8 +17,9 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from experiments.protocol.device import resolve_compile, resolve_max_elements, resolve_precision
-from experiments.store.results import UnreadableJSON, atomic_torch_save, atomic_write_text, read_json
+from experiments.store.results import atomic_torch_save, atomic_write_text
 from experiments.store.safety import load_checkpoint, quarantine
+from softstep.saved_format import UnreadableJSON, read_json
 from softstep.training_types import TrainerSettings
 
 

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import metrics
-from softstep.saved_format import atomic_write_bytes
+from softstep.saved_format import UnreadableJSON, atomic_write_bytes, read_json
 
 FORMAT_VERSION = 1
 REQUIRED = {
@@ -130,23 +130,6 @@ class FinalKey(RunKey):
     def run_dir(self) -> Path:
         """The run folder of the same configuration, where the 10-split results lie."""
         return super().dir
-
-
-class UnreadableJSON(ValueError):
-    """A file that holds no JSON value :func:`read_json` can return; the message says why in one line."""
-
-
-def read_json(path: str | Path, max_bytes: int | None = None):
-    """The JSON value in ``path``. Any way it cannot be read (missing, over ``max_bytes``, not UTF-8, not JSON,
-    nested too deeply for the parser) is an :class:`UnreadableJSON` whose message says why, in one line."""
-    path = Path(path)
-    try:
-        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
-            raise ValueError(f"{size} bytes, over the {max_bytes >> 20} MiB such a file may have")
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
-        raise UnreadableJSON(f"{type(e).__name__}: {why}") from None
 
 
 def atomic_torch_save(path: str | Path, obj) -> None:
