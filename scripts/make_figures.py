@@ -4,7 +4,8 @@
     python scripts/make_figures.py [--results-root results] [--out results/figures] [--figure3-from surfaces.npz]
 
 Figure 2 (SoftStep) always; Figures 4 and 5 when the tuning dataset has results of their heads;
-the effective neighbourhood size per dataset × head when result files have a ``sparsity`` block;
+the effective neighbourhood size per dataset × head when result files have a ``sparsity`` block; the step's
+parameters and sparsity over epochs per protocol (study_trajectories_*) when their histories log them;
 Figure 3 from a surfaces file (format: experiments.report.surfaces.load_surfaces), with a table of
 each head's MSE against the true surface on the grid. PNG and PDF, into --out.
 """
@@ -20,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from experiments.report import figures
+from experiments.report.study.figures import plot_step_trajectories
 from experiments.report.surfaces import load_surfaces, plot_figure3, surface_mse, write_figure3_table
 from experiments.report.tuning import tuning_cells
 from experiments.store.results import ResultError, read_results
@@ -63,6 +65,7 @@ def main(argv=None) -> int:
             written += paths
         else:
             print(f"Sparsity: no result under {args.results_root / 'runs'} has a sparsity block; skipped")
+        written += plot_step_trajectories(results, args.out)  # the offline study's, where files log the step per epoch
         if args.figure3_from:
             surfaces = load_surfaces(args.figure3_from)
             mse = surface_mse(surfaces)

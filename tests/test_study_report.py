@@ -266,3 +266,15 @@ def test_unreadable_file_is_skipped(tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_text(json.dumps({"format_version": 1}))
     assert study_report.main(["--results-root", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+
+
+def test_make_figures_draws_the_step_trajectories(tmp_path):
+    from scripts import make_figures
+
+    start = {"l": {"p10": 0.5, "median": 0.5, "p90": 0.5}}
+    history = [{"epoch": e, "val_mse": 0.01, "sparsity/l_median": 0.5 - 0.1 * e, "sparsity/l_p10": 0.3 - 0.1 * e,
+                "sparsity/l_p90": 0.6 - 0.1 * e} for e in range(3)]  # fmt: skip
+    write_cell(tmp_path, "d", "nca_i", 5.0, history=history, step_start=start)
+    write_cell(tmp_path, "d", "nca_i_frozen", 5.0, history=history, head_cfg={"freeze_step": True})
+    assert make_figures.main(["--results-root", str(tmp_path), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs/study_trajectories_tuned.png").stat().st_size > 0

@@ -90,7 +90,7 @@ def plot_trajectories(cells: list[StudyCell], out_dir: str | Path) -> list[Path]
             continue
         datasets = sorted({c.dataset for c in mine})
         style = {d: (COLOURS[i % len(COLOURS)], "x" if i >= len(COLOURS) else None) for i, d in enumerate(datasets)}
-        fig = Figure(figsize=(2.6 * len(quantities) + 1.5, 2.2 * len(heads) + 0.8), layout="constrained")
+        fig = Figure(figsize=(max(6.0, 2.6 * len(quantities) + 1.5), 2.2 * len(heads) + 0.8), layout="constrained")
         axes = fig.subplots(len(heads), len(quantities), squeeze=False)
         for i, head in enumerate(heads):
             for j, (q, label) in enumerate(quantities):
@@ -107,7 +107,7 @@ def plot_trajectories(cells: list[StudyCell], out_dir: str | Path) -> list[Path]
             axes[0, 0].plot([], [], color="0.3", ls="", marker="o", mfc="none", label="start (step_start)")[0],
         ]
         fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-        fig.suptitle(f"{protocol}: the step over epochs (medians over validation queries)", fontsize=10)
+        fig.suptitle(f"{protocol}: the step over epochs (median over validation queries)", fontsize=10)
         written += save(fig, out_dir, f"study_trajectories_{stem(protocol)}")
     return written
 
@@ -125,3 +125,10 @@ def _draw(ax, c: StudyCell, q: str, colour: str, marker: str | None) -> None:
     start = _start(c.records, q)
     if start is not None:
         ax.plot([-1], [start], ls="", marker="o", mfc="none", mec=colour)
+
+
+def plot_step_trajectories(results: list[dict], out_dir: str | Path) -> list[Path]:
+    """:func:`plot_trajectories` of the cells that ``results`` (result files as read) make (``make_figures``)."""
+    from .grid import study_cells
+
+    return plot_trajectories(study_cells(results), out_dir)
