@@ -20,7 +20,16 @@ from experiments.report.study.grid import study_cells
 from experiments.report.study.mechanism import movement
 from experiments.report.study.ranking import rankings
 from experiments.report.study.report import study
-from experiments.report.study.variants import FROZEN, NO_STEP, Variant, base_head, stepless_head, variant_of
+from experiments.report.study.variants import (
+    FROZEN,
+    NO_STEP,
+    Variant,
+    base_head,
+    has_step,
+    protocol_of,
+    stepless_head,
+    variant_of,
+)
 from experiments.store.results import read_results
 from scripts import study_report
 from tests.test_report_tables import fake_result, put
@@ -118,6 +127,12 @@ def test_variants_are_read_from_the_config():
     normed = result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "exclude_self"}})
     assert variant_of(normed).label == "norm=exclude_self"
     assert variant_of(result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "paper"}})) == Variant()
+    assert [h for h in ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i", "mine") if has_step(h)] == [
+        "nca_g",
+        "nca_i",
+        "diffknn_g",
+        "diffknn_i",
+    ]
     assert (stepless_head("nca_i"), stepless_head("nca_g"), stepless_head("diffknn_i"), stepless_head("nca")) == (
         "nca",
         "nca",
@@ -205,7 +220,8 @@ def test_movement_counts_only_moves_beyond_the_initial_spread():
 
 def test_report_is_written_from_result_files_only(tmp_path):
     history = [
-        {"epoch": e, "val_mse": 0.01, "sparsity/l_median": 0.5 - 0.05 * e, "sparsity/zero_fraction_median": 0.1 * e}
+        {"epoch": e, "val_mse": 0.01, "train_time_s": 100.0, "sparsity/l_median": 0.5 - 0.05 * e}
+        | {"sparsity/zero_fraction_median": 0.1 * e}
         for e in range(4)
     ]
     lin = np.linspace(10, 17, 8)
@@ -233,7 +249,8 @@ def test_report_is_written_from_result_files_only(tmp_path):
     assert "(a) Neighbour heads beat the linear head: **yes**" in md
     assert "figures/study_cd_tuned.png" in md and (out / "figures/study_cd_tuned.png").stat().st_size > 0
     assert (out / "figures/study_trajectories_tuned.png").exists()
-    assert "| d0 | `tuned` | 18 | 0.01 | 0.00 | 0.00 |" in md  # 3 heads × 6 splits of 1.5 s on the CPU: 0.0075 h
+    # 3 heads × 6 splits of 1.5 s on the CPU: 0.0075 h; training 18 × 4 epochs × 100 s = 2 h
+    assert "| d0 | `tuned` | 18 | 0.01 | 0.00 | 0.00 | 2.00 |" in md
     nca_i = next(r for r in rows if r["head"] == "nca_i" and r["dataset"] == "d0")
     assert float(nca_i["l_drift"]) == pytest.approx(-0.15)  # best epoch 4: the last logged, epoch 3, minus epoch 0
 
@@ -278,3 +295,16 @@ def test_make_figures_draws_the_step_trajectories(tmp_path):
     write_cell(tmp_path, "d", "nca_i_frozen", 5.0, history=history, head_cfg={"freeze_step": True})
     assert make_figures.main(["--results-root", str(tmp_path), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs/study_trajectories_tuned.png").stat().st_size > 0
+
+
+def test_protocol_and_variant_from_a_real_resolved_config():
+    from omegaconf import OmegaConf
+
+    from experiments.protocol.compose import compose
+
+    overrides = ["dataset=synthetic", "head=nca_i", "protocol=authors", "head.module.norm=exclude_self"]
+    cfg = OmegaConf.to_container(compose([*overrides, "+head.freeze_step=true"]), resolve=True)
+    r = {"config": cfg, "head": "nca_i"}
+    assert protocol_of(r) == "authors" and variant_of(r) == Variant(("norm=exclude_self",), FROZEN)
+    plain = {"config": OmegaConf.to_container(compose(["head=diffknn_i"]), resolve=True), "head": "diffknn_i"}
+    assert protocol_of(plain) == "tuned" and variant_of(plain) == Variant()

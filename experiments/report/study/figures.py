@@ -95,12 +95,15 @@ def plot_trajectories(cells: list[StudyCell], out_dir: str | Path) -> list[Path]
         for i, head in enumerate(heads):
             for j, (q, label) in enumerate(quantities):
                 ax = axes[i, j]
-                for c in (c for c in mine if c.head == head and c.variant.control in ("", FROZEN)):
+                drawn = [
                     _draw(ax, c, q, *style[c.dataset])
+                    for c in mine
+                    if c.head == head and c.variant.control in ("", FROZEN)
+                ]
+                ax.set_visible(any(drawn))  # k is not SoftStep's, nor l, u, t SoftKStep's
                 ax.set_title(f"{head_label(head)}: {label}", fontsize=9)
                 ax.grid(alpha=0.3)
-                if i == len(heads) - 1:
-                    ax.set_xlabel("epoch")
+                ax.set_xlabel("epoch")
         handles = [ax.plot([], [], color=style[d][0], marker=style[d][1], label=dataset_label(d))[0] for d in datasets]
         handles += [
             axes[0, 0].plot([], [], color="0.3", ls="--", label="frozen step")[0],
@@ -112,11 +115,12 @@ def plot_trajectories(cells: list[StudyCell], out_dir: str | Path) -> list[Path]
     return written
 
 
-def _draw(ax, c: StudyCell, q: str, colour: str, marker: str | None) -> None:
+def _draw(ax, c: StudyCell, q: str, colour: str, marker: str | None) -> bool:
+    """Draw one cell's series of ``q``; False when its files do not log it."""
     ls = "--" if c.variant.control == FROZEN else "-"
     epochs, med = epoch_series(c.records, f"sparsity/{q}_median")
     if not len(epochs):
-        return
+        return False
     ax.plot(epochs, med, color=colour, ls=ls, lw=1.3, marker=marker, markevery=max(1, len(epochs) // 8))
     lo_e, lo = epoch_series(c.records, f"sparsity/{q}_p10")
     hi_e, hi = epoch_series(c.records, f"sparsity/{q}_p90")
@@ -125,6 +129,7 @@ def _draw(ax, c: StudyCell, q: str, colour: str, marker: str | None) -> None:
     start = _start(c.records, q)
     if start is not None:
         ax.plot([-1], [start], ls="", marker="o", mfc="none", mec=colour)
+    return True
 
 
 def plot_step_trajectories(results: list[dict], out_dir: str | Path) -> list[Path]:

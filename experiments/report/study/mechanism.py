@@ -15,7 +15,8 @@ Read from each split's result file (format: experiments/store/results.py; blocks
   ``sparsity/<p>_median`` (written after each validated epoch): a lower bound on the movement, as the first entry
   is logged after one epoch of training.
 - **compute**: ``wall_time_s`` (the split's training and its evaluation, not the cached feature extraction), summed
-  in hours per device of ``runtime.device`` (``cpu``, ``cuda``; unknown where a file has no ``runtime``).
+  in hours per device of ``runtime.device`` (``cpu``, ``cuda``; unknown where a file has no ``runtime``), and the
+  training alone: the history's ``train_time_s`` summed over epochs (validated epochs only; older files lack it).
 """
 
 from __future__ import annotations
@@ -99,11 +100,13 @@ def drift(records: list[dict]) -> dict[str, float]:
 
 
 def compute_hours(results: list[dict], key) -> dict:
-    """``key(result)`` → {device: hours of ``wall_time_s``, ``files``: count} over every result file given."""
-    out: dict = defaultdict(lambda: defaultdict(float))
+    """``key(result)`` → {``files``: count, ``train``: hours of ``train_time_s``, ``device``: {device: hours of
+    ``wall_time_s``}} over every result file given."""
+    out: dict = {}
     for r in results:
+        cell = out.setdefault(key(r), {"files": 0, "train": 0.0, "device": defaultdict(float)})
         device = (r.get("runtime") or {}).get("device") or "unknown"
-        cell = out[key(r)]
-        cell[device] += float(r.get("wall_time_s") or 0.0) / 3600.0
+        cell["device"][device] += float(r.get("wall_time_s") or 0.0) / 3600.0
+        cell["train"] += sum(float(h.get("train_time_s") or 0.0) for h in r.get("history") or []) / 3600.0
         cell["files"] += 1
-    return {k: dict(v) for k, v in out.items()}
+    return out

@@ -88,11 +88,12 @@ def stepless_head(head: str) -> str | None:
     itself has no step."""
     from softstep import HEADS as registry
 
-    factory = registry.get(head)
-    if factory is None or factory.keywords.get("softstep", None) is None:
+    if not has_step(head):
         return None
+    func = registry[head].func
     for name, other in registry.items():
-        if other.func is factory.func and "softstep" in other.keywords and other.keywords["softstep"] is None:
+        keywords = getattr(other, "keywords", {})
+        if getattr(other, "func", None) is func and "softstep" in keywords and keywords["softstep"] is None:
             return name
     return None
 
@@ -101,5 +102,4 @@ def has_step(head: str) -> bool:
     """Whether a paper head learns a step (SoftStep or SoftKStep)."""
     from softstep import HEADS as registry
 
-    factory = registry.get(head)
-    return factory is not None and factory.keywords.get("softstep") is not None
+    return getattr(registry.get(head), "keywords", {}).get("softstep") is not None

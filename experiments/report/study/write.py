@@ -42,7 +42,7 @@ def _pct(x: float | None) -> str:
 
 
 def _num(x: float | None) -> str:
-    return MISSING if x is None else sig(x)
+    return MISSING if x is None else (sig(x) if x == 0 or abs(x) >= 1e-3 else f"{x:.2g}")
 
 
 def _params(m: dict) -> str:
@@ -133,11 +133,10 @@ def _dropped(r: Ranking) -> list[str]:
 def hours_rows(hours: dict) -> list[list[str]]:
     rows = []
     for (dataset, protocol), h in hours.items():
-        rows.append(
-            [dataset_label(dataset), f"`{protocol}`", str(int(h["files"]))]
-            + [f"{h.get(d, 0.0):.2f}" for d in ("cpu", "cuda")]
-            + [f"{sum(v for k, v in h.items() if k not in ('cpu', 'cuda', 'files')):.2f}"]
-        )
+        device = h["device"]
+        other = sum(v for k, v in device.items() if k not in ("cpu", "cuda"))
+        hours_text = [f"{x:.2f}" for x in (device.get("cpu", 0.0), device.get("cuda", 0.0), other, h["train"])]
+        rows.append([dataset_label(dataset), f"`{protocol}`", str(h["files"]), *hours_text])
     return rows
 
 
@@ -195,12 +194,13 @@ def markdown(cells, rankings, verdicts, hours, *, root: str, n_files: int, figur
         "## Compute",
         "",
         "Hours of `wall_time_s` (each split's training and evaluation; cached feature extraction not included), "
-        "summed over every result file, including runs not chosen on validation, by `runtime.device`.",
+        "summed over every result file, including runs not chosen on validation, by `runtime.device` (unknown: "
+        "files without `runtime`); **training**: the epochs' `train_time_s` alone, on any device.",
         "",
         md_table(
-            ["dataset", "protocol", "files", "CPU h", "GPU h", "unknown h"],
+            ["dataset", "protocol", "files", "CPU h", "GPU h", "unknown h", "training h"],
             hours_rows(hours),
-            ["---", "---", "---:", "---:", "---:", "---:"],
+            ["---", "---", "---:", "---:", "---:", "---:", "---:"],
         ),
         "## Missing and expected",
         "",
