@@ -16,20 +16,11 @@ import pytest
 from scipy.stats import friedmanchisquare, rankdata, wilcoxon
 
 from experiments.report.fmt import MISSING
+from experiments.report.study import variants as V
 from experiments.report.study.grid import study_cells
 from experiments.report.study.mechanism import movement
 from experiments.report.study.ranking import rankings
 from experiments.report.study.report import study
-from experiments.report.study.variants import (
-    FROZEN,
-    NO_STEP,
-    Variant,
-    base_head,
-    has_step,
-    protocol_of,
-    stepless_head,
-    variant_of,
-)
 from experiments.store.results import read_results
 from scripts import study_report
 from tests.test_report_tables import fake_result, put
@@ -121,19 +112,24 @@ def test_best_linear_is_chosen_on_validation_not_test(tmp_path):
 
 def test_variants_are_read_from_the_config():
     r = result("d", "nca_i_frozen", 0, 1.0, head_cfg={"freeze_step": True})
-    assert base_head("nca_i_frozen") == "nca_i" and base_head("nca_i") == "nca_i" and base_head("mine") == "mine"
-    assert variant_of(r) == Variant((), FROZEN)
-    assert variant_of(result("d", "diffknn_i", 0, 1.0, head_cfg={"step": False})) == Variant((), NO_STEP)
+    assert V.base_head("nca_i_frozen") == "nca_i" and V.base_head("nca_i") == "nca_i" and V.base_head("mine") == "mine"
+    assert V.variant_of(r) == V.Variant((), V.FROZEN)
+    assert V.variant_of(result("d", "diffknn_i", 0, 1.0, head_cfg={"step": False})) == V.Variant((), V.NO_STEP)
     normed = result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "exclude_self"}})
-    assert variant_of(normed).label == "norm=exclude_self"
-    assert variant_of(result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "paper"}})) == Variant()
-    assert [h for h in ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i", "mine") if has_step(h)] == [
+    assert V.variant_of(normed).label == "norm=exclude_self"
+    assert V.variant_of(result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "paper"}})) == V.Variant()
+    assert [h for h in ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i", "mine") if V.has_step(h)] == [
         "nca_g",
         "nca_i",
         "diffknn_g",
         "diffknn_i",
     ]
-    assert (stepless_head("nca_i"), stepless_head("nca_g"), stepless_head("diffknn_i"), stepless_head("nca")) == (
+    assert (
+        V.stepless_head("nca_i"),
+        V.stepless_head("nca_g"),
+        V.stepless_head("diffknn_i"),
+        V.stepless_head("nca"),
+    ) == (
         "nca",
         "nca",
         None,
@@ -305,6 +301,6 @@ def test_protocol_and_variant_from_a_real_resolved_config():
     overrides = ["dataset=synthetic", "head=nca_i", "protocol=authors", "head.module.norm=exclude_self"]
     cfg = OmegaConf.to_container(compose([*overrides, "+head.freeze_step=true"]), resolve=True)
     r = {"config": cfg, "head": "nca_i"}
-    assert protocol_of(r) == "authors" and variant_of(r) == Variant(("norm=exclude_self",), FROZEN)
+    assert V.protocol_of(r) == "authors" and V.variant_of(r) == V.Variant(("norm=exclude_self",), V.FROZEN)
     plain = {"config": OmegaConf.to_container(compose(["head=diffknn_i"]), resolve=True), "head": "diffknn_i"}
-    assert protocol_of(plain) == "tuned" and variant_of(plain) == Variant()
+    assert V.protocol_of(plain) == "tuned" and V.variant_of(plain) == V.Variant()
