@@ -165,11 +165,13 @@ def test_verdicts_a_and_b_follow_the_data(tmp_path, better):
     sign = -1 if better else 1
     lin = np.linspace(10, 17, 8)
     grid(tmp_path, {"linear": lin, "nca": lin + sign * 1.0, "nca_i": lin + sign * 2.0, "nca_g": lin + sign * 1.5})
+    grid(tmp_path, {"nca_i_frozen": lin + sign * 1.2}, head_cfg={"freeze_step": True})
     a, b = _verdict(tmp_path, "a"), _verdict(tmp_path, "b")
     assert ("**yes**" in a) is better and ("**no**" in a) is not better
     assert "Of 3 (protocol, head) pairs" in a and ("3 better" if better else "3 worse") in a
     assert ("**yes**" in b) is better and ("**no**" in b) is not better
-    assert "Of 2 (protocol, head) pairs" in b and "against the frozen step: 0/0/0" in b
+    assert "Of 2 (protocol, head) pairs" in b and f"against the frozen step: {'8/0/0' if better else '0/0/8'}" in b
+    assert f"against the frozen step: {int(better)} better, 0 no difference, {int(not better)} worse (0 untested" in b
 
 
 def _sparse_cell(root, dataset, zeros, mass, moved):
@@ -200,7 +202,7 @@ def test_verdict_c_follows_the_data(tmp_path, zeros, mass, moved, word):
     c = _verdict(tmp_path, "c")
     assert f"**{word}**" in c
     if moved is None:
-        assert "in 0 of 0 that record `step_start` (3 do not" in c
+        assert "in 0 of 0 that record `step_start` (3 do not record it)" in c
 
 
 def test_movement_counts_only_moves_beyond_the_initial_spread():

@@ -5,7 +5,8 @@
   per-dataset wins/ties/losses.
 - **(b) SoftStep beats the same head without it**: per (protocol, setting, step head), a Wilcoxon over datasets of
   the head's means against its stepless reference's (:mod:`.grid`, test ``stepless``), Holm-adjusted over those
-  pairs; beside it the per-dataset wins/ties/losses against the stepless and the frozen-step controls.
+  pairs (:func:`over_datasets`); beside it the same against the frozen-step control, and the per-dataset
+  wins/ties/losses against both.
 - Both say **yes** when some pairs are better, none worse, and the better ones are at least half of those tested;
   **no** when none is better; **mixed** otherwise; **undecided** when nothing could be tested.
 - **(c) SoftStep learns sparse similarity**: over the plain cells of step heads: exact zeros > 0
@@ -67,31 +68,41 @@ def _significance(p: float | None, lower: bool | None) -> str:
     return "better" if lower else "worse"
 
 
-def verdict_step(cells: list[StudyCell]) -> str:
+def over_datasets(cells: list[StudyCell], name: str) -> tuple[Counter, int]:
+    """Per (protocol, setting, head), a Wilcoxon over datasets of the head's means against its ``name`` reference's,
+    Holm-adjusted over those pairs: (Counter of better / same / worse, pairs untested for too few datasets)."""
     pairs: dict[tuple, tuple[dict, dict]] = {}
-    counts = {"stepless": Counter(), "frozen": Counter()}
     for c in cells:
-        for name in counts:
-            test = c.tests.get(name)
-            if test is not None:
-                counts[name][test.outcome] += 1
-        test = c.tests.get("stepless")
+        test = c.tests.get(name)
         if test is not None:
             ours, ref = pairs.setdefault((c.protocol, c.variant.setting, c.head), ({}, {}))
             ours[c.dataset], ref[c.dataset] = c.mean, test.reference_mean
     raw = [paired_wilcoxon(ours, ref) for ours, ref in pairs.values()]
     tested = [(p, lower) for p, _, lower in raw if p is not None]
-    outcome = Counter(
-        _significance(p, lower) for p, lower in zip(holm([p for p, _ in tested]), (lo for _, lo in tested))
+    adjusted = holm([p for p, _ in tested])
+    return Counter(_significance(p, lower) for p, (_, lower) in zip(adjusted, tested)), len(raw) - len(tested)
+
+
+def _over(outcome: Counter, untested: int) -> str:
+    return (
+        f"{outcome['better']} better, {outcome['same']} no difference, {outcome['worse']} worse "
+        f"({untested} untested: fewer than 6 datasets)"
     )
-    word = decide(outcome["better"], outcome["worse"], len(tested))
+
+
+def verdict_step(cells: list[StudyCell]) -> str:
+    per_dataset = {
+        name: Counter(c.tests[name].outcome for c in cells if c.tests.get(name)) for name in ("stepless", "frozen")
+    }
+    stepless, frozen = over_datasets(cells, "stepless"), over_datasets(cells, "frozen")
+    tested = sum(stepless[0].values())
+    word = decide(stepless[0]["better"], stepless[0]["worse"], tested)
     missing = sum(1 for c in cells if "stepless" in c.tests and c.tests["stepless"] is None)
     return (
-        f"(b) SoftStep beats the same head without it: **{word}**. Of {len(tested)} (protocol, head) pairs tested "
-        f"over datasets against the head without a step (Wilcoxon, Holm-adjusted, p < {ALPHA}), {outcome['better']} "
-        f"better, {outcome['same']} no difference, {outcome['worse']} worse ({len(raw) - len(tested)} untested: fewer "
-        f"than 6 datasets). Per dataset, wins/ties/losses against the head without a step: "
-        f"{_wtl(counts['stepless'])}; against the frozen step: {_wtl(counts['frozen'])}"
+        f"(b) SoftStep beats the same head without it: **{word}**. Of {tested} (protocol, head) pairs tested "
+        f"over datasets against the head without a step (Wilcoxon, Holm-adjusted, p < {ALPHA}): "
+        f"{_over(*stepless)}; against the frozen step: {_over(*frozen)}. Per dataset, wins/ties/losses against the "
+        f"head without a step: {_wtl(per_dataset['stepless'])}; against the frozen step: {_wtl(per_dataset['frozen'])}"
         + (f"; {missing} cells have no stepless reference" if missing else "")
         + "."
     )
@@ -115,7 +126,7 @@ def verdict_sparse(cells: list[StudyCell]) -> str:
         f"(c) SoftStep learns sparse similarity: **{word}**. Of {len(step)} cells of heads with a step: exact zeros "
         f"> 0 in {z} of {nz} that record them; mass removed ≥ {MASS_MIN} in {s} of {ns} that record it; parameters "
         f"moved beyond their initial spread in {mv} of {nm} that record `step_start`"
-        + (f" ({len(step) - nm} do not: the pipeline does not write it yet)" if nm < len(step) else "")
+        + (f" ({len(step) - nm} do not record it)" if nm < len(step) else "")
         + "."
     )
 
