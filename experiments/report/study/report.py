@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.report.fmt import write_texts
+from experiments.report.names import dataset_sort_key
 from experiments.store.results import read_results
 
 from . import figures, write
@@ -13,6 +14,7 @@ from .grid import StudyCell, study_cells
 from .mechanism import compute_hours
 from .ranking import Ranking, rankings
 from .variants import protocol_of, protocol_sort_key
+from .verdicts import verdicts
 
 MARKDOWN, CSV = "offline_study.md", "offline_study.csv"
 FIGURES = "figures"  # the figures' folder, beside the two files
@@ -28,12 +30,11 @@ class Study:
 
 
 def study(results: list[dict]) -> Study:
-    from .verdicts import verdicts
-
+    """Cells, rankings, verdicts and compute of ``results`` (result files as read)."""
     cells = study_cells(results)
     ranked = rankings(cells)
     hours = compute_hours(results, lambda r: (r["dataset"], protocol_of(r)))
-    hours = {k: hours[k] for k in sorted(hours, key=lambda k: (k[0], protocol_sort_key(k[1])))}
+    hours = {k: hours[k] for k in sorted(hours, key=lambda k: (dataset_sort_key(k[0]), protocol_sort_key(k[1])))}
     return Study(cells, ranked, verdicts(cells, ranked), hours, len(results))
 
 
