@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import checks
 from .base import RegressionData
+from .folder import load_folder
 from .media import AudioFile
 
 DOC = checks.BYO_DOC
@@ -32,11 +33,17 @@ def load(
     dropna: bool = False,
     doc=None,
 ) -> RegressionData:
-    root = Path(root).expanduser()
-    doc = Path(doc) if doc else DOC
-    table, files, y = checks.file_table(
-        root, csv, file_column, target_column, name=name, what="audio", doc=doc, log=log_target, dropna=dropna
-    )
     audio = AudioFile(sample_rate=int(sample_rate), seconds=seconds, window=window, denoise=bool(denoise))
-    tag = f"{table.name}-{checks.file_digest(table)}-{audio.describe()}-{checks.log_tag(log_target)}"
-    return RegressionData(name, "audio", [str(f) for f in files], y, load=audio, preprocessing=tag)
+    return load_folder(
+        root,
+        csv,
+        file_column,
+        target_column,
+        name=name,
+        modality="audio",
+        load=audio,
+        describe=audio.describe(),
+        doc=Path(doc) if doc else DOC,
+        log_target=log_target,
+        dropna=dropna,
+    )

@@ -7,11 +7,8 @@ of ``latestPrice``. Rows with an empty description are dropped (there is nothing
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from . import checks
 from .base import RegressionData
-from .table import text_table
+from .text_table import text_release
 
 NAME = "austin"
 
@@ -23,19 +20,6 @@ def load(
     target_column: str = "latestPrice",
     log_target: bool = True,
 ) -> RegressionData:
-    root = Path(root).expanduser()
-    table = root / file
-    checks.require(NAME, root, {f"{file} (columns {text_column!r}, {target_column!r})": table})
-    df = checks.read_table(table, name=NAME)
-    checks.check_columns(df, table, {"text_column": text_column, "target_column": target_column}, name=NAME)
-    df = checks.drop_missing(df, [text_column])
-    return text_table(
-        NAME,
-        table,
-        df,
-        text_column,
-        target_column,
-        log_target=log_target,
-        dropna=False,
-        preprocessing=f"{file}-{checks.file_digest(table)}",
+    return text_release(
+        NAME, root, file, text_column, target_column, drop_empty_text=True, log_target=log_target, dropna=False
     )

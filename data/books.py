@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import checks
 from .base import RegressionData
-from .table import text_table
+from .text_table import text_release
 
 NAME = "books"
 
@@ -24,21 +23,5 @@ def load(
     target_column: str = "Price",
     log_target: bool = True,
 ) -> RegressionData:
-    root = Path(root).expanduser()
-    table = root / file
-    if not table.exists() and table.with_suffix(".csv").exists():
-        table = table.with_suffix(".csv")
-    checks.require(
-        NAME, root, {f"{file} or {Path(file).with_suffix('.csv')} (columns {text_column!r}, {target_column!r})": table}
-    )
-    df = checks.read_table(table, name=NAME)
-    return text_table(
-        NAME,
-        table,
-        df,
-        text_column,
-        target_column,
-        log_target=log_target,
-        dropna=False,
-        preprocessing=f"{table.name}-{checks.file_digest(table)}",
-    )
+    csv = str(Path(file).with_suffix(".csv"))
+    return text_release(NAME, root, file, text_column, target_column, fallback=csv, log_target=log_target, dropna=False)

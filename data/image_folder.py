@@ -8,10 +8,10 @@ normalisation are config fields. Default extractor: resnet18.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from . import checks
 from .base import RegressionData
+from .folder import load_folder
 from .media import IMAGENET_MEAN, IMAGENET_STD, ImageFile, ImageTransform
 
 DOC = checks.BYO_DOC
@@ -32,10 +32,17 @@ def load(
     dropna: bool = False,
 ) -> RegressionData:
     """Images listed in ``csv`` (relative to ``root`` unless absolute), each resized/cropped/normalised."""
-    root = Path(root).expanduser()
-    table, files, y = checks.file_table(
-        root, csv, file_column, target_column, name=name, what="image", doc=DOC, log=log_target, dropna=dropna
-    )
     transform = ImageTransform(mode=mode, size=size, crop=crop, mean=mean, std=std)
-    tag = f"{table.name}-{checks.file_digest(table)}-{transform.describe()}-{checks.log_tag(log_target)}"
-    return RegressionData(name, "image", [str(f) for f in files], y, load=ImageFile(transform), preprocessing=tag)
+    return load_folder(
+        root,
+        csv,
+        file_column,
+        target_column,
+        name=name,
+        modality="image",
+        load=ImageFile(transform),
+        describe=transform.describe(),
+        doc=DOC,
+        log_target=log_target,
+        dropna=dropna,
+    )

@@ -9,11 +9,8 @@ the seed, so every run and split uses the same 1,500 reviews.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from . import checks
 from .base import RegressionData
-from .table import text_table
+from .text_table import text_release
 
 NAME = "pitchfork"
 
@@ -27,18 +24,4 @@ def load(
     seed: int = 0,
     encoding: str | None = None,
 ) -> RegressionData:
-    root = Path(root).expanduser()
-    table = root / file
-    checks.require(NAME, root, {f"{file} (columns {text_column!r}, {target_column!r})": table})
-    df = checks.read_table(table, name=NAME, encoding=encoding)
-    return text_table(
-        NAME,
-        table,
-        df,
-        text_column,
-        target_column,
-        dropna=True,
-        n=n,
-        seed=seed,
-        preprocessing=f"{file}-{checks.file_digest(table)}",
-    )
+    return text_release(NAME, root, file, text_column, target_column, encoding=encoding, dropna=True, n=n, seed=seed)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import checks
 from .base import DataError, RegressionData
+from .text_table import text_table
 
 DOC = checks.BYO_DOC
 log = logging.getLogger("softstep")
@@ -59,6 +60,7 @@ def load(
     checks.check_columns(df, path, {"target": target}, name=name)
     if len(df) == 0:
         raise DataError(f"dataset {name!r}: {path} has a header but no data rows")
+    source = f"{path.name}-{checks.file_digest(path)}"
     if text_column is not None:
         return text_table(
             name,
@@ -68,8 +70,14 @@ def load(
             target,
             log_target=log_target,
             dropna=dropna,
-            preprocessing=f"{path.name}-{checks.file_digest(path)}",
+            preprocessing=source,
         )
+    return columns_data(name, path, df, target, features, log_target=log_target, dropna=dropna, source=source)
+
+
+def columns_data(name: str, path, df: pd.DataFrame, target: str, features, *, log_target, dropna, source: str):
+    """A read table's ``features`` (a list, or ``all``) as raw columns, label = ``target``: shared by ``table`` and the
+    tables that packages ship. ``source`` names the file and its content in the cache tag."""
     numeric_cols, categorical_cols = feature_columns(df, features, target, path, name=name)
     features = [c for c in df.columns if c in set(numeric_cols) | set(categorical_cols)]
     rows = np.arange(len(df))
@@ -92,10 +100,7 @@ def load(
         numeric_cols or "none",
         categorical_cols or "none",
     )
-    tag = (
-        f"{path.name}-{checks.file_digest(path)}-{len(numeric_cols)}num-{len(categorical_cols)}cat"
-        f"-{checks.log_tag(log_target)}-dropna{int(dropna)}"
-    )
+    tag = f"{source}-{len(numeric_cols)}num-{len(categorical_cols)}cat-{checks.log_tag(log_target)}-dropna{int(dropna)}"
     return RegressionData(
         name,
         "table",
@@ -167,43 +172,3 @@ def categorical(df: pd.DataFrame, column: str, path, *, name: str) -> pd.Series:
             f"(or set dropna=true)"
         )
     return raw.astype(str).reset_index(drop=True)
-
-
-def text_table(
-    name,
-    path,
-    df,
-    text_column: str,
-    target: str,
-    *,
-    log_target=False,
-    dropna=True,
-    n=None,
-    seed=0,
-    preprocessing: str = "",
-) -> RegressionData:
-    """(text, numeric target) rows of a read table: shared by ``table`` and the paper's text datasets.
-
-    Rows with an empty text are dropped when ``dropna``; else they are an error. ``n`` rows are
-    then sampled with ``seed`` (all rows when None).
-    """
-    checks.check_columns(df, path, {"text_column": text_column, "target_column": target}, name=name)
-    if dropna:
-        df = checks.drop_missing(df, [text_column, target])
-    else:
-        empty = checks.drop_missing(df, [text_column])
-        if len(empty) < len(df):
-            i = int(np.flatnonzero(~df.index.isin(empty.index))[0])
-            raise DataError(
-                f"dataset {name!r}: {path}, column {text_column!r}, row {i}: empty text; fix the row or set dropna=true"
-            )
-    df = checks.sample_rows(df, n, seed, name=name)
-    if len(df) == 0:
-        raise DataError(f"dataset {name!r}: {path} has no row with both a {text_column!r} text and a {target!r} value")
-    y = checks.numeric(df, target, path, name=name)
-    if log_target:
-        y = checks.log_target(y, path, target, name=name, how=log_target)
-    tag = f"{preprocessing}-text-{checks.log_tag(log_target)}-dropna{int(dropna)}" + (
-        f"-sample{len(df)}-seed{seed}" if n else ""
-    )
-    return RegressionData(name, "text", checks.text_column(df, text_column), y, preprocessing=tag)

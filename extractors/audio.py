@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from . import weights as W
 from .base import Extractor
+from .random_init import random_config, seeded, sizes
 
 SAMPLE_RATE = 16000
 TINY_AUDIO = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "conv": 32}
@@ -50,14 +51,49 @@ def _as_batch(x) -> torch.Tensor:
     return x.float()
 
 
-def _tiny(tiny) -> dict:
-    return {**TINY_AUDIO, **dict(tiny or {})}
+def _hubert_tiny(config_cls, t: dict):
+    """A small HuBERT config (``config_cls``: transformers' HubertConfig) of sizes ``t``."""
+    return config_cls(
+        hidden_size=t["hidden"],
+        num_hidden_layers=t["layers"],
+        num_attention_heads=t["heads"],
+        intermediate_size=t["intermediate"],
+        conv_dim=(t["conv"],) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
 
 
-def _random(model_cls, cfg, seed):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return model_cls(cfg)
+def _whisper_full(config_cls):
+    """whisper-tiny's sizes (``config_cls``: transformers' WhisperConfig): 4 encoder layers, d_model 384, 6 heads."""
+    return config_cls(
+        d_model=384,
+        encoder_layers=4,
+        encoder_attention_heads=6,
+        encoder_ffn_dim=1536,
+        decoder_layers=4,
+        decoder_attention_heads=6,
+        decoder_ffn_dim=1536,
+    )
+
+
+def _whisper_tiny(config_cls, t: dict):
+    """A small Whisper config (``config_cls``: transformers' WhisperConfig) of sizes ``t``."""
+    return config_cls(
+        d_model=t["hidden"],
+        encoder_layers=t["layers"],
+        encoder_attention_heads=t["heads"],
+        encoder_ffn_dim=t["intermediate"],
+        decoder_layers=1,
+        decoder_attention_heads=t["heads"],
+        decoder_ffn_dim=t["intermediate"],
+        vocab_size=64,
+        max_target_positions=8,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
 
 
 class HubertEncoder(Extractor):
@@ -101,21 +137,11 @@ def hubert_base(
     from transformers import HubertConfig, HubertModel
 
     source = str(source)
-    if source == "random":
-        if random_size == "full":
-            cfg = HubertConfig()  # hubert-base sizes: 12 layers, hidden 768
-        else:
-            t = _tiny(tiny)
-            cfg = HubertConfig(
-                hidden_size=t["hidden"],
-                num_hidden_layers=t["layers"],
-                num_attention_heads=t["heads"],
-                intermediate_size=t["intermediate"],
-                conv_dim=(t["conv"],) * 7,
-                num_conv_pos_embeddings=16,
-                num_conv_pos_embedding_groups=2,
-            )
-        model = _random(HubertModel, cfg, seed)
+    if source == "random":  # full: hubert-base sizes, 12 layers, hidden 768
+        cfg = random_config(
+            random_size, full=HubertConfig, tiny=lambda: _hubert_tiny(HubertConfig, sizes(TINY_AUDIO, tiny))
+        )
+        model = seeded(HubertModel, cfg, seed)
         key = f"hubert-random-{random_size}-seed{seed}"
     else:
         model = W.hf_load(lambda s, **kw: HubertModel.from_pretrained(s, **kw), source, extractor="hubert_base")
@@ -190,36 +216,14 @@ def whisper_tiny(
 
     source = str(source)
     if source == "random":
-        if random_size == "full":  # whisper-tiny sizes: 4 encoder layers, d_model 384, 6 heads
-            cfg = WhisperConfig(
-                d_model=384,
-                encoder_layers=4,
-                encoder_attention_heads=6,
-                encoder_ffn_dim=1536,
-                decoder_layers=4,
-                decoder_attention_heads=6,
-                decoder_ffn_dim=1536,
-            )
-        else:
-            t = _tiny(tiny)
-            cfg = WhisperConfig(
-                d_model=t["hidden"],
-                encoder_layers=t["layers"],
-                encoder_attention_heads=t["heads"],
-                encoder_ffn_dim=t["intermediate"],
-                decoder_layers=1,
-                decoder_attention_heads=t["heads"],
-                decoder_ffn_dim=t["intermediate"],
-                vocab_size=64,
-                max_target_positions=8,
-                pad_token_id=0,
-                bos_token_id=1,
-                eos_token_id=2,
-                decoder_start_token_id=1,
-            )
+        cfg = random_config(
+            random_size,
+            full=lambda: _whisper_full(WhisperConfig),
+            tiny=lambda: _whisper_tiny(WhisperConfig, sizes(TINY_AUDIO, tiny)),
+        )
         from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
-        encoder = _random(HFWhisperEncoder, cfg, seed)
+        encoder = seeded(HFWhisperEncoder, cfg, seed)
         fe = WhisperFeatureExtractor(feature_size=cfg.num_mel_bins)
         key = f"whisper-random-{random_size}-seed{seed}"
     else:

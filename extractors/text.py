@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from .base import Extractor
+from .random_init import random_config, seeded, sizes
 
 #: token ids by (encoder cache_key, text): a process tokenises each text once, not once per epoch (fine-tuning
 #: reads the same texts every epoch and split; the key names the tokenizer's source and max_length)
@@ -117,12 +118,13 @@ def text_config(family: str, size: str = "tiny", tiny: dict | None = None, vocab
     """The transformers config for a random model: ``tiny`` (sizes from ``tiny``) or ``full`` (the real defaults)."""
     import transformers
 
-    cfg_cls = getattr(transformers, TEXT_FAMILIES[family][2])
-    if size == "full":
-        return cfg_cls()  # DistilBertConfig() / BertConfig(): distilbert-base / bert-base sizes
-    if size != "tiny":
-        raise ValueError(f"random_size must be 'tiny' or 'full'; got {size!r}")
-    t = {**TINY_TEXT, **dict(tiny or {})}
+    cfg_cls = getattr(transformers, TEXT_FAMILIES[family][2])  # DistilBertConfig() / BertConfig(): the base sizes
+    return random_config(
+        size, full=cfg_cls, tiny=lambda: _tiny_config(family, cfg_cls, sizes(TINY_TEXT, tiny), vocab_size)
+    )
+
+
+def _tiny_config(family: str, cfg_cls, t: dict, vocab_size: int | None):
     vocab_size = vocab_size or len(char_vocab())
     if family == "distilbert":
         return cfg_cls(
@@ -166,11 +168,12 @@ def hf_text(
     if source == "random":
         tok = tok_cls(vocab=char_vocab())
         cfg = text_config(family, random_size, tiny, vocab_size=len(tok) if random_size == "tiny" else None)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = model_cls(cfg)
-        t = {**TINY_TEXT, **dict(tiny or {})}
-        size = "l{layers}-h{hidden}-a{heads}-i{intermediate}".format(**t) if random_size == "tiny" else "full"
+        model = seeded(model_cls, cfg, seed)
+        size = (
+            "l{layers}-h{hidden}-a{heads}-i{intermediate}".format(**sizes(TINY_TEXT, tiny))
+            if random_size == "tiny"
+            else "full"
+        )
         key = f"{family}-random-{size}-seed{seed}"
     else:
         model = W.hf_load(lambda s, **kw: model_cls.from_pretrained(s, **kw), source, extractor=family)
