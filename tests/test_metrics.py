@@ -61,6 +61,15 @@ def test_split_metrics_keep_the_papers_and_add_the_label_units():
     assert set(split_metrics(float("nan"), 0.01, scaler)) == {"val_mse", "val_mse_x1e3", "val_mse_orig"}
 
 
+def test_an_mse_on_the_scaled_label_is_in_squared_label_units():
+    """Without predictions, ``<set>_mse_orig`` is the scaled MSE times the squared label span: labels spanning 10 to 30
+    (span 20) with every prediction off by 2 have MSE 4 in the label's units and (2 / 20)^2 = 0.01 on the scaled one."""
+    scaler = MinMaxScaler(np.array([10.0, 30.0, 25.0]))
+    assert scaler.mse_to_original(0.01) == pytest.approx(4.0)
+    m = split_metrics(0.01, 0.0025, scaler)
+    assert m["test_mse_orig"] == pytest.approx(4.0) and m["val_mse_orig"] == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("head", ["nca_i", "linear"])
 def test_every_result_records_sklearns_metrics_on_the_unscaled_label(tiny, head, capsys):
     res = pipeline.run(tiny(f"head={head}", "splits=[1]", "dataset.loader.n=200"), keep_models=True)
