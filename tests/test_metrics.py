@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+from experiments.labels import MinMaxScaler
 from experiments.metrics import label_metrics, split_metrics
 from experiments.protocol import pipeline
-from experiments.protocol.splits import MinMaxScaler, paper_split
-from experiments.store.results import ResultError, read_result, validate
+from experiments.protocol.splits import paper_split
+from experiments.store.results import ResultError, check_result, read_result
 from scripts import make_tables
 from softstep.model import embed_rows
 from tests.test_report_tables import fake_result, put
@@ -105,22 +106,22 @@ def test_result_files_without_the_new_metrics_still_read(tmp_path):
     assert read_result(put(tmp_path, old))["metrics"]["test_mse_x1e3"] == 5.0
     new = copy.deepcopy(old)
     new["metrics"].update(test_rmse_orig=2.0, test_mae_orig=1.5, test_r2=-0.3)  # R² below 0 is allowed
-    validate(new)
+    check_result(new)
     for key, value in (("test_rmse_orig", -1.0), ("test_mae_orig", float("nan")), ("test_r2", float("inf"))):
         bad = copy.deepcopy(new)
         bad["metrics"][key] = value
         with pytest.raises(ResultError, match=f"metrics.{key}"):
-            validate(bad)
+            check_result(bad)
     final = copy.deepcopy(old)
     final["final"] = True
     for key in ("test_mse", "test_mse_x1e3", "test_mse_orig"):
         del final["metrics"][key]
-    validate(final)  # a final model has no test rows
+    check_result(final)  # a final model has no test rows
     del final["final"]
     with pytest.raises(ResultError, match="metrics.test_mse"):
-        validate(final)
+        check_result(final)
     with pytest.raises(ResultError, match="hit_epoch_cap"):
-        validate({**old, "hit_epoch_cap": "yes"})
+        check_result({**old, "hit_epoch_cap": "yes"})
 
 
 def plant(root, values, key, heads=("linear", "nca")):

@@ -14,10 +14,12 @@ import pytest
 import torch
 
 from experiments.inputs.batches import Inputs
-from experiments.protocol import pipeline, settings
+from experiments.labels import MinMaxScaler
+from experiments.protocol import pipeline
 from experiments.protocol.compose import compose
 from experiments.protocol.setup import load_data
-from experiments.protocol.splits import MinMaxScaler, paper_split
+from experiments.protocol.splits import paper_split
+from experiments.store import identity
 from experiments.store.results import read_results
 from softstep import HEADS as HEAD_REGISTRY
 from softstep import TUNED, build_head
@@ -145,7 +147,7 @@ def test_end_to_end_each_head(tiny, head):
         assert 0 <= r["best_epoch"] < r["epochs_run"] <= 2  # the tiny run's trainer.max_epochs
         assert r["config"]["head"]["name"] == head and r["versions"]["torch"] == torch.__version__
         assert len(r["git_commit"]) >= 7
-        assert Path(r["_path"]).parent.name == settings.run_id(tiny(f"head={head}"))
+        assert Path(r["_path"]).parent.name == identity.run_id(tiny(f"head={head}"))
     assert "over 2 split(s)" in line
     assert not list(tiny.results.rglob("*.ckpt.pt")) and not list(tiny.results.rglob("*.tmp"))
 
@@ -174,8 +176,7 @@ def test_same_config_same_metrics_on_cpu(tmp_path, tiny):
 def test_resume_mid_training_from_checkpoint(tmp_path):
     """A stop request mid-epoch checkpoints; the rerun resumes there and ends as an uninterrupted run would."""
     import softstep.model as M
-    from experiments.protocol.preemption import STOP
-    from experiments.protocol.train import FileCheckpoint
+    from experiments.protocol.preemption import STOP, FileCheckpoint
     from softstep.training_types import Stopped
 
     x = torch.randn(60, 3)
@@ -346,8 +347,8 @@ def test_wandb_offline_resumes_the_same_run_and_keeps_no_key(tmp_path, tiny, mon
     cfg = tiny("head=nca", "splits=[0]", "logger=wandb", f"logger.dir={tmp_path}/wandb")
     from experiments.protocol.tracking import wandb_run_id
 
-    rid = settings.run_id(cfg)
-    assert rid == settings.run_id(tiny("head=nca", "splits=[0]"))  # logging does not change the run id
+    rid = identity.run_id(cfg)
+    assert rid == identity.run_id(tiny("head=nca", "splits=[0]"))  # logging does not change the run id
     pipeline.run(cfg)
     runs = list((tmp_path / "wandb").rglob(f"*-{wandb_run_id(cfg, rid, 0)}"))
     assert runs, "an offline wandb run dir named by the deterministic id"

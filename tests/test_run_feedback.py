@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from experiments.protocol import pipeline
 from experiments.protocol.pipeline import convergence, split_ranges
-from experiments.protocol.train import EpochProgress, InFlight
+from experiments.protocol.progress import EpochProgress, InFlight
 from experiments.store.record import versions
 from experiments.store.results import read_result
 from extractors import weights as W

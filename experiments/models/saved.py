@@ -32,9 +32,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from data.base import RegressionData
 from experiments.inputs.tabular import TablePreprocessor
+from experiments.labels import MinMaxScaler
 from experiments.models import schema
 from experiments.models.schema import MODEL_FORMAT, SavedModelError
-from experiments.protocol.splits import MinMaxScaler
 from experiments.store.results import RunKey
 from softstep import saved_format
 from softstep.model import Regressor, embed_rows
@@ -229,8 +229,8 @@ def saved_splits(run_dir: str | Path) -> list[int]:
     return sorted(out)
 
 
-def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
-    """The saved model of ``split`` in ``run_dir`` (:func:`load_file`)."""
+def load_model(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
+    """The saved model of ``split`` in ``run_dir`` (:func:`load_model_file`)."""
     run_dir = Path(run_dir)
     w, m = weights_path(run_dir, split), meta_path(run_dir, split)
     if not (w.is_file() and m.is_file()):
@@ -239,7 +239,7 @@ def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
             f"{run_dir}: no saved model for split {split} (models/{w.name} and models/{m.name}); "
             + (f"saved splits: {have}" if have else "this run saved none: rerun it with save_model=true")
         )
-    return load_file(m, device=device, run_dir=run_dir)
+    return load_model_file(m, device=device, run_dir=run_dir)
 
 
 def is_model_file(path: str | Path) -> bool:
@@ -248,7 +248,7 @@ def is_model_file(path: str | Path) -> bool:
     return not Path(path).is_dir() and (w.is_file() or m.is_file())
 
 
-def load_file(path: str | Path, *, device="cpu", run_dir: Path | None = None) -> SavedModel:
+def load_model_file(path: str | Path, *, device="cpu", run_dir: Path | None = None) -> SavedModel:
     """The saved model whose files ``path`` names (``<stem>``, ``<stem>.json`` or ``<stem>.safetensors``: a
     pipeline split's or :meth:`softstep.SoftStepRegressor.save`'s), read as data
     (:mod:`experiments.models.schema`): the JSON is validated before any of it is used, the model is built from
@@ -287,7 +287,7 @@ def set_aside_broken(key: RunKey, splits) -> list[int]:
             continue
         try:
             try:
-                load(key.dir, split)
+                load_model(key.dir, split)
                 continue
             except SavedModelError as e:
                 why = str(e)

@@ -22,12 +22,16 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from data.base import RegressionData
+from experiments import labels
 from experiments.inputs import tabular
 from experiments.inputs.batches import Inputs
+from experiments.labels import MinMaxScaler
 from experiments.models import saved
 from experiments.protocol import preemption, sparsity
 from experiments.protocol.device import resolve_device, resolve_max_elements
-from experiments.protocol.settings import head_from_config, run_key, validate
+from experiments.protocol.preemption import FileCheckpoint
+from experiments.protocol.progress import EpochProgress, InFlight
+from experiments.protocol.settings import check_config, head_from_config, trainer_settings
 from experiments.protocol.setup import (
     build_extractor,
     check_modality,
@@ -38,10 +42,10 @@ from experiments.protocol.setup import (
     prepare_inputs,
     thread_count,
 )
-from experiments.protocol.splits import MinMaxScaler, final_split, paper_split
+from experiments.protocol.splits import final_split, paper_split
 from experiments.protocol.tracking import make_tracker
-from experiments.protocol.train import EpochProgress, FileCheckpoint, InFlight, trainer_settings
 from experiments.store import safety
+from experiments.store.identity import run_key
 from experiments.store.record import result_record, summary
 from experiments.store.results import RunKey, write_result
 from softstep.functional import MagnitudeError
@@ -89,7 +93,7 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
 
     Returns the summary line and, per split trained here, its result record (and with ``keep_models``
     the trained model, label scaler and inputs, e.g. to draw Figure 3's surfaces)."""
-    splits = validate(cfg)
+    splits = check_config(cfg)
     key = run_key(cfg)
     if key.final:  # one model on every labelled row instead of the splits (its seed: split 0)
         splits = [0]
@@ -106,7 +110,7 @@ def run(cfg: DictConfig, *, keep_models: bool = False) -> RunResult:
     trained: dict[int, Trained] = {}
     if todo:
         source = OmegaConf.select(cfg, "dataset.loader.path") or OmegaConf.select(cfg, "dataset.loader.root")
-        safety.check_labels(data, {s: data.labels[split_indices(cfg, data.labels, s)[0]] for s in todo}, source)
+        labels.check_labels(data, {s: data.labels[split_indices(cfg, data.labels, s)[0]] for s in todo}, source)
         device = resolve_device(cfg.trainer.device)
         check_modality(cfg, data)
         check_weights(cfg, data)  # missing pretrained weights: said before any item is decoded
@@ -294,7 +298,7 @@ def run_split(
     report=None,
 ) -> Trained:
     """One split, start to finish: train, write its result atomically, drop its checkpoint. ``report``: a file its
-    epoch progress is written to (a worker process's, read by :class:`experiments.protocol.train.InFlight`)."""
+    epoch progress is written to (a worker process's, read by :class:`experiments.protocol.progress.InFlight`)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:

@@ -49,23 +49,3 @@ def final_split(y, seed: int = 0, n_bins: int = 10, val: float = 0.15):
         raise ValueError(f"a final model needs at least 5 labelled items; the dataset has {len(y)}")
     train_idx, val_idx = _cut(np.arange(len(y)), y, val, seed, n_bins)
     return np.sort(train_idx), np.sort(val_idx), np.array([], dtype=int)
-
-
-class MinMaxScaler:
-    """Labels → [0, 1] with the training split's min and max (fit on train only)."""
-
-    def __init__(self, y_train):
-        y_train = np.asarray(y_train, dtype=float)
-        self.lo, self.hi = float(y_train.min()), float(y_train.max())
-        self.span = self.hi - self.lo if self.hi > self.lo else 1.0
-
-    def transform(self, y):
-        return (np.asarray(y, dtype=float) - self.lo) / self.span
-
-    def inverse(self, y_scaled):
-        """[0, 1] → the label's units."""
-        return self.lo + np.asarray(y_scaled, dtype=float) * self.span
-
-    def mse_to_original(self, mse_scaled: float) -> float:
-        """An MSE on the [0, 1] scale, in squared original units."""
-        return float(mse_scaled) * self.span**2
