@@ -32,7 +32,9 @@ def imported(path: Path, root: Path = EXPERIMENTS) -> list[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             out += [(f"{base}.{a.name}" if base == "experiments" else base, node.lineno) for a in node.names]
     return out
 
