@@ -16,7 +16,7 @@ import torch
 from experiments.inputs.tabular import TablePreprocessor
 from experiments.models import saved
 from experiments.models.predict import PredictError, predict
-from experiments.protocol import pipeline
+from experiments.protocol import pipeline, progress
 from experiments.protocol.compose import compose
 from experiments.protocol.sparsity import head_sparsity
 from experiments.protocol.splits import paper_split
@@ -156,7 +156,7 @@ def test_result_files_have_sparsity_and_per_epoch_logs(tmp_path, table_cfg, monk
         def finish(self):
             pass
 
-    monkeypatch.setattr(pipeline, "make_tracker", lambda *a: Recorder())
+    monkeypatch.setattr(progress, "make_tracker", lambda *a: Recorder())
     flats(tmp_path / "f.csv")
     for head in ("nca_g", "diffknn_i", "linear"):
         pipeline.run(table_cfg(f"head={head}", "splits=[0]"))

@@ -38,7 +38,7 @@ import experiments.protocol.pipeline as P
 
 orig = P.run_split
 def counting(*a, **k):
-    print(f"[test] training split {a[4]}", file=sys.stderr, flush=True)
+    print(f"[test] training split {a[1]}", file=sys.stderr, flush=True)
     return orig(*a, **k)
 P.run_split = counting
 

@@ -268,37 +268,11 @@ def _saved_extractor(meta: dict, path: Path):
     return schema.extractor_from_saved(meta["config"]["extractor"]["builder"], path, finetune=True, in_dim=None)
 
 
-def set_aside_broken(key: RunKey, splits) -> list[int]:
-    """Finished splits of ``splits`` whose saved model is present but does not load (truncated, tampered, a
-    shape or field changed): each one's model files and result file are moved aside to ``.corrupt`` with one
-    warning line, so that the rerun trains the split again and saves its model anew. Returns those splits.
-
-    A split another run holds (its lock) is left alone; a model deleted on purpose (both files gone) is not
-    a broken one."""
-    from experiments.store import safety
-
-    broken = []
-    for split in sorted(key.finished() & set(splits)):
-        files = [p for p in (meta_path(key.dir, split), weights_path(key.dir, split)) if p.exists()]
-        if not files:
-            continue
-        lock = safety.split_lock(key, split)
-        if not lock.try_acquire():
-            continue
-        try:
-            try:
-                load_model(key.dir, split)
-                continue
-            except SavedModelError as e:
-                why = str(e)
-            files.append(key.split_path(split))
-            for p in files:
-                os.replace(p, p.with_name(p.name + safety.CORRUPT_SUFFIX))
-            safety.warn(
-                f"{why.splitlines()[0]}; moved to {', '.join(p.name + safety.CORRUPT_SUFFIX for p in files)}, "
-                f"split {split} is trained again"
-            )
-            broken.append(split)
-        finally:
-            lock.release()
-    return broken
+def why_broken(run_dir: str | Path, split: int) -> str | None:
+    """Why the saved model of ``split`` in ``run_dir`` does not load (its :class:`SavedModelError`), None when it
+    loads (for :meth:`experiments.store.run_store.RunStore.set_aside_broken`)."""
+    try:
+        load_model(run_dir, split)
+    except SavedModelError as e:
+        return str(e)
+    return None

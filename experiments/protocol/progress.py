@@ -1,16 +1,45 @@
-"""What a run shows while it trains: each split's epoch bar (validation MSE and the best so far, and the tracker's
-log line), and, with ``trainer.workers`` > 1, the worker processes' epochs on the run's splits bar."""
+"""What a split's training loop reports to and is stopped by (:func:`loop_hooks`): its epoch bar (validation MSE and
+the best so far, and the tracker's log line), its checkpoint file, the stop request and the per-epoch sparsity; and,
+with ``trainer.workers`` > 1, the worker processes' epochs on the run's splits bar (:class:`InFlight`)."""
 
 from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
+from experiments.protocol import preemption
+from experiments.protocol.evaluate import epoch_sparsity
+from experiments.protocol.tracking import make_tracker
 from experiments.store.results import atomic_write_text
 from softstep.saved_format import UnreadableJSON, read_json
+
+if TYPE_CHECKING:
+    from experiments.protocol.setup import RunContext
+
+
+@contextmanager
+def loop_hooks(ctx: RunContext, split: int, model, inputs, idx: tuple, settings):
+    """The keyword arguments of :func:`softstep.training.fit` that connect one split's loop to the run: ``on_epoch``
+    (its :class:`EpochProgress` and tracker, closed when the body ends), ``checkpoint`` (its file, with
+    ``trainer.checkpoint``), ``stop`` (the run's stop request) and ``epoch_metrics`` (a neighbour head's sparsity)."""
+    cfg, key = ctx.cfg, ctx.store.key
+    tracker = make_tracker(cfg, key.run_id, split)
+    progress = EpochProgress(settings.max_epochs, f"split {split}", cfg.progress, tracker.log, report=ctx.report)
+    try:
+        yield dict(
+            checkpoint=preemption.FileCheckpoint(key.checkpoint(split)) if cfg.trainer.checkpoint else None,
+            stop=ctx.stop_request(),
+            on_epoch=progress,
+            epoch_metrics=epoch_sparsity(cfg, model, inputs, idx[0], idx[1], settings),
+        )
+    finally:
+        progress.close()
+        tracker.finish()
 
 
 class EpochProgress:

@@ -9,6 +9,7 @@ disjoint (train, val, test) partition of all indices.
 from __future__ import annotations
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
 
@@ -49,3 +50,11 @@ def final_split(y, seed: int = 0, n_bins: int = 10, val: float = 0.15):
         raise ValueError(f"a final model needs at least 5 labelled items; the dataset has {len(y)}")
     train_idx, val_idx = _cut(np.arange(len(y)), y, val, seed, n_bins)
     return np.sort(train_idx), np.sort(val_idx), np.array([], dtype=int)
+
+
+def split_indices(cfg: DictConfig, labels, split: int) -> tuple:
+    """(train, val, test) rows of ``split``: the paper's 80/20 → 85/15 cut, or with ``final=true`` every labelled
+    row cut 85/15 into training and early stopping, no test rows (:func:`final_split`)."""
+    if OmegaConf.select(cfg, "final", default=False) is True:
+        return final_split(labels, split, cfg.trainer.stratify_bins)
+    return paper_split(labels, split, cfg.trainer.stratify_bins)
