@@ -19,7 +19,7 @@ UNKNOWN_OPTION = (MissingConfigException, ConfigCompositionException)
 CASES = [
     # a config group option that does not exist: Hydra's error names the group and lists the choices
     (["head=nope"], UNKNOWN_OPTION, ["head", "nca_i"]),
-    # values the pipeline checks at the door (experiments.protocol.settings.validate), each named in the message
+    # values the pipeline checks at the door (experiments.protocol.settings.check_config), each named in the message
     (["splits=[0,0]"], ConfigError, [r"splits"]),
     (["splits=[-1]"], ConfigError, [r"splits"]),
     (["splits=[]"], ConfigError, [r"splits"]),

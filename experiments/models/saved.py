@@ -268,11 +268,15 @@ def _saved_extractor(meta: dict, path: Path):
     return schema.extractor_from_saved(meta["config"]["extractor"]["builder"], path, finetune=True, in_dim=None)
 
 
-def why_broken(run_dir: str | Path, split: int) -> str | None:
-    """Why the saved model of ``split`` in ``run_dir`` does not load (its :class:`SavedModelError`), None when it
-    loads (for :meth:`experiments.store.run_store.RunStore.set_aside_broken`)."""
+def why_broken(run_dir: str | Path, split: int) -> tuple[list[Path], str] | None:
+    """(its files, why) when the saved model of ``split`` in ``run_dir`` is present but does not load (its
+    :class:`SavedModelError`); None when it loads or is gone, both files (deleted on purpose: not a broken one).
+    For :meth:`experiments.store.run_store.RunStore.set_aside_broken`."""
+    files = [p for p in (meta_path(run_dir, split), weights_path(run_dir, split)) if p.exists()]
+    if not files:
+        return None
     try:
         load_model(run_dir, split)
     except SavedModelError as e:
-        return str(e)
+        return files, str(e)
     return None

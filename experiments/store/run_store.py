@@ -25,10 +25,13 @@ class RunStore:
         self.done_before: set[int] = set()
         self.digest: str | None = None
 
-    def open(self, data, splits: list[int], why_broken: Callable[[Path, int], str | None] | None = None) -> list[int]:
+    def open(
+        self, data, splits: list[int], why_broken: Callable[[Path, int], tuple[list[Path], str] | None] | None = None
+    ) -> list[int]:
         """At the start of a run: refuse results computed on other data (``data``, by its
         :func:`~experiments.store.safety.data_digest`, kept as ``digest`` for the results), set aside the finished
-        splits whose saved model is broken (``why_broken(run_dir, split)``: why it does not load, None when it does;
+        splits whose saved model is broken (``why_broken(run_dir, split)``: its files and why it does not load, None when
+        it loads;
         see :meth:`set_aside_broken`), and say which requested splits are done already. Returns the splits to train."""
         self.digest = safety.data_digest(data)
         if not self.force:
@@ -82,25 +85,21 @@ class RunStore:
         write_result(self.key.split_path(split), record)
         self.key.checkpoint(split).unlink(missing_ok=True)
 
-    def set_aside_broken(self, splits, why_broken: Callable[[Path, int], str | None]) -> list[int]:
+    def set_aside_broken(self, splits, why_broken: Callable[[Path, int], tuple[list[Path], str] | None]) -> list[int]:
         """Finished splits of ``splits`` whose saved model is present but does not load (truncated, tampered, a shape
         or field changed; ``why_broken``): each one's model files and result file are moved aside to ``.corrupt``
         with one warning line, so that the rerun trains the split again and saves its model anew. Returns those
-        splits. A split another run holds (its lock) is left alone; a model deleted on purpose (both files gone) is
-        not a broken one."""
+        splits. A split another run holds (its lock) is left alone."""
         key, broken = self.key, []
         for split in sorted(key.finished() & set(splits)):
-            files = [key.dir / "models" / f"model_{split}{ext}" for ext in (".json", ".safetensors")]
-            files = [p for p in files if p.exists()]
-            if not files:
-                continue
             lock = safety.split_lock(key, split)
             if not lock.try_acquire():
                 continue
             try:
-                why = why_broken(key.dir, split)
-                if why is None:
+                broken_model = why_broken(key.dir, split)
+                if broken_model is None:
                     continue
+                files, why = broken_model
                 files.append(key.split_path(split))
                 for p in files:
                     os.replace(p, p.with_name(p.name + safety.CORRUPT_SUFFIX))
