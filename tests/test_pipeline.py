@@ -156,7 +156,7 @@ def test_rerun_skips_finished_splits_unless_forced(tiny, monkeypatch):
     cfg = tiny("head=nca")
     pipeline.run(cfg)
     calls = []
-    monkeypatch.setattr(pipeline, "run_split", lambda *a, **k: calls.append(a[1]) or pytest.fail("should skip"))
+    monkeypatch.setattr(pipeline, "train_and_record", lambda *a, **k: calls.append(a[1]) or pytest.fail("should skip"))
     pipeline.run(cfg)
     assert calls == []
     monkeypatch.undo()

@@ -36,11 +36,11 @@ for s in (signal.SIGTERM, signal.SIGINT):  # run.py does the same first thing; t
 import errno, os, pathlib, runpy, tempfile
 import experiments.protocol.pipeline as P
 
-orig = P.run_split
+orig = P.train_and_record  # called with the split's lock held
 def counting(*a, **k):
     print(f"[test] training split {a[1]}", file=sys.stderr, flush=True)
     return orig(*a, **k)
-P.run_split = counting
+P.train_and_record = counting
 
 fault = os.environ.get("FAULT", "")
 if fault == "enospc":
@@ -1001,13 +1001,14 @@ def test_a_signal_while_starting_is_one_line(small, tmp_path):
 def _left_checkpoint(tiny, root, monkeypatch):
     """A run whose result write fails after training: its last checkpoint stays (epoch = max_epochs)."""
     from experiments.protocol import pipeline as P
+    from experiments.store import run_store
 
     cfg = tiny.at(root)("splits=[0]", "trainer.checkpoint=true")
 
     def fail(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(P, "write_result", fail)
+    monkeypatch.setattr(run_store, "write_result", fail)
     with pytest.raises(OSError):
         P.run(cfg)
     monkeypatch.undo()

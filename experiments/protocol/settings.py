@@ -79,7 +79,7 @@ def check_config(cfg: DictConfig) -> list[int]:
 
 
 def check_more(cfg: DictConfig, bad) -> None:
-    """Trainer, model and device fields that used to fail late (or run for hours): checked at the door."""
+    """Trainer, model and device fields, checked at the door (each would otherwise fail late, or run for hours)."""
 
     def number(x):
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -95,7 +95,7 @@ def read_benchmark(path: Path = GPU_MD) -> dict | None:
 def _dataset_items(job: Job) -> int | None:
     """How many items the job's dataset has (its loader run once); None when the data is not there."""
     from experiments.protocol.compose import compose
-    from experiments.protocol.pipeline import load_data
+    from experiments.protocol.setup import load_data
 
     try:
         return len(load_data(compose(shlex.split(job.line))))
