@@ -375,7 +375,7 @@ def epoch_child(spec: dict) -> dict:
     import torch
 
     from experiments.protocol import sparsity
-    from experiments.protocol.pipeline import EPOCH_SPARSITY_QUERIES
+    from experiments.protocol.evaluate import EPOCH_SPARSITY_QUERIES
     from softstep import build_head
     from softstep.model import Regressor
     from softstep.training import evaluate, fit

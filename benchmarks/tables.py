@@ -31,11 +31,12 @@ import pandas as pd
 
 from benchmarks import _output
 from experiments.inputs.tabular import TablePreprocessor
+from experiments.labels import MinMaxScaler
 from experiments.protocol import pipeline
 from experiments.protocol.baselines import tuned_knn
 from experiments.protocol.compose import compose, hydra_context
 from experiments.protocol.setup import load_data
-from experiments.protocol.splits import MinMaxScaler, paper_split
+from experiments.protocol.splits import paper_split
 from experiments.report.names import HEADS
 from experiments.store.results import read_result
 

@@ -7,16 +7,20 @@ loader's label: ln(target) with ``log_target``) and R², each from the predictio
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import numpy as np
 
+#: The paper's Table 1 (``dataset,head,mse_x1e3_mean,mse_x1e3_std``), data beside the code.
+PAPER_TABLE1 = Path(__file__).resolve().parents[1] / "results" / "paper" / "table1.csv"
 #: The result-file field Table 1 reports.
 PAPER_METRIC = "test_mse_x1e3"
 #: Every result file's ``metrics`` holds these (validated by :mod:`experiments.store.results`).
-REQUIRED = ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
+REQUIRED_METRICS = ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
 #: A final model's result (``final=true``: no test rows) holds the validation ones only.
-REQUIRED_FINAL = ("val_mse", "val_mse_x1e3", "val_mse_orig")
+REQUIRED_FINAL_METRICS = ("val_mse", "val_mse_x1e3", "val_mse_orig")
 #: Optional (absent from files written before they were added): in the label's units, and R² (may be negative).
 LABEL_UNITS = ("rmse_orig", "mae_orig", "r2")
 
@@ -69,3 +73,11 @@ def metrics_line(m: dict, prefix: str = "test") -> str:
         if f"{prefix}_{key}" in m:
             parts.append(f"{name} {m[f'{prefix}_{key}']:.4g}")
     return ", ".join(parts)
+
+
+def read_paper_table1(path: str | Path) -> dict[tuple[str, str], tuple[float, float]]:
+    """results/paper/table1.csv (dataset,head,mse_x1e3_mean,mse_x1e3_std) → (dataset, head) -> (mean, std)."""
+    with open(path, newline="") as f:
+        return {
+            (r["dataset"], r["head"]): (float(r["mse_x1e3_mean"]), float(r["mse_x1e3_std"])) for r in csv.DictReader(f)
+        }

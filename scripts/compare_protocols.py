@@ -22,9 +22,9 @@ from statistics import mean, median, stdev
 from omegaconf import OmegaConf
 
 from experiments.protocol.compose import compose
-from experiments.protocol.settings import run_key
 from experiments.report.cells import paired_wilcoxon
 from experiments.report.names import HEADS
+from experiments.store.identity import run_key
 from experiments.store.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]

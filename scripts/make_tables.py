@@ -17,11 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.metrics import TABLE_METRICS
+from experiments.metrics import TABLE_METRICS, read_paper_table1
 from experiments.report.cells import MIN_PAIRS, read_hparams, select_runs
 from experiments.report.fmt import mean_std
 from experiments.report.names import dataset_label, dataset_sort_key, head_label, head_sort_key
-from experiments.report.paper import compare_with_paper, comparison_markdown, read_paper_table1, write_comparison
+from experiments.report.paper import compare_with_paper, comparison_markdown, write_comparison
 from experiments.report.table1 import ALPHA, TABLE1_SPLITS, table1_cells, write_table1
 from experiments.report.tuning import tuning_cells, write_tuning
 from experiments.store.results import ResultError, read_results

@@ -10,7 +10,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from data.base import DataError
-from experiments.protocol import pipeline
+from experiments.protocol import pipeline, setup
 from experiments.protocol.settings import ConfigError
 
 UNKNOWN_OPTION = (MissingConfigException, ConfigCompositionException)
@@ -19,7 +19,7 @@ UNKNOWN_OPTION = (MissingConfigException, ConfigCompositionException)
 CASES = [
     # a config group option that does not exist: Hydra's error names the group and lists the choices
     (["head=nope"], UNKNOWN_OPTION, ["head", "nca_i"]),
-    # values the pipeline checks at the door (experiments.protocol.settings.validate), each named in the message
+    # values the pipeline checks at the door (experiments.protocol.settings.check_config), each named in the message
     (["splits=[0,0]"], ConfigError, [r"splits"]),
     (["splits=[-1]"], ConfigError, [r"splits"]),
     (["splits=[]"], ConfigError, [r"splits"]),
@@ -63,7 +63,7 @@ def test_bad_config_fails_before_any_work(tmp_path, tiny, monkeypatch, overrides
     import extractors.text as T
 
     monkeypatch.setattr(T, "minilm", lambda **_: pytest.fail("no extractor may be built"))
-    monkeypatch.setattr(pipeline, "prepare_inputs", lambda *a, **k: pytest.fail("no input may be prepared"))
+    monkeypatch.setattr(setup, "prepare_inputs", lambda *a, **k: pytest.fail("no input may be prepared"))
     with pytest.raises(error) as e:
         pipeline.run(tiny(*overrides))
     for pattern in patterns:

@@ -15,6 +15,7 @@ from experiments import sweep
 from experiments.protocol import settings
 from experiments.protocol.compose import compose, hydra_context
 from experiments.report.names import HEADS, NEIGHBOUR_HEADS
+from experiments.store import identity
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD_FILES = sorted(p.stem for p in (REPO / "configs/head").glob("*.yaml"))
@@ -23,7 +24,7 @@ HEAD_FILES = sorted(p.stem for p in (REPO / "configs/head").glob("*.yaml"))
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "configs/experiment").glob("*.yaml")))
 def test_every_experiment_composes_and_builds_its_head(experiment):
     cfg = compose([f"experiment={experiment}"])
-    assert settings.validate(cfg)  # builds the head from head.module, checks every value the pipeline reads
+    assert settings.check_config(cfg)  # builds the head from head.module, checks every value the pipeline reads
     assert isinstance(settings.head_from_config(cfg), torch.nn.Module)
 
 
@@ -56,7 +57,7 @@ def test_head_yaml_builds_the_library_head_with_its_tuned_values(name):
     assert built.needs_reference == (name in NEIGHBOUR_HEADS)
     sim, embed, batch = (softstep.TUNED[name][k] for k in ("similarity", "embed_dim", "batch_size"))
     assert (cfg.model.embed_dim, cfg.trainer.batch_size) == (embed, batch)
-    assert settings.head_similarity(cfg) == (sim or None)
+    assert identity.head_similarity(cfg) == (sim or None)
     if sim:
         assert built.similarity == sim
     # model and trainer read nothing back from the head: their values are owned by the head file
@@ -85,8 +86,8 @@ def test_linear_similarity_is_not_part_of_its_run_id():
     b = compose(["dataset=synthetic", "head=linear", "head.similarity=cos"])
     c = compose(["dataset=synthetic", "head=nca", "head.similarity=l2"])
     d = compose(["dataset=synthetic", "head=nca", "head.similarity=cos"])
-    assert settings.run_id(a) == settings.run_id(b) and settings.run_id(c) != settings.run_id(d)
-    assert settings.run_id(a).startswith("linear-e25-b32-") and settings.run_id(c).startswith("l2-e100-b32-")
+    assert identity.run_id(a) == identity.run_id(b) and identity.run_id(c) != identity.run_id(d)
+    assert identity.run_id(a).startswith("linear-e25-b32-") and identity.run_id(c).startswith("l2-e100-b32-")
 
 
 def _leaves(node, prefix=""):
@@ -138,7 +139,7 @@ def test_protocols_set_their_settings_and_paper_experiments_use_the_authors():
 def test_the_paper_count_is_not_part_of_the_run_id():
     a = compose(["dataset=houses", "head=nca"])
     b = compose(["dataset=houses", "head=nca", "dataset.expected_n=7", "dataset.expected_n_note=changed"])
-    assert settings.run_id(a) == settings.run_id(b)
+    assert identity.run_id(a) == identity.run_id(b)
 
 
 @pytest.mark.parametrize("experiment", ["table1", "tune_rsna"])

@@ -73,7 +73,7 @@ def test_a_final_model_trains_on_every_row_saves_apart_and_predict_prefers_it(ta
     assert "(n=1)" in (tmp_path / "t" / "table1.md").read_text()
 
     # its saved model: one, with every labelled row as the reference set
-    model = saved.load(res.key.dir, 0)
+    model = saved.load_model(res.key.dir, 0)
     assert sorted(model.meta["reference_items"]) == list(range(len(df))) and len(model.y_ref) == len(df)
 
     # predict.py: the final model by default, the splits on request; each says which it uses
@@ -123,7 +123,7 @@ def test_log1p_takes_zeros_and_predictions_come_back_in_the_targets_units(table_
     assert plain.preprocessing != data.preprocessing  # another label: another feature cache and data digest
 
     res = pipeline.run(table_run("head=nca", "final=true", "dataset.loader.log_target=log1p"))
-    model = saved.load(res.key.dir, 0)
+    model = saved.load_model(res.key.dir, 0)
     assert model.meta["label"]["log_target"] == "log1p"
     out = predict(res.key.run_dir, tmp_path / "sold.csv")
     z = model.embed(torch.from_numpy(model.preprocessor.transform(df.drop(columns=["sold"]))))

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+from experiments.labels import MinMaxScaler
 from experiments.metrics import label_metrics, split_metrics
 from experiments.protocol import pipeline
-from experiments.protocol.splits import MinMaxScaler, paper_split
-from experiments.store.results import ResultError, read_result, validate
+from experiments.protocol.splits import paper_split
+from experiments.store.results import ResultError, check_result, read_result
 from scripts import make_tables
 from softstep.model import embed_rows
 from tests.test_report_tables import fake_result, put
@@ -61,6 +62,15 @@ def test_split_metrics_keep_the_papers_and_add_the_label_units():
     assert set(split_metrics(float("nan"), 0.01, scaler)) == {"val_mse", "val_mse_x1e3", "val_mse_orig"}
 
 
+def test_an_mse_on_the_scaled_label_is_in_squared_label_units():
+    """Without predictions, ``<set>_mse_orig`` is the scaled MSE times the squared label span: labels spanning 10 to 30
+    (span 20) with every prediction off by 2 have MSE 4 in the label's units and (2 / 20)^2 = 0.01 on the scaled one."""
+    scaler = MinMaxScaler(np.array([10.0, 30.0, 25.0]))
+    assert scaler.mse_to_original(0.01) == pytest.approx(4.0)
+    m = split_metrics(0.01, 0.0025, scaler)
+    assert m["test_mse_orig"] == pytest.approx(4.0) and m["val_mse_orig"] == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("head", ["nca_i", "linear"])
 def test_every_result_records_sklearns_metrics_on_the_unscaled_label(tiny, head, capsys):
     res = pipeline.run(tiny(f"head={head}", "splits=[1]", "dataset.loader.n=200"), keep_models=True)
@@ -96,22 +106,22 @@ def test_result_files_without_the_new_metrics_still_read(tmp_path):
     assert read_result(put(tmp_path, old))["metrics"]["test_mse_x1e3"] == 5.0
     new = copy.deepcopy(old)
     new["metrics"].update(test_rmse_orig=2.0, test_mae_orig=1.5, test_r2=-0.3)  # R² below 0 is allowed
-    validate(new)
+    check_result(new)
     for key, value in (("test_rmse_orig", -1.0), ("test_mae_orig", float("nan")), ("test_r2", float("inf"))):
         bad = copy.deepcopy(new)
         bad["metrics"][key] = value
         with pytest.raises(ResultError, match=f"metrics.{key}"):
-            validate(bad)
+            check_result(bad)
     final = copy.deepcopy(old)
     final["final"] = True
     for key in ("test_mse", "test_mse_x1e3", "test_mse_orig"):
         del final["metrics"][key]
-    validate(final)  # a final model has no test rows
+    check_result(final)  # a final model has no test rows
     del final["final"]
     with pytest.raises(ResultError, match="metrics.test_mse"):
-        validate(final)
+        check_result(final)
     with pytest.raises(ResultError, match="hit_epoch_cap"):
-        validate({**old, "hit_epoch_cap": "yes"})
+        check_result({**old, "hit_epoch_cap": "yes"})
 
 
 def plant(root, values, key, heads=("linear", "nca")):

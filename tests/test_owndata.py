@@ -16,10 +16,11 @@ import torch
 from experiments.inputs.tabular import TablePreprocessor
 from experiments.models import saved
 from experiments.models.predict import PredictError, predict
-from experiments.protocol import pipeline, settings
+from experiments.protocol import pipeline, progress
 from experiments.protocol.compose import compose
 from experiments.protocol.sparsity import head_sparsity
 from experiments.protocol.splits import paper_split
+from experiments.store import identity
 from experiments.store.results import read_result, read_results
 from softstep import build_head
 from tests import fixtures_data as FD
@@ -155,7 +156,7 @@ def test_result_files_have_sparsity_and_per_epoch_logs(tmp_path, table_cfg, monk
         def finish(self):
             pass
 
-    monkeypatch.setattr(pipeline, "make_tracker", lambda *a: Recorder())
+    monkeypatch.setattr(progress, "make_tracker", lambda *a: Recorder())
     flats(tmp_path / "f.csv")
     for head in ("nca_g", "diffknn_i", "linear"):
         pipeline.run(table_cfg(f"head={head}", "splits=[0]"))
@@ -248,7 +249,7 @@ def test_save_model_setting(tmp_path, table_cfg):
     assert not saved.wanted(compose(["dataset=image_folder"]))  # auto + fine-tuned resnet18: not saved
     assert saved.wanted(compose(["dataset=image_folder", "save_model=true"]))
     # save_model does not change a result: same run id
-    assert settings.run_id(table_cfg("save_model=false")) == settings.run_id(table_cfg())
+    assert identity.run_id(table_cfg("save_model=false")) == identity.run_id(table_cfg())
 
 
 def test_image_folder_run_predicts_a_folder(tmp_path):
@@ -297,7 +298,7 @@ def test_fine_tuned_extractor_is_saved_only_when_asked(tmp_path):
     auto = pipeline.run(compose(common + [f"paths.results_root={tmp_path}/a"]))
     assert saved.saved_splits(auto.key.dir) == []  # auto: a fine-tuned extractor is not saved
     res = pipeline.run(compose(common + [f"paths.results_root={tmp_path}/b", "save_model=true"]))
-    model = saved.load(res.key.dir, 0)
+    model = saved.load_model(res.key.dir, 0)
     assert model.meta["extractor_saved"] and model.model.extractor is not None
     out = predict(res.key.dir, root, split=0)
     assert len(out) == 16 and np.isfinite(out["prediction"]).all()

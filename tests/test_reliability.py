@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.protocol import pipeline, settings
+from experiments.protocol import pipeline
 from experiments.protocol.compose import compose
-from experiments.store.results import ResultError, read_result, read_results, validate
+from experiments.store import identity
+from experiments.store.results import ResultError, check_result, read_result, read_results
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +36,11 @@ for s in (signal.SIGTERM, signal.SIGINT):  # run.py does the same first thing; t
 import errno, os, pathlib, runpy, tempfile
 import experiments.protocol.pipeline as P
 
-orig = P.run_split
+orig = P.train_and_record  # called with the split's lock held
 def counting(*a, **k):
-    print(f"[test] training split {a[4]}", file=sys.stderr, flush=True)
+    print(f"[test] training split {a[1]}", file=sys.stderr, flush=True)
     return orig(*a, **k)
-P.run_split = counting
+P.train_and_record = counting
 
 fault = os.environ.get("FAULT", "")
 if fault == "enospc":
@@ -279,7 +280,7 @@ class Evil:
 def test_a_malicious_checkpoint_runs_nothing(small, tmp_path):
     root, marker = tmp_path / "r", tmp_path / "pwned"
     args = small(root, "splits=[0]", "trainer.max_epochs=2")
-    ck = settings.run_key(compose(args)).checkpoint(0)
+    ck = identity.run_key(compose(args)).checkpoint(0)
     ck.parent.mkdir(parents=True)
     torch.save({"model": Evil(marker), "epoch": 0, "batch": 0}, ck)
     out = cli_run(args, tmp_path)
@@ -294,7 +295,7 @@ def test_a_malicious_checkpoint_runs_nothing(small, tmp_path):
 def test_a_corrupt_checkpoint_is_moved_aside_and_blocks_nothing(small, tmp_path, size):
     root = tmp_path / "r"
     args = small(root, "splits=[0,1]", "trainer.max_epochs=2")
-    key = settings.run_key(compose(args))
+    key = identity.run_key(compose(args))
     key.dir.mkdir(parents=True)
     key.checkpoint(0).write_bytes(os.urandom(size))
     out = cli_run(args, tmp_path)
@@ -323,7 +324,7 @@ def test_leftovers_of_a_kill_are_removed(small, tmp_path, capsys):
     root = tmp_path / "r"
     args = small(root, "splits=[0]", "trainer.max_epochs=1")
     assert in_process(args, capsys)[0] == 0
-    key = settings.run_key(compose(args))
+    key = identity.run_key(compose(args))
     (key.dir / ".split_0.json.abc123.tmp").write_text("{")
     (key.dir / ".split_1.ckpt.pt.abc123.tmp").write_text("x")
     key.checkpoint(0).write_bytes(b"stale")
@@ -457,11 +458,11 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path, capsys, clear_count, nam
 
 def test_constant_training_labels_of_a_split_are_refused():
     from data.base import DataError, RegressionData
-    from experiments.store import safety
+    from experiments import labels
 
     data = RegressionData("d", "table", torch.zeros(10, 2), np.r_[np.zeros(9), 1.0])
     with pytest.raises(DataError, match="split 3: every training label is 0"):
-        safety.check_labels(data, {3: np.zeros(7)})
+        labels.check_labels(data, {3: np.zeros(7)})
 
 
 @pytest.mark.parametrize("case", ["results_root_under_a_file", "read_only_folder", "disk_full"])
@@ -506,7 +507,7 @@ def test_result_validation_rejects_non_finite_metrics(tmp_path):
             k: 1.0 for k in ("test_mse", "val_mse", "test_mse_x1e3", "val_mse_x1e3", "test_mse_orig", "val_mse_orig")
         },
     }
-    validate(good)
+    check_result(good)
     for bad in (float("inf"), float("nan")):
         path = tmp_path / "split_0.json"
         path.write_text(
@@ -847,7 +848,7 @@ def test_a_broken_saved_model_is_set_aside_and_its_split_trained_again(tmp_path,
         assert p.with_name(p.name + ".corrupt").read_bytes() == payload
     assert key.split_path(0).with_name("split_0.json.corrupt").exists()
     assert read_result(key.split_path(0))["metrics"] == good["metrics"]
-    assert saved.load(key.dir, 0).y_ref is not None  # the new model loads
+    assert saved.load_model(key.dir, 0).y_ref is not None  # the new model loads
     assert not key.dir.joinpath("models", "model_1.json.corrupt").exists()  # the sound split is left alone
 
 
@@ -1000,13 +1001,14 @@ def test_a_signal_while_starting_is_one_line(small, tmp_path):
 def _left_checkpoint(tiny, root, monkeypatch):
     """A run whose result write fails after training: its last checkpoint stays (epoch = max_epochs)."""
     from experiments.protocol import pipeline as P
+    from experiments.store import run_store
 
     cfg = tiny.at(root)("splits=[0]", "trainer.checkpoint=true")
 
     def fail(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(P, "write_result", fail)
+    monkeypatch.setattr(run_store, "write_result", fail)
     with pytest.raises(OSError):
         P.run(cfg)
     monkeypatch.undo()
@@ -1027,7 +1029,7 @@ BAD_CHECKPOINTS = {
 def test_a_checkpoint_that_does_not_fit_is_set_aside_with_one_line(tmp_path, tiny, capsys, monkeypatch, case):
     """A checkpoint that loads (tensors and plain values) but does not fit the model or the settings is moved aside
     with one line and the split trains afresh, ending with the clean run's metrics (no traceback, no other number)."""
-    from experiments.protocol.settings import run_key
+    from experiments.store.identity import run_key
 
     clean = pipeline.run(tiny.at(tmp_path / "clean")("splits=[0]")).trained[0].record["metrics"]
     cfg = _left_checkpoint(tiny, tmp_path / "r", monkeypatch)

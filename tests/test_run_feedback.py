@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.protocol import pipeline
-from experiments.protocol.pipeline import convergence, split_ranges
-from experiments.protocol.train import EpochProgress, InFlight
+from experiments.protocol import pipeline, setup
+from experiments.protocol.evaluate import convergence
+from experiments.protocol.progress import EpochProgress, InFlight
 from experiments.store.record import versions
 from experiments.store.results import read_result
+from experiments.store.run_store import split_ranges
 from extractors import weights as W
 from softstep.training_types import FitResult
 from tests import fixtures_data as FD
@@ -108,7 +109,7 @@ def test_missing_offline_weights_fail_before_any_decoding(tiny, tmp_path, offlin
     for k in range(8):
         FD.write_image(images / f"{k}.png", (24, 20), "RGB", k)
     pd.DataFrame({"file": [f"{k}.png" for k in range(8)], "target": range(8)}).to_csv(images / "labels.csv")
-    monkeypatch.setattr(pipeline, "prepare_inputs", lambda *a, **k: pytest.fail("nothing may be decoded"))
+    monkeypatch.setattr(setup, "prepare_inputs", lambda *a, **k: pytest.fail("nothing may be decoded"))
     cfg = tiny("dataset=image_folder", f"dataset.loader.root={images}", "dataset.loader.size=16", "splits=[0]")
     assert cfg.extractor.name == "resnet18" and cfg.extractor.finetune
     with pytest.raises(W.WeightsNotFound) as e:

@@ -274,7 +274,7 @@ def test_save_model_weights_drops_the_reference_set(tiny, tmp_path):
     X.assign(price=y).to_csv(tmp_path / "h.csv", index=False)
     table = ("dataset=table", f"dataset.loader.path={tmp_path / 'h.csv'}", "dataset.loader.target=price")
     run_dir = pipeline.run(tiny(*table, "dataset.loader.features=all", "splits=[0]", "save_model=weights")).key.dir
-    m = saved.load(run_dir, 0)
+    m = saved.load_model(run_dir, 0)
     assert m.z_ref is None and m.meta["reference_items"] is None
     with pytest.raises(SavedModelError, match="without its reference set"):
         predict(run_dir, tmp_path / "h.csv", split=0)

@@ -61,7 +61,7 @@ def test_an_epoch_embeds_the_training_split_once_for_its_validation_and_sparsity
     directly from those embeddings."""
     import numpy as np
 
-    from experiments.protocol import pipeline, sparsity
+    from experiments.protocol import evaluate, sparsity
     from softstep import training
     from softstep.model import Regressor
     from softstep.training_types import TensorInputs, TrainerSettings
@@ -78,7 +78,7 @@ def test_an_epoch_embeds_the_training_split_once_for_its_validation_and_sparsity
     train, val, test = np.arange(80), np.arange(80, 100), np.arange(100, 120)
     model = Regressor(3, 16, 4, build_head("nca_i", 4))
     s = TrainerSettings(max_epochs=3, patience=5, batch_size=16, lr=1e-2)
-    metrics = pipeline.epoch_sparsity(None, model, None, train, val, s)
+    metrics = evaluate.epoch_sparsity(None, model, None, train, val, s)
     seen = []
 
     def recorded(m, embeddings):

@@ -40,9 +40,9 @@ def load_models(run_dir, split="all", device="cpu") -> list[saved.SavedModel]:
     """The saved models of a run folder (``split``: see :func:`choose_models`), or the one model a path to a saved
     model's files names (``<stem>``, ``<stem>.json`` or ``<stem>.safetensors``, e.g. an estimator's save)."""
     if saved.is_model_file(Path(run_dir).expanduser()):
-        return [saved.load_file(Path(run_dir).expanduser(), device=device)]
+        return [saved.load_model_file(Path(run_dir).expanduser(), device=device)]
     folder, splits = choose_models(run_dir, split)
-    return [saved.load(folder, s, device=device) for s in splits]
+    return [saved.load_model(folder, s, device=device) for s in splits]
 
 
 def choose_models(run_dir, split="all") -> tuple[Path, list[int]]:

@@ -32,9 +32,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from data.base import RegressionData
 from experiments.inputs.tabular import TablePreprocessor
+from experiments.labels import MinMaxScaler
 from experiments.models import schema
 from experiments.models.schema import MODEL_FORMAT, SavedModelError
-from experiments.protocol.splits import MinMaxScaler
 from experiments.store.results import RunKey
 from softstep import saved_format
 from softstep.model import Regressor, embed_rows
@@ -229,8 +229,8 @@ def saved_splits(run_dir: str | Path) -> list[int]:
     return sorted(out)
 
 
-def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
-    """The saved model of ``split`` in ``run_dir`` (:func:`load_file`)."""
+def load_model(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
+    """The saved model of ``split`` in ``run_dir`` (:func:`load_model_file`)."""
     run_dir = Path(run_dir)
     w, m = weights_path(run_dir, split), meta_path(run_dir, split)
     if not (w.is_file() and m.is_file()):
@@ -239,7 +239,7 @@ def load(run_dir: str | Path, split: int, *, device="cpu") -> SavedModel:
             f"{run_dir}: no saved model for split {split} (models/{w.name} and models/{m.name}); "
             + (f"saved splits: {have}" if have else "this run saved none: rerun it with save_model=true")
         )
-    return load_file(m, device=device, run_dir=run_dir)
+    return load_model_file(m, device=device, run_dir=run_dir)
 
 
 def is_model_file(path: str | Path) -> bool:
@@ -248,7 +248,7 @@ def is_model_file(path: str | Path) -> bool:
     return not Path(path).is_dir() and (w.is_file() or m.is_file())
 
 
-def load_file(path: str | Path, *, device="cpu", run_dir: Path | None = None) -> SavedModel:
+def load_model_file(path: str | Path, *, device="cpu", run_dir: Path | None = None) -> SavedModel:
     """The saved model whose files ``path`` names (``<stem>``, ``<stem>.json`` or ``<stem>.safetensors``: a
     pipeline split's or :meth:`softstep.SoftStepRegressor.save`'s), read as data
     (:mod:`experiments.models.schema`): the JSON is validated before any of it is used, the model is built from
@@ -268,37 +268,15 @@ def _saved_extractor(meta: dict, path: Path):
     return schema.extractor_from_saved(meta["config"]["extractor"]["builder"], path, finetune=True, in_dim=None)
 
 
-def set_aside_broken(key: RunKey, splits) -> list[int]:
-    """Finished splits of ``splits`` whose saved model is present but does not load (truncated, tampered, a
-    shape or field changed): each one's model files and result file are moved aside to ``.corrupt`` with one
-    warning line, so that the rerun trains the split again and saves its model anew. Returns those splits.
-
-    A split another run holds (its lock) is left alone; a model deleted on purpose (both files gone) is not
-    a broken one."""
-    from experiments.store import safety
-
-    broken = []
-    for split in sorted(key.finished() & set(splits)):
-        files = [p for p in (meta_path(key.dir, split), weights_path(key.dir, split)) if p.exists()]
-        if not files:
-            continue
-        lock = safety.split_lock(key, split)
-        if not lock.try_acquire():
-            continue
-        try:
-            try:
-                load(key.dir, split)
-                continue
-            except SavedModelError as e:
-                why = str(e)
-            files.append(key.split_path(split))
-            for p in files:
-                os.replace(p, p.with_name(p.name + safety.CORRUPT_SUFFIX))
-            safety.warn(
-                f"{why.splitlines()[0]}; moved to {', '.join(p.name + safety.CORRUPT_SUFFIX for p in files)}, "
-                f"split {split} is trained again"
-            )
-            broken.append(split)
-        finally:
-            lock.release()
-    return broken
+def why_broken(run_dir: str | Path, split: int) -> tuple[list[Path], str] | None:
+    """(its files, why) when the saved model of ``split`` in ``run_dir`` is present but does not load (its
+    :class:`SavedModelError`); None when it loads or is gone, both files (deleted on purpose: not a broken one).
+    For :meth:`experiments.store.run_store.RunStore.set_aside_broken`."""
+    files = [p for p in (meta_path(run_dir, split), weights_path(run_dir, split)) if p.exists()]
+    if not files:
+        return None
+    try:
+        load_model(run_dir, split)
+    except SavedModelError as e:
+        return files, str(e)
+    return None

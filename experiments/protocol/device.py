@@ -1,28 +1,8 @@
-"""The trainer's device knobs, resolved for the device a run is on: precision, compile, max_elements.
-
-``auto`` picks from what was measured (on an H100 for issue 11; ``results/benchmarks/gpu.md``):
-
-- ``trainer.precision``: ``bf16`` autocasts the extractor's forward (and so its backward) on CUDA
-  (on the CPU too, where it is rarely faster). The MLP and the head always run in float32:
-  the extractor's output is cast back before the MLP, so similarities, softmax and ranks stay
-  float32 (DiffKNN ranks in float64). ``auto`` is ``32`` everywhere: end to end on an H100
-  (``results/benchmarks/gpu_full.md``) bf16 made a resnet18 epoch 26 % faster with 0 workers and
-  12 % slower with 8, and an efficientnet_b0 epoch 13 % slower; at the paper's batch size of 32 the GPU alone trained
-  resnet18 at 3,616 images/s in float32 (TF32 convolutions) against 2,527 with bf16 (the step is
-  bound by kernel launches). No single default wins; set it per extractor.
-- ``trainer.compile``: ``torch.compile`` (default mode) of the training step's forward and loss.
-  ``auto`` is off: on an H100 compiling took 5–21 s per head, and the compiled step at B = 32 was
-  3–33 % faster for nca_g, nca_i and the DiffKNN heads but 34 % slower for nca; on the CPU its
-  compile time outweighs what it saves in a job.
-- ``trainer.max_elements``: the evaluation's memory bound (query × reference entries per block).
-  ``auto`` is 2²² on the CPU; on CUDA, the largest power of two whose blocks take at most
-  min(1/8 of the free memory, 2 GiB), at the head's ``predict_bytes_per_entry``: the similarity
-  block and the temporaries of the same shape that its predict makes. Measured on an H100 as peak
-  extra memory per entry: nca 15 bytes at 2²⁷ entries per block (1.9 GiB, predict 1.5× dense at
-  N = 10⁶), nca_i 21 and diffknn_i 26–32 (``results/benchmarks/gpu*.md``); so 16 bytes for plain
-  NCA (2²⁷ entries), 32 for nca_g/nca_i (2²⁶) and 33 for DiffKNN (2²⁵: at 2²⁶ it peaked at 2,050 MiB, just
-  over 2 GiB) on a GPU with ≥ 16 GiB free.
-"""
+"""The trainer's device knobs, resolved for the device a run is on: ``trainer.precision`` (bf16 autocasts the
+extractor's forward; the MLP and the head stay float32), ``trainer.compile`` (``torch.compile`` of the training
+step) and ``trainer.max_elements`` (the evaluation's memory bound, query × reference entries per block). What their
+``auto`` values rest on is measured in ``results/benchmarks/gpu*.md`` and summed up in docs/performance.md
+("What the device defaults rest on")."""
 
 from __future__ import annotations
 
@@ -40,7 +20,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(value, device) -> str:
-    """``trainer.precision``: ``auto`` → ``32`` (see the module docstring), or ``bf16`` / ``32``."""
+    """``trainer.precision``: ``auto`` → ``32`` (docs/performance.md says why), or ``bf16`` / ``32``."""
     value = str(value)
     if value == "auto":
         return "32"
@@ -50,7 +30,7 @@ def resolve_precision(value, device) -> str:
 
 
 def resolve_compile(value, device) -> bool:
-    """``trainer.compile``: ``auto`` → False (see the module docstring), or true / false."""
+    """``trainer.compile``: ``auto`` → False (docs/performance.md says why), or true / false."""
     if value == "auto":
         return False
     if not isinstance(value, bool):
@@ -59,7 +39,7 @@ def resolve_compile(value, device) -> bool:
 
 
 def resolve_max_elements(value, device, head=None) -> int:
-    """``trainer.max_elements``: ``auto`` → sized from the device (see the module docstring) and the head's
+    """``trainer.max_elements``: ``auto`` → sized from the device (docs/performance.md) and the head's
     ``predict_bytes_per_entry`` (:data:`BYTES_PER_ELEMENT` without a head, or for one that does not say),
     or an integer >= 1."""
     if value != "auto":

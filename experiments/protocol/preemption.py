@@ -1,4 +1,5 @@
-"""Preemption and time limits: checkpoint mid-epoch on SLURM's warning signal, then requeue.
+"""Preemption and time limits: checkpoint mid-epoch on SLURM's warning signal, then requeue. A split's checkpoint
+file is :class:`FileCheckpoint`.
 
 SIGTERM (``scancel``, most schedulers, ``kill``) and SIGINT (Ctrl-C) take the same path to the
 same mid-epoch checkpoint, then exit with one line and code 128 + signal, without requeueing.
@@ -28,7 +29,11 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import NoReturn
+
+from experiments.store.results import atomic_torch_save
+from experiments.store.safety import load_checkpoint, quarantine
 
 #: Set to ask the training loop to checkpoint at the next batch boundary and stop.
 STOP = threading.Event()
@@ -138,11 +143,12 @@ def exit_for_requeue(err: BaseException) -> NoReturn:
 
 def resume_notes(cfg) -> list[str]:
     """One line per requested split that has a checkpoint to resume from (printed at start, for the log)."""
-    from experiments.protocol.settings import run_key, validate
+    from experiments.protocol.settings import check_config
+    from experiments.store.identity import run_key
     from experiments.store.safety import UnreadableFile, load_tensors
 
     try:
-        splits = validate(cfg)
+        splits = check_config(cfg)
         key = run_key(cfg)
         splits = [0] if key.final else splits  # a final model is split 0 of its own folder
     except Exception:  # noqa: BLE001 - a bad config is reported by the run itself
@@ -161,3 +167,24 @@ def resume_notes(cfg) -> list[str]:
             f"[softstep] split {s}: resuming from checkpoint {ck} (epoch {state['epoch']}, batch {state['batch']})"
         )
     return notes
+
+
+class FileCheckpoint:
+    """A split's checkpoint file (:class:`softstep.training_types.Checkpoint`): written atomically, loaded with
+    ``weights_only`` (an unreadable file is moved aside by :func:`experiments.store.safety.load_checkpoint`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def load(self, device) -> dict | None:
+        return load_checkpoint(self.path, device) if self.path.exists() else None
+
+    def save(self, state: dict) -> None:
+        atomic_torch_save(self.path, state)
+
+    def reject(self, why: str) -> None:
+        """A checkpoint that loads but does not fit the split's model or settings: moved aside with one line."""
+        quarantine(self.path, f"{self.path}: {why}", "the split starts afresh")
+
+    def __str__(self) -> str:
+        return str(self.path)

@@ -1,12 +1,11 @@
 """A run's settings, checked at the door, and what they build and name: validation (every field the
-pipeline reads, before any data or model is touched), the head (:func:`head_from_config`) and the
-run identity (``run_id``, ``run_key``)."""
+pipeline reads, before any data or model is touched), the head (:func:`head_from_config`) and the trainer's
+settings (:func:`trainer_settings`). A run's identity (``run_id``, ``run_key``) is the store's:
+:mod:`experiments.store.identity`."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 import re
 from pathlib import Path
@@ -19,31 +18,17 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.models import saved
 from experiments.protocol import device
 from experiments.protocol.compose import CONFIGS
-from experiments.store.results import FinalKey, RunKey
+from experiments.protocol.device import resolve_compile, resolve_max_elements, resolve_precision
 from softstep import SIMILARITIES
 from softstep.model import ARCHS
-
-#: Config keys that do not change a result: left out of the run id.
-NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model", "final"}
-TRAINER_NOT_IN_RUN_ID = {
-    "device",
-    "threads",
-    "workers",
-    "num_workers",
-    "checkpoint",
-    "eval_batch_size",
-    "max_elements",
-    "precision",
-    "compile",
-    "decoded_cache",
-}  # how it runs, like device: recorded in result files
+from softstep.training_types import TrainerSettings
 
 
 class ConfigError(ValueError):
     """A bad config value; the message names the field and what is allowed."""
 
 
-def validate(cfg: DictConfig) -> list[int]:
+def check_config(cfg: DictConfig) -> list[int]:
     """Check the values the pipeline relies on, before any data or model is touched. Returns the splits."""
 
     def bad(field, value, allowed):
@@ -80,7 +65,7 @@ def validate(cfg: DictConfig) -> list[int]:
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             bad(field, value, f"an integer >= {lo}")
-    validate_more(cfg, bad)
+    check_more(cfg, bad)
     check_paths(cfg, bad)
     try:
         saved.wanted(cfg)
@@ -93,8 +78,8 @@ def validate(cfg: DictConfig) -> list[int]:
     return splits
 
 
-def validate_more(cfg: DictConfig, bad) -> None:
-    """Trainer, model and device fields that used to fail late (or run for hours): checked at the door."""
+def check_more(cfg: DictConfig, bad) -> None:
+    """Trainer, model and device fields, checked at the door (each would otherwise fail late, or run for hours)."""
 
     def number(x):
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
@@ -227,33 +212,23 @@ def head_from_config(cfg: DictConfig) -> torch.nn.Module:
         ) from None
 
 
-def run_id(cfg: DictConfig) -> str:
-    """``<sim>-e<embed>-b<batch>-<hash>``: the hash covers every setting that can change a result.
-
-    Of the head it covers its name and what is built (``head.module``), so a value no head reads
-    (``head.similarity`` of the linear head) does not split one configuration into several."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    key = {k: v for k, v in c.items() if k not in NOT_IN_RUN_ID}
-    key["trainer"] = {
-        k: v
-        for k, v in key["trainer"].items()
-        if k not in TRAINER_NOT_IN_RUN_ID and not (k == "head_lr" and v is None)  # unset: the ids from before it
-    }
-    key["dataset"] = {
-        k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")
-    }  # checks only
-    key["head"] = {k: key["head"][k] for k in ("name", "module")}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{head_similarity(cfg) or cfg.head.name}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"
-
-
-def head_similarity(cfg: DictConfig) -> str | None:
-    """The similarity the built head uses (None for a head without one, e.g. linear)."""
-    return OmegaConf.select(cfg, "head.module.similarity", default=None)
-
-
-def run_key(cfg: DictConfig) -> RunKey:
-    """Where this configuration's results live (see :class:`experiments.store.results.RunKey`); with ``final=true``
-    its final model's folder (:class:`experiments.store.results.FinalKey`)."""
-    kind = FinalKey if OmegaConf.select(cfg, "final", default=False) is True else RunKey
-    return kind(str(cfg.paths.results_root), cfg.dataset.name, cfg.extractor.name, cfg.head.name, run_id(cfg))
+def trainer_settings(trainer: DictConfig, device: torch.device, head) -> TrainerSettings:
+    """The settings of ``cfg.trainer`` (validated by :mod:`experiments.protocol.settings`) on ``device`` for ``head``."""
+    t = trainer
+    return TrainerSettings(
+        max_epochs=t.max_epochs,
+        patience=t.patience,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        extractor_lr=t.extractor_lr,
+        head_lr=t.head_lr,
+        weight_decay=t.weight_decay,
+        eval_batch_size=t.eval_batch_size,
+        max_elements=resolve_max_elements(t.max_elements, device, head),
+        device=str(device),
+        precision=resolve_precision(t.precision, device),
+        compile=resolve_compile(t.compile, device),
+        eval_from_epoch=t.eval_from_epoch,
+        reference=t.reference,
+        reference_fraction=t.reference_fraction,
+    )

@@ -1,11 +1,13 @@
-"""The set-up steps of a run, before any split trains: load the data, check it against the config, prepare the
-inputs (the cached features of a frozen extractor, or the raw items to fine-tune on), and size the parallelism."""
+"""The set-up of a run, before any split trains: load the data, check it against the config, prepare the inputs
+(the cached features of a frozen extractor, or the raw items to fine-tune on), size the parallelism, and hold what
+every step of a run needs in one :class:`RunContext` (:func:`start_run`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,63 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from data.base import DataError, RegressionData
+from experiments import labels
 from experiments.inputs.batches import Inputs, decoded_cache, resolve_num_workers
 from experiments.inputs.features import cache_key, cached_features, extract
-from experiments.protocol.settings import ConfigError
-from experiments.store.results import RunKey
+from experiments.protocol import preemption
+from experiments.protocol.device import resolve_device
+from experiments.protocol.settings import ConfigError, head_from_config
+from experiments.protocol.splits import split_indices
+from experiments.store.run_store import RunStore
+from softstep.model import Regressor
+
+
+@dataclass
+class RunContext:
+    """What every step of a run needs, built once (:func:`start_run`) and handed down whole: the config, the data and
+    its inputs (``in_dim``: the feature width, None when each split builds its own extractor or preprocesses a
+    table), the store's folder and chores (:class:`experiments.store.run_store.RunStore`), the device, the threads
+    and worker processes, whether to keep the trained models, and, in a worker process, its stop request and the
+    file its epoch progress is written to (``stop`` None: :data:`experiments.protocol.preemption.STOP`)."""
+
+    cfg: DictConfig
+    data: RegressionData
+    inputs: Inputs
+    in_dim: int | None
+    store: RunStore
+    device: torch.device
+    threads: int | None = None
+    workers: int = 1
+    keep_models: bool = False
+    stop: object | None = None
+    report: Path | None = None
+
+    def stop_request(self):
+        """What stops this run's loop: a worker's own stop (``stop``), else the process's :data:`preemption.STOP`."""
+        return self.stop if self.stop is not None else preemption.STOP
+
+
+def start_run(
+    cfg: DictConfig,
+    data: RegressionData,
+    store: RunStore,
+    todo: list[int],
+    *,
+    splits: list[int],
+    started: float,
+    keep_models: bool = False,
+) -> RunContext:
+    """Check what the splits ``todo`` need before any of them trains (labels that min-max scaling can divide by, the
+    extractor's modality, its pretrained weights, a writable folder clear of leftovers), then build the inputs once."""
+    source = OmegaConf.select(cfg, "dataset.loader.path") or OmegaConf.select(cfg, "dataset.loader.root")
+    labels.check_labels(data, {s: data.labels[split_indices(cfg, data.labels, s)[0]] for s in todo}, source)
+    device = resolve_device(cfg.trainer.device)
+    check_modality(cfg, data)
+    check_weights(cfg, data)  # missing pretrained weights: said before any item is decoded
+    store.prepare(splits, started, cfg.paths.results_root)
+    inputs, in_dim = prepare_inputs(cfg, data, device)
+    workers, threads = parallel_splits(cfg, device, len(todo)), thread_count(cfg, device)
+    return RunContext(cfg, data, inputs, in_dim, store, device, threads, workers, keep_models)
 
 
 def load_data(cfg: DictConfig) -> RegressionData:
@@ -102,21 +157,6 @@ def feature_cache_path(cfg: DictConfig, data: RegressionData) -> Path:
     return Path(cfg.paths.cache_dir) / "features" / f"{key}.pt"
 
 
-def check_writable(cfg: DictConfig, key: RunKey) -> None:
-    """The run folder can be created and written, checked before any work (an OSError naming the path)."""
-    try:
-        key.dir.mkdir(parents=True, exist_ok=True)
-        probe = key.dir / f".write-test-{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OSError(
-            e.errno,
-            f"cannot write results under paths.results_root={cfg.paths.results_root} ({e.strerror or e})",
-            str(e.filename or key.dir),
-        ) from None
-
-
 def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Inputs, int | None]:
     """(inputs, feature width): cached features of a frozen extractor (none is built on a cache hit),
     or the raw items when fine-tuning (width None: each split builds its own extractor). A table's columns
@@ -150,6 +190,17 @@ def prepare_inputs(cfg: DictConfig, data: RegressionData, device) -> tuple[Input
             f"feature cache {path} holds {len(feats)} rows but the dataset has {len(data)}; delete the file"
         )
     return Inputs(features=feats), feats.shape[1]
+
+
+def build_model(cfg: DictConfig, data: RegressionData, in_dim: int | None) -> Regressor:
+    """The configured model: the MLP, its head and, when fine-tuning, the pretrained extractor (every split starts
+    again from the same weights; ``in_dim``: the width of the cached features, unused then)."""
+    head = head_from_config(cfg)
+    extractor = None
+    if cfg.extractor.finetune:
+        extractor = build_extractor(cfg, data)
+        in_dim = extractor.out_dim
+    return Regressor(in_dim, cfg.model.hidden, cfg.model.embed_dim, head, extractor, cfg.model.dropout, cfg.model.arch)
 
 
 def build_extractor(cfg: DictConfig, data: RegressionData):

@@ -9,6 +9,7 @@ disjoint (train, val, test) partition of all indices.
 from __future__ import annotations
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
 
@@ -51,21 +52,9 @@ def final_split(y, seed: int = 0, n_bins: int = 10, val: float = 0.15):
     return np.sort(train_idx), np.sort(val_idx), np.array([], dtype=int)
 
 
-class MinMaxScaler:
-    """Labels → [0, 1] with the training split's min and max (fit on train only)."""
-
-    def __init__(self, y_train):
-        y_train = np.asarray(y_train, dtype=float)
-        self.lo, self.hi = float(y_train.min()), float(y_train.max())
-        self.span = self.hi - self.lo if self.hi > self.lo else 1.0
-
-    def transform(self, y):
-        return (np.asarray(y, dtype=float) - self.lo) / self.span
-
-    def inverse(self, y_scaled):
-        """[0, 1] → the label's units."""
-        return self.lo + np.asarray(y_scaled, dtype=float) * self.span
-
-    def mse_to_original(self, mse_scaled: float) -> float:
-        """An MSE on the [0, 1] scale, in squared original units."""
-        return float(mse_scaled) * self.span**2
+def split_indices(cfg: DictConfig, labels, split: int) -> tuple:
+    """(train, val, test) rows of ``split``: the paper's 80/20 → 85/15 cut, or with ``final=true`` every labelled
+    row cut 85/15 into training and early stopping, no test rows (:func:`final_split`)."""
+    if OmegaConf.select(cfg, "final", default=False) is True:
+        return final_split(labels, split, cfg.trainer.stratify_bins)
+    return paper_split(labels, split, cfg.trainer.stratify_bins)

@@ -7,7 +7,6 @@ mean over the paper's (< 1: lower MSE than the paper), missing where either side
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from experiments.report.names import dataset_label, dataset_sort_key, head_label, head_sort_key
@@ -16,14 +15,6 @@ from .fmt import MISSING, csv_number, csv_text, md_table, mean_std, n_note, sig,
 from .table1 import TABLE1_SPLITS, Cell
 
 COMPARISON_CSV_COLUMNS = ("dataset", "head", "n", "mean", "std", "paper_mean", "paper_std", "ratio")
-
-
-def read_paper_table1(path: str | Path) -> dict[tuple[str, str], tuple[float, float]]:
-    """results/paper/table1.csv (dataset,head,mse_x1e3_mean,mse_x1e3_std) → (dataset, head) -> (mean, std)."""
-    with open(path, newline="") as f:
-        return {
-            (r["dataset"], r["head"]): (float(r["mse_x1e3_mean"]), float(r["mse_x1e3_std"])) for r in csv.DictReader(f)
-        }
 
 
 def compare_with_paper(cells: list[Cell], paper: dict) -> list[dict]:

@@ -12,15 +12,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.metrics import PAPER_METRIC, split_metrics
-from experiments.protocol.settings import head_similarity
-from experiments.protocol.splits import MinMaxScaler
-from experiments.report.paper import read_paper_table1
+from experiments.labels import MinMaxScaler
+from experiments.metrics import PAPER_METRIC, PAPER_TABLE1, read_paper_table1, split_metrics
+from experiments.store.identity import head_similarity
 from experiments.store.results import FORMAT_VERSION, RunKey, read_result
 from softstep.training_types import FitResult
 
 REPO = Path(__file__).resolve().parents[2]
-PAPER_TABLE = REPO / "results" / "paper" / "table1.csv"
 
 
 def _git_commit() -> str:
@@ -87,9 +85,9 @@ def result_record(
 
 def paper_number(dataset: str, head: str) -> str | None:
     """The paper's Table 1 cell for (dataset, head) as ``mean ± std``, or None."""
-    if not PAPER_TABLE.exists():
+    if not PAPER_TABLE1.exists():
         return None
-    cell = read_paper_table1(PAPER_TABLE).get((dataset, head))
+    cell = read_paper_table1(PAPER_TABLE1).get((dataset, head))
     return None if cell is None else f"{cell[0]:g} ± {cell[1]:g}"
 
 

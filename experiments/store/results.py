@@ -56,7 +56,8 @@ from experiments import metrics
 from softstep.saved_format import UnreadableJSON, atomic_write_bytes, read_json
 
 FORMAT_VERSION = 1
-REQUIRED = {
+#: Every result file's fields and their types.
+FIELD_TYPES = {
     "format_version": int,
     "dataset": str,
     "extractor": str,
@@ -148,17 +149,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def write_result(path: str | Path, result: dict[str, Any]) -> None:
-    validate(result, path)
+    check_result(result, path)
     atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def validate(result: Any, path: str | Path = "<memory>") -> dict:
+def check_result(result: Any, path: str | Path = "<memory>") -> dict:
     """Check one result's fields and types; raise :class:`ResultError` naming the file and the field."""
     if not isinstance(result, dict):
         raise ResultError(f"{path}: a result must be a JSON object, got {type(result).__name__}")
-    for key, typ in REQUIRED.items():
+    for key, typ in FIELD_TYPES.items():
         if key not in result:
-            raise ResultError(f"{path}: missing field {key!r} (a result file needs {', '.join(REQUIRED)})")
+            raise ResultError(f"{path}: missing field {key!r} (a result file needs {', '.join(FIELD_TYPES)})")
         if not isinstance(result[key], typ) or (typ is int and isinstance(result[key], bool)):
             raise ResultError(f"{path}: field {key!r} must be {typ.__name__}, got {result[key]!r}")
     if result["format_version"] != FORMAT_VERSION:
@@ -170,7 +171,7 @@ def validate(result: Any, path: str | Path = "<memory>") -> dict:
         field = "final" if not isinstance(final, bool) else "hit_epoch_cap"
         raise ResultError(f"{path}: field {field!r} must be true or false, got {result[field]!r}")
     optional = [f"{s}_{k}" for s in ("test", "val") for k in metrics.LABEL_UNITS]
-    for key in (metrics.REQUIRED_FINAL if final else metrics.REQUIRED) + tuple(optional):
+    for key in (metrics.REQUIRED_FINAL_METRICS if final else metrics.REQUIRED_METRICS) + tuple(optional):
         value = result["metrics"].get(key)
         if value is None and key in optional:
             continue  # written before these were recorded
@@ -188,13 +189,13 @@ def validate(result: Any, path: str | Path = "<memory>") -> dict:
 
 
 def read_result(path: str | Path) -> dict:
-    """One result file, validated (:func:`validate`) and checked against where it lies (:func:`check_location`);
+    """One result file, validated (:func:`check_result`) and checked against where it lies (:func:`check_location`);
     anything unreadable (bytes that are not UTF-8 JSON, nesting too deep, a wrong field) is a :class:`ResultError`."""
     try:
         result = read_json(path)
     except UnreadableJSON as e:
         raise ResultError(f"{path}: not a readable JSON result file ({e})") from None
-    validate(result, path)
+    check_result(result, path)
     check_location(result, path)
     result["_path"] = str(path)
     return result

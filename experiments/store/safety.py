@@ -27,7 +27,7 @@ from experiments.store.locks import FileLock
 from experiments.store.results import ResultError, RunKey, read_result
 
 CORRUPT_SUFFIX = ".corrupt"
-#: What every checkpoint written by :func:`experiments.protocol.train.fit` holds.
+#: What every checkpoint written by :func:`softstep.training.fit` holds.
 CHECKPOINT_KEYS = (
     "model",
     "optim",
@@ -208,19 +208,4 @@ def check_data(key: RunKey, digest: str) -> None:
                 f"{p} was computed on other data (data digest {old}, now {digest}): the dataset "
                 f"changed since; rerun with force=true to replace every split of this run, or move "
                 f"{key.dir} aside"
-            )
-
-
-def check_labels(data: RegressionData, train_labels: dict[int, np.ndarray], source: str | None = None) -> None:
-    """Refuse a constant target, and a split whose training labels are constant (min–max would divide by zero).
-
-    ``source``: where the data came from (a file or folder), named in the message."""
-    where = f"dataset {data.name!r}" + (f" ({source})" if source else "")
-    if np.ptp(data.labels) == 0:
-        raise DataError(f"{where}: every label is {data.labels[0]:g} (a constant target); there is nothing to regress")
-    for s, y in train_labels.items():
-        if np.ptp(y) == 0:
-            raise DataError(
-                f"{where}, split {s}: every training label is {y[0]:g}; min-max label "
-                f"scaling needs two distinct values (use other splits or more varied data)"
             )

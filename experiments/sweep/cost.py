@@ -30,7 +30,7 @@ TRAIN_FRACTION = 0.8 * 0.85  # 80/20 development/test, then 85/15 train/validati
 
 
 @dataclass
-class Cell:
+class CellCost:
     dataset: str
     head: str
     extractor: str
@@ -48,7 +48,7 @@ class Cell:
 
 @dataclass
 class Estimate:
-    cells: list[Cell] = field(default_factory=list)
+    cells: list[CellCost] = field(default_factory=list)
     devices: set = field(default_factory=set)  # where the measured jobs ran (cuda, cpu)
     benchmark: dict | None = None  # the parsed throughput line of gpu.md, when it was used
 
@@ -95,7 +95,7 @@ def read_benchmark(path: Path = GPU_MD) -> dict | None:
 def _dataset_items(job: Job) -> int | None:
     """How many items the job's dataset has (its loader run once); None when the data is not there."""
     from experiments.protocol.compose import compose
-    from experiments.protocol.pipeline import load_data
+    from experiments.protocol.setup import load_data
 
     try:
         return len(load_data(compose(shlex.split(job.line))))
@@ -134,13 +134,13 @@ def estimate(jobs: list[Job], state: dict, *, gpu_md: Path = GPU_MD) -> Estimate
         est.devices.add(
             (r.get("runtime") or {}).get("device") or r.get("config", {}).get("trainer", {}).get("device", "?")
         )
-    cells: dict[tuple, Cell] = {}
+    cells: dict[tuple, CellCost] = {}
     sizes: dict[str, int | None] = {}
     bench = None
     for j in jobs:
         if state[j.key] == "done":
             continue
-        c = cells.setdefault((j.dataset, j.head), Cell(j.dataset, j.head, j.extractor))
+        c = cells.setdefault((j.dataset, j.head), CellCost(j.dataset, j.head, j.extractor))
         c.remaining += 1
         if c.source != "unknown" or c.remaining > 1:
             continue

@@ -134,11 +134,12 @@ def expand(experiment: str, overrides: list[str] = ()) -> list[Job]:
 
 def _add_jobs(jobs: dict, items: list[str], explicit: list[int] | None) -> None:
     """Compose one grid point and add a job per split (the first line of each result identity wins)."""
-    from experiments.protocol.settings import ConfigError, run_key, validate
+    from experiments.protocol.settings import ConfigError, check_config
+    from experiments.store.identity import run_key
 
     try:
         cfg = compose(items)
-        splits = validate(cfg) if explicit is None else explicit
+        splits = check_config(cfg) if explicit is None else explicit
     except ConfigError as e:
         raise SweepError(f"{' '.join(items)}: {e}") from None
     except Exception as e:  # noqa: BLE001 - a missing dataset config etc.: name the line

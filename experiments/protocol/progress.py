@@ -1,69 +1,45 @@
-"""The pipeline's side of training (:func:`softstep.training.fit` is the loop): the trainer settings built once from
-``cfg.trainer``, checkpoints on disk, the stop flag that SLURM's warning signal sets, and the per-split progress.
-
-With a checkpoint path, the state is saved after every epoch, and mid-epoch when a stop is requested
-(:data:`experiments.protocol.preemption.STOP`, set by a signal); :class:`softstep.training_types.Stopped` is then raised and
-a rerun resumes there.
-"""
+"""What a split's training loop reports to and is stopped by (:func:`loop_hooks`): its epoch bar (validation MSE and
+the best so far, and the tracker's log line), its checkpoint file, the stop request and the per-epoch sparsity; and,
+with ``trainer.workers`` > 1, the worker processes' epochs on the run's splits bar (:class:`InFlight`)."""
 
 from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from experiments.protocol.device import resolve_compile, resolve_max_elements, resolve_precision
-from experiments.store.results import atomic_torch_save, atomic_write_text
-from experiments.store.safety import load_checkpoint, quarantine
+from experiments.protocol import preemption
+from experiments.protocol.evaluate import epoch_sparsity
+from experiments.protocol.tracking import make_tracker
+from experiments.store.results import atomic_write_text
 from softstep.saved_format import UnreadableJSON, read_json
-from softstep.training_types import TrainerSettings
+
+if TYPE_CHECKING:
+    from experiments.protocol.setup import RunContext
 
 
-def trainer_settings(trainer: DictConfig, device: torch.device, head) -> TrainerSettings:
-    """The settings of ``cfg.trainer`` (validated by :mod:`experiments.protocol.settings`) on ``device`` for ``head``."""
-    t = trainer
-    return TrainerSettings(
-        max_epochs=t.max_epochs,
-        patience=t.patience,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        extractor_lr=t.extractor_lr,
-        head_lr=t.head_lr,
-        weight_decay=t.weight_decay,
-        eval_batch_size=t.eval_batch_size,
-        max_elements=resolve_max_elements(t.max_elements, device, head),
-        device=str(device),
-        precision=resolve_precision(t.precision, device),
-        compile=resolve_compile(t.compile, device),
-        eval_from_epoch=t.eval_from_epoch,
-        reference=t.reference,
-        reference_fraction=t.reference_fraction,
-    )
-
-
-class FileCheckpoint:
-    """A split's checkpoint file (:class:`softstep.training_types.Checkpoint`): written atomically, loaded with
-    ``weights_only`` (an unreadable file is moved aside by :func:`experiments.store.safety.load_checkpoint`)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def load(self, device) -> dict | None:
-        return load_checkpoint(self.path, device) if self.path.exists() else None
-
-    def save(self, state: dict) -> None:
-        atomic_torch_save(self.path, state)
-
-    def reject(self, why: str) -> None:
-        """A checkpoint that loads but does not fit the split's model or settings: moved aside with one line."""
-        quarantine(self.path, f"{self.path}: {why}", "the split starts afresh")
-
-    def __str__(self) -> str:
-        return str(self.path)
+@contextmanager
+def loop_hooks(ctx: RunContext, split: int, model, inputs, idx: tuple, settings):
+    """The keyword arguments of :func:`softstep.training.fit` that connect one split's loop to the run: ``on_epoch``
+    (its :class:`EpochProgress` and tracker, closed when the body ends), ``checkpoint`` (its file, with
+    ``trainer.checkpoint``), ``stop`` (the run's stop request) and ``epoch_metrics`` (a neighbour head's sparsity)."""
+    cfg, key = ctx.cfg, ctx.store.key
+    tracker = make_tracker(cfg, key.run_id, split)
+    progress = EpochProgress(settings.max_epochs, f"split {split}", cfg.progress, tracker.log, report=ctx.report)
+    try:
+        yield dict(
+            checkpoint=preemption.FileCheckpoint(key.checkpoint(split)) if cfg.trainer.checkpoint else None,
+            stop=ctx.stop_request(),
+            on_epoch=progress,
+            epoch_metrics=epoch_sparsity(cfg, model, inputs, idx[0], idx[1], settings),
+        )
+    finally:
+        progress.close()
+        tracker.finish()
 
 
 class EpochProgress:
