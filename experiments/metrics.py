@@ -37,14 +37,16 @@ TABLE_METRICS = {
 def label_metrics(y_true, y_pred) -> dict[str, float]:
     """MSE, RMSE, MAE (in the units of ``y_true``) and R² of predictions ``y_pred``, as scikit-learn's
     ``mean_squared_error``, ``mean_absolute_error`` and ``r2_score`` compute them (R² of constant labels: 1 when
-    every prediction is exact, else 0, as ``r2_score``'s ``force_finite``; of one row: absent)."""
+    every prediction is exact, else 0, as ``r2_score``'s ``force_finite``, also where their spread is too small for
+    float64 to divide by; of one row: absent)."""
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
     mse = float(mean_squared_error(y_true, y_pred))
     out = {"mse_orig": mse, "rmse_orig": math.sqrt(mse), "mae_orig": float(mean_absolute_error(y_true, y_pred))}
     if len(y_true) > 1:  # R² of one row is undefined: left out
-        out["r2"] = float(r2_score(y_true, y_pred))
+        r2 = float(r2_score(y_true, y_pred))
+        out["r2"] = r2 if math.isfinite(r2) else (1.0 if mse == 0 else 0.0)  # a spread of 1e-155 squares to ~0
     return out
 
 
