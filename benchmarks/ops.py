@@ -10,7 +10,7 @@ dispatched operator. Counting the operators needs no GPU, so this script counts 
 call of one step (forward and backward of MLP(64 → 200 → d) + head + MSE, Adam excluded), views and
 other metadata-only calls left out, each head with its paper similarity and embedding size
 (``softstep.TUNED``). Two paths: ``cuda`` is the code a CUDA training step runs
-(``softstep.functional.in_cuda_training`` patched on: no input scans, the dense near-pair correction),
+(``softstep.distances.in_cuda_training`` patched on: no input scans, the dense near-pair correction),
 ``cpu`` the CPU's. Beside them, the CPU's median ms per step (B = 32, heads timed in turn) and its ratio to the linear head.
 With ``--compare REV`` each tree runs in its own subprocesses, alternately, so load falls on both alike.
 """
@@ -120,7 +120,7 @@ def make_step(name: str, batch: int, seed: int = 0):
 
 
 def child(batch: int, repeats: int) -> dict:
-    import softstep.functional as Fn
+    import softstep.distances as Fn
 
     out = {}
     for name in HEADS:

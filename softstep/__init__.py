@@ -12,10 +12,11 @@ torch.Size([4])
 """
 
 from .diffknn import DiffKNNHead
-from .functional import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
+from .functional import log_soft_k_step, log_soft_step, row_minmax, soft_step
 from .heads import HEADS, TUNED, LinearHead, build_head
 from .nca import NCAHead
 from .neighbors import NeighborHead
+from .similarities import SIMILARITIES, similarity
 from .softstep import SoftKStep, SoftStep
 
 __all__ = [

@@ -12,7 +12,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from . import functional as Fn
+from . import distances
 from .diffknn import DiffKNNHead
 from .nca import NCAHead
 
@@ -58,7 +58,7 @@ class LinearHead(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.linear.in_features:
             raise ValueError(f"z must be (B, {self.linear.in_features}); got {tuple(z.shape)}")
         if (
-            not Fn.in_cuda_training(z) and not torch.isfinite(z).all()
+            not distances.in_cuda_training(z) and not torch.isfinite(z).all()
         ):  # a CUDA step leaves this to the epoch's loss check
             raise ValueError("z contains NaN or inf; clean or impute the inputs first")
         y = self.linear(z)

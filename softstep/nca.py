@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import functional as Fn
+from . import similarities as Sim
 from .neighbors import NeighborHead
 from .softstep import SoftStep
 
@@ -74,7 +75,7 @@ class NCAHead(NeighborHead):
         """Plain NCA's predict keeps fewer temporaries (docs/paper-choices.md#prediction-memory)."""
         return 16 if self.softstep is None else 32
 
-    def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):
+    def logits(self, z, z_ref, mask=None, fr: Sim.Frame | None = None):
         """β·Sim, or β·Sim + log SoftStep(Norm(Sim)): Algorithm 2 lines 11–17; excluded entries −inf.
 
         Parameters
@@ -111,7 +112,7 @@ class NCAHead(NeighborHead):
     def _predict(self, fr, z, z_ref, y2, max_elements):
         """Tiles of references, each prepared once: an online softmax for plain NCA; with SoftStep one pass for each
         row's min and max (Norm, line 13), then one for the weights."""
-        queries = Fn.side(fr, z)
+        queries = Sim.side(fr, z)
         acc = torch.zeros(len(z), y2.shape[1], dtype=z.dtype, device=z.device)
         denom = torch.zeros(len(z), 1, dtype=z.dtype, device=z.device)
         if self.softstep is not None:
@@ -132,7 +133,7 @@ class NCAHead(NeighborHead):
         lo = torch.full_like(denom, torch.inf)
         hi = torch.full_like(denom, -torch.inf)
         l, u, t = self.softstep.thresholds(z, z.dtype)
-        for p, i, j, sim in self._blocks(fr, queries, z_ref, max_elements, passes=2, first=Fn.similarity_bounds):
+        for p, i, j, sim in self._blocks(fr, queries, z_ref, max_elements, passes=2, first=Sim.similarity_bounds):
             if p == 0:  # the block's row bounds, without its Sim
                 lo[i], hi[i] = torch.minimum(lo[i], sim[0]), torch.maximum(hi[i], sim[1])
                 continue

@@ -499,7 +499,7 @@ def test_a_batch_as_its_own_reference_set_computed_once_equals_two_tensors(name,
     """The trainer passes one tensor as queries and references (``z_ref is z``), which the similarity computes once;
     outputs and gradients equal those of the same values passed as two tensors (a copy). On the CUDA training path
     (simulated: in_cuda_training patched) as well, whose near-pair correction is a constant."""
-    import softstep.functional as Fn
+    import softstep.distances as Fn
 
     if cuda_path:
         monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
@@ -526,7 +526,7 @@ def test_a_cuda_training_step_compiles_into_one_graph(name, monkeypatch):
     dynamo's trace needs no GPU."""
     import torch._dynamo as dynamo
 
-    import softstep.functional as Fn
+    import softstep.distances as Fn
 
     monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
     head = build_head(name, 8).train()

@@ -44,8 +44,8 @@ from experiments.protocol.train import EpochProgress, FileCheckpoint, InFlight, 
 from experiments.store import safety
 from experiments.store.record import result_record, summary
 from experiments.store.results import RunKey, write_result
-from softstep.functional import MagnitudeError
 from softstep.model import Regressor, embed_rows
+from softstep.similarities import MagnitudeError
 from softstep.training import fit
 from softstep.training_types import FitResult, Stopped, TrainerSettings
 
