@@ -13,7 +13,8 @@ torch.Size([4])
 
 from .diffknn import DiffKNNHead
 from .functional import log_soft_k_step, log_soft_step, row_minmax, soft_step
-from .heads import HEADS, TUNED, LinearHead, build_head
+from .heads import HEAD_SPECS, HEADS, TUNED, build_head
+from .linear import LinearHead
 from .nca import NCAHead
 from .neighbors import NeighborHead
 from .similarities import SIMILARITIES, similarity
@@ -22,6 +23,7 @@ from .softstep import SoftKStep, SoftStep
 __all__ = [
     "SIMILARITIES",
     "HEADS",
+    "HEAD_SPECS",
     "TUNED",
     "similarity",
     "row_minmax",

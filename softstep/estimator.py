@@ -19,8 +19,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import saved_format
-from .heads import HEADS, TUNED, build_head
+from .heads import HEADS, TUNED, build_head, head_module
 from .model import Regressor
+from .saved_schema import FIX, MODEL_FORMAT, SavedModelError, validate_meta
 from .training import fit
 from .training_types import TensorInputs, TrainerSettings
 
@@ -462,7 +463,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         }
         name = "SoftStepRegressor"
         meta = {
-            "format_version": saved_format.MODEL_FORMAT,
+            "format_version": MODEL_FORMAT,
             "dataset": name,
             "modality": "table",
             "head": self.head,
@@ -477,8 +478,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
                 "head": {
                     "name": self.head,
                     "similarity": similarity,
-                    "module": getattr(self, "head_module_", None)
-                    or saved_format.head_module(self.head, embed_dim, similarity),
+                    "module": getattr(self, "head_module_", None) or head_module(self.head, embed_dim, similarity),
                 },
                 "model": {
                     "arch": getattr(self, "arch_", None) or self._arch(),
@@ -547,7 +547,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         try:
             est._settings()
         except ValueError as e:
-            raise saved_format.SavedModelError(f"{meta_file}: field config: {e}; {saved_format.FIX}") from None
+            raise SavedModelError(f"{meta_file}: field config: {e}; {FIX}") from None
         names = list(features["numeric"])
         mean = np.array([features["numeric"][c][0] for c in names], dtype=np.float64)
         var = np.array([features["numeric"][c][1] for c in names], dtype=np.float64)
@@ -570,18 +570,18 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     @staticmethod
     def _loadable(meta, meta_file) -> dict:
         """The saved model's JSON, validated, if the estimator can take it: numeric columns in, no extractor."""
-        saved_format.validate_meta(meta, meta_file)
+        validate_meta(meta, meta_file)
         features = meta.get("features")
         if meta.get("extractor_saved") or meta.get("modality") != "table" or not features or features["categorical"]:
             what = "categorical columns" if features and features["categorical"] else f"{meta.get('modality')} inputs"
-            raise saved_format.SavedModelError(
+            raise SavedModelError(
                 f"{meta_file}: this model reads {what}; SoftStepRegressor loads models of numeric columns only "
                 f"(predict with scripts/predict.py {meta_file} --input ...)"
             )
         if len(features["numeric"]) != meta["in_dim"]:
-            raise saved_format.SavedModelError(
+            raise SavedModelError(
                 f"{meta_file}: field in_dim: {meta['in_dim']} where features.numeric lists "
-                f"{len(features['numeric'])} columns; {saved_format.FIX}"
+                f"{len(features['numeric'])} columns; {FIX}"
             )
         return meta
 
@@ -597,7 +597,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         }
         trainer = cfg.get("trainer") or {}
         if not isinstance(trainer, dict):
-            raise saved_format.SavedModelError(f"{file}: field config.trainer: expected a mapping; {saved_format.FIX}")
+            raise SavedModelError(f"{file}: field config.trainer: expected a mapping; {FIX}")
         params.update({k: trainer[k] for k in TRAINER_PARAMS if k in trainer})
         return params
 

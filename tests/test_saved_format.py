@@ -7,34 +7,35 @@ import os
 
 import pytest
 
-from softstep import saved_format
-from softstep.saved_format import SavedModelError
+from softstep.heads import head_module
+from softstep.safe_io import atomic_write_bytes
+from softstep.saved_schema import MODEL_FORMAT, SavedModelError, validate_meta
 
 
 def nca_meta(**label) -> dict:
     """A valid saved model's JSON (an untrained plain-NCA model of 3 inputs), its label range replaced by ``label``."""
     return {
-        "format_version": saved_format.MODEL_FORMAT,
+        "format_version": MODEL_FORMAT,
         "head": "nca",
         "in_dim": 3,
         "label": {"lo": 0.0, "hi": 10.0, "log_target": False, **label},
         "features": None,
         "reference_items": [7, 9],
         "config": {
-            "head": {"name": "nca", "module": saved_format.head_module("nca", 4, "l2")},
+            "head": {"name": "nca", "module": head_module("nca", 4, "l2")},
             "model": {"arch": "mlp", "hidden": 8, "embed_dim": 4, "dropout": 0.0},
         },
     }
 
 
 def test_a_valid_meta_passes_and_a_flat_label_range_is_allowed():
-    assert saved_format.validate_meta(nca_meta(), "m.json")["head"] == "nca"
-    saved_format.validate_meta(nca_meta(lo=2.0, hi=2.0), "m.json")  # one distinct label: a span of 0
+    assert validate_meta(nca_meta(), "m.json")["head"] == "nca"
+    validate_meta(nca_meta(lo=2.0, hi=2.0), "m.json")  # one distinct label: a span of 0
 
 
 def test_a_label_range_whose_max_is_below_its_min_is_refused():
     with pytest.raises(SavedModelError, match=r"m\.json: field label\.hi: 1\.0 is below label\.lo 5\.0"):
-        saved_format.validate_meta(nca_meta(lo=5.0, hi=1.0), "m.json")
+        validate_meta(nca_meta(lo=5.0, hi=1.0), "m.json")
 
 
 @pytest.mark.parametrize("fails", ["write", "fsync", "rename"])
@@ -68,7 +69,7 @@ def test_an_interrupted_atomic_write_keeps_the_old_file_and_leaves_no_temporary_
     else:
         monkeypatch.setattr(os, {"fsync": "fsync", "rename": "replace"}[fails], boom)
     with pytest.raises(OSError, match="No space left"):
-        saved_format.atomic_write_bytes(path, b"new bytes that never land")
+        atomic_write_bytes(path, b"new bytes that never land")
     monkeypatch.undo()
     assert path.read_bytes() == b"old and whole"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from experiments.protocol.device import resolve_compile, resolve_max_elements, resolve_precision
 from experiments.store.results import atomic_torch_save, atomic_write_text
 from experiments.store.safety import load_checkpoint, quarantine
-from softstep.saved_format import UnreadableJSON, read_json
+from softstep.safe_io import UnreadableJSON, read_json
 from softstep.training_types import TrainerSettings
 
 
