@@ -18,7 +18,7 @@ from .linear import LinearHead
 from .nca import NCAHead
 from .neighbors import NeighborHead
 from .similarities import SIMILARITIES, similarity
-from .softstep import SoftKStep, SoftStep
+from .step import SoftKStep, SoftStep
 
 __all__ = [
     "SIMILARITIES",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .model import Regressor
+from .nca import current_key
 from .training_types import Checkpoint, EarlyStopping
 
 
@@ -127,6 +128,9 @@ def resume(checkpoint: Checkpoint | None, model: Regressor, opt, state: TrainSta
     ck = checkpoint.load(device) if checkpoint is not None else None
     if ck is None:
         return
+    for key in ("model", "best_state"):  # weights saved before a renaming, under their names now
+        if isinstance(ck.get(key), dict):
+            ck[key] = {current_key(k, "head."): v for k, v in ck[key].items()}
     why = checkpoint_problem(ck, model, max_epochs)
     if why is None:
         try:

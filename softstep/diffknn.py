@@ -14,7 +14,7 @@ from .functional import log_soft_k_step
 from .neighbors import NeighborHead, _check, block_shape
 from .ranks import rank_dtype, soft_rank
 from .search import check_search
-from .softstep import SoftKStep
+from .step import SoftKStep, renamed_step_argument
 
 
 class DiffKNNHead(NeighborHead):
@@ -30,15 +30,16 @@ class DiffKNNHead(NeighborHead):
     embed_dim : int
         The embedding width d.
     similarity : {"l2", "cos", "rbf", "dot"}, default="l2"
-    softstep : {"global", "instance"}, default="global"
-        k's parameter mode (Algorithm 1 lines 2–5).
+    step : {"global", "instance"}, default="global"
+        k's parameter mode (Algorithm 1 lines 2–5). Its old name ``softstep`` still works, with a
+        ``DeprecationWarning``.
     q : float, default=4.0
     t : float, default=0.75
         SoftKStep's transition width and curvature (line 19).
     rank_strength : float, default=0.1
         Soft-rank strength in units of the row's mean gap.
     param_init : {"zero", "authors"}, default="zero"
-        How k's parameters start (:class:`softstep.softstep.SoftKStep`).
+        How k's parameters start (:class:`softstep.step.SoftKStep`).
     gamma, learn_scale, scale_init, init_perplexity
         As for :class:`NeighborHead`.
 
@@ -56,7 +57,7 @@ class DiffKNNHead(NeighborHead):
         self,
         embed_dim: int,
         similarity: str = "l2",
-        softstep: str = "global",
+        step: str = "global",
         *,
         gamma=None,
         q: float = 4.0,
@@ -66,6 +67,7 @@ class DiffKNNHead(NeighborHead):
         scale_init: str = "perplexity",
         init_perplexity: float = 5.0,
         param_init: str = "zero",
+        softstep=...,
     ):
         super().__init__(
             embed_dim,
@@ -78,7 +80,8 @@ class DiffKNNHead(NeighborHead):
         for name, value in (("q", q), ("t", t), ("rank_strength", rank_strength)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-        self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t, init=param_init)
+        step = renamed_step_argument(step, softstep, "DiffKNNHead", default="global")
+        self.kstep = SoftKStep(param_mode=step, embed_dim=embed_dim, q=q, t=t, init=param_init)
         self.rank_strength = rank_strength
 
     #: Its top-⌈k + q⌉ buffers come on top of the similarity block (docs/paper-choices.md#prediction-memory).

@@ -374,7 +374,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         keep = bool(reference) and self.model_.uses_reference and self.z_ref_ is not None
         reference = (self.z_ref_, self.y_ref_) if keep else None
-        return saved_format.write(path, self.model_, estimator_meta(self, keep), reference)
+        return saved_format.write_model(path, self.model_, estimator_meta(self, keep), reference)
 
     @classmethod
     def load(cls, path, *, device="cpu"):
@@ -396,5 +396,5 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         -------
         SoftStepRegressor
         """
-        loaded = saved_format.load(path, validate=loadable_meta, device=device)
+        loaded = saved_format.read_model(path, validate=loadable_meta, device=device)
         return estimator_from_saved(cls, loaded, device)

@@ -129,7 +129,7 @@ def estimator_from_saved(cls, loaded, device):
     >>> est = SoftStepRegressor(head="linear", max_epochs=1, random_state=0).fit(X[:50], y[:50])
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = est.save(os.path.join(d, "m"))
-    ...     loaded = saved_format.load(os.path.join(d, "m"), validate=loadable_meta)
+    ...     loaded = saved_format.read_model(os.path.join(d, "m"), validate=loadable_meta)
     >>> estimator_from_saved(SoftStepRegressor, loaded, "cpu").head
     'linear'
     """

@@ -60,11 +60,11 @@ def _tuned(similarity: str | None, embed_dim: int) -> dict:
 #: The paper's six heads by name, in Table 1's order: the one registry.
 HEAD_SPECS = {
     "linear": HeadSpec(LinearHead, {}, "Linear", _tuned(None, 25)),
-    "nca": HeadSpec(NCAHead, {"softstep": None}, "NCA", _tuned("rbf", 100)),
-    "nca_g": HeadSpec(NCAHead, {"softstep": "global"}, "NCA g", _tuned("l2", 100)),
-    "nca_i": HeadSpec(NCAHead, {"softstep": "instance"}, "NCA i", _tuned("rbf", 100)),
-    "diffknn_g": HeadSpec(DiffKNNHead, {"softstep": "global"}, "DiffKNN g", _tuned("rbf", 25)),
-    "diffknn_i": HeadSpec(DiffKNNHead, {"softstep": "instance"}, "DiffKNN i", _tuned("l2", 25)),
+    "nca": HeadSpec(NCAHead, {"step": None}, "NCA", _tuned("rbf", 100)),
+    "nca_g": HeadSpec(NCAHead, {"step": "global"}, "NCA g", _tuned("l2", 100)),
+    "nca_i": HeadSpec(NCAHead, {"step": "instance"}, "NCA i", _tuned("rbf", 100)),
+    "diffknn_g": HeadSpec(DiffKNNHead, {"step": "global"}, "DiffKNN g", _tuned("rbf", 25)),
+    "diffknn_i": HeadSpec(DiffKNNHead, {"step": "instance"}, "DiffKNN i", _tuned("l2", 25)),
 }
 
 #: The paper's tuned hyper-parameters per head (appendix A), from :data:`HEAD_SPECS`: ``configs/head/*.yaml`` read
@@ -140,7 +140,7 @@ def head_module(name: str, embed_dim: int, similarity: str | None) -> dict:
     Examples
     --------
     >>> head_module("nca_i", 100, "rbf")
-    {'_target_': 'softstep.NCAHead', 'embed_dim': 100, 'softstep': 'instance', 'similarity': 'rbf'}
+    {'_target_': 'softstep.NCAHead', 'embed_dim': 100, 'step': 'instance', 'similarity': 'rbf'}
     """
     spec = HEAD_SPECS[name]
     node = {"_target_": f"softstep.{spec.cls.__name__}", "embed_dim": int(embed_dim), **spec.keywords}

@@ -23,12 +23,14 @@ neighbour head) loads, and cannot predict until it is given one.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .heads import head_classes
+from .nca import current_key
 from .safe_io import UnreadableJSON, atomic_write_bytes, read_json
 from .saved_schema import (
     FIX,
@@ -175,7 +177,8 @@ def _read_tensors(path: Path, model, meta: dict) -> tuple[dict, torch.dtype]:
         want["reference.y"] = ((n,), True, None)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            have = set(f.keys())
+            stored = {current_key(k, "model.head."): k for k in f.keys()}  # a file saved before a renaming
+            have = set(stored)
             odd = sorted(have ^ set(want))  # missing from the file, or not part of this model
             if odd:
                 key = odd[0]
@@ -183,15 +186,15 @@ def _read_tensors(path: Path, model, meta: dict) -> tuple[dict, torch.dtype]:
                     f"{path}: tensor {key}: " + ("missing" if key in want else "not part of this model") + f"; {FIX}"
                 )
             first = next((k for k in sorted(want) if want[k][1]), None)
-            dtype = _FLOATS.get(f.get_slice(first).get_dtype()) if first else torch.float32
+            dtype = _FLOATS.get(f.get_slice(stored[first]).get_dtype()) if first else torch.float32
             if dtype is None:
-                raise SavedModelError(f"{path}: tensor {first}: dtype {f.get_slice(first).get_dtype()}; {FIX}")
+                raise SavedModelError(f"{path}: tensor {first}: dtype {f.get_slice(stored[first]).get_dtype()}; {FIX}")
             tensors = {}
             for key, (shape, is_float, int_dtype) in want.items():
-                got = tuple(f.get_slice(key).get_shape())
+                got = tuple(f.get_slice(stored[key]).get_shape())
                 if got != shape:
                     raise SavedModelError(f"{path}: tensor {key}: shape {got} where the model needs {shape}; {FIX}")
-                t = f.get_tensor(key)
+                t = f.get_tensor(stored[key])
                 need_dtype = dtype if is_float else int_dtype
                 if t.dtype != need_dtype:
                     raise SavedModelError(
@@ -227,7 +230,9 @@ def _model_tensors(model, *, with_extractor: bool = False) -> dict:
     }
 
 
-def write(path: str | Path, model, meta: dict, reference=None, *, with_extractor: bool = False) -> tuple[Path, Path]:
+def write_model(
+    path: str | Path, model, meta: dict, reference=None, *, with_extractor: bool = False
+) -> tuple[Path, Path]:
     """Write a model as ``<stem>.safetensors`` and ``<stem>.json``, each atomically (a reader sees the old file or
     the whole new one).
 
@@ -261,8 +266,8 @@ def write(path: str | Path, model, meta: dict, reference=None, *, with_extractor
     ...         "config": {"head": {"name": "nca", "module": head_module("nca", 4, "l2")},
     ...                    "model": {"arch": "mlp", "hidden": 8, "embed_dim": 4, "dropout": 0.0}}}
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     w, m = write(f"{d}/tiny", model, meta, (torch.zeros(2, 4), torch.tensor([0.2, 0.9])))
-    ...     back = load(m)
+    ...     w, m = write_model(f"{d}/tiny", model, meta, (torch.zeros(2, 4), torch.tensor([0.2, 0.9])))
+    ...     back = read_model(m)
     >>> w.name, back.model.head.__class__.__name__, back.y_ref.shape
     ('tiny.safetensors', 'NCAHead', torch.Size([2]))
     """
@@ -281,7 +286,7 @@ def write(path: str | Path, model, meta: dict, reference=None, *, with_extractor
 
 @dataclass
 class Loaded:
-    """A saved model as :func:`load` reads it.
+    """A saved model as :func:`read_model` reads it.
 
     Parameters
     ----------
@@ -308,7 +313,7 @@ class Loaded:
     meta_file: Path
 
 
-def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Loaded:
+def read_model(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Loaded:
     """Read a saved model as data: validate the JSON, build the model from the library's head classes, check the
     tensors' names, shapes, dtypes and finiteness against it, then load them.
 
@@ -328,7 +333,7 @@ def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Lo
 
     Examples
     --------
-    >>> load("no/such/model")
+    >>> read_model("no/such/model")
     Traceback (most recent call last):
     ...
     softstep.saved_schema.SavedModelError: no/such/model.json: no such file (a saved model is model.safetensors and model.json)
@@ -343,3 +348,20 @@ def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Lo
     _load_weights(model, tensors, dtype).to(device)
     ref = [tensors[k].to(device) if k in tensors else None for k in ("reference.z", "reference.y")]
     return Loaded(meta, model, ref[0], ref[1], m)
+
+
+#: Old names of this module's functions (deprecated: a ``DeprecationWarning``; they go in a later release).
+RENAMED = {"load": "read_model", "write": "write_model"}
+
+
+def __getattr__(name: str):
+    """``load`` and ``write``, the old names of :func:`read_model` and :func:`write_model`, with a warning."""
+    if name in RENAMED:
+        warnings.warn(
+            f"softstep.saved_format.{name} is now softstep.saved_format.{RENAMED[name]}; the old name goes in a later "
+            "release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[RENAMED[name]]
+    raise AttributeError(f"module 'softstep.saved_format' has no attribute {name!r}")

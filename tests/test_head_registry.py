@@ -14,6 +14,9 @@ from softstep.heads import HEAD_SPECS, build_head, head_classes, head_module
 from softstep.saved_format import head_from_saved
 
 ROOT = Path(__file__).resolve().parents[1]
+#: a head argument whose config key keeps its old name: the run id hashes ``head.module``, so renaming the key
+#: would change every neighbour head's run id (the head takes the old name with a DeprecationWarning)
+CONFIG_NAMES = {"step": "softstep"}
 CONFIGS = {p.stem: OmegaConf.load(p) for p in sorted((ROOT / "configs" / "head").glob("*.yaml"))}
 
 
@@ -28,7 +31,7 @@ def test_a_head_config_builds_the_registry_class_with_its_fixed_arguments_and_tu
     module = OmegaConf.to_container(cfg.head.module, resolve=False)
     assert cfg.head.name == name
     assert head_classes()[module["_target_"]] is spec.cls
-    assert {k: module.get(k) for k in spec.keywords} == spec.keywords
+    assert {k: module.get(CONFIG_NAMES.get(k, k)) for k in spec.keywords} == spec.keywords
     for key, group in (("similarity", "head"), ("embed_dim", "model"), ("batch_size", "trainer")):
         assert OmegaConf.to_container(cfg, resolve=False)[group][key] == f"${{paper_tuned:{name},{key}}}"
     assert softstep.TUNED[name] == spec.tuned

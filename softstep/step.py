@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
 from .functional import log_soft_k_step, log_soft_step
 
 PARAM_MODES = ("global", "instance")
+
+
+def renamed_step_argument(step, softstep, head: str, default=None):
+    """A head's ``step`` (the parameter mode of its SoftStep or SoftKStep), given as ``step`` or under its old name
+    ``softstep`` (deprecated: a ``DeprecationWarning``; it goes in a later release).
+
+    Parameters
+    ----------
+    step : str or None
+        The value of ``step``.
+    softstep : str, None or Ellipsis
+        The value of the old keyword, ``...`` when it was not given.
+    head : str
+        The head's class name, for the messages.
+    default : str or None, default=None
+        ``step``'s default (a ``step`` other than it, and other than ``softstep``, is a conflict).
+
+    Returns
+    -------
+    str or None
+        The mode to use.
+
+    Examples
+    --------
+    >>> renamed_step_argument("global", ..., "NCAHead")
+    'global'
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     renamed_step_argument(None, "instance", "NCAHead"), seen[0].category.__name__
+    ('instance', 'DeprecationWarning')
+    """
+    if softstep is ...:
+        return step
+    warnings.warn(
+        f"{head}(softstep=...) is now {head}(step=...); the old name goes in a later release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if step != default and step != softstep:
+        raise TypeError(f"{head} got step={step!r} and its old name softstep={softstep!r}; give step only")
+    return softstep
+
+
 #: How the parameters start (``SigmoidParams(init=...)``): ``"zero"`` (ours: θ = 0, W = 0, b = 0, so σ = 0.5) or
 #: ``"authors"`` (nona_anon similarity.py: θ ~ randn, a default-initialised ``nn.Linear``; from torch's seeded RNG).
 PARAM_INITS = ("zero", "authors")
