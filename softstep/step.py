@@ -190,7 +190,7 @@ class SoftStep(nn.Module):
         """
         l0, u0, t = (p.unsqueeze(-1) for p in self.params(z).unbind(-1))
         eps = max(self.eps, 8 * torch.finfo(dtype).eps)
-        if top is not None:  # min(l₀, top) by a where: its backward is 4 kernels against minimum's 10
+        if top is not None:  # min(l₀, top) by a where (why: docs/performance.md)
             top = top.to(l0.dtype)
             l0 = torch.where(top < l0, top, l0)
         l = l0 - eps
@@ -277,7 +277,7 @@ class SoftKStep(nn.Module):
         torch.Tensor, shape (B, N)
         """
         k = self.k(z, n_ref)
-        if k_floor is not None:  # max(k, floor) by a where (fewer kernels in the backward than maximum)
+        if k_floor is not None:  # max(k, floor) by a where (why: docs/performance.md)
             k_floor = k_floor.to(k.dtype)
             k = torch.where(k_floor > k, k_floor, k)
         return log_soft_k_step(ranks, k, self.q, self.t)
