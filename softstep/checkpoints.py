@@ -98,12 +98,13 @@ def resume(checkpoint: Checkpoint | None, model: Regressor, opt, state: TrainSta
     Parameters
     ----------
     checkpoint : Checkpoint or None
-    model : Regressor
-    opt : torch.optim.Optimizer
-    state : TrainState
-        Filled in place.
+        Where :func:`save_state` saved (None: start afresh).
+    model, opt, state : Regressor, torch.optim.Optimizer, TrainState
+        Restored in place.
     device : str or torch.device
+        Where the checkpoint's tensors are loaded.
     max_epochs : int
+        The epochs the settings allow (a checkpoint past them does not fit).
 
     Returns
     -------
@@ -111,19 +112,15 @@ def resume(checkpoint: Checkpoint | None, model: Regressor, opt, state: TrainSta
 
     Examples
     --------
-    >>> import torch
+    >>> import types
     >>> from softstep import build_head
-    >>> from softstep.training_types import EarlyStopping
-    >>> class InMemory:
-    ...     def load(self, device): return self.state
-    ...     def save(self, state): self.state = state
-    >>> model, ck = Regressor(3, 8, 4, build_head("linear", 4)), InMemory()
-    >>> opt = torch.optim.Adam(model.parameters())
-    >>> save_state(ck, model, opt, TrainState(EarlyStopping(3), epoch=2))
-    >>> state = TrainState(EarlyStopping(3))
-    >>> resume(ck, model, opt, state, "cpu", max_epochs=5)
-    >>> state.epoch
-    2
+    >>> model = Regressor(2, 4, 2, build_head("nca", 2))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> saved = types.SimpleNamespace(save=lambda s: setattr(saved, "state", s), load=lambda device: saved.state)
+    >>> save_state(saved, model, opt, TrainState(EarlyStopping(2), epoch=1, history=[]))
+    >>> state = TrainState(EarlyStopping(2))
+    >>> resume(saved, model, opt, state, "cpu", max_epochs=4); state.epoch
+    1
     """
     ck = checkpoint.load(device) if checkpoint is not None else None
     if ck is None:

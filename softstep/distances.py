@@ -57,12 +57,9 @@ class Side(NamedTuple):
     Examples
     --------
     >>> import torch
-    >>> z = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
-    >>> c, s = centre_scale(z, z)
-    >>> a = Side(*prepare_rows(z, c, s), None)
-    >>> squared_distances(a, a, s)
-    tensor([[ 0., 18.],
-            [18.,  0.]])
+    >>> rows = Side(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([5.0, 25.0]), None)
+    >>> rows.take([1]).norm2
+    tensor([25.])
     """
 
     x: torch.Tensor

@@ -50,10 +50,9 @@ def estimator_meta(est, keep: bool) -> dict:
 
     Examples
     --------
-    >>> from sklearn.datasets import load_diabetes
     >>> from softstep import SoftStepRegressor
-    >>> X, y = load_diabetes(return_X_y=True)
-    >>> est = SoftStepRegressor(head="linear", max_epochs=1, random_state=0).fit(X[:50], y[:50])
+    >>> rows = np.random.default_rng(0).random((20, 3))
+    >>> est = SoftStepRegressor(head="linear", max_epochs=1).fit(rows, rows.sum(1))
     >>> estimator_meta(est, keep=False)["config"]["model"]
     {'arch': 'mlp', 'hidden': 200, 'embed_dim': 25, 'dropout': 0.0}
     """
@@ -123,10 +122,8 @@ def estimator_from_saved(cls, loaded, device):
     Examples
     --------
     >>> import tempfile, os
-    >>> from sklearn.datasets import load_diabetes
     >>> from softstep import SoftStepRegressor, saved_format
-    >>> X, y = load_diabetes(return_X_y=True)
-    >>> est = SoftStepRegressor(head="linear", max_epochs=1, random_state=0).fit(X[:50], y[:50])
+    >>> est = SoftStepRegressor(head="linear", hidden=0, max_epochs=2).fit(np.eye(4), np.arange(4.0))
     >>> with tempfile.TemporaryDirectory() as d:
     ...     _ = est.save(os.path.join(d, "m"))
     ...     loaded = saved_format.read_model(os.path.join(d, "m"), validate=loadable_meta)
@@ -171,21 +168,21 @@ def loadable_meta(meta, meta_file) -> dict:
     Parameters
     ----------
     meta : object
-        The parsed JSON.
+        A saved model's parsed JSON.
     meta_file : path-like
-        The file, for messages.
+        Its file, which messages name.
 
     Returns
     -------
     dict
-        ``meta`` itself.
+        ``meta``, validated.
 
     Examples
     --------
-    >>> loadable_meta({"format_version": 1, "head": "knn"}, "m.json")
+    >>> loadable_meta({"format_version": 2}, "m.json")
     Traceback (most recent call last):
     ...
-    softstep.saved_schema.SavedModelError: m.json: field head: 'knn' is not one of linear, nca, ...
+    softstep.saved_schema.SavedModelError: m.json: field format_version: '2' is not 1; save the model again ...
     """
     validate_meta(meta, meta_file)
     features = meta.get("features")
