@@ -10,7 +10,7 @@ dispatched operator. Counting the operators needs no GPU, so this script counts 
 call of one step (forward and backward of MLP(64 → 200 → d) + head + MSE, Adam excluded), views and
 other metadata-only calls left out, each head with its paper similarity and embedding size
 (``softstep.TUNED``). Two paths: ``cuda`` is the code a CUDA training step runs
-(``softstep.functional.in_cuda_training`` patched on: no input scans, the dense near-pair correction),
+(``softstep.distances.in_cuda_training`` patched on: no input scans, the dense near-pair correction),
 ``cpu`` the CPU's. Beside them, the CPU's median ms per step (B = 32, heads timed in turn) and its ratio to the linear head.
 With ``--compare REV`` each tree runs in its own subprocesses, alternately, so load falls on both alike.
 """
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADS = ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i")
 METADATA_ONLY = {
     "view",
     "_unsafe_view",
@@ -68,6 +67,11 @@ def paper_settings() -> dict[str, tuple[str | None, int]]:
 
 
 SETTINGS_ENV = "SOFTSTEP_OPS_PAPER_SETTINGS"
+
+
+def heads() -> tuple[str, ...]:
+    """The paper's heads in Table 1's order (the library's registry, :data:`softstep.heads.HEAD_SPECS`)."""
+    return tuple(paper_settings())
 
 
 def count_ops(step) -> collections.Counter:
@@ -120,10 +124,10 @@ def make_step(name: str, batch: int, seed: int = 0):
 
 
 def child(batch: int, repeats: int) -> dict:
-    import softstep.functional as Fn
+    import softstep.distances as Fn
 
     out = {}
-    for name in HEADS:
+    for name in heads():
         step = make_step(name, batch)
         cpu = sum(count_ops(step).values())
         real = Fn.in_cuda_training
@@ -133,7 +137,7 @@ def child(batch: int, repeats: int) -> dict:
         finally:
             Fn.in_cuda_training = real
         out[name] = {"ops_cuda": cuda, "ops_cpu": cpu, "ms": []}
-    steps = {name: make_step(name, batch) for name in HEADS}
+    steps = {name: make_step(name, batch) for name in heads()}
     for _ in range(repeats):  # the heads in turn, so that load falls on all alike
         for name, step in steps.items():
             for _ in range(3):
@@ -154,8 +158,8 @@ def run_tree(tree: Path, batch: int, repeats: int) -> dict:
 
 
 def merge(runs: list[dict]) -> dict:
-    out = {name: dict(runs[0][name]) for name in HEADS}
-    for name in HEADS:
+    out = {name: dict(runs[0][name]) for name in heads()}
+    for name in heads():
         out[name]["ms"] = statistics.median([m for r in runs for m in r[name]["ms"]])
     return out
 
@@ -169,7 +173,7 @@ def table(label: str, res: dict, base: dict | None) -> list[str]:
         "|---|---|---|---|---|---|" + ("---|" if base else ""),
     ]
     settings = paper_settings()
-    for name in HEADS:
+    for name in heads():
         r, (sim, d) = res[name], settings[name]
         row = (
             f"| {name} | {sim or '–'}, {d} | {r['ops_cuda']} | {r['ops_cpu']} | {r['ms']:.2f} | "

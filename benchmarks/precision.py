@@ -29,7 +29,7 @@ def train(dtype: torch.dtype, epochs: int) -> tuple[torch.Tensor, dict]:
     y = np.sin(6 * x[:, 0]) * np.cos(6 * x[:, 1]) + rng.normal(0, 0.1, 1000)
     x, y = torch.tensor(x, dtype=dtype), torch.tensor(y, dtype=dtype)
     torch.manual_seed(0)
-    head = NCAHead(2, "l2", softstep="instance", learn_scale=False, param_init="authors").to(dtype)
+    head = NCAHead(2, "l2", step="instance", learn_scale=False, param_init="authors").to(dtype)
     opt = torch.optim.Adam(head.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(epochs):
@@ -43,7 +43,7 @@ def train(dtype: torch.dtype, epochs: int) -> tuple[torch.Tensor, dict]:
     pts = torch.tensor(np.c_[g1.ravel(), g2.ravel()], dtype=dtype)
     pred = head.eval().predict(pts, x, y).double()
     truth = torch.tensor(np.sin(6 * g1.ravel()) * np.cos(6 * g2.ravel()))
-    l0, u0, t = torch.sigmoid(head.softstep.params.linear(pts)).double().median(0).values.tolist()
+    l0, u0, t = torch.sigmoid(head.step.params.linear(pts)).double().median(0).values.tolist()
     return pred, {"mse": float(((pred - truth) ** 2).mean()), "l0": l0, "u0": u0, "t": t}
 
 

@@ -12,15 +12,18 @@ torch.Size([4])
 """
 
 from .diffknn import DiffKNNHead
-from .functional import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
-from .heads import HEADS, TUNED, LinearHead, build_head
+from .functional import log_soft_k_step, log_soft_step, row_minmax, soft_step
+from .heads import HEAD_SPECS, HEADS, TUNED, build_head
+from .linear import LinearHead
 from .nca import NCAHead
 from .neighbors import NeighborHead
-from .softstep import SoftKStep, SoftStep
+from .similarities import SIMILARITIES, similarity
+from .step import SoftKStep, SoftStep
 
 __all__ = [
     "SIMILARITIES",
     "HEADS",
+    "HEAD_SPECS",
     "TUNED",
     "similarity",
     "row_minmax",

@@ -8,11 +8,13 @@ import torch
 
 from . import functional as Fn
 from . import search as Fn_search
+from . import similarities as Sim
+from .distances import SQDIST_FLOOR
 from .functional import log_soft_k_step
 from .neighbors import NeighborHead, _check, block_shape
 from .ranks import rank_dtype, soft_rank
 from .search import check_search
-from .softstep import SoftKStep
+from .step import SoftKStep, renamed_step_argument
 
 
 class DiffKNNHead(NeighborHead):
@@ -28,15 +30,16 @@ class DiffKNNHead(NeighborHead):
     embed_dim : int
         The embedding width d.
     similarity : {"l2", "cos", "rbf", "dot"}, default="l2"
-    softstep : {"global", "instance"}, default="global"
-        k's parameter mode (Algorithm 1 lines 2–5).
+    step : {"global", "instance"}, default="global"
+        k's parameter mode (Algorithm 1 lines 2–5). Its old name ``softstep`` still works, with a
+        ``DeprecationWarning``.
     q : float, default=4.0
     t : float, default=0.75
         SoftKStep's transition width and curvature (line 19).
     rank_strength : float, default=0.1
         Soft-rank strength in units of the row's mean gap.
     param_init : {"zero", "authors"}, default="zero"
-        How k's parameters start (:class:`softstep.softstep.SoftKStep`).
+        How k's parameters start (:class:`softstep.step.SoftKStep`).
     gamma, learn_scale, scale_init, init_perplexity
         As for :class:`NeighborHead`.
 
@@ -54,7 +57,7 @@ class DiffKNNHead(NeighborHead):
         self,
         embed_dim: int,
         similarity: str = "l2",
-        softstep: str = "global",
+        step: str = "global",
         *,
         gamma=None,
         q: float = 4.0,
@@ -64,6 +67,7 @@ class DiffKNNHead(NeighborHead):
         scale_init: str = "perplexity",
         init_perplexity: float = 5.0,
         param_init: str = "zero",
+        softstep=...,
     ):
         super().__init__(
             embed_dim,
@@ -76,13 +80,14 @@ class DiffKNNHead(NeighborHead):
         for name, value in (("q", q), ("t", t), ("rank_strength", rank_strength)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-        self.kstep = SoftKStep(param_mode=softstep, embed_dim=embed_dim, q=q, t=t, init=param_init)
+        step = renamed_step_argument(step, softstep, "DiffKNNHead", default="global")
+        self.kstep = SoftKStep(param_mode=step, embed_dim=embed_dim, q=q, t=t, init=param_init)
         self.rank_strength = rank_strength
 
     #: Its top-⌈k + q⌉ buffers come on top of the similarity block (docs/paper-choices.md#prediction-memory).
     predict_bytes_per_entry = 33
 
-    def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):
+    def logits(self, z, z_ref, mask=None, fr: Sim.Frame | None = None):
         """β·Sim + log SoftKStep: Algorithm 1 lines 6–20; soft ranks in training, exact ranks at evaluation.
 
         Parameters
@@ -198,7 +203,7 @@ class DiffKNNHead(NeighborHead):
         n = z_ref.shape[0]
         valid = cand >= 0  # HNSW may find fewer than asked
         cand = cand.clamp_min(0)
-        q, r = Fn.side(fr, z), Fn.side(fr, z_ref[cand.reshape(-1)])
+        q, r = Sim.side(fr, z), Sim.side(fr, z_ref[cand.reshape(-1)])
         if fr.kind == "dot":
             sim = (z.unsqueeze(1) * r.x.view(*cand.shape, -1)).sum(-1)
         else:
@@ -206,7 +211,7 @@ class DiffKNNHead(NeighborHead):
             if fr.kind == "cos":
                 sim = (q.unit2.unsqueeze(-1) + r.unit2.view(cand.shape) - sq) * 0.5
             else:
-                sim = -sq.clamp_min(Fn._SQDIST_FLOOR).sqrt() if fr.kind == "l2" else -fr.gamma * sq
+                sim = -sq.clamp_min(SQDIST_FLOOR).sqrt() if fr.kind == "l2" else -fr.gamma * sq
         sim = sim.masked_fill(~valid, -torch.inf)
         by_index = cand.argsort(-1)
         sim, cand = sim.gather(-1, by_index), cand.gather(-1, by_index)
@@ -224,7 +229,7 @@ class DiffKNNHead(NeighborHead):
         rows, cols = block_shape(len(z), n, max_elements, cache=z.device.type == "cpu")
         if cols < n and 4 * keep > cols:
             return self._predict_wide(fr, z, z_ref, y2, max_elements, width)
-        queries = Fn.side(fr, z)
+        queries = Sim.side(fr, z)
         top = torch.full((len(z), keep), -torch.inf, dtype=z.dtype, device=z.device)
         idx = torch.zeros(len(z), keep, dtype=torch.long, device=z.device)
         for _, i, j, sim in self._blocks(fr, queries, z_ref, max_elements):
@@ -237,7 +242,7 @@ class DiffKNNHead(NeighborHead):
         def full_rows(r):
             sub = queries.take(r)
             return torch.cat(
-                [Fn.similarity_sides(fr, sub, Fn.side(fr, z_ref[t : t + cols])) for t in range(0, n, cols)], 1
+                [Sim.similarity_sides(fr, sub, Sim.side(fr, z_ref[t : t + cols])) for t in range(0, n, cols)], 1
             )
 
         top, idx = _settle_ties(*_order(top, idx), width, full_rows)
@@ -249,12 +254,12 @@ class DiffKNNHead(NeighborHead):
         n = z_ref.shape[0]
         cols = max(1, min(n, max_elements // z.shape[1]))  # a prepared tile holds at most max_elements entries
         tiles = range(0, n, cols)
-        cached = [Fn.side(fr, z_ref[t : t + cols]) for t in tiles] if n * z.shape[1] <= 4 * max_elements else None
+        cached = [Sim.side(fr, z_ref[t : t + cols]) for t in tiles] if n * z.shape[1] <= 4 * max_elements else None
         out = []
         for zb in z.split(max(1, max_elements // n)):
-            q = Fn.side(fr, zb)
-            refs = cached if cached is not None else (Fn.side(fr, z_ref[t : t + cols]) for t in tiles)
-            out.append(self._wide_rows(torch.cat([Fn.similarity_sides(fr, q, r) for r in refs], 1), zb, y2))
+            q = Sim.side(fr, zb)
+            refs = cached if cached is not None else (Sim.side(fr, z_ref[t : t + cols]) for t in tiles)
+            out.append(self._wide_rows(torch.cat([Sim.similarity_sides(fr, q, r) for r in refs], 1), zb, y2))
         return torch.cat(out)
 
     def _wide_rows(self, sim, z, y2):

@@ -1,95 +1,79 @@
-"""Regression heads with one call signature, ``head(z, z_ref, y_ref, exclude_self=False)`` (paper sections 3.2–3.3).
+"""The paper's heads by name: one registry (Table 1's columns, appendix A's tuned values) that everything reads.
 
-``z`` (B, d) are the queries, ``z_ref`` (N, d) and ``y_ref`` (N,) or (N, m) the reference set: the batch in
-training (``exclude_self=True``: the first B references are the queries), the training split at evaluation.
-Neighbour heads predict ŷ = SoftMax(logits) y_ref; :meth:`NeighborHead.predict` is the memory-bounded path.
+Every head has one call signature, ``head(z, z_ref, y_ref, exclude_self=False)`` (paper sections 3.2–3.3): ``z``
+(B, d) are the queries, ``z_ref`` (N, d) and ``y_ref`` (N,) or (N, m) the reference set, the batch in training
+(``exclude_self=True``: the first B references are the queries), the training split at evaluation.
+
+A head is its class, its ``configs/head/<name>.yaml`` and one :data:`HEAD_SPECS` entry; :data:`HEADS` (the
+factories), :data:`TUNED` (``configs/head/*.yaml`` read it through ``${paper_tuned:<head>,<key>}``), the classes a
+saved model may build (:func:`head_classes`), the report's labels and the benchmarks all come from it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import partial
 
-import torch
 from torch import nn
 
-from . import functional as Fn
 from .diffknn import DiffKNNHead
+from .linear import LinearHead
 from .nca import NCAHead
 
 
-class LinearHead(nn.Module):
-    """ŷ = W z + b: the paper's linear baseline (Table 1); it accepts and ignores the reference set.
+@dataclass(frozen=True)
+class HeadSpec:
+    """One head of the registry: how it is built, how tables name it, and the paper's tuned settings for it.
 
     Parameters
     ----------
-    embed_dim : int
-        The embedding width d.
-    out_dim : int, default=1
-        The number of targets; 1 gives predictions of shape (B,).
+    cls : type
+        The head class (:class:`LinearHead`, :class:`~softstep.NCAHead` or :class:`~softstep.DiffKNNHead`).
+    keywords : dict
+        The class's fixed arguments that make it this head.
+    label : str
+        Its name in tables and figures.
+    tuned : dict
+        The paper's tuned ``similarity``, ``embed_dim`` and ``batch_size`` (appendix A).
 
     Examples
     --------
-    >>> import torch
-    >>> LinearHead(4)(torch.zeros(3, 4)).shape
-    torch.Size([3])
+    >>> HEAD_SPECS["nca_i"].label, HEAD_SPECS["nca_i"].needs_reference
+    ('NCA i', True)
     """
 
-    #: The trainer gives a head a reference set (and skips one-item batches) only when it needs one.
-    needs_reference = False
+    cls: type
+    keywords: dict = field(default_factory=dict)
+    label: str = ""
+    tuned: dict = field(default_factory=dict)
 
-    def __init__(self, embed_dim: int, out_dim: int = 1):
-        super().__init__()
-        self.linear = nn.Linear(embed_dim, out_dim)
-        self.out_dim = out_dim
-
-    def forward(self, z, z_ref=None, y_ref=None, exclude_self: bool = False):
-        """Predictions W z + b.
-
-        Parameters
-        ----------
-        z : torch.Tensor, shape (B, embed_dim)
-        z_ref, y_ref, exclude_self
-            Ignored.
-
-        Returns
-        -------
-        torch.Tensor, shape (B,) or (B, out_dim)
-        """
-        if z.dim() != 2 or z.shape[1] != self.linear.in_features:
-            raise ValueError(f"z must be (B, {self.linear.in_features}); got {tuple(z.shape)}")
-        if (
-            not Fn.in_cuda_training(z) and not torch.isfinite(z).all()
-        ):  # a CUDA step leaves this to the epoch's loss check
-            raise ValueError("z contains NaN or inf; clean or impute the inputs first")
-        y = self.linear(z)
-        return y.squeeze(-1) if self.out_dim == 1 else y
-
-    def predict(self, z, z_ref=None, y_ref=None, **_):
-        """Same as ``forward``: a linear head needs no memory-bounded path."""
-        return self(z)
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the head predicts from a reference set (a neighbour head)."""
+        return bool(self.cls.needs_reference)
 
 
-#: The paper's tuned hyper-parameters per head (appendix A), the one copy: ``configs/head/*.yaml`` read them
-#: (``${paper_tuned:<head>,<key>}``), :class:`~softstep.SoftStepRegressor` defaults to them, and
+def _tuned(similarity: str | None, embed_dim: int) -> dict:
+    return {"similarity": similarity, "embed_dim": embed_dim, "batch_size": 32}
+
+
+#: The paper's six heads by name, in Table 1's order: the one registry.
+HEAD_SPECS = {
+    "linear": HeadSpec(LinearHead, {}, "Linear", _tuned(None, 25)),
+    "nca": HeadSpec(NCAHead, {"step": None}, "NCA", _tuned("rbf", 100)),
+    "nca_g": HeadSpec(NCAHead, {"step": "global"}, "NCA g", _tuned("l2", 100)),
+    "nca_i": HeadSpec(NCAHead, {"step": "instance"}, "NCA i", _tuned("rbf", 100)),
+    "diffknn_g": HeadSpec(DiffKNNHead, {"step": "global"}, "DiffKNN g", _tuned("rbf", 25)),
+    "diffknn_i": HeadSpec(DiffKNNHead, {"step": "instance"}, "DiffKNN i", _tuned("l2", 25)),
+}
+
+#: The paper's tuned hyper-parameters per head (appendix A), from :data:`HEAD_SPECS`: ``configs/head/*.yaml`` read
+#: them (``${paper_tuned:<head>,<key>}``), :class:`~softstep.SoftStepRegressor` defaults to them, and
 #: ``scripts/make_tables.py --hparams-from paper`` keeps the results that match them.
-TUNED = {
-    "linear": {"similarity": None, "embed_dim": 25, "batch_size": 32},
-    "nca": {"similarity": "rbf", "embed_dim": 100, "batch_size": 32},
-    "nca_g": {"similarity": "l2", "embed_dim": 100, "batch_size": 32},
-    "nca_i": {"similarity": "rbf", "embed_dim": 100, "batch_size": 32},
-    "diffknn_g": {"similarity": "rbf", "embed_dim": 25, "batch_size": 32},
-    "diffknn_i": {"similarity": "l2", "embed_dim": 25, "batch_size": 32},
-}
+TUNED = {name: spec.tuned for name, spec in HEAD_SPECS.items()}
 
-#: The paper's six heads by name, in Table 1's order: each a head class with its fixed arguments.
-HEADS = {
-    "linear": partial(LinearHead),
-    "nca": partial(NCAHead, softstep=None),
-    "nca_g": partial(NCAHead, softstep="global"),
-    "nca_i": partial(NCAHead, softstep="instance"),
-    "diffknn_g": partial(DiffKNNHead, softstep="global"),
-    "diffknn_i": partial(DiffKNNHead, softstep="instance"),
-}
+#: Each head of :data:`HEAD_SPECS` as a factory: its class with its fixed arguments.
+HEADS = {name: partial(spec.cls, **spec.keywords) for name, spec in HEAD_SPECS.items()}
 
 
 def build_head(name: str, embed_dim: int, **kwargs) -> nn.Module:
@@ -119,3 +103,47 @@ def build_head(name: str, embed_dim: int, **kwargs) -> nn.Module:
         raise ValueError(f"unknown head {name!r}; allowed: {', '.join(HEADS)}")
     factory = HEADS[name]
     return factory(embed_dim, **(kwargs if factory.func.needs_reference else {}))
+
+
+def head_classes() -> dict:
+    """The only head classes a saved model can build: the registry's, under their two public paths.
+
+    Returns
+    -------
+    dict of str to type
+        config ``_target_`` → head class.
+
+    Examples
+    --------
+    >>> sorted(head_classes())[:2]
+    ['softstep.DiffKNNHead', 'softstep.LinearHead']
+    """
+    classes = dict.fromkeys(spec.cls for spec in HEAD_SPECS.values())
+    return {f"{mod}.{cls.__name__}": cls for cls in classes for mod in ("softstep", "softstep.heads")}
+
+
+def head_module(name: str, embed_dim: int, similarity: str | None) -> dict:
+    """The ``config.head.module`` that builds the head :func:`build_head` gives for these arguments.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`HEADS`.
+    embed_dim : int
+    similarity : str or None
+        Ignored by the linear head.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> head_module("nca_i", 100, "rbf")
+    {'_target_': 'softstep.NCAHead', 'embed_dim': 100, 'step': 'instance', 'similarity': 'rbf'}
+    """
+    spec = HEAD_SPECS[name]
+    node = {"_target_": f"softstep.{spec.cls.__name__}", "embed_dim": int(embed_dim), **spec.keywords}
+    if spec.needs_reference and similarity is not None:
+        node["similarity"] = similarity
+    return node

@@ -11,14 +11,15 @@ import math
 import torch
 from torch import nn
 
-from . import functional as Fn
+from . import distances
+from . import similarities as Sim
 
 
 def _check(
     z: torch.Tensor, z_ref: torch.Tensor, y_ref: torch.Tensor | None, exclude_self: bool, embed_dim: int | None = None
 ) -> None:
     """Validate inputs at the door (ValueError saying what is allowed): shapes always, finiteness not in a CUDA
-    training step (:func:`softstep.functional.in_cuda_training`).
+    training step (:func:`softstep.distances.in_cuda_training`).
     """
     if z.dim() != 2 or z_ref.dim() != 2:
         raise ValueError(f"z and z_ref must be 2-D (B, d) and (N, d); got {tuple(z.shape)} and {tuple(z_ref.shape)}")
@@ -39,9 +40,9 @@ def _check(
             raise ValueError("exclude_self=True needs a reference set of at least 2 (each query excludes itself)")
     if y_ref is not None and (y_ref.dim() not in (1, 2) or y_ref.shape[0] != n):
         raise ValueError(f"y_ref must be (N,) or (N, m) with N={n}; got {tuple(y_ref.shape)}")
-    if Fn.in_cuda_training(z):
+    if distances.in_cuda_training(z):
         return
-    # z and z_ref are scanned once, with their magnitude, by the similarity's frame (softstep.functional.frame)
+    # z and z_ref are scanned once, with their magnitude, by the similarity's frame (softstep.similarities.frame)
     if y_ref is not None and not torch.isfinite(y_ref).all():
         raise ValueError("y_ref contains NaN or inf; clean or impute the inputs first")
     if (
@@ -130,8 +131,8 @@ class NeighborHead(nn.Module):
         if not (isinstance(init_perplexity, (int, float)) and 1 < init_perplexity < math.inf):
             raise ValueError(f"init_perplexity must be a finite number > 1; got {init_perplexity!r}")
         self.scale_init, self.init_perplexity = scale_init, float(init_perplexity)
-        if similarity not in Fn.SIMILARITIES:
-            raise ValueError(f"unknown similarity {similarity!r}; allowed: {', '.join(Fn.SIMILARITIES)}")
+        if similarity not in Sim.SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r}; allowed: {', '.join(Sim.SIMILARITIES)}")
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1; got {embed_dim}")
         if gamma is not None and not (isinstance(gamma, (int, float)) and 0 < gamma < math.inf):
@@ -156,13 +157,13 @@ class NeighborHead(nn.Module):
         """
         return self._scaled(self._raw_sim(z, z_ref, mask))
 
-    def frame(self, z, z_ref) -> Fn.Frame:
-        """What Sim needs from the whole call (checks, centring, scale), computed once: :func:`softstep.functional.frame`."""
-        return Fn.frame(z, z_ref, self.similarity, gamma=self.gamma)
+    def frame(self, z, z_ref) -> Sim.Frame:
+        """What Sim needs from the whole call (checks, centring, scale), computed once: :func:`softstep.similarities.frame`."""
+        return Sim.frame(z, z_ref, self.similarity, gamma=self.gamma)
 
-    def _raw_sim(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):
+    def _raw_sim(self, z, z_ref, mask=None, fr: Sim.Frame | None = None):
         """Sim(z, z_ref) without β, in the call's frame ``fr`` (None: this call's); the first training call sets β."""
-        sim = Fn.similarity_block(self.frame(z, z_ref) if fr is None else fr, z, z_ref)
+        sim = Sim.similarity_block(self.frame(z, z_ref) if fr is None else fr, z, z_ref)
         if self.log_scale is not None and self.training and not self._scale_ready():
             self._init_scale(sim.detach(), mask)
         return sim
@@ -237,7 +238,7 @@ class NeighborHead(nn.Module):
         logit = self._scaled(sim, self._row_max(sim, mask))
         return logit if mask is None else logit.masked_fill(mask, -torch.inf)
 
-    def logits(self, z, z_ref, mask=None, fr: Fn.Frame | None = None):  # pragma: no cover - abstract
+    def logits(self, z, z_ref, mask=None, fr: Sim.Frame | None = None):  # pragma: no cover - abstract
         """The logits (B, N) the weights are a softmax of; each head defines them (``fr``: the call's frame)."""
         raise NotImplementedError
 
@@ -296,7 +297,7 @@ class NeighborHead(nn.Module):
 
         One pass over the reference set: what Sim needs from it (the magnitude check, the centring and scale) is
         computed once per call (:meth:`frame`), each tile of references is prepared once for every query
-        (:func:`softstep.functional.side`), and every block computes the whole matrix's entries.
+        (:func:`softstep.similarities.side`), and every block computes the whole matrix's entries.
 
         Parameters
         ----------
@@ -326,7 +327,7 @@ class NeighborHead(nn.Module):
         rows = max(1, max_elements // z_ref.shape[0])
         return torch.cat([torch.softmax(self.logits(zb, z_ref, fr=fr), dim=-1) @ y2 for zb in z.split(rows)])
 
-    def _blocks(self, fr, queries, z_ref, max_elements, passes: int = 1, first=Fn.similarity_sides):
+    def _blocks(self, fr, queries, z_ref, max_elements, passes: int = 1, first=Sim.similarity_sides):
         """(pass, query rows, reference columns, β-free Sim block) over the whole matrix, tiles of references outer:
         each tile is prepared once per pass for every query (:func:`block_shape`); the first pass yields ``first``'s
         result instead of Sim (e.g. only its row bounds)."""
@@ -334,10 +335,10 @@ class NeighborHead(nn.Module):
         for p in range(passes):
             for j in range(0, z_ref.shape[0], cols):
                 tile = slice(j, j + cols)
-                refs = Fn.side(fr, z_ref[tile])
+                refs = Sim.side(fr, z_ref[tile])
                 for i in range(0, len(queries.x), rows):
                     block = slice(i, i + rows)
-                    yield p, block, tile, (first if p == 0 else Fn.similarity_sides)(fr, queries.take(block), refs)
+                    yield p, block, tile, (first if p == 0 else Sim.similarity_sides)(fr, queries.take(block), refs)
 
 
 #: Entries of one block of ``predict``'s tiled path on the CPU: small enough to stay in cache, whatever

@@ -9,64 +9,41 @@ dataset root) and the settings the model was built from (``config.head.module``,
 :meth:`softstep.SoftStepRegressor.save` both write this format, and each reads the other's files.
 
 Why it lives here: the library is installed without the research code (``pip install softstep[sklearn]``) and
-never imports it, so the estimator's ``save``/``load`` need the format in the library. This module holds what
-every saved model has (the JSON's common fields and their validation, the head registry, the tensors' checks,
-the atomic write); :mod:`experiments.models.schema` adds the pipeline's own fields (dataset, extractor, folder
-loader) on top of :func:`validate_meta`.
+never imports it, so the estimator's ``save``/``load`` need the format in the library. This module reads and
+writes the files and checks the tensors; the JSON's fields are checked by :mod:`softstep.saved_schema`
+(:func:`~softstep.saved_schema.validate_meta`, on which :mod:`experiments.models.schema` adds the pipeline's own
+fields), and both files are written atomically (:func:`softstep.safe_io.atomic_write_bytes`).
 
 Reading treats both files as data: nothing named in them is imported or instantiated. A head is built from
-:func:`head_classes` only (the library's three head classes), with arguments checked against the class's
+:func:`~softstep.heads.head_classes` only (the registry's head classes), with arguments checked against the class's
 signature and against plain values. A model saved without its reference set (``reference_items`` null for a
 neighbour head) loads, and cannot predict until it is given one.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-import math
-import os
-import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-MODEL_FORMAT = 1
-META_MAX_BYTES = 1 << 28  # 256 MiB: a million reference paths fit many times over
+from .heads import head_classes
+from .nca import current_key
+from .safe_io import UnreadableJSON, atomic_write_bytes, read_json
+from .saved_schema import (
+    FIX,
+    META_MAX_BYTES,
+    SavedModelError,
+    config_arguments,
+    config_target,
+    field_error,
+    signature_arguments,
+    validate_meta,
+)
+
 SUFFIXES = (".safetensors", ".json")
-#: every field a saved model's JSON may have; the pipeline's own (dataset … extractor_saved) are checked by
-#: :mod:`experiments.models.schema`
-META_KEYS = {
-    "format_version",
-    "dataset",
-    "modality",
-    "head",
-    "split",
-    "run_id",
-    "in_dim",
-    "extractor_saved",
-    "label",
-    "features",
-    "reference_items",
-    "config",
-}
-FIX = "the file was changed or is not a saved model; save it again (SoftStepRegressor.save, or save_model=true)"
-
-
-class SavedModelError(ValueError):
-    """A saved model that cannot be read, or cannot do what was asked; the message names the file and field.
-
-    Parameters
-    ----------
-    *args
-        The one-line message.
-
-    Examples
-    --------
-    >>> isinstance(SavedModelError("m.json: field head: missing"), ValueError)
-    True
-    """
 
 
 def paths(path: str | Path) -> tuple[Path, Path]:
@@ -92,163 +69,6 @@ def paths(path: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def _fail(file, field: str, problem: str) -> SavedModelError:
-    return SavedModelError(f"{file}: field {field}: {problem}; {FIX}")
-
-
-def plain(value, field: str, file, depth: int = 0):
-    """``value`` if it is a plain JSON value, else a :class:`SavedModelError` naming the field.
-
-    Plain: None, bool, int, a finite float, a string without an interpolation (``${``), or a list or dict of
-    those (at most 100,000 entries, nested at most 4 deep).
-
-    Parameters
-    ----------
-    value : object
-    field : str
-        Its name in the file, for the message.
-    file : path-like
-        The file, for the message.
-    depth : int, default=0
-
-    Returns
-    -------
-    object
-        ``value`` itself.
-
-    Examples
-    --------
-    >>> plain({"size": 224, "mean": [0.5]}, "config.dataset.loader", "m.json")
-    {'size': 224, 'mean': [0.5]}
-    """
-    if value is None or isinstance(value, (bool, str, int)):
-        if isinstance(value, str) and "${" in value:
-            raise _fail(file, field, f"{value[:40]!r} is an interpolation, not a plain value")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _fail(file, field, f"{value} is not a finite number")
-        return value
-    if isinstance(value, (list, dict)) and depth < 4 and len(value) <= 100_000:
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for k, v in items:
-            if isinstance(value, dict) and not isinstance(k, str):
-                raise _fail(file, field, "keys must be strings")
-            plain(v, f"{field}.{k}" if isinstance(value, dict) else f"{field}[{k}]", file, depth + 1)
-        return value
-    raise _fail(file, field, f"a {type(value).__name__} is not a plain setting")
-
-
-def _need(meta: dict, key: str, types, file, field: str | None = None):
-    """``meta[key]`` if it is there and of ``types`` (a bool is not an int here)."""
-    field, types = field or key, types if isinstance(types, tuple) else (types,)
-    if key not in meta:
-        raise _fail(file, field, "missing")
-    value = meta[key]
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        names = "/".join(t.__name__ for t in types)
-        raise _fail(file, field, f"expected {names}, got {type(value).__name__} {str(value)[:40]!r}")
-    return value
-
-
-def _int_in(meta: dict, key: str, lo: int, hi: int, file, field: str | None = None) -> int:
-    value = _need(meta, key, int, file, field)
-    if not lo <= value <= hi:
-        raise _fail(file, field or key, f"{value} is outside [{lo}, {hi}]")
-    return value
-
-
-def _finite(value, field: str, file) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(file, field, f"{str(value)[:40]!r} is not a finite number")
-    return float(value)
-
-
-# ---------------------------------------------------------------------------------------------------- heads
-def head_classes() -> dict:
-    """The only head classes a saved model can build: the library's three, under their two public paths.
-
-    Returns
-    -------
-    dict of str to type
-        config ``_target_`` → head class.
-
-    Examples
-    --------
-    >>> sorted(head_classes())[:2]
-    ['softstep.DiffKNNHead', 'softstep.LinearHead']
-    """
-    from . import heads
-
-    return {
-        f"{mod}.{cls.__name__}": cls
-        for cls in (heads.LinearHead, heads.NCAHead, heads.DiffKNNHead)
-        for mod in ("softstep", "softstep.heads")
-    }
-
-
-def head_module(name: str, embed_dim: int, similarity: str | None) -> dict:
-    """The ``config.head.module`` that builds the head :func:`softstep.build_head` gives for these arguments.
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`softstep.HEADS`.
-    embed_dim : int
-    similarity : str or None
-        Ignored by the linear head.
-
-    Returns
-    -------
-    dict
-
-    Examples
-    --------
-    >>> head_module("nca_i", 100, "rbf")
-    {'_target_': 'softstep.NCAHead', 'embed_dim': 100, 'softstep': 'instance', 'similarity': 'rbf'}
-    """
-    from .heads import HEADS
-
-    factory = HEADS[name]
-    node = {"_target_": f"softstep.{factory.func.__name__}", "embed_dim": int(embed_dim), **factory.keywords}
-    if factory.func.needs_reference and similarity is not None:
-        node["similarity"] = similarity
-    return node
-
-
-def _signature_args(fn) -> set:
-    return {
-        p.name
-        for p in inspect.signature(fn).parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
-    }
-
-
-def _arguments(node, field: str, file, allowed: set, fixed: dict) -> dict:
-    """The plain arguments of a config node (without ``_target_``), each one the function takes."""
-    if not isinstance(node, dict):
-        raise _fail(file, field, f"expected a mapping, got {type(node).__name__}")
-    args = {k: plain(v, f"{field}.{k}", file) for k, v in node.items() if k != "_target_"}
-    for k in args:
-        if k not in allowed:
-            raise _fail(
-                file, f"{field}.{k}", f"not an argument it takes (allowed: {', '.join(sorted(allowed)) or 'none'})"
-            )
-    return {k: v for k, v in args.items() if k not in fixed}  # the caller's values replace the stored ones
-
-
-def _target(node, field: str, file, table: dict, what: str) -> str:
-    """The node's ``_target_`` if it is a key of ``table``, else a :class:`SavedModelError` listing the keys."""
-    name = node.get("_target_") if isinstance(node, dict) else None
-    if name not in table:
-        raise _fail(
-            file,
-            f"{field}._target_",
-            f"{str(name)[:80]!r} is not one of this project's {what} ({', '.join(sorted(table))})",
-        )
-    return name
-
-
 def head_from_saved(node, file):
     """The head a saved ``config.head.module`` describes, built from :func:`head_classes` only, with plain
     arguments the class takes.
@@ -271,68 +91,15 @@ def head_from_saved(node, file):
     >>> head_from_saved({"_target_": "os.system", "command": "ls"}, "m.json")
     Traceback (most recent call last):
     ...
-    softstep.saved_format.SavedModelError: m.json: field config.head.module._target_: 'os.system' is not one of ...
+    softstep.saved_schema.SavedModelError: m.json: field config.head.module._target_: 'os.system' is not one of ...
     """
     table = head_classes()
-    cls = table[_target(node, "config.head.module", file, table, "head classes")]
-    args = _arguments(node, "config.head.module", file, _signature_args(cls.__init__), {})
+    cls = table[config_target(node, "config.head.module", file, table, "head classes")]
+    args = config_arguments(node, "config.head.module", file, signature_arguments(cls.__init__), {})
     try:
         return cls(**args)
     except (TypeError, ValueError) as e:
-        raise _fail(file, "config.head.module", str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-
-
-# ---------------------------------------------------------------------------------------------------- the JSON
-class UnreadableJSON(ValueError):
-    """A file that holds no JSON value :func:`read_json` can return; the message says why in one line.
-
-    Parameters
-    ----------
-    *args
-        The one-line message.
-
-    Examples
-    --------
-    >>> isinstance(UnreadableJSON("JSONDecodeError: Expecting value"), ValueError)
-    True
-    """
-
-
-def read_json(path: str | Path, max_bytes: int | None = None):
-    """The JSON value in ``path``, read defensively (saved models here; result files, locks and progress files in the
-    experiments).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-    max_bytes : int, optional
-        A larger file is refused before it is read.
-
-    Returns
-    -------
-    object
-        The parsed value. Any way it cannot be read (missing, over ``max_bytes``, not UTF-8, not JSON, nested too
-        deeply for the parser) is an :class:`UnreadableJSON` whose message says why, in one line.
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.json"
-    >>> _ = p.write_bytes(b"[" * 100_000 + b"]" * 100_000)
-    >>> try:
-    ...     read_json(p)
-    ... except UnreadableJSON as e:
-    ...     print(e)
-    RecursionError: nested too deeply
-    """
-    path = Path(path)
-    try:
-        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
-            raise ValueError(f"{size} bytes, over the {max_bytes >> 20} MiB such a file may have")
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:200]
-        raise UnreadableJSON(f"{type(e).__name__}: {why}") from None
+        raise field_error(file, "config.head.module", str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
 def _read_json(path: Path):
@@ -342,102 +109,6 @@ def _read_json(path: Path):
         return read_json(path, META_MAX_BYTES)
     except UnreadableJSON as e:
         raise SavedModelError(f"{path}: not a saved model's JSON ({e}); {FIX}") from None
-
-
-def validate_meta(meta, file: Path) -> dict:
-    """``meta`` if its common fields are a saved model's of format :data:`MODEL_FORMAT`: known keys, types,
-    ranges, finite numbers, and a head and network the library can build; else a :class:`SavedModelError`.
-
-    Parameters
-    ----------
-    meta : object
-        The parsed JSON.
-    file : path-like
-        The file, for messages.
-
-    Returns
-    -------
-    dict
-        ``meta`` itself.
-
-    Examples
-    --------
-    >>> validate_meta({"format_version": 1, "head": "knn"}, "m.json")
-    Traceback (most recent call last):
-    ...
-    softstep.saved_format.SavedModelError: m.json: field head: 'knn' is not one of linear, nca, ...
-    """
-    from .heads import HEADS
-
-    if not isinstance(meta, dict):
-        raise _fail(file, "(top level)", f"expected a JSON object, got {type(meta).__name__}")
-    unknown = sorted(set(meta) - META_KEYS)
-    if unknown:
-        raise _fail(file, unknown[0], "not a field of a saved model")
-    if meta.get("format_version") != MODEL_FORMAT or isinstance(meta.get("format_version"), bool):
-        raise SavedModelError(
-            f"{file}: field format_version: {str(meta.get('format_version'))[:20]!r} is not {MODEL_FORMAT}; "
-            f"save the model again with this version"
-        )
-    if _need(meta, "head", str, file) not in HEADS:
-        raise _fail(file, "head", f"{meta['head'][:20]!r} is not one of {', '.join(HEADS)}")
-    _int_in(meta, "in_dim", 1, 1 << 24, file)
-    label = _need(meta, "label", dict, file)
-    lo, hi = (_finite(label.get(k), f"label.{k}", file) for k in ("lo", "hi"))
-    if hi < lo:
-        raise _fail(file, "label.hi", f"{hi} is below label.lo {lo}")
-    if label.get("log_target") != "log1p":  # false, true (label = ln target) or log1p (ln(1 + target))
-        _need(label, "log_target", bool, file, "label.log_target")
-    _features(meta.get("features"), file)
-    items = meta.get("reference_items")
-    if items is not None and (
-        not isinstance(items, list) or not all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in items)
-    ):
-        raise _fail(file, "reference_items", "expected a list of row numbers or file names")
-    _config(_need(meta, "config", dict, file), meta, file)
-    return meta
-
-
-def _features(state, file) -> None:
-    if state is None:
-        return
-    if not isinstance(state, dict) or set(state) != {"numeric", "categorical"}:
-        raise _fail(
-            file, "features", "expected {numeric: {column: [mean, variance]}, categorical: {column: [category, ...]}}"
-        )
-    for col, mv in _need(state, "numeric", dict, file, "features.numeric").items():
-        if not isinstance(mv, list) or len(mv) != 2:
-            raise _fail(file, f"features.numeric.{col}", "expected [mean, variance]")
-        _finite(mv[0], f"features.numeric.{col}[0]", file)
-        if _finite(mv[1], f"features.numeric.{col}[1]", file) < 0:
-            raise _fail(file, f"features.numeric.{col}[1]", "a variance is not negative")
-    for col, cats in _need(state, "categorical", dict, file, "features.categorical").items():
-        if not isinstance(cats, list) or not cats or not all(isinstance(c, str) for c in cats):
-            raise _fail(file, f"features.categorical.{col}", "expected a non-empty list of category names")
-
-
-def _config(cfg: dict, meta: dict, file) -> None:
-    """``config.head`` and ``config.model`` (what building the model reads), checked before any is used."""
-    from .model import ARCHS
-
-    for group in ("head", "model"):
-        _need(cfg, group, dict, file, f"config.{group}")
-    if cfg["head"].get("name") != meta["head"]:
-        raise _fail(
-            file, "config.head.name", f"{str(cfg['head'].get('name'))[:20]!r} disagrees with head {meta['head']!r}"
-        )
-    _need(cfg["head"], "module", dict, file, "config.head.module")
-    model = cfg["model"]
-    if _need(model, "arch", str, file, "config.model.arch") not in ARCHS:
-        raise _fail(file, "config.model.arch", f"{model['arch'][:20]!r} is not one of {', '.join(ARCHS)}")
-    _int_in(model, "hidden", 0, 1 << 16, file, "config.model.hidden")  # 0: the estimator's hidden=0 (arch linear)
-    embed_dim = _int_in(model, "embed_dim", 1, 1 << 16, file, "config.model.embed_dim")
-    if cfg["head"]["module"].get("embed_dim", embed_dim) != embed_dim:
-        raise _fail(file, "config.head.module.embed_dim", f"disagrees with config.model.embed_dim {embed_dim}")
-    if not 0 <= _finite(model.get("dropout"), "config.model.dropout", file) < 1:
-        raise _fail(file, "config.model.dropout", "outside [0, 1)")
-    if "trainer" in cfg:
-        plain(cfg["trainer"], "config.trainer", file)
 
 
 def to_target(label, log_target):
@@ -506,7 +177,8 @@ def _read_tensors(path: Path, model, meta: dict) -> tuple[dict, torch.dtype]:
         want["reference.y"] = ((n,), True, None)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            have = set(f.keys())
+            stored = {current_key(k, "model.head."): k for k in f.keys()}  # a file saved before a renaming
+            have = set(stored)
             odd = sorted(have ^ set(want))  # missing from the file, or not part of this model
             if odd:
                 key = odd[0]
@@ -514,15 +186,15 @@ def _read_tensors(path: Path, model, meta: dict) -> tuple[dict, torch.dtype]:
                     f"{path}: tensor {key}: " + ("missing" if key in want else "not part of this model") + f"; {FIX}"
                 )
             first = next((k for k in sorted(want) if want[k][1]), None)
-            dtype = _FLOATS.get(f.get_slice(first).get_dtype()) if first else torch.float32
+            dtype = _FLOATS.get(f.get_slice(stored[first]).get_dtype()) if first else torch.float32
             if dtype is None:
-                raise SavedModelError(f"{path}: tensor {first}: dtype {f.get_slice(first).get_dtype()}; {FIX}")
+                raise SavedModelError(f"{path}: tensor {first}: dtype {f.get_slice(stored[first]).get_dtype()}; {FIX}")
             tensors = {}
             for key, (shape, is_float, int_dtype) in want.items():
-                got = tuple(f.get_slice(key).get_shape())
+                got = tuple(f.get_slice(stored[key]).get_shape())
                 if got != shape:
                     raise SavedModelError(f"{path}: tensor {key}: shape {got} where the model needs {shape}; {FIX}")
-                t = f.get_tensor(key)
+                t = f.get_tensor(stored[key])
                 need_dtype = dtype if is_float else int_dtype
                 if t.dtype != need_dtype:
                     raise SavedModelError(
@@ -558,7 +230,9 @@ def _model_tensors(model, *, with_extractor: bool = False) -> dict:
     }
 
 
-def write(path: str | Path, model, meta: dict, reference=None, *, with_extractor: bool = False) -> tuple[Path, Path]:
+def write_model(
+    path: str | Path, model, meta: dict, reference=None, *, with_extractor: bool = False
+) -> tuple[Path, Path]:
     """Write a model as ``<stem>.safetensors`` and ``<stem>.json``, each atomically (a reader sees the old file or
     the whole new one).
 
@@ -583,15 +257,17 @@ def write(path: str | Path, model, meta: dict, reference=None, *, with_extractor
     --------
     >>> import tempfile, torch
     >>> from softstep import build_head
+    >>> from softstep.heads import head_module
     >>> from softstep.model import Regressor
+    >>> from softstep.saved_schema import MODEL_FORMAT
     >>> model = Regressor(3, 8, 4, build_head("nca", 4))
     >>> meta = {"format_version": MODEL_FORMAT, "head": "nca", "in_dim": 3,
     ...         "label": {"lo": 0.0, "hi": 10.0, "log_target": False}, "features": None, "reference_items": [7, 9],
     ...         "config": {"head": {"name": "nca", "module": head_module("nca", 4, "l2")},
     ...                    "model": {"arch": "mlp", "hidden": 8, "embed_dim": 4, "dropout": 0.0}}}
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     w, m = write(f"{d}/tiny", model, meta, (torch.zeros(2, 4), torch.tensor([0.2, 0.9])))
-    ...     back = load(m)
+    ...     w, m = write_model(f"{d}/tiny", model, meta, (torch.zeros(2, 4), torch.tensor([0.2, 0.9])))
+    ...     back = read_model(m)
     >>> w.name, back.model.head.__class__.__name__, back.y_ref.shape
     ('tiny.safetensors', 'NCAHead', torch.Size([2]))
     """
@@ -610,7 +286,7 @@ def write(path: str | Path, model, meta: dict, reference=None, *, with_extractor
 
 @dataclass
 class Loaded:
-    """A saved model as :func:`load` reads it.
+    """A saved model as :func:`read_model` reads it.
 
     Parameters
     ----------
@@ -637,7 +313,7 @@ class Loaded:
     meta_file: Path
 
 
-def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Loaded:
+def read_model(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Loaded:
     """Read a saved model as data: validate the JSON, build the model from the library's head classes, check the
     tensors' names, shapes, dtypes and finiteness against it, then load them.
 
@@ -657,10 +333,10 @@ def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Lo
 
     Examples
     --------
-    >>> load("no/such/model")
+    >>> read_model("no/such/model")
     Traceback (most recent call last):
     ...
-    softstep.saved_format.SavedModelError: no/such/model.json: no such file (a saved model is model.safetensors and model.json)
+    softstep.saved_schema.SavedModelError: no/such/model.json: no such file (a saved model is model.safetensors and model.json)
     """
     w, m = paths(path)
     for f in (m, w):
@@ -674,43 +350,18 @@ def load(path: str | Path, *, validate=None, extractor=None, device="cpu") -> Lo
     return Loaded(meta, model, ref[0], ref[1], m)
 
 
-def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that a reader sees either no file, the old one or the whole new one (the
-    experiments' result files, caches and checkpoints use it too).
+#: Old names of this module's functions (deprecated: a ``DeprecationWarning``; they go in a later release).
+RENAMED = {"load": "read_model", "write": "write_model"}
 
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file; its folder is created. A temporary file beside it is written, flushed and renamed over it.
-    payload : bytes
 
-    Returns
-    -------
-    None
-        An ``OSError`` (a full disk, a read-only folder) names ``path``; no temporary file is left behind.
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "sub" / "x.bin"
-    >>> atomic_write_bytes(p, b"abc")
-    >>> p.read_bytes(), sorted(q.name for q in p.parent.iterdir())
-    (b'abc', ['x.bin'])
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OSError(e.errno, e.strerror or str(e), str(e.filename or path.parent)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: name the one we wrote
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
-        raise
+def __getattr__(name: str):
+    """``load`` and ``write``, the old names of :func:`read_model` and :func:`write_model`, with a warning."""
+    if name in RENAMED:
+        warnings.warn(
+            f"softstep.saved_format.{name} is now softstep.saved_format.{RENAMED[name]}; the old name goes in a later "
+            "release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[RENAMED[name]]
+    raise AttributeError(f"module 'softstep.saved_format' has no attribute {name!r}")

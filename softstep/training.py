@@ -14,28 +14,13 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .checkpoints import TrainState, resume, save_state
 from .model import Regressor, embed_rows
 from .training_types import Checkpoint, EarlyStopping, FitResult, Stopped, TrainerSettings
-
-
-@dataclass
-class _TrainState:
-    """Where training stands (what a checkpoint holds besides the weights): the next epoch and batch, the early
-    stopper, the best epoch's weights and the validation history."""
-
-    stopper: EarlyStopping
-    best_state: dict | None = None
-    history: list = field(default_factory=list)
-    epoch: int = 0
-    first_batch: int = 0
-
-    def finished(self, max_epochs: int) -> bool:
-        return self.epoch >= max_epochs or (bool(self.history) and self.stopper.bad_epochs >= self.stopper.patience)
 
 
 def mse(pred, y):
@@ -115,8 +100,8 @@ def fit(
     _place_model(model, s)
     step_loss = _training_step(model, s.compile)
     opt = _optimizer(model, s)
-    state = _TrainState(EarlyStopping(s.patience))
-    _resume(checkpoint, model, opt, state, s.device, s.max_epochs)
+    state = TrainState(EarlyStopping(s.patience))
+    resume(checkpoint, model, opt, state, s.device, s.max_epochs)
     while not state.finished(s.max_epochs):
         epoch_start = time.time()
         _train_epoch(model, inputs, y_dev, train_idx, step_loss, opt, s, seed, state, checkpoint, stop)
@@ -127,7 +112,7 @@ def fit(
         if on_epoch:
             on_epoch(state.epoch, entry, state.stopper.best)
         state.epoch += 1
-        _save_checkpoint(checkpoint, model, opt, state)
+        save_state(checkpoint, model, opt, state)
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     sets = {name: idx for name, idx in (("val", val_idx), ("test", test_idx)) if idx is not None and len(idx)}
@@ -154,7 +139,7 @@ def fit(
 
 
 def _validate_epoch(
-    model, inputs, y, train_idx, val_idx, s: TrainerSettings, state: _TrainState, epoch_start, epoch_metrics
+    model, inputs, y, train_idx, val_idx, s: TrainerSettings, state: TrainState, epoch_start, epoch_metrics
 ):
     """Validate the epoch just trained: early stopping's step, the best weights kept, the history entry added."""
     train_time = time.time() - epoch_start
@@ -245,7 +230,7 @@ def _train_epoch(
     opt,
     s: TrainerSettings,
     seed: int,
-    state: _TrainState,
+    state: TrainState,
     checkpoint: Checkpoint | None,
     stop: threading.Event | None,
 ) -> None:
@@ -265,7 +250,7 @@ def _train_epoch(
             loss.backward()
             opt.step()
         if stop is not None and stop.is_set():
-            _save_checkpoint(checkpoint, model, opt, state, next_batch=b + 1)
+            save_state(checkpoint, model, opt, state, next_batch=b + 1)
             raise Stopped(f"stopped in epoch {state.epoch} after batch {b}; checkpoint {checkpoint}")
     state.first_batch = 0
     if not math.isfinite(float(loss_sum)):  # the heads skip their per-step input scans on CUDA
@@ -276,7 +261,7 @@ def _train_epoch(
 
 
 def _training_batches(
-    model: Regressor, inputs, y_dev, perm, train_idx, s: TrainerSettings, seed: int, state: _TrainState
+    model: Regressor, inputs, y_dev, perm, train_idx, s: TrainerSettings, seed: int, state: TrainState
 ):
     """``(b, x, y_ref)`` per batch ``b`` of ``perm`` from ``state.first_batch``: ``y_ref`` None where the batch is its
     own reference set; with ``reference="sample"`` (neighbour heads) ``x`` is the batch followed by its sampled
@@ -352,91 +337,3 @@ def evaluate(
     if embeddings is not None:
         embeddings["reference"] = z_ref
     return out
-
-
-def _save_checkpoint(
-    checkpoint: Checkpoint | None, model: Regressor, opt, state: _TrainState, next_batch: int = 0
-) -> None:
-    """The training state after ``next_batch`` batches of ``state.epoch`` (nothing without a checkpoint)."""
-    if checkpoint is not None:
-        checkpoint.save(
-            dict(
-                model=model.state_dict(),
-                optim=opt.state_dict(),
-                best_state=state.best_state,
-                history=state.history,
-                epoch=state.epoch,
-                batch=next_batch,
-                best=state.stopper.best,
-                best_epoch=state.stopper.best_epoch,
-                bad_epochs=state.stopper.bad_epochs,
-                torch_rng=torch.get_rng_state(),
-            ),
-        )
-
-
-def _resume(checkpoint: Checkpoint | None, model: Regressor, opt, state: _TrainState, device, max_epochs: int) -> None:
-    """Restore the state :func:`_save_checkpoint` wrote, if the checkpoint holds one that fits this model and these
-    settings (:func:`_checkpoint_problem`); one that does not is handed to ``checkpoint.reject(why)`` where the
-    checkpoint has that method, and training starts afresh."""
-    ck = checkpoint.load(device) if checkpoint is not None else None
-    if ck is None:
-        return
-    why = _checkpoint_problem(ck, model, max_epochs)
-    if why is None:
-        try:
-            opt.load_state_dict(ck["optim"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as e:
-            why = f"its optimizer state does not fit ({str(e).splitlines()[0][:120]})"
-    if why is not None:
-        if hasattr(checkpoint, "reject"):
-            checkpoint.reject(why)
-        return
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optim"])
-    state.best_state, state.history, state.epoch, state.first_batch = (
-        ck["best_state"],
-        ck["history"],
-        ck["epoch"],
-        ck["batch"],
-    )
-    state.stopper.best, state.stopper.best_epoch, state.stopper.bad_epochs = (
-        ck["best"],
-        ck["best_epoch"],
-        ck["bad_epochs"],
-    )
-    torch.set_rng_state(ck["torch_rng"])
-
-
-def _same_tensors(a, b) -> bool:
-    return (
-        isinstance(a, dict)
-        and a.keys() == b.keys()
-        and all(torch.is_tensor(a[k]) and a[k].shape == b[k].shape and a[k].dtype == b[k].dtype for k in b)
-    )
-
-
-def _checkpoint_problem(ck: dict, model: Regressor, max_epochs: int) -> str | None:
-    """Why ``ck`` cannot resume ``model`` (None: it can): its weights' names, shapes and dtypes, the counters'
-    ranges, the history's form and the random state's size are checked before any of it is used."""
-    want = model.state_dict()
-    if not _same_tensors(ck.get("model"), want):
-        return "its weights do not fit this model (names, shapes or dtypes)"
-    if ck.get("best_state") is not None and not _same_tensors(ck["best_state"], want):
-        return "its best weights do not fit this model"
-    ints = {"epoch": (0, max_epochs), "batch": (0, 1 << 40), "best_epoch": (-1, max_epochs), "bad_epochs": (0, 1 << 40)}
-    for key, (lo, hi) in ints.items():
-        v = ck.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            return f"its {key} is {str(v)[:40]!r}, not an integer in [{lo}, {hi}]"
-    if not isinstance(ck.get("best"), float) or math.isnan(ck["best"]):
-        return "its best validation MSE is not a number"
-    if ck.get("best_state") is None and ck.get("history"):
-        return "it has a validation history but no best weights"
-    history = ck.get("history")
-    if not isinstance(history, list) or not all(isinstance(h, dict) and "val_mse" in h for h in history):
-        return "its history is not a list of epochs"
-    rng = ck.get("torch_rng")
-    if not torch.is_tensor(rng) or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
-        return "its random state is not torch's"
-    return None

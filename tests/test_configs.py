@@ -154,10 +154,10 @@ def test_paper_experiments_compose_the_method_as_printed(experiment, head):
     torch.manual_seed(7)
     built = settings.head_from_config(cfg)
     assert built.log_scale is None
-    step = getattr(built, "softstep", None) or getattr(built, "kstep", None)
+    step = getattr(built, "step", None) or getattr(built, "kstep", None)
     if step is None:  # plain NCA: nothing to initialise
         return
-    n = 3 if hasattr(built, "softstep") and built.softstep is not None else 1
+    n = 3 if hasattr(built, "step") and built.step is not None else 1
     torch.manual_seed(7)
     if step.params.param_mode == "global":
         torch.testing.assert_close(step.params.theta.detach(), torch.randn(n))
@@ -170,5 +170,5 @@ def test_paper_experiments_compose_the_method_as_printed(experiment, head):
 def test_tuned_protocol_keeps_our_temperature_and_start():
     cfg = compose(["protocol=tuned", "head=nca_i"])
     assert cfg.head.module.learn_scale is True and cfg.head.module.param_init == "zero"
-    step = settings.head_from_config(cfg).softstep.params
+    step = settings.head_from_config(cfg).step.params
     assert torch.equal(step.linear.weight.detach(), torch.zeros_like(step.linear.weight))

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted(f"softstep.{p.stem}" if p.stem != "__init__" else "softstep" for p in (ROOT / "softstep").glob("*.py"))
-NEEDS = {"softstep.isotonic": "triton", "softstep.estimator": "sklearn"}
+NEEDS = {"softstep.isotonic": "triton", "softstep.estimator": "sklearn", "softstep.estimator_files": "sklearn"}
 
 
 def _module(name: str):

@@ -124,9 +124,9 @@ def test_zero_fraction_and_removed_mass_against_numpy():
         torch.randn(30, 8, generator=g, dtype=torch.float64),
         torch.randn(400, 8, generator=g, dtype=torch.float64),
     )
-    head = NCAHead(8, "l2", softstep="global", learn_scale=False).double()
+    head = NCAHead(8, "l2", step="global", learn_scale=False).double()
     with torch.no_grad():
-        head.softstep.params.theta.copy_(torch.tensor([0.6, -0.4, 0.2], dtype=torch.float64))
+        head.step.params.theta.copy_(torch.tensor([0.6, -0.4, 0.2], dtype=torch.float64))
     block = head_sparsity(head, z, z_ref, max_elements=1000)  # chunked
     sim = -np.sqrt(((z.numpy()[:, None] - z_ref.numpy()[None]) ** 2).sum(-1))
     s = (sim - sim.min(1, keepdims=True)) / (sim.max(1, keepdims=True) - sim.min(1, keepdims=True))

@@ -492,7 +492,7 @@ def test_a_nan_training_loss_stops_the_fit_with_a_clear_error(monkeypatch):
     """The per-epoch loss check: on the CUDA path (simulated: the heads skip their per-step input scans there) NaN
     features reach the head unchecked, and the fit stops after the epoch, naming it. On the CPU the head refuses
     them at the first step."""
-    import softstep.functional as Fn
+    import softstep.distances as Fn
 
     x = torch.randn(40, 3)
     x[5, 1] = float("nan")

@@ -19,7 +19,7 @@ from experiments.models import saved
 from experiments.models.predict import PredictError, predict
 from experiments.protocol import pipeline
 from softstep import SoftStepRegressor
-from softstep.saved_format import SavedModelError
+from softstep.saved_schema import SavedModelError
 from tests import fixtures_data as FD
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -160,9 +160,9 @@ def sklearn_sim(kind, z):
 @pytest.mark.parametrize("kind", SIMS)
 @pytest.mark.parametrize("mode", ["global", "instance"])
 def test_nca_softstep_training_weights_match_algorithm_2(mode, kind, norm):
-    head = NCAHead(25, kind, softstep=mode, norm=norm, learn_scale=False).double()
+    head = NCAHead(25, kind, step=mode, norm=norm, learn_scale=False).double()
     with torch.no_grad():  # l0, u0, t = σ(0.6), σ(−0.4), σ(0.2): a real threshold inside the row
-        p = head.softstep.params
+        p = head.step.params
         (p.theta if mode == "global" else p.linear.bias).copy_(torch.tensor([0.6, -0.4, 0.2], dtype=torch.float64))
     z = randn(128, 25, seed=9, dtype=torch.float64)
     with torch.no_grad():
@@ -174,7 +174,7 @@ def test_nca_softstep_training_weights_match_algorithm_2(mode, kind, norm):
 
 
 def test_the_two_norms_differ_in_training_and_agree_at_evaluation():
-    heads = {n: NCAHead(25, "l2", softstep="global", norm=n).double() for n in ("paper", "exclude_self")}
+    heads = {n: NCAHead(25, "l2", step="global", norm=n).double() for n in ("paper", "exclude_self")}
     heads["exclude_self"].load_state_dict(heads["paper"].state_dict())
     z, z_ref, y = (
         randn(64, 25, seed=10, dtype=torch.float64),
@@ -318,7 +318,7 @@ def test_experiment_heads_start_as_the_authors_softstep(name, seed):
     z = torch.tanh(randn(128, 100, seed=20 + seed, dtype=torch.float64))  # bounded, as the authors' tanh MLP
     with torch.no_grad():
         w = head.train().neighbor_weights(z, z, exclude_self=True).numpy()
-    expected = nona_anon_nca(z.numpy(), theta, weight, bias, head.softstep.eps)
+    expected = nona_anon_nca(z.numpy(), theta, weight, bias, head.step.eps)
     # atol: their 1e-12 floor on (s − l)^(1/t) and (u − s)^(1/t) (ours is ~1e-154) moves a weight by up to 4e-8
     np.testing.assert_allclose(w, expected, rtol=1e-9, atol=1e-7)
     np.testing.assert_array_equal(w == 0, expected == 0)  # the same neighbours cut
@@ -333,7 +333,7 @@ def test_experiment_nca_heads_match_algorithm_2_at_their_start(name, kind):
     z = torch.tanh(randn(128, 100, seed=9, dtype=torch.float64))
     with torch.no_grad():
         w = head.train().neighbor_weights(z, z, exclude_self=True).numpy()
-    l0, u0, t = (c[:, None] for c in sigmoid_params(head.softstep.params, z.numpy()).T)
+    l0, u0, t = (c[:, None] for c in sigmoid_params(head.step.params, z.numpy()).T)
     expected = algorithm2(sklearn_sim(kind, z), l0, u0, t, 1e-4, norm="paper")
     np.testing.assert_allclose(w, expected, rtol=1e-9, atol=1e-12)
 

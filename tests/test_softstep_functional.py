@@ -268,7 +268,7 @@ def test_float32_magnitude_limit_is_a_value_error():
 def test_sync_free_distance_refinement_equals_the_indexed_one(scale, n, d, dups, dtype, seed):
     """CUDA's default (dense_refine: torch.cdist's direct form wherever a pair is near, no host sync) against
     the CPU's (the near pairs found with nonzero): the same distances and gradients, duplicates exactly 0."""
-    from softstep.functional import _sqdist
+    from softstep.distances import _sqdist
 
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, d, generator=g, dtype=dtype) * scale
@@ -290,7 +290,7 @@ def test_sync_free_distance_refinement_equals_the_indexed_one(scale, n, d, dups,
 def test_cuda_training_skips_the_host_reading_checks_only(monkeypatch):
     """In a CUDA training step the heads skip the finiteness scan (a host sync per step); in evaluation, and on
     the CPU, it stays. Simulated on the CPU by patching in_cuda_training."""
-    import softstep.functional as Fn
+    import softstep.distances as Fn
     from softstep import build_head
 
     head = build_head("nca", 4)
@@ -321,7 +321,7 @@ def test_a_cuda_training_step_reads_nothing_back_to_the_host(monkeypatch, name):
     """After the first batch (which sets β), forward and backward of a training step never read a value back,
     so the CPU can queue the next step while the GPU works; a reloaded or reset ``scale_initialised`` is read
     once again. Simulated on the CPU by patching in_cuda_training."""
-    import softstep.functional as Fn
+    import softstep.distances as Fn
     from softstep import build_head
 
     monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())

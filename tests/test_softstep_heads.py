@@ -31,8 +31,8 @@ def data(n, d=D, *, seed=0, dtype=torch.float32, m=None):
 
 def step_modules(head):
     """The SoftStep / SoftKStep parameter modules of a head (none for linear and plain nca)."""
-    if isinstance(head, NCAHead) and head.softstep is not None:
-        return [head.softstep.params]
+    if isinstance(head, NCAHead) and head.step is not None:
+        return [head.step.params]
     if isinstance(head, DiffKNNHead):
         return [head.kstep.params]
     return []
@@ -499,7 +499,7 @@ def test_a_batch_as_its_own_reference_set_computed_once_equals_two_tensors(name,
     """The trainer passes one tensor as queries and references (``z_ref is z``), which the similarity computes once;
     outputs and gradients equal those of the same values passed as two tensors (a copy). On the CUDA training path
     (simulated: in_cuda_training patched) as well, whose near-pair correction is a constant."""
-    import softstep.functional as Fn
+    import softstep.distances as Fn
 
     if cuda_path:
         monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
@@ -526,7 +526,7 @@ def test_a_cuda_training_step_compiles_into_one_graph(name, monkeypatch):
     dynamo's trace needs no GPU."""
     import torch._dynamo as dynamo
 
-    import softstep.functional as Fn
+    import softstep.distances as Fn
 
     monkeypatch.setattr(Fn, "in_cuda_training", lambda t: torch.is_grad_enabled())
     head = build_head(name, 8).train()
@@ -583,11 +583,11 @@ def _reference_predictions(name, head, z, z_ref, y):
     sim = -np.sqrt(np.maximum(((z[:, None] - z_ref[None]) ** 2).sum(-1), 1e-12))
     beta = math.exp(float(head.log_scale))
     logit = beta * sim
-    if name.startswith("nca") and head.softstep is not None:
-        l0, u0, t = (p.detach().double().numpy()[:, None] for p in head.softstep.params(torch.as_tensor(z)).unbind(-1))
+    if name.startswith("nca") and head.step is not None:
+        l0, u0, t = (p.detach().double().numpy()[:, None] for p in head.step.params(torch.as_tensor(z)).unbind(-1))
         lo, hi = sim.min(-1, keepdims=True), sim.max(-1, keepdims=True)
         s = (sim - lo) / (hi - lo)
-        l = l0 - head.softstep.eps
+        l = l0 - head.step.eps
         u = l + u0 * (1 - l)
         with np.errstate(divide="ignore"):
             inner = 1 / (1 + (np.clip(u - s, 0, None) / np.clip(s - l, 0, None)) ** (1 / t))
@@ -737,9 +737,9 @@ def test_faiss_exact_search_gives_the_torch_path_predictions(name, kind):
 
 def test_param_init_is_checked_and_authors_draws_from_torchs_rng():
     with pytest.raises(ValueError, match="unknown init 'ones'"):
-        NCAHead(4, softstep="global", param_init="ones")
+        NCAHead(4, step="global", param_init="ones")
     torch.manual_seed(3)
-    head = DiffKNNHead(4, softstep="global", param_init="authors")
+    head = DiffKNNHead(4, step="global", param_init="authors")
     torch.manual_seed(3)
     assert torch.equal(head.kstep.params.theta.detach(), torch.randn(1))
     assert not torch.equal(DiffKNNHead(4).kstep.params.theta.detach(), torch.randn(1))  # zero: σ(0) = 0.5

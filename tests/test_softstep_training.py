@@ -90,3 +90,36 @@ def test_an_epoch_embeds_the_training_split_once_for_its_validation_and_sparsity
     res = training.fit(model, TensorInputs(x), y, train, val, test, s, seed=0, epoch_metrics=recorded)
     assert seen == [True] * 3 and all("sparsity/effective_median" in h for h in res.history)
     assert calls.count(len(train)) == 3 + 1  # three validated epochs and the final evaluation
+
+
+@pytest.mark.parametrize("name", ["nca", "nca_i", "diffknn_g"])
+def test_the_training_step_leaves_each_item_out_of_its_own_neighbours(name):
+    """The trainer's step (``softstep.training``), not a loop of a test's own: its loss is
+    mse(head(z, z, y, exclude_self=True), y) of the batch's embeddings, which differs from the loss with each item
+    among its own neighbours; every head call ``fit`` makes in training leaves the query out."""
+    import numpy as np
+
+    from softstep import training
+    from softstep.model import Regressor
+    from softstep.training_types import TensorInputs, TrainerSettings
+
+    torch.manual_seed(0)
+    model = Regressor(3, 8, 4, build_head(name, 4)).train()
+    x, y = torch.randn(12, 3), torch.rand(12)
+    loss = training._training_step(model, compile=False)(x, y, y)
+    z = model.embed(x)
+    want = training.mse(model.head(z, z, y, exclude_self=True), y)
+    torch.testing.assert_close(loss, want, rtol=1e-6, atol=0.0)
+    assert not torch.allclose(loss, training.mse(model.head(z, z, y, exclude_self=False), y))
+
+    calls, forward = [], model.head.forward
+
+    def spy(z, z_ref=None, y_ref=None, exclude_self=False):
+        if torch.is_grad_enabled():  # a training step (evaluation runs under no_grad)
+            calls.append((exclude_self, z_ref is z))
+        return forward(z, z_ref, y_ref, exclude_self=exclude_self)
+
+    model.head.forward = spy
+    s = TrainerSettings(max_epochs=1, patience=1, batch_size=6, lr=1e-2)
+    training.fit(model, TensorInputs(x), np.asarray(y), np.arange(12), [], [], s, seed=0)
+    assert calls == [(True, True)] * 2

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from data.base import RegressionData, collate
-from softstep.saved_format import atomic_write_bytes
+from softstep.safe_io import atomic_write_bytes
 
 #: modalities whose items the decoded-sample cache holds under ``trainer.decoded_cache=auto``
 CACHED_MODALITIES = ("image", "audio", "text")

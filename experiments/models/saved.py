@@ -155,7 +155,7 @@ def save(
         "reference_items": reference_items(data, train_idx, root) if keep_reference else None,
         "config": relative_paths(OmegaConf.to_container(cfg, resolve=True), root),
     }
-    w, m = saved_format.write(
+    w, m = saved_format.write_model(
         weights_path(key.dir, split).with_suffix(""),
         model,
         meta,
@@ -254,7 +254,7 @@ def load_model_file(path: str | Path, *, device="cpu", run_dir: Path | None = No
     (:mod:`experiments.models.schema`): the JSON is validated before any of it is used, the model is built from
     the project's own tables, and the tensors' names, shapes, dtypes and finiteness are checked against that
     model before they are loaded."""
-    loaded = saved_format.load(path, validate=schema.validate_meta, extractor=_saved_extractor, device=device)
+    loaded = saved_format.read_model(path, validate=schema.validate_meta, extractor=_saved_extractor, device=device)
     meta, m = loaded.meta, loaded.meta_file
     prep = TablePreprocessor.from_state(meta["features"]) if meta.get("features") else None
     run = Path(run_dir) if run_dir is not None else m.parent

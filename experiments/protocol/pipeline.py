@@ -34,7 +34,7 @@ from experiments.store.identity import run_key
 from experiments.store.record import summary
 from experiments.store.results import RunKey
 from experiments.store.run_store import RunStore
-from softstep.functional import MagnitudeError
+from softstep.similarities import MagnitudeError
 from softstep.model import Regressor
 from softstep.training import fit
 

@@ -16,7 +16,7 @@ from experiments.protocol import preemption
 from experiments.protocol.evaluate import epoch_sparsity
 from experiments.protocol.tracking import make_tracker
 from experiments.store.results import atomic_write_text
-from softstep.saved_format import UnreadableJSON, read_json
+from softstep.safe_io import UnreadableJSON, read_json
 
 if TYPE_CHECKING:
     from experiments.protocol.setup import RunContext

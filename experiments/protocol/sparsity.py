@@ -72,7 +72,7 @@ def removed_mass(head, z: torch.Tensor, z_ref: torch.Tensor) -> torch.Tensor:
 
 def learned_parameters(head, z: torch.Tensor, n_ref: int) -> dict:
     """Summaries of the learned SoftStep (l, u, t) or SoftKStep (k) parameters of queries ``z``; {} for plain NCA."""
-    step = getattr(head, "softstep", None)
+    step = getattr(head, "step", None)
     if step is not None:
         l0, u0, t = step.params(z).double().unbind(-1)
         eps = max(step.eps, 8 * torch.finfo(z.dtype).eps)

@@ -1,25 +1,18 @@
 """Display names and orders of heads and datasets: the one place tables, figures and scripts read them.
 
-Head names themselves are the library's (:data:`softstep.HEADS`, in the paper's Table 1 order); a head
-of your own that is not there sorts after them by name and is labelled by its name.
+Head names and labels are the library's registry's (:data:`softstep.heads.HEAD_SPECS`, in the paper's Table 1
+order); a head of your own that is not there sorts after them by name and is labelled by its name.
 """
 
 from __future__ import annotations
 
-from softstep import HEADS as _HEAD_REGISTRY
+from softstep.heads import HEAD_SPECS
 
 #: The paper's six heads, in Table 1's column order.
-HEADS: tuple[str, ...] = tuple(_HEAD_REGISTRY)
-NEIGHBOUR_HEADS: tuple[str, ...] = tuple(h for h in HEADS if _HEAD_REGISTRY[h].func.needs_reference)
-HEAD_LABELS = {
-    "linear": "Linear",
-    "nca": "NCA",
-    "nca_g": "NCA g",
-    "nca_i": "NCA i",
-    "diffknn_g": "DiffKNN g",
-    "diffknn_i": "DiffKNN i",
-    "knn": "k-NN",
-}
+HEADS: tuple[str, ...] = tuple(HEAD_SPECS)
+NEIGHBOUR_HEADS: tuple[str, ...] = tuple(h for h in HEADS if HEAD_SPECS[h].needs_reference)
+#: the library's heads' labels, and the baselines' (a k-NN regressor is no head of the library)
+HEAD_LABELS = {**{h: spec.label for h, spec in HEAD_SPECS.items()}, "knn": "k-NN"}
 #: Table 1's row order; other datasets follow alphabetically.
 DATASET_ORDER = (
     "rsna",

@@ -26,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-from softstep.saved_format import UnreadableJSON, read_json
+from softstep.safe_io import UnreadableJSON, read_json
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0

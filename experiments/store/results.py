@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import metrics
-from softstep.saved_format import UnreadableJSON, atomic_write_bytes, read_json
+from softstep.safe_io import UnreadableJSON, atomic_write_bytes, read_json
 
 FORMAT_VERSION = 1
 #: Every result file's fields and their types.

@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
 from .functional import log_soft_k_step, log_soft_step
 
 PARAM_MODES = ("global", "instance")
+
+
+def renamed_step_argument(step, softstep, head: str, default=None):
+    """A head's ``step`` (the parameter mode of its SoftStep or SoftKStep), given as ``step`` or under its old name
+    ``softstep`` (deprecated: a ``DeprecationWarning``; it goes in a later release).
+
+    Parameters
+    ----------
+    step : str or None
+        The value of ``step``.
+    softstep : str, None or Ellipsis
+        The value of the old keyword, ``...`` when it was not given.
+    head : str
+        The head's class name, for the messages.
+    default : str or None, default=None
+        ``step``'s default (a ``step`` other than it, and other than ``softstep``, is a conflict).
+
+    Returns
+    -------
+    str or None
+        The mode to use.
+
+    Examples
+    --------
+    >>> renamed_step_argument("global", ..., "NCAHead")
+    'global'
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     renamed_step_argument(None, "instance", "NCAHead"), seen[0].category.__name__
+    ('instance', 'DeprecationWarning')
+    """
+    if softstep is ...:
+        return step
+    warnings.warn(
+        f"{head}(softstep=...) is now {head}(step=...); the old name goes in a later release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if step != default and step != softstep:
+        raise TypeError(f"{head} got step={step!r} and its old name softstep={softstep!r}; give step only")
+    return softstep
+
+
 #: How the parameters start (``SigmoidParams(init=...)``): ``"zero"`` (ours: θ = 0, W = 0, b = 0, so σ = 0.5) or
 #: ``"authors"`` (nona_anon similarity.py: θ ~ randn, a default-initialised ``nn.Linear``; from torch's seeded RNG).
 PARAM_INITS = ("zero", "authors")
@@ -144,7 +190,7 @@ class SoftStep(nn.Module):
         """
         l0, u0, t = (p.unsqueeze(-1) for p in self.params(z).unbind(-1))
         eps = max(self.eps, 8 * torch.finfo(dtype).eps)
-        if top is not None:  # min(l₀, top) by a where: its backward is 4 kernels against minimum's 10
+        if top is not None:  # min(l₀, top) by a where (why: docs/performance.md)
             top = top.to(l0.dtype)
             l0 = torch.where(top < l0, top, l0)
         l = l0 - eps
@@ -231,7 +277,7 @@ class SoftKStep(nn.Module):
         torch.Tensor, shape (B, N)
         """
         k = self.k(z, n_ref)
-        if k_floor is not None:  # max(k, floor) by a where (fewer kernels in the backward than maximum)
+        if k_floor is not None:  # max(k, floor) by a where (why: docs/performance.md)
             k_floor = k_floor.to(k.dtype)
             k = torch.where(k_floor > k, k_floor, k)
         return log_soft_k_step(ranks, k, self.q, self.t)

@@ -1,0 +1,261 @@
+"""The estimator's settings and inputs: its settings resolved against the paper's tuned values and checked,
+``X`` and ``y`` checked before scikit-learn sees them (each problem a ValueError that says what was wrong and what
+is allowed), and what ``device``, ``n_jobs`` and ``verbose`` do to a call."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+import numpy as np
+import torch
+
+from .heads import HEADS, TUNED
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolved_settings(est) -> tuple[str | None, int, int]:
+    """(similarity, embed_dim, batch_size) of a :class:`~softstep.SoftStepRegressor`: the given values, else the
+    paper's tuned ones (:data:`softstep.TUNED`); its other settings are checked too.
+
+    Parameters
+    ----------
+    est : SoftStepRegressor
+
+    Returns
+    -------
+    similarity, embed_dim, batch_size
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> resolved_settings(S(head="nca_i", dtype="float32", similarity=None, embed_dim=None, batch_size=None,
+    ...                     hidden=200, max_epochs=5, patience=2, lr=1e-3))
+    ('rbf', 100, 32)
+    """
+    if est.head not in HEADS:
+        raise ValueError(f"unknown head {est.head!r}; allowed: {', '.join(HEADS)}")
+    if est.dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {est.dtype!r}")
+    tuned = TUNED[est.head]
+    sim, embed, batch = tuned["similarity"], tuned["embed_dim"], tuned["batch_size"]
+    sim = est.similarity if est.similarity is not None else sim
+    embed = est.embed_dim if est.embed_dim is not None else embed
+    batch = est.batch_size if est.batch_size is not None else batch
+    for name, value, lo in (
+        ("embed_dim", embed, 1),
+        ("hidden", est.hidden, 0),
+        ("max_epochs", est.max_epochs, 1),
+        ("patience", est.patience, 1),
+        ("batch_size", batch, 2),
+    ):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+    if not isinstance(est.lr, (int, float)) or isinstance(est.lr, bool) or not est.lr > 0:
+        raise ValueError(f"lr must be a number > 0; got {est.lr!r}")
+    return sim, int(embed), int(batch)
+
+
+def thread_count(n_jobs) -> int:
+    """The CPU threads ``n_jobs`` asks for (None: 1; -1: every core; -2: all but one; …).
+
+    Parameters
+    ----------
+    n_jobs : int or None
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> thread_count(None), thread_count(3)
+    (1, 3)
+    """
+    n = n_jobs
+    if n is None:
+        return 1
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n == 0:
+        raise ValueError(f"n_jobs must be None or a non-zero integer (-1: every core); got {n!r}")
+    return int(n) if n > 0 else max(1, (os.cpu_count() or 1) + 1 + int(n))
+
+
+def check_target(y) -> None:
+    """A target of text is one ValueError (scikit-learn fails inside a NumPy ufunc on strings).
+
+    Parameters
+    ----------
+    y : array-like or None
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> check_target(["a", "b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: y must hold numbers (a regression target); got <U1 values
+    """
+    if y is not None and np.asarray(y).dtype.kind in "USO":
+        try:
+            np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"y must hold numbers (a regression target); got {np.asarray(y).dtype} values") from None
+
+
+def check_numeric_columns(X) -> None:
+    """A DataFrame column of text or categories is one ValueError saying what to do (scikit-learn's own message
+    is a float conversion error deep in NumPy).
+
+    Parameters
+    ----------
+    X : array-like or DataFrame
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_numeric_columns(pd.DataFrame({"a": [1.0], "b": ["x"]}))
+    Traceback (most recent call last):
+    ...
+    ValueError: X's column 'b' holds ... values: SoftStepRegressor takes numeric columns only; ...
+    """
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):
+        return
+    for name, dtype in dtypes.items():
+        if dtype.kind not in "biuf":
+            raise ValueError(
+                f"X's column {name!r} holds {dtype} values: SoftStepRegressor takes numeric columns only; one-hot "
+                f"encode it first (pandas.get_dummies, the same way for new rows), or train through the pipeline "
+                f"(python run.py dataset=table ...), which encodes categorical columns itself"
+            )
+
+
+def check_k(k, n_ref: int) -> None:
+    """``neighbors``' ``k``: an integer from 1 to the number of reference rows, else a ValueError.
+
+    Parameters
+    ----------
+    k : object
+    n_ref : int
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> check_k(0, 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be an integer in 1..10 (the reference rows); got 0
+    """
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n_ref:
+        raise ValueError(f"k must be an integer in 1..{n_ref} (the reference rows); got {k!r}")
+
+
+def torch_device(device: str) -> torch.device:
+    """The torch device ``device`` names (``"auto"``: CUDA when available).
+
+    Parameters
+    ----------
+    device : str
+
+    Returns
+    -------
+    torch.device
+
+    Examples
+    --------
+    >>> torch_device("cpu")
+    device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs):
+    """torch's intra-op threads set to :func:`thread_count` for the call, and set back to what they were after.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+
+    Examples
+    --------
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    """
+    before, want = torch.get_num_threads(), thread_count(n_jobs)
+    if want != before:
+        torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def epoch_printer(max_epochs: int):
+    """``fit``'s per-epoch callback with ``verbose``: one line per epoch (validation MSE, the best so far, seconds).
+
+    Parameters
+    ----------
+    max_epochs : int
+
+    Returns
+    -------
+    callable (epoch, entry, best) -> None
+
+    Examples
+    --------
+    >>> epoch_printer(3)(0, None, float("inf"))  # doctest: +ELLIPSIS
+    epoch 1/3: not validated, ... s
+    """
+    last = [time.perf_counter()]
+
+    def report(epoch, entry, best):
+        now = time.perf_counter()
+        seconds, last[0] = now - last[0], now
+        val = f"val MSE {entry['val_mse']:.5f} (best {best:.5f})" if entry else "not validated"
+        print(f"epoch {epoch + 1}/{max_epochs}: {val}, {seconds:.2f} s", flush=True)
+
+    return report
+
+
+def fit_summary(res) -> str:
+    """``fit``'s last line with ``verbose``: epochs, seconds per epoch, the best epoch (1-based).
+
+    Parameters
+    ----------
+    res : softstep.training_types.FitResult
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from softstep.training_types import FitResult
+    >>> fit_summary(FitResult(3, 5, 0.1, float("nan"), [], 2.5, {})).endswith("best epoch 4")
+    True
+    """
+    return (
+        f"SoftStepRegressor: {res.epochs_run} epochs in {res.wall_time_s:.1f} s "
+        f"({res.wall_time_s / max(res.epochs_run, 1):.2f} s per epoch); best epoch {res.best_epoch + 1}"
+    )
