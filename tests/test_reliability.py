@@ -396,7 +396,7 @@ BAD_CONFIGS = [  # (overrides, what the message must name)
     (["head=diffknn_g", "head.module.rank_strength=0"], "head.module.rank_strength"),
     (["head=nca_i", "head.module.gamma=-1"], "head.module.gamma"),
     (["head=nca_i", "head.module.norm=weird"], "head.module.norm"),
-    (["head=nca_i", "head.module.softstep=half"], "head.module.softstep"),
+    (["head=nca_i", "head.module.step=half"], "head.module.step"),
     (["head=nca_i", "+head.module.foo=1"], "head.module.foo"),
     (["trainer.device=tpu9"], "trainer.device"),
     ([f"trainer.device={'cuda:99' if torch.cuda.is_available() else 'cuda'}"], "trainer.device"),

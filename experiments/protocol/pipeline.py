@@ -34,8 +34,8 @@ from experiments.store.identity import run_key
 from experiments.store.record import summary
 from experiments.store.results import RunKey
 from experiments.store.run_store import RunStore
-from softstep.similarities import MagnitudeError
 from softstep.model import Regressor
+from softstep.similarities import MagnitudeError
 from softstep.training import fit
 
 

@@ -24,6 +24,8 @@ TRAINER_NOT_IN_RUN_ID = {
     "compile",
     "decoded_cache",
 }  # how it runs, like device: recorded in result files
+#: Head arguments renamed since run ids were first hashed: hashed under the name they had, so ids do not move.
+FIRST_NAMES = {"step": "softstep"}
 
 
 def run_id(cfg: DictConfig) -> str:
@@ -41,7 +43,8 @@ def run_id(cfg: DictConfig) -> str:
     key["dataset"] = {
         k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")
     }  # checks only
-    key["head"] = {k: key["head"][k] for k in ("name", "module")}
+    module = {FIRST_NAMES.get(k, k): v for k, v in (key["head"]["module"] or {}).items()}
+    key["head"] = {"name": key["head"]["name"], "module": module}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{head_similarity(cfg) or cfg.head.name}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"
 

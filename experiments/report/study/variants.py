@@ -84,22 +84,22 @@ def variant_of(result: dict) -> Variant:
 
 def stepless_head(head: str) -> str | None:
     """The paper head of the same family without a step (``nca_g``, ``nca_i`` → ``nca``), from the library's head
-    registry (the same head class with ``softstep=None``); None when the family has none (DiffKNN) or the head
+    registry (the same head class with ``step=None``); None when the family has none (DiffKNN) or the head
     itself has no step."""
-    from softstep import HEADS as registry
+    from softstep import HEAD_SPECS
 
     if not has_step(head):
         return None
-    func = registry[head].func
-    for name, other in registry.items():
-        keywords = getattr(other, "keywords", {})
-        if getattr(other, "func", None) is func and "softstep" in keywords and keywords["softstep"] is None:
+    cls = HEAD_SPECS[head].cls
+    for name, spec in HEAD_SPECS.items():
+        if spec.cls is cls and "step" in spec.keywords and spec.keywords["step"] is None:
             return name
     return None
 
 
 def has_step(head: str) -> bool:
     """Whether a paper head learns a step (SoftStep or SoftKStep)."""
-    from softstep import HEADS as registry
+    from softstep import HEAD_SPECS
 
-    return getattr(registry.get(head), "keywords", {}).get("softstep") is not None
+    spec = HEAD_SPECS.get(head)
+    return spec is not None and spec.keywords.get("step") is not None
