@@ -1,4 +1,4 @@
-"""The offline study's report (issue 32): does SoftStep learn sparse similarity, and does it help?
+"""The offline study's report: does SoftStep learn sparse similarity, and does it help?
 
 Built from result files only, over whatever datasets, heads, variants and protocols exist:
 

@@ -2,7 +2,7 @@
 
 - **Critical-difference diagram** per ranking (:func:`plot_cd`): the heads on the mean-rank axis, joined where the
   Nemenyi test does not separate them (``scikit_posthocs.critical_difference_diagram``).
-- **Trajectories** per protocol (:func:`plot_trajectories`; issue 32 point 4): one row per head with a step, one
+- **Trajectories** per protocol (:func:`plot_trajectories`): one row per head with a step, one
   column per quantity its files log per epoch (``history[i]['sparsity/<q>_median']`` for l, u, t, k, exact zeros,
   mass removed), against epoch: one line per dataset (the mean over the splits that logged that epoch), a band
   from ``sparsity/<q>_p10`` to ``_p90`` where logged, the frozen-step control dashed, and the start
