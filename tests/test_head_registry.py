@@ -14,9 +14,9 @@ from softstep.heads import HEAD_SPECS, build_head, head_classes, head_module
 from softstep.saved_format import head_from_saved
 
 ROOT = Path(__file__).resolve().parents[1]
-#: a head argument whose config key keeps its old name: the run id hashes ``head.module``, so renaming the key
-#: would change every neighbour head's run id (the head takes the old name with a DeprecationWarning)
-CONFIG_NAMES = {"step": "softstep"}
+#: head arguments whose config key has another name (none: the configs name every keyword as the registry does;
+#: run ids hash ``step`` under its first name, experiments.store.identity.FIRST_NAMES)
+CONFIG_NAMES: dict[str, str] = {}
 CONFIGS = {p.stem: OmegaConf.load(p) for p in sorted((ROOT / "configs" / "head").glob("*.yaml"))}
 
 
