@@ -106,7 +106,7 @@ def _read_json(path: Path):
     """The JSON value of a saved model's file (:func:`read_json`); any way it cannot be read is one
     :class:`SavedModelError` line naming the file."""
     try:
-        return read_json(path, META_MAX_BYTES)
+        return read_json(path)  # capped at SOFTSTEP_MAX_JSON_MB
     except UnreadableJSON as e:
         raise SavedModelError(f"{path}: not a saved model's JSON ({e}); {FIX}") from None
 

@@ -185,7 +185,51 @@ def check_result(result: Any, path: str | Path = "<memory>") -> dict:
             raise ResultError(f"{path}: metrics.{key} must be {want}, got {value!r}")
     if result["split"] < 0:
         raise ResultError(f"{path}: field 'split' must be >= 0, got {result['split']}")
+    _check_optional(result, path)
     return result
+
+
+def _number(value, *, nonneg: bool = True) -> bool:
+    """Whether ``value`` is a finite number (not a bool), and >= 0 when ``nonneg``."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 or not nonneg)
+    )
+
+
+#: Optional numeric fields (absent from older files) and of each ``history`` entry: finite numbers >= 0.
+OPTIONAL_NUMBERS = ("wall_time_s", "n_train", "n_val", "n_test")
+HISTORY_NUMBERS = ("epoch_time_s", "train_time_s")
+
+
+def _check_optional(result: dict, path) -> None:
+    """The optional fields the readers use (status, cost estimates, tables, figures): of the right type where
+    present, so a reader never meets a string where it computes (one :class:`ResultError` line naming the field)."""
+    for key in OPTIONAL_NUMBERS:
+        if key in result and not _number(result[key]):
+            raise ResultError(f"{path}: field {key!r} must be a finite number >= 0, got {str(result[key])[:40]!r}")
+    history = result.get("history", [])
+    if not isinstance(history, list):
+        raise ResultError(f"{path}: field 'history' must be a list of epochs, got {type(history).__name__}")
+    for i, entry in enumerate(history):
+        if not isinstance(entry, dict):
+            raise ResultError(f"{path}: history[{i}] must be an object, got {type(entry).__name__}")
+        epoch = entry.get("epoch", 0)
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ResultError(f"{path}: history[{i}].epoch must be an integer >= 0, got {str(epoch)[:40]!r}")
+        val = entry.get("val_mse", 0.0)  # a diverged epoch's NaN is a number: the split's result is kept
+        if not isinstance(val, (int, float)) or isinstance(val, bool):
+            raise ResultError(f"{path}: history[{i}].val_mse must be a number, got {str(val)[:40]!r}")
+        for key in HISTORY_NUMBERS:
+            if key in entry and not _number(entry[key]):
+                raise ResultError(
+                    f"{path}: history[{i}].{key} must be a finite number >= 0, got {str(entry[key])[:40]!r}"
+                )
+    for key in ("sparsity", "runtime", "features", "saved_model"):
+        if key in result and result[key] is not None and not isinstance(result[key], dict):
+            raise ResultError(f"{path}: field {key!r} must be an object, got {type(result[key]).__name__}")
 
 
 def read_result(path: str | Path) -> dict:

@@ -108,6 +108,24 @@ def active_lines(log_dir: Path, experiment: str) -> dict[str, str]:
     return out
 
 
+def log_tail(path: Path, max_bytes: int = 1 << 20) -> str:
+    """The last ``max_bytes`` of a task log as text; "" for anything that is not a regular file (a FIFO or device
+    named like a log is never opened for a blocking read), which status counts as a log without an exit line."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return ""
+        f.seek(max(0, st.st_size - max_bytes))
+        return f.read(max_bytes).decode("utf-8", errors="replace")
+
+
 def latest_logs(log_dir: Path) -> dict[str, Path]:
     """Manifest line → its most recent task log (later submissions win)."""
     cache: dict = {}

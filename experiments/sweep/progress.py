@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.protocol.preemption import REQUEUE_EXIT
-from experiments.sweep.cluster import active_lines, default_log_dir, latest_logs
+from experiments.sweep.cluster import active_lines, default_log_dir, latest_logs, log_tail
 from experiments.sweep.jobs import Job, expand
 
 EXIT_LINE = re.compile(r"^\[softstep\] exit status (-?\d+)", re.M)
@@ -62,7 +62,7 @@ def status(experiment: str, overrides: list[str] = (), *, log_dir: Path | None =
             state[j.key] = "done"
         elif j.line in active:
             state[j.key] = "running" if active[j.line] in RUNNING else "pending"
-        elif j.line in logs and log_verdict(logs[j.line].read_text(errors="replace")) in ("failed", None):
+        elif j.line in logs and log_verdict(log_tail(logs[j.line])) in ("failed", None):
             # ended with an error, or ended without saying so (killed, out of memory, time limit)
             state[j.key], failures[j.key] = "failed", logs[j.line]
         else:
