@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
-import traceback
 
-import hydra
-from omegaconf import DictConfig
 
-import experiments  # noqa: F401 - registers ${paper_tuned:...}, which configs/head/*.yaml read
+def _stopped_while_starting(signum, frame) -> None:
+    print(
+        f"[softstep] stopped by {signal.Signals(signum).name} while starting; nothing to save",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(128 + signum)
+
+
+if __name__ == "__main__":  # before the slow imports: a stop during start-up is one line, not a traceback
+    for _sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, _stopped_while_starting)
+
+import logging  # noqa: E402 - after the start-up signal handlers
+import traceback  # noqa: E402
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+import experiments  # noqa: E402, F401 - registers ${paper_tuned:...}, which configs/head/*.yaml read
 
 log = logging.getLogger("softstep")
 
@@ -73,16 +88,5 @@ def execute(cfg: DictConfig, *, multirun: bool = False, signals: bool = True) ->
     return line
 
 
-def _stopped_while_starting(signum, frame) -> None:
-    print(
-        f"[softstep] stopped by {signal.Signals(signum).name} while starting; nothing to save",
-        file=sys.stderr,
-        flush=True,
-    )
-    sys.exit(128 + signum)
-
-
 if __name__ == "__main__":
-    for _sig in (signal.SIGTERM, signal.SIGINT):  # one line, not a traceback, for a stop during start-up
-        signal.signal(_sig, _stopped_while_starting)
     main()

@@ -17,13 +17,25 @@ root), ``target_k`` (its target) and ``weight_k`` for k = 1..K.
 
 from __future__ import annotations
 
-import argparse
+import signal
 import sys
-from pathlib import Path
 
-from data.base import DataError
-from experiments.models.predict import PredictError, models_line, predict
-from experiments.models.schema import SavedModelError
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM during a prediction: stop with one line, the earlier output file intact."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
+
+
+if __name__ == "__main__":  # before the slow imports (torch): a stop at any time is one line
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, _interrupt)
+
+import argparse  # noqa: E402 - after the signal handlers
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,17 +67,69 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # the same inode: a hard link or another path to it
+    except OSError:
+        return False
+
+
+def out_refusal(out: Path, inputs: Path, model: Path) -> str | None:
+    """Why ``--out`` must not be written, or None: it is the input or a file of the model (one of a saved model's
+    two files, or anything inside a run folder or an input folder), by path as given, resolved, or by inode (a
+    hard link)."""
+    from softstep.saved_format import paths
+
+    inputs, model, out = inputs.expanduser(), model.expanduser(), out.expanduser()
+    places = [(inputs, "the --input file")] + (
+        [(model, "the model's run folder")] if model.is_dir() else [(f, "a file of the model") for f in paths(model)]
+    )
+    mine = {out.absolute(), out.resolve()}
+    for place, what in places:
+        theirs = {place.absolute(), place.resolve()}
+        inside = place.is_dir() and any(t in m.parents for m in mine for t in theirs)
+        if mine & theirs or inside:
+            return f"--out {out} is {what} ({place}) or inside it; write the predictions elsewhere"
+        if out.is_file():
+            files = (
+                [place] if place.is_file() else [f for f in place.rglob("*") if f.is_file()] if place.is_dir() else []
+            )
+            linked = next((f for f in files if _same_file(out, f)), None)
+            if linked is not None:
+                return (
+                    f"--out {out} is the same file as {linked} ({what}, a link to it); write the predictions elsewhere"
+                )
+    return None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.out.expanduser().resolve() == args.input.expanduser().resolve():
+    try:
+        return _predict(args)
+    except (Interrupted, KeyboardInterrupt) as e:
+        signum = e.args[0] if isinstance(e, Interrupted) and e.args else signal.SIGINT
+        name = signal.Signals(signum).name
         print(
-            f"predict.py: error: --out {args.out} is the --input file; write the predictions elsewhere", file=sys.stderr
+            f"predict.py: stopped by {name}; {args.out} was not written (an earlier file there is intact)",
+            file=sys.stderr,
+            flush=True,
         )
+        return 128 + signum
+
+
+def _predict(args) -> int:
+    from data.base import DataError
+    from experiments.models.predict import PredictError, models_line, predict
+    from experiments.models.schema import SavedModelError
+    from softstep.safe_io import atomic_write_bytes
+
+    why = out_refusal(args.out, args.input, args.run_dir)
+    if why:
+        print(f"predict.py: error: {why}", file=sys.stderr)
         return 2
     try:
         out = predict(args.run_dir, args.input, split=args.split, explain=args.explain, device=args.device)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(args.out, index=False)
+        atomic_write_bytes(args.out, out.to_csv(index=False).encode("utf-8"))  # all of it, or the old file
     except (PredictError, SavedModelError, DataError, OSError) as e:
         print(f"predict.py: error: {e}", file=sys.stderr)
         return 2
