@@ -78,9 +78,19 @@ def test_finding_11_a_fifo_in_the_results_tree_does_not_hang_make_tables(tmp_pat
     (run / "split_0.json").write_text(json.dumps(fake_result("d", "nca", 0, 10.0)))
     os.mkfifo(run / "split_1.json")
     p = subprocess.run(
-        [sys.executable, "scripts/make_tables.py", "--results-root", str(tmp_path), "--out", str(tmp_path / "t"),
-         "--no-tuning"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "scripts/make_tables.py",
+            "--results-root",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "t"),
+            "--no-tuning",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "split_1.json" in p.stderr and "FIFO" in p.stderr, p.stderr
     assert len([line for line in p.stderr.splitlines() if "split_1.json" in line]) == 1
