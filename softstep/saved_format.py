@@ -34,7 +34,6 @@ from .nca import current_key
 from .safe_io import UnreadableJSON, atomic_write_bytes, read_json
 from .saved_schema import (
     FIX,
-    META_MAX_BYTES,
     SavedModelError,
     config_arguments,
     config_target,
@@ -42,6 +41,7 @@ from .saved_schema import (
     signature_arguments,
     validate_meta,
 )
+from .saved_seal import SEAL_FIELD, check_seal, sha256_bytes, tensor_metadata
 
 SUFFIXES = (".safetensors", ".json")
 
@@ -234,7 +234,7 @@ def write_model(
     path: str | Path, model, meta: dict, reference=None, *, with_extractor: bool = False
 ) -> tuple[Path, Path]:
     """Write a model as ``<stem>.safetensors`` and ``<stem>.json``, each atomically (a reader sees the old file or
-    the whole new one).
+    the whole new one), sealed (:mod:`softstep.saved_seal`: the JSON records the tensor file's SHA-256).
 
     Parameters
     ----------
@@ -279,8 +279,10 @@ def write_model(
         tensors["reference.z"] = z.detach().cpu().contiguous().clone()
         tensors["reference.y"] = y.detach().cpu().contiguous().clone()
     w, m = paths(path)
-    atomic_write_bytes(w, st_save(tensors))
-    atomic_write_bytes(m, (json.dumps(meta, indent=1, default=str) + "\n").encode("utf-8"))
+    payload = st_save(tensors, metadata=tensor_metadata(meta))
+    atomic_write_bytes(w, payload)
+    sealed = {**meta, SEAL_FIELD: sha256_bytes(payload)}  # the JSON names the tensor file it belongs to
+    atomic_write_bytes(m, (json.dumps(sealed, indent=1, default=str) + "\n").encode("utf-8"))
     return w, m
 
 
@@ -345,6 +347,7 @@ def read_model(path: str | Path, *, validate=None, extractor=None, device="cpu")
     meta = (validate or validate_meta)(_read_json(m), m)
     model = _build_model(meta, m, extractor(meta, m) if extractor is not None else None)
     tensors, dtype = _read_tensors(w, model, meta)
+    check_seal(meta, w, m)  # after the tensor check, which names a tampered tensor; the seal catches the rest
     _load_weights(model, tensors, dtype).to(device)
     ref = [tensors[k].to(device) if k in tensors else None for k in ("reference.z", "reference.y")]
     return Loaded(meta, model, ref[0], ref[1], m)

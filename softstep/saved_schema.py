@@ -30,6 +30,8 @@ META_KEYS = {
     "features",
     "reference_items",
     "config",
+    "tensors_sha256",
+    "extractor_sha256",
 }
 FIX = "the file was changed or is not a saved model; save it again (SoftStepRegressor.save, or save_model=true)"
 

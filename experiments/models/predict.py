@@ -191,6 +191,9 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
         )
     if m0.model.extractor is None:  # frozen: one extractor pass, shared by every split's model
         extractor = schema.extractor_from_saved(cfg["extractor"]["builder"], m0.meta_file, finetune=False, in_dim=None)
+        digest = schema.extractor_digest(extractor)
+        for m in models:  # the weights each model was saved with: another source, seed or builder is refused
+            schema.check_extractor(digest, m.meta, m.meta_file)
         feats = extract(extractor, data, batch_size=batch_size, device=device, progress=False).to(device)
         return [feats for _ in models], names
     loader = torch.utils.data.DataLoader(data.dataset(range(len(data))), batch_size=batch_size, collate_fn=collate)

@@ -129,9 +129,11 @@ def save(
     prep: TablePreprocessor | None,
     train_idx,
     device,
+    extractor_sha256: str | None = None,
 ) -> dict:
     """Write the split's model files (atomically); returns ``{"weights", "meta", "bytes"}`` for the result file.
-    With ``save_model=weights`` the reference set (``reference.*`` tensors, ``reference_items``) is left out."""
+    With ``save_model=weights`` the reference set (``reference.*`` tensors, ``reference_items``) is left out;
+    ``extractor_sha256``: the frozen extractor's weights (:func:`schema.extractor_digest`), which predict checks."""
     model.eval()
     keep_reference = model.uses_reference and with_reference(cfg)
     reference = None
@@ -150,6 +152,7 @@ def save(
         "run_id": key.run_id,
         "in_dim": model.in_dim,
         "extractor_saved": bool(cfg.extractor.finetune and model.extractor is not None),
+        "extractor_sha256": extractor_sha256,
         "label": {"lo": scaler.lo, "hi": scaler.hi, "log_target": saved_log_target(loader.get("log_target", False))},
         "features": prep.state() if prep is not None else None,
         "reference_items": reference_items(data, train_idx, root) if keep_reference else None,

@@ -73,11 +73,90 @@ def _function(table: dict, name: str):
     return getattr(importlib.import_module(module), fn)  # module and name come from the table above, never the file
 
 
+SOURCE = "config.extractor.builder.source"
+_VISION = {name for name in EXTRACTOR_BUILDERS if name.startswith("extractors.vision.")}
+PLACE_WEIGHTS = (
+    "copy the weights into the model's folder and set source to their name relative to it, or put them in the "
+    "weights cache ($SOFTSTEP_WEIGHTS, filled by scripts/fetch_weights.py) and set source to their hub name"
+)
+
+
+def weights_source(value, file: Path) -> str:
+    """The ``source`` of a saved extractor builder as predict may use it: ``random``, ``package``, a hub name (read
+    from the weights cache only: predict never downloads), or a path inside the model's own folder (made absolute).
+    An absolute path, ``~``, ``..``, or a path outside the model's folder is one :class:`SavedModelError` line."""
+    if not isinstance(value, str) or not value or len(value) > 500:
+        raise field_error(file, SOURCE, f"expected a weights name or a path inside the model's folder; {PLACE_WEIGHTS}")
+    if value in ("random", "package"):
+        return value
+    folder = Path(file).parent.resolve()
+    path = Path(value)
+    outside = path.is_absolute() or value.startswith(("~", "…")) or ".." in path.parts or "\\" in value
+    inside = (folder / path).resolve()
+    if not outside and folder in inside.parents and inside.exists():
+        return str(inside)
+    if outside or path.exists():  # a path, or a name that would be read relative to the working folder
+        raise field_error(file, SOURCE, f"{value[:80]!r} names weights outside the model's folder; {PLACE_WEIGHTS}")
+    return value  # a hub name
+
+
 def extractor_from_saved(node, file, **fixed):
-    """The extractor a saved ``config.extractor.builder`` describes (one of :data:`EXTRACTOR_BUILDERS`)."""
+    """The extractor a saved ``config.extractor.builder`` describes (one of :data:`EXTRACTOR_BUILDERS`), its
+    weights from the model's folder or the weights cache only (:func:`weights_source`, offline: no download); a
+    weight that is not there is one line saying where to put it."""
+    import os
+
+    from extractors.weights import WeightsNotFound
+
     name = config_target(node, "config.extractor.builder", file, EXTRACTOR_BUILDERS, "extractor builders")
     args = config_arguments(node, "config.extractor.builder", file, EXTRACTOR_BUILDERS[name][2] | set(fixed), fixed)
-    return _function(EXTRACTOR_BUILDERS, name)(**args, **fixed)
+    if fixed.get("finetune") and name in _VISION:  # every weight is in the tensor file: no pretrained one is read
+        args["source"] = "random"
+    elif "source" in args:
+        args["source"] = weights_source(args["source"], Path(file))
+    before = os.environ.get("SOFTSTEP_OFFLINE")
+    os.environ["SOFTSTEP_OFFLINE"] = "1"
+    try:
+        return _function(EXTRACTOR_BUILDERS, name)(**args, **fixed)
+    except (WeightsNotFound, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise field_error(file, SOURCE, f"{first[:200]}; {PLACE_WEIGHTS}") from None
+    finally:
+        if before is None:
+            os.environ.pop("SOFTSTEP_OFFLINE", None)
+        else:
+            os.environ["SOFTSTEP_OFFLINE"] = before
+
+
+def extractor_digest(extractor) -> str:
+    """The SHA-256 of an extractor's weights (every state-dict tensor: name, dtype, shape, bytes), recorded as
+    ``extractor_sha256`` when a model of a frozen extractor is saved and checked when predict rebuilds it."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for key, t in sorted(extractor.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def check_extractor(digest: str, meta: dict, file: Path) -> None:
+    """A :class:`SavedModelError` line unless ``digest`` (:func:`extractor_digest` of the frozen extractor predict
+    rebuilt) is the ``extractor_sha256`` the model was saved with: another source, seed or builder would change every
+    prediction silently."""
+    recorded = meta.get("extractor_sha256")
+    if recorded is None:
+        raise field_error(file, "extractor_sha256", "missing: the extractor's weights cannot be checked; save it again")
+    if digest != recorded:
+        raise field_error(
+            file,
+            SOURCE,
+            "the extractor built from config.extractor.builder has other weights than the model was saved with "
+            f"(SHA-256 differs from extractor_sha256); {PLACE_WEIGHTS}",
+        )
 
 
 def folder_data_from_saved(node, file, **fixed):
@@ -103,4 +182,9 @@ def validate_meta(meta, file: Path) -> dict:
     required_field(cfg["extractor"], "builder", dict, file, "config.extractor.builder")
     required_field(cfg["extractor"], "finetune", bool, file, "config.extractor.finetune")
     plain(cfg["dataset"].get("loader"), "config.dataset.loader", file)
+    digest = meta.get("extractor_sha256")
+    if digest is not None and (
+        not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef")
+    ):
+        raise field_error(file, "extractor_sha256", "expected the 64 hex digits of a SHA-256, or null")
     return meta

@@ -19,6 +19,7 @@ from experiments.labels import MinMaxScaler
 from experiments.models import saved
 from experiments.protocol import sparsity
 from experiments.protocol.device import resolve_max_elements
+from experiments.protocol.setup import frozen_extractor_sha256
 from experiments.store.record import result_record
 from softstep.model import Regressor, embed_rows
 from softstep.training_types import FitResult, TrainerSettings
@@ -118,7 +119,10 @@ def split_extras(ctx: RunContext, split: int, sf: SplitFit, z: dict) -> dict:
         )
     if key.final or saved.wanted(cfg):  # a final model's neighbours: the training and the early-stopping rows
         ref = np.sort(np.concatenate([train_idx, val_idx])) if key.final else train_idx
-        out["saved_model"] = saved.save(cfg, key, split, model, sf.inputs, ctx.data, sf.scaler, sf.prep, ref, device)
+        digest = frozen_extractor_sha256(cfg, ctx.data)
+        out["saved_model"] = saved.save(
+            cfg, key, split, model, sf.inputs, ctx.data, sf.scaler, sf.prep, ref, device, extractor_sha256=digest
+        )
     return out
 
 

@@ -20,6 +20,7 @@ from data.base import DataError, RegressionData
 from experiments import labels
 from experiments.inputs.batches import Inputs, decoded_cache, resolve_num_workers
 from experiments.inputs.features import cache_key, cached_features, extract
+from experiments.models import schema
 from experiments.protocol import preemption
 from experiments.protocol.device import resolve_device
 from experiments.protocol.settings import ConfigError, head_from_config
@@ -207,6 +208,21 @@ def build_extractor(cfg: DictConfig, data: RegressionData):
     """The configured extractor (its modality was checked against the data by :func:`check_modality`)."""
     in_dim = int(np.prod(np.shape(data.load(data.items[0])))) if data.modality == "table" else None
     return instantiate_clearly(cfg.extractor.builder, finetune=bool(cfg.extractor.finetune), in_dim=in_dim)
+
+
+_DIGESTS: dict[str, str] = {}
+
+
+def frozen_extractor_sha256(cfg: DictConfig, data: RegressionData) -> str | None:
+    """The SHA-256 of the frozen extractor's weights (:func:`experiments.models.schema.extractor_digest`), which a
+    saved model records and predict checks; built once a process. None when the model file holds the extractor
+    (fine-tuned) or a table's columns need none."""
+    if cfg.extractor.finetune or data.columns is not None:
+        return None
+    key = json.dumps(OmegaConf.to_container(cfg.extractor.builder, resolve=True), sort_keys=True)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = schema.extractor_digest(build_extractor(cfg, data))
+    return _DIGESTS[key]
 
 
 def parallel_splits(cfg: DictConfig, device: torch.device, n_todo: int) -> int:
