@@ -21,10 +21,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WINDOWS = ("first", "center", "loudest")
 
 
-def _tuple(x) -> tuple[float, ...]:
-    if isinstance(x, (int, float)):
-        return (float(x),)
-    return tuple(float(v) for v in x)
+#: the largest image side a transform resizes or crops to
+MAX_SIDE = 4096
+
+
+def _tuple(x, field: str) -> tuple[float, ...]:
+    """``x`` (one number or a list of them) as a tuple of finite floats, else a :class:`DataError` naming ``field``."""
+    try:
+        values = [x] if isinstance(x, (int, float)) else None if isinstance(x, (str, bytes, dict)) else list(x)
+    except TypeError:  # not a sequence
+        values = None
+    if not values or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= 1e6 for v in values
+    ):  # abs ≤ 1e6 is False for NaN too
+        raise DataError(f"image {field} must be a number or a list of numbers within ±1e6; got {str(x)[:60]!r}")
+    return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,14 @@ class ImageTransform:
     def __post_init__(self):
         if self.mode not in ("L", "RGB"):
             raise DataError(f"image mode must be 'L' (grey) or 'RGB'; got {self.mode!r}")
-        object.__setattr__(self, "mean", _tuple(self.mean))
-        object.__setattr__(self, "std", _tuple(self.std))
+        for field in ("size", "crop"):
+            side = getattr(self, field)
+            if side is not None and (isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= MAX_SIDE):
+                raise DataError(f"image {field} must be null or an integer in [1, {MAX_SIDE}]; got {str(side)[:40]!r}")
+        object.__setattr__(self, "mean", _tuple(self.mean, "mean"))
+        object.__setattr__(self, "std", _tuple(self.std, "std"))
+        if min(self.std) <= 0:
+            raise DataError(f"image std must be > 0 (it divides); got {self.std}")
         channels = 1 if self.mode == "L" else 3
         for field in ("mean", "std"):
             if len(getattr(self, field)) not in (1, channels):

@@ -122,16 +122,17 @@ def _predict(args) -> int:
     from experiments.models.predict import PredictError, models_line, predict
     from experiments.models.schema import SavedModelError
     from softstep.safe_io import atomic_write_bytes
+    from softstep.saved_fields import one_line
 
     why = out_refusal(args.out, args.input, args.run_dir)
     if why:
-        print(f"predict.py: error: {why}", file=sys.stderr)
+        print(f"predict.py: error: {one_line(why)}", file=sys.stderr)
         return 2
     try:
         out = predict(args.run_dir, args.input, split=args.split, explain=args.explain, device=args.device)
         atomic_write_bytes(args.out, out.to_csv(index=False).encode("utf-8"))  # all of it, or the old file
     except (PredictError, SavedModelError, DataError, OSError) as e:
-        print(f"predict.py: error: {e}", file=sys.stderr)
+        print(f"predict.py: error: {one_line(str(e))}", file=sys.stderr)  # a string from a file cannot forge a line
         return 2
     print(f"wrote {len(out)} predictions to {args.out}, {models_line(args.run_dir, args.split)}")
     return 0

@@ -140,10 +140,10 @@ def head_module(name: str, embed_dim: int, similarity: str | None) -> dict:
     Examples
     --------
     >>> head_module("nca_i", 100, "rbf")
-    {'_target_': 'softstep.NCAHead', 'embed_dim': 100, 'step': 'instance', 'similarity': 'rbf'}
+    {'_target_': 'softstep.NCAHead', 'embed_dim': 100, 'step': 'instance', 'similarity': 'rbf', 'gamma': None}
     """
     spec = HEAD_SPECS[name]
     node = {"_target_": f"softstep.{spec.cls.__name__}", "embed_dim": int(embed_dim), **spec.keywords}
     if spec.needs_reference and similarity is not None:
-        node["similarity"] = similarity
+        node["similarity"], node["gamma"] = similarity, None  # γ None: 1/d (rbf), named so a file states it
     return node

@@ -135,8 +135,10 @@ class NeighborHead(nn.Module):
             raise ValueError(f"unknown similarity {similarity!r}; allowed: {', '.join(Sim.SIMILARITIES)}")
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1; got {embed_dim}")
-        if gamma is not None and not (isinstance(gamma, (int, float)) and 0 < gamma < math.inf):
-            raise ValueError(f"gamma must be None (1/d) or a finite number > 0; got {gamma!r}")
+        if gamma is not None and (
+            isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1e6
+        ):
+            raise ValueError(f"gamma must be None (1/d) or a number in (0, 1e6]; got {gamma!r}")
         self.embed_dim, self.similarity, self.gamma = embed_dim, similarity, gamma
         self.log_scale = nn.Parameter(torch.zeros(())) if learn_scale else None
         self.register_buffer("scale_initialised", torch.tensor(not learn_scale))

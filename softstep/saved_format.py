@@ -41,7 +41,7 @@ from .saved_schema import (
     signature_arguments,
     validate_meta,
 )
-from .saved_seal import SEAL_FIELD, check_seal, sha256_bytes, tensor_metadata
+from .saved_seal import SEAL_FIELD, check_seal, check_sizes, sha256_bytes, tensor_metadata
 
 SUFFIXES = (".safetensors", ".json")
 
@@ -91,7 +91,7 @@ def head_from_saved(node, file):
     >>> head_from_saved({"_target_": "os.system", "command": "ls"}, "m.json")
     Traceback (most recent call last):
     ...
-    softstep.saved_schema.SavedModelError: m.json: field config.head.module._target_: 'os.system' is not one of ...
+    softstep.saved_fields.SavedModelError: m.json: field config.head.module._target_: 'os.system' is not one of ...
     """
     table = head_classes()
     cls = table[config_target(node, "config.head.module", file, table, "head classes")]
@@ -158,12 +158,14 @@ def _build_model(meta: dict, file, extractor=None):
 
 
 _FLOATS = {"F32": torch.float32, "F64": torch.float64}
+#: the largest magnitude a saved weight may have (a trained model's are many orders below; 3e38 gives inf)
+WEIGHT_MAX = 1e15
 
 
 def _read_tensors(path: Path, model, meta: dict) -> tuple[dict, torch.dtype]:
     """(tensors, float dtype) of ``path`` once their names, shapes and dtypes match ``model`` (and the reference
     set's rows match ``reference_items``). The model's floating tensors are all float32 or all float64 (the
-    estimator's ``dtype``); a float tensor with NaN or inf is refused."""
+    estimator's ``dtype``); a float tensor with NaN, inf or a value beyond :data:`WEIGHT_MAX` is refused."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -200,8 +202,10 @@ def _read_tensors(path: Path, model, meta: dict) -> tuple[dict, torch.dtype]:
                     raise SavedModelError(
                         f"{path}: tensor {key}: dtype {t.dtype} where the model needs {need_dtype}; {FIX}"
                     )
-                if t.is_floating_point() and not torch.isfinite(t).all():
-                    raise SavedModelError(f"{path}: tensor {key}: holds NaN or inf; {FIX}")
+                if t.is_floating_point() and t.numel() and not t.abs().max() <= WEIGHT_MAX:  # False for NaN too
+                    raise SavedModelError(
+                        f"{path}: tensor {key}: holds NaN, inf or a value beyond ±{WEIGHT_MAX:g}; {FIX}"
+                    )
                 tensors[key] = t
     except SavedModelError:
         raise
@@ -338,13 +342,14 @@ def read_model(path: str | Path, *, validate=None, extractor=None, device="cpu")
     >>> read_model("no/such/model")
     Traceback (most recent call last):
     ...
-    softstep.saved_schema.SavedModelError: no/such/model.json: no such file (a saved model is model.safetensors and model.json)
+    softstep.saved_fields.SavedModelError: no/such/model.json: no such file (a saved model is model.safetensors and model.json)
     """
     w, m = paths(path)
     for f in (m, w):
         if not f.is_file():
             raise SavedModelError(f"{f}: no such file (a saved model is {w.name} and {m.name})")
     meta = (validate or validate_meta)(_read_json(m), m)
+    check_sizes(meta, w, m)  # before the model those sizes describe is allocated
     model = _build_model(meta, m, extractor(meta, m) if extractor is not None else None)
     tensors, dtype = _read_tensors(w, model, meta)
     check_seal(meta, w, m)  # after the tensor check, which names a tampered tensor; the seal catches the rest

@@ -90,6 +90,64 @@ def tensor_metadata(meta: dict) -> dict:
     return {"split": "-" if split is None else str(split)}
 
 
+def least_tensor_bytes(meta: dict) -> int:
+    """The fewest bytes a tensor file of the model ``meta`` describes can hold: its network's weight matrices and
+    its reference set, in float32 (:func:`check_sizes` compares them with the file before anything is allocated).
+
+    Parameters
+    ----------
+    meta : dict
+        The validated JSON.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> least_tensor_bytes({"in_dim": 3, "config": {"model": {"arch": "mlp", "hidden": 200, "embed_dim": 100}}})
+    82400
+    """
+    d, mc = meta["in_dim"], meta["config"]["model"]
+    h, e = mc["hidden"], mc["embed_dim"]
+    floats = {"mlp": d * h + h * e, "mlp_bn_tanh": d * h + h * e, "linear": d * e}.get(mc["arch"], 0)
+    floats += len(meta.get("reference_items") or []) * e
+    return 4 * floats
+
+
+def check_sizes(meta: dict, weights: Path, meta_file: Path) -> None:
+    """A :class:`SavedModelError` line when the sizes in ``meta`` (``in_dim``, ``hidden``, ``embed_dim``, the
+    reference rows) need more bytes than ``weights`` holds: a tampered size is refused before the model it
+    describes is allocated (``hidden = embed_dim = 65536`` would take 17 GB).
+
+    Parameters
+    ----------
+    meta : dict
+    weights, meta_file : pathlib.Path
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> w = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
+    >>> _ = w.write_bytes(bytes(1000))
+    >>> check_sizes({"in_dim": 3, "config": {"model": {"arch": "linear", "hidden": 0, "embed_dim": 25}}}, w, "m.json")
+    >>> check_sizes({"in_dim": 3, "config": {"model": {"arch": "mlp", "hidden": 65536, "embed_dim": 65536}}}, w, "m.json")
+    Traceback (most recent call last):
+    ...
+    softstep.saved_fields.SavedModelError: m.json: fields in_dim, ... describe at least 17,180,655,616 bytes ...
+    """
+    need, have = least_tensor_bytes(meta), Path(weights).stat().st_size
+    if need > have:
+        raise SavedModelError(
+            f"{meta_file}: fields in_dim, config.model.hidden, embed_dim and reference_items describe at least {need:,} bytes of "
+            f"weights but {Path(weights).name} holds {have:,}; use the pair saved together, or save the model again"
+        )
+
+
 def check_seal(meta: dict, weights: Path, meta_file: Path) -> None:
     """A :class:`SavedModelError` line unless ``weights`` is the tensor file ``meta`` was sealed with: its SHA-256
     and its recorded split agree with the JSON.
@@ -109,7 +167,7 @@ def check_seal(meta: dict, weights: Path, meta_file: Path) -> None:
     >>> check_seal({}, Path("m.safetensors"), Path("m.json"))
     Traceback (most recent call last):
     ...
-    softstep.saved_schema.SavedModelError: m.json: not sealed (no tensors_sha256: saved before models were sealed); ...
+    softstep.saved_fields.SavedModelError: m.json: not sealed (no tensors_sha256: saved before models were sealed); ...
     """
     recorded = meta.get(SEAL_FIELD)
     if recorded is None:
@@ -148,6 +206,23 @@ def reseal(path: str | Path) -> tuple[Path, Path]:
     Returns
     -------
     (weights, meta) : tuple of pathlib.Path
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile, numpy as np
+    >>> from softstep import SoftStepRegressor
+    >>> rows = np.random.default_rng(0).random((20, 3))
+    >>> stem = pathlib.Path(tempfile.mkdtemp()) / "m"
+    >>> _ = SoftStepRegressor(head="linear", max_epochs=1).fit(rows, rows.sum(1)).save(stem)
+    >>> meta = json.loads(stem.with_suffix(".json").read_text())
+    >>> _ = stem.with_suffix(".json").write_text(json.dumps({**meta, "tensors_sha256": None}))
+    >>> SoftStepRegressor.load(stem)
+    Traceback (most recent call last):
+    ...
+    softstep.saved_fields.SavedModelError: ...m.json: not sealed (no tensors_sha256: ...
+    >>> _ = reseal(stem)
+    >>> SoftStepRegressor.load(stem).head
+    'linear'
     """
     from safetensors.torch import load_file
     from safetensors.torch import save as st_save
@@ -166,7 +241,7 @@ def reseal(path: str | Path) -> tuple[Path, Path]:
     return w, m
 
 
-def main(argv=None) -> int:
+def _main(argv=None) -> int:
     """``python -m softstep.saved_seal MODEL [MODEL ...]``: :func:`reseal` each."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
@@ -183,4 +258,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())

@@ -689,7 +689,7 @@ BAD_META = {
     "split -1": (_set("split", -1), "split"),
     "head unknown": (_set("head", "evil"), "head"),
     "in_dim huge": (_set("in_dim", 10**12), "in_dim"),
-    "in_dim wrong": (lambda m: m.update(in_dim=m["in_dim"] + 1), "tensor model.mlp"),
+    "in_dim wrong": (lambda m: m.update(in_dim=m["in_dim"] + 1), "in_dim"),  # against the features' width
     "reference_items too many": (lambda m: m.update(reference_items=list(range(10**6))), "reference"),
     "reference_items objects": (_set("reference_items", [{"a": 1}]), "reference_items"),
     "interpolation": (_set("config.head.module.similarity", "${oc.env:HOME}"), "interpolation"),

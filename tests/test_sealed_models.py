@@ -140,3 +140,20 @@ def test_weights_in_the_models_folder_are_read_when_they_are_the_saved_ones(run_
     torch.save(weights, models / "resnet18.pth")
     code, err = _predict(run_dir, new, tmp_path / "p.csv", capsys)
     assert code != 0 and len(err) == 1 and "extractor_sha256" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"size": 100_000},
+        {"crop": 100_000},
+        {"std": [0.0, 0.0, 0.0]},
+        {"mean": ["a", "b", "c"]},
+        {"target_column": "file"},
+    ],
+)
+def test_finding_13_a_tampered_loader_setting_is_one_line(run_copy, tmp_path, capsys, change):
+    run_dir, new, _ = run_copy
+    _edit(run_dir / "models" / "model_0.json", lambda m: m["config"]["dataset"]["loader"].update(change))
+    code, err = _predict(run_dir, new, tmp_path / "p.csv", capsys)
+    assert code == 2 and len(err) == 1 and "config.dataset.loader" in err[0] and next(iter(change)) in err[0], err

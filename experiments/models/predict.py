@@ -242,7 +242,14 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     zs = [_embed(m, x, device) for m, x in zip(models, xs)]
     label = np.mean([m.to_label_units(m.predict_scaled(z).double().cpu().numpy()) for m, z in zip(models, zs)], axis=0)
     out = pd.DataFrame(names)
-    out["prediction"] = saved_format.to_target(label, models[0].meta["label"]["log_target"])
+    with np.errstate(over="ignore"):
+        out["prediction"] = saved_format.to_target(label, models[0].meta["label"]["log_target"])
+    bad = ~np.isfinite(out["prediction"].to_numpy())
+    if bad.any():
+        raise PredictError(
+            f"{models[0].meta_file}: the prediction of row {int(np.argmax(bad))} (0-based) is not a finite number: the "
+            "model's weights or label range are not a trained model's; save the model again"
+        )
     if explain:
         out = pd.concat([out, explain_neighbors(models, zs, int(explain))], axis=1)
     return out

@@ -28,6 +28,7 @@ from softstep.saved_schema import (
     config_target,
     field_error,
     int_field,
+    one_line,
     plain,
     required_field,
     signature_arguments,
@@ -161,9 +162,15 @@ def check_extractor(digest: str, meta: dict, file: Path) -> None:
 
 def folder_data_from_saved(node, file, **fixed):
     """New files read by the saved run's folder loader (one of :data:`FOLDER_LOADERS`), with its settings."""
+    from data.base import DataError
+
     name = config_target(node, "config.dataset.loader", file, FOLDER_LOADERS, "folder loaders")
     fn = _function(FOLDER_LOADERS, name)
-    return fn(**config_arguments(node, "config.dataset.loader", file, signature_arguments(fn), fixed), **fixed)
+    args = config_arguments(node, "config.dataset.loader", file, signature_arguments(fn), fixed)
+    try:
+        return fn(**args, **fixed)
+    except DataError as e:  # the transform's settings (the files are the ones predict listed itself)
+        raise field_error(file, "config.dataset.loader", str(e).splitlines()[0][:300]) from None
 
 
 def validate_meta(meta, file: Path) -> dict:
@@ -181,7 +188,18 @@ def validate_meta(meta, file: Path) -> dict:
         required_field(cfg, group, dict, file, f"config.{group}")
     required_field(cfg["extractor"], "builder", dict, file, "config.extractor.builder")
     required_field(cfg["extractor"], "finetune", bool, file, "config.extractor.finetune")
-    plain(cfg["dataset"].get("loader"), "config.dataset.loader", file)
+    builder = config_target(
+        cfg["extractor"]["builder"], "config.extractor.builder", file, EXTRACTOR_BUILDERS, "builders"
+    )
+    identity = builder == "extractors.identity.build"
+    if meta["extractor_saved"] and (identity or meta["modality"] == "table" or not cfg["extractor"]["finetune"]):
+        raise field_error(file, "extractor_saved", "true only for a fine-tuned extractor (the file holds its weights)")
+    loader = plain(cfg["dataset"].get("loader"), "config.dataset.loader", file)
+    columns = [loader.get(k) for k in ("file_column", "target_column")] if isinstance(loader, dict) else [None]
+    if any(c is not None for c in columns) and (
+        not all(isinstance(c, str) and c and one_line(c) == c for c in columns) or columns[0] == columns[1]
+    ):
+        raise field_error(file, "config.dataset.loader.target_column", "expected a column name other than file_column")
     digest = meta.get("extractor_sha256")
     if digest is not None and (
         not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef")
