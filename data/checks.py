@@ -113,9 +113,11 @@ def read_table(
         )
         for enc in [encoding] if encoding else ["utf-8", "latin-1"]:
             try:
-                return pd.read_csv(path, encoding=enc, **kw)
+                df = pd.read_csv(path, encoding=enc, **kw)
             except UnicodeDecodeError:
                 continue
+            df.attrs["encoding"] = enc  # predict warns when the text was not UTF-8
+            return df
         raise DataError(f"dataset {name!r}: {path} is neither UTF-8 nor Latin-1 text; set the loader's encoding")
     except DataError:
         raise

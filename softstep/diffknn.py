@@ -10,6 +10,7 @@ from . import functional as Fn
 from . import search as Fn_search
 from . import similarities as Sim
 from .distances import SQDIST_FLOOR
+from .dtypes import in_compute_dtype
 from .functional import log_soft_k_step
 from .neighbors import NeighborHead, _check, block_shape
 from .ranks import rank_dtype, soft_rank
@@ -179,6 +180,7 @@ class DiffKNNHead(NeighborHead):
         check_search(search)
         if search == "torch":
             return super().predict(z, z_ref, y_ref, max_elements=max_elements)
+        z, z_ref = in_compute_dtype(z, z_ref)
         _check(z, z_ref, y_ref, False, self.embed_dim)
         was_training = self.training
         self.eval()

@@ -1,8 +1,6 @@
-""":class:`SoftStepRegressor`, the library's heads on an MLP as a scikit-learn estimator, for tabular data.
-
-``import softstep`` loads it (and scikit-learn) on first use. Its settings and input checks are in
-:mod:`softstep.estimator_settings`, its saved-model JSON in :mod:`softstep.estimator_files`.
-"""
+""":class:`SoftStepRegressor`, the library's heads on an MLP as a scikit-learn estimator, for tabular data (settings
+in :mod:`softstep.estimator_settings`, saved-model JSON in :mod:`softstep.estimator_files`, checks of new rows in
+:mod:`softstep.new_rows`); ``import softstep`` loads it, and scikit-learn, on first use."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import saved_format
-from .estimator_files import architecture, estimator_from_saved, estimator_meta, loadable_meta
+from .estimator_files import architecture, estimator_from_saved, estimator_meta, feature_names, loadable_meta
 from .estimator_settings import (
     DTYPES,
     check_k,
@@ -29,6 +27,7 @@ from .estimator_settings import (
 )
 from .heads import build_head
 from .model import Regressor
+from .new_rows import representable, warn_far
 from .training import fit
 from .training_types import TensorInputs, TrainerSettings
 
@@ -96,8 +95,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     fit_time_s_ : float
         Wall-clock seconds of ``fit``'s training loop.
     reference_indices_ : ndarray of int
-        The rows of ``fit``'s ``X`` that form the reference set (all of them; after ``set_reference``, the
-        rows of its ``X``).
+        The rows of ``fit``'s ``X`` in the reference set (all; after ``set_reference``, the rows of its ``X``).
 
     See Also
     --------
@@ -158,9 +156,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.multi_output = False
         return tags
 
-    def _settings(self):
-        """(similarity, embed_dim, batch_size): :func:`~softstep.estimator_checks.resolved_settings`."""
-        return resolved_settings(self)
+    _settings = resolved_settings  # (similarity, embed_dim, batch_size) of this estimator
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y):
@@ -237,8 +233,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
     def _set_reference(self, x_scaled: torch.Tensor | None, y_scaled) -> None:
         """The reference set a neighbour head predicts from: the embeddings of ``x_scaled`` and their [0, 1] labels."""
-        dtype = next(self.model_.parameters()).dtype
-        device = next(self.model_.parameters()).device
+        dtype, device = next(self.model_.parameters()).dtype, next(self.model_.parameters()).device
         if not self.model_.uses_reference or x_scaled is None:
             self.z_ref_ = None
             self.y_ref_ = None if x_scaled is None else torch.zeros(0, dtype=dtype, device=device)
@@ -272,9 +267,10 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _scaled(self, X) -> torch.Tensor:
-        """``X`` standardised as in ``fit``, in the model's dtype and on its device."""
+        """``X`` standardised as in ``fit`` (values far beyond the training spread warned of), in the model's dtype."""
         p = next(self.model_.parameters())
-        return torch.as_tensor(self.x_scaler_.transform(X), dtype=p.dtype, device=p.device)
+        x = warn_far(self.x_scaler_.transform(X), feature_names(self))
+        return torch.as_tensor(x, dtype=p.dtype, device=p.device)
 
     def _embed(self, X) -> torch.Tensor:
         """The fitted MLP's embeddings of ``X`` (in the model's dtype)."""
@@ -284,6 +280,10 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         self.model_.eval()
         with torch.no_grad():
             return self.model_.mlp(xs)
+
+    def _representable(self, z, X):
+        """A block where the head's overflow is one ValueError naming the row and column (:mod:`softstep.new_rows`)."""
+        return representable(z, lambda: self.x_scaler_.transform(np.asarray(X, float)), feature_names(self))
 
     def _check_reference(self) -> None:
         if self.model_.uses_reference and getattr(self, "z_ref_", None) is None:
@@ -308,7 +308,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         self._check_reference()
         with torch_threads(self.n_jobs):
             z = self._embed(X)
-            with torch.no_grad():
+            with torch.no_grad(), self._representable(z, X):
                 pred = self.model_.head.predict(z, self.z_ref_, self.y_ref_)
         out = self.y_lo_ + pred.double().cpu().numpy() * self.y_span_
         return saved_format.to_target(out, getattr(self, "log_target_", False))
@@ -339,7 +339,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             z = self._embed(X)
             rows = max(1, 2**22 // len(self.reference_indices_))
             idx, wts = [], []
-            with torch.no_grad():
+            with torch.no_grad(), self._representable(z, X):
                 for i in range(0, len(z), rows):
                     w, j = head.neighbor_weights(z[i : i + rows], self.z_ref_).topk(int(k), dim=-1)
                     idx.append(j.cpu())

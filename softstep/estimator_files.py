@@ -60,7 +60,7 @@ def estimator_meta(est, keep: bool) -> dict:
     sc = est.x_scaler_
     constant = (sc.scale_ == 1.0) & (sc.var_ != 1.0)  # treated as constant by StandardScaler: saved as var 0
     numeric = {
-        c: [float(m), 0.0 if k else float(v)] for c, m, v, k in zip(_feature_names(est), sc.mean_, sc.var_, constant)
+        c: [float(m), 0.0 if k else float(v)] for c, m, v, k in zip(feature_names(est), sc.mean_, sc.var_, constant)
     }
     name = "SoftStepRegressor"
     return {
@@ -216,8 +216,24 @@ def _saved_params(cfg: dict, file) -> dict:
     return params
 
 
-def _feature_names(est) -> list[str]:
-    """The columns ``save`` names: ``feature_names_in_`` when fitted on a DataFrame, else ``x0``, ``x1``, …"""
+def feature_names(est) -> list[str]:
+    """The columns ``save`` and messages name: ``feature_names_in_`` when fitted on a DataFrame, else ``x0``, ``x1``, …
+
+    Parameters
+    ----------
+    est : SoftStepRegressor
+        Fitted.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> feature_names(SimpleNamespace(n_features_in_=2))
+    ['x0', 'x1']
+    """
     names = getattr(est, "feature_names_in_", None)
     return [str(c) for c in names] if names is not None else [f"x{i}" for i in range(est.n_features_in_)]
 

@@ -100,11 +100,17 @@ def check_target(y) -> None:
     ...
     ValueError: y must hold numbers (a regression target); got <U1 values
     """
-    if y is not None and np.asarray(y).dtype.kind in "USO":
-        try:
+    kind = np.asarray(y).dtype.kind if y is not None else "f"
+    try:
+        if kind in "USO":
             np.asarray(y, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"y must hold numbers (a regression target); got {np.asarray(y).dtype} values") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"y must hold numbers (a regression target); got {np.asarray(y).dtype} values") from None
+    if kind in "US":  # numbers written as text: scikit-learn would fail inside a NumPy ufunc
+        raise ValueError(
+            f"y must hold numbers (a regression target); got {np.asarray(y).dtype} values that read as numbers: "
+            "convert them first (y.astype(float))"
+        )
 
 
 def check_numeric_columns(X) -> None:

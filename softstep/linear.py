@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from . import distances
+from .dtypes import in_compute_dtype
 
 
 class LinearHead(nn.Module):
@@ -52,7 +53,8 @@ class LinearHead(nn.Module):
             not distances.in_cuda_training(z) and not torch.isfinite(z).all()
         ):  # a CUDA step leaves this to the epoch's loss check
             raise ValueError("z contains NaN or inf; clean or impute the inputs first")
-        y = self.linear(z)
+        (z,) = in_compute_dtype(z)  # the weights meet z in its dtype (softstep.dtypes)
+        y = nn.functional.linear(z, self.linear.weight.to(z.dtype), self.linear.bias.to(z.dtype))
         return y.squeeze(-1) if self.out_dim == 1 else y
 
     def predict(self, z, z_ref=None, y_ref=None, **_):

@@ -13,6 +13,7 @@ from torch import nn
 
 from . import distances
 from . import similarities as Sim
+from .dtypes import in_compute_dtype
 
 
 def _check(
@@ -45,16 +46,33 @@ def _check(
     # z and z_ref are scanned once, with their magnitude, by the similarity's frame (softstep.similarities.frame)
     if y_ref is not None and not torch.isfinite(y_ref).all():
         raise ValueError("y_ref contains NaN or inf; clean or impute the inputs first")
-    if (
-        y_ref is not None
-        and y_ref.dtype != z.dtype
-        and z.is_floating_point()
-        and not torch.isfinite(y_ref.to(z.dtype)).all()
-    ):
+    if y_ref is not None and z.is_floating_point() and not y_ref.abs().max() <= label_bound(z.dtype):
         raise ValueError(
-            f"y_ref holds values beyond {z.dtype}'s range (|y| up to {float(y_ref.abs().max()):.3g}); the head computes "
-            f"in z's dtype: scale the targets (e.g. min-max to [0, 1]) or use float64 embeddings"
+            f"y_ref holds values up to |y| = {float(y_ref.abs().max()):.3g}, beyond {label_bound(z.dtype):.3g}, where "
+            f"the head's {z.dtype} gradients overflow; scale the targets (e.g. min-max to [0, 1], as the pipeline and "
+            "SoftStepRegressor do) or use float64 embeddings"
         )
+
+
+def label_bound(dtype: torch.dtype) -> float:
+    """The largest |y_ref| a head takes in ``dtype``: √(the dtype's largest value), 1.8e19 in float32. Beyond it
+    the softmax's gradient w (y − ŷ) times β and the similarity's gradient overflows, and an overflow meets a zero
+    weight as NaN (docs/paper-choices.md#one-dtype-per-call).
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> f"{label_bound(torch.float32):.2g}"
+    '1.8e+19'
+    """
+    return math.sqrt(torch.finfo(dtype).max)
 
 
 #: How the first training batch sets β (``NeighborHead(scale_init=...)``).
@@ -173,7 +191,7 @@ class NeighborHead(nn.Module):
     def _beta(self, dtype: torch.dtype) -> torch.Tensor:
         """β = exp(θ), at most √(the dtype's largest value): a larger β overflows its own gradient (β · ∂ŷ/∂logits)."""
         cap = 0.5 * math.log(torch.finfo(dtype).max)
-        return self.log_scale.clamp(max=cap).exp().to(dtype)
+        return self.log_scale.to(dtype).clamp(max=cap).exp()  # exp in the similarities' dtype: no float32 overflow
 
     @staticmethod
     def _row_max(sim, mask=None):
@@ -259,6 +277,7 @@ class NeighborHead(nn.Module):
         torch.Tensor, shape (B, N)
             Rows sum to 1; excluded entries are exactly 0.
         """
+        z, z_ref = in_compute_dtype(z, z_ref)  # one dtype per call: z's (softstep.dtypes)
         _check(z, z_ref, None, exclude_self, self.embed_dim)
         return self._weights(z, z_ref, exclude_self)
 
@@ -277,6 +296,7 @@ class NeighborHead(nn.Module):
         -------
         torch.Tensor, shape (B,) or (B, m)
         """
+        z, z_ref = in_compute_dtype(z, z_ref)  # one dtype per call: z's (softstep.dtypes)
         _check(z, z_ref, y_ref, exclude_self, self.embed_dim)
         w = self._weights(z, z_ref, exclude_self)
         return w @ y_ref.to(w.dtype)
@@ -313,6 +333,7 @@ class NeighborHead(nn.Module):
         -------
         torch.Tensor, shape (B,) or (B, m)
         """
+        z, z_ref = in_compute_dtype(z, z_ref)  # one dtype per call: z's (softstep.dtypes)
         _check(z, z_ref, y_ref, False, self.embed_dim)
         was_training = self.training
         self.eval()

@@ -115,7 +115,8 @@ class SigmoidParams(nn.Module):
         torch.Tensor, shape (B, n)
         """
         if self.param_mode == "instance":
-            return torch.sigmoid(self.linear(z))
+            w, b = self.linear.weight, self.linear.bias  # met in z's dtype (softstep.dtypes)
+            return torch.sigmoid(nn.functional.linear(z, w.to(z.dtype), b.to(z.dtype)))
         return torch.sigmoid(self.theta).to(z.dtype).expand(z.shape[0], -1)
 
 

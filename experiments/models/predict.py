@@ -14,6 +14,7 @@ and weights, the weight share they cover and the effective number of neighbours 
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -27,7 +28,8 @@ from data.base import DataError, RegressionData, collate
 from data.table import categorical
 from experiments.inputs.features import extract
 from experiments.models import saved, schema
-from softstep import saved_format
+from softstep import new_rows, saved_format
+from softstep.similarities import MagnitudeError
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls", ".json", ".jsonl")
 
@@ -127,7 +129,35 @@ def table_frame(path: Path, state: dict) -> pd.DataFrame:
         frame[c] = checks.numeric(df, c, path, name="predict", what="feature")
     for c in cats:
         frame[c] = categorical(df, c, path, name="predict")
+    frame.attrs["encoding"] = df.attrs.get("encoding")
     return frame
+
+
+def standardised(frame: pd.DataFrame, state: dict) -> np.ndarray:
+    """The numeric feature columns standardised with the training mean and variance (a zero variance: 1)."""
+    cols = [
+        (frame[c].to_numpy(np.float64) - m) / (np.sqrt(v) if v > 0 else 1.0) for c, (m, v) in state["numeric"].items()
+    ]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.stack(cols, axis=1) if cols else np.zeros((len(frame), 0))
+
+
+def table_warnings(frame: pd.DataFrame, state: dict, path: Path) -> list[str]:
+    """What is unlike the training rows, with counts (issue 28, finding 7): a file that is not UTF-8, categories the
+    model never saw (their one-hot columns are all zero), values orders of magnitude beyond the training spread."""
+    lines = []
+    if frame.attrs.get("encoding") not in (None, "utf-8"):
+        lines.append(f"{path} is not UTF-8; read as {frame.attrs['encoding']}: check that its text decoded as meant")
+    for c, cats in state["categorical"].items():
+        unseen = ~frame[c].isin(cats)
+        if unseen.any():
+            example = frame[c][unseen].iloc[0]
+            lines.append(
+                f"{path}: {int(unseen.sum()):,} of {len(frame):,} rows have a category in column {c!r} the model never saw "
+                f"(e.g. {example!r}; it knows {len(cats)}): no category column is set for them"
+            )
+    far = new_rows.far_warning(standardised(frame, state), list(state["numeric"]))
+    return lines + ([f"{path}: {far}"] if far else [])
 
 
 def _folder_data(model: saved.SavedModel, folder: Path, modality: str) -> RegressionData:
@@ -171,6 +201,8 @@ def new_inputs(models: list[saved.SavedModel], path: Path, *, batch_size: int = 
         frame = table_frame(path, meta["features"])
         if len(frame) == 0:
             raise PredictError(f"{path}: no rows to predict (the file has a header only)")
+        for line in table_warnings(frame, meta["features"], path):
+            print(f"[softstep] warning: {schema.one_line(line)}", file=sys.stderr, flush=True)
         with warnings.catch_warnings():  # an overflow is reported below as one line naming the row
             warnings.simplefilter("ignore", RuntimeWarning)
             xs = [torch.from_numpy(m.preprocessor.transform(frame)) for m in models]
@@ -240,7 +272,12 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     except DataError as e:
         raise PredictError(str(e).replace("dataset 'predict': ", "")) from None
     zs = [_embed(m, x, device) for m, x in zip(models, xs)]
-    label = np.mean([m.to_label_units(m.predict_scaled(z).double().cpu().numpy()) for m, z in zip(models, zs)], axis=0)
+    try:
+        scaled = [m.predict_scaled(z).double().cpu().numpy() for m, z in zip(models, zs)]
+        extra = explain_neighbors(models, zs, int(explain)) if explain else None
+    except MagnitudeError:
+        raise PredictError(f"{path}: {_unrepresentable(models[0], zs[0], path, names)}") from None
+    label = np.mean([m.to_label_units(s) for m, s in zip(models, scaled)], axis=0)
     out = pd.DataFrame(names)
     with np.errstate(over="ignore"):
         out["prediction"] = saved_format.to_target(label, models[0].meta["label"]["log_target"])
@@ -250,9 +287,15 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
             f"{models[0].meta_file}: the prediction of row {int(np.argmax(bad))} (0-based) is not a finite number: the "
             "model's weights or label range are not a trained model's; save the model again"
         )
-    if explain:
-        out = pd.concat([out, explain_neighbors(models, zs, int(explain))], axis=1)
-    return out
+    return out if extra is None else pd.concat([out, extra], axis=1)
+
+
+def _unrepresentable(model: saved.SavedModel, z: torch.Tensor, path: Path, names: dict) -> str:
+    """The row (and, for a table, the column) whose embedding the head cannot represent (finding 10)."""
+    state = model.meta.get("features")
+    if state:
+        return new_rows.unrepresentable(z, standardised(table_frame(path, state), state), list(state["numeric"]))
+    return new_rows.unrepresentable(z, None, [], "file" if "file" in names else "row")
 
 
 def reference_targets(model: saved.SavedModel) -> np.ndarray:
