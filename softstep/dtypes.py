@@ -8,6 +8,8 @@ a float32 β overflowed before it met float64 similarities (issue 28, finding 8)
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: the dtypes a head computes in
@@ -55,3 +57,24 @@ def in_compute_dtype(z: torch.Tensor, *others):
     """
     dtype = compute_dtype(z)
     return tuple(t if t is None or t.dtype == dtype else t.to(dtype) for t in (z, *others))
+
+
+def label_bound(dtype: torch.dtype) -> float:
+    """The largest |y_ref| a head takes in ``dtype``: √(the dtype's largest value), 1.8e19 in float32. Beyond it
+    the softmax's gradient w (y − ŷ) times β and the similarity's gradient overflows, and an overflow meets a zero
+    weight as NaN (docs/paper-choices.md#one-dtype-per-call).
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> f"{label_bound(torch.float32):.2g}"
+    '1.8e+19'
+    """
+    return math.sqrt(torch.finfo(dtype).max)

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import distances
 from . import similarities as Sim
-from .dtypes import in_compute_dtype
+from .dtypes import in_compute_dtype, label_bound
 
 
 def _check(
@@ -52,27 +52,6 @@ def _check(
             f"the head's {z.dtype} gradients overflow; scale the targets (e.g. min-max to [0, 1], as the pipeline and "
             "SoftStepRegressor do) or use float64 embeddings"
         )
-
-
-def label_bound(dtype: torch.dtype) -> float:
-    """The largest |y_ref| a head takes in ``dtype``: √(the dtype's largest value), 1.8e19 in float32. Beyond it
-    the softmax's gradient w (y − ŷ) times β and the similarity's gradient overflows, and an overflow meets a zero
-    weight as NaN (docs/paper-choices.md#one-dtype-per-call).
-
-    Parameters
-    ----------
-    dtype : torch.dtype
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> f"{label_bound(torch.float32):.2g}"
-    '1.8e+19'
-    """
-    return math.sqrt(torch.finfo(dtype).max)
 
 
 #: How the first training batch sets β (``NeighborHead(scale_init=...)``).

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from softstep import HEADS as HEAD_REGISTRY
 from softstep import SIMILARITIES, build_head
-from softstep.dtypes import compute_dtype
-from softstep.neighbors import label_bound
+from softstep.dtypes import compute_dtype, label_bound
 
 HEADS = tuple(HEAD_REGISTRY)
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
