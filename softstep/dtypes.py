@@ -37,7 +37,8 @@ def compute_dtype(z: torch.Tensor) -> torch.dtype:
 
 def in_compute_dtype(z: torch.Tensor, *others):
     """``z`` and each of ``others`` (tensors or None) in :func:`compute_dtype` of ``z``; a tensor already of that
-    dtype is returned as it is (so ``z_ref is z`` stays true), and gradients flow through the casts.
+    dtype is returned as it is, one passed twice is cast once (so ``z_ref is z`` stays true, and a half-precision
+    batch's two gradients are summed in the compute dtype), and gradients flow through the casts.
 
     Parameters
     ----------
@@ -55,8 +56,11 @@ def in_compute_dtype(z: torch.Tensor, *others):
     >>> r.dtype, y
     (torch.float64, None)
     """
-    dtype = compute_dtype(z)
-    return tuple(t if t is None or t.dtype == dtype else t.to(dtype) for t in (z, *others))
+    dtype, cast = compute_dtype(z), {}
+    for t in (z, *others):  # one cast per tensor: a batch that is its own reference set stays one tensor
+        if t is not None and id(t) not in cast:
+            cast[id(t)] = t if t.dtype == dtype else t.to(dtype)
+    return tuple(None if t is None else cast[id(t)] for t in (z, *others))
 
 
 def label_bound(dtype: torch.dtype) -> float:

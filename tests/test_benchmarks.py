@@ -15,7 +15,7 @@ import pytest
 from softstep import HEADS
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables", "precision")
+NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables", "precision", "adversarial")
 
 
 def run_module(name: str, *args: str, **env) -> subprocess.CompletedProcess:
@@ -127,3 +127,15 @@ def test_rank_strength_replaces_only_its_own_section_of_heads_md():
     assert replaced.startswith("# Head benchmarks\n\n## 1. x\n") and replaced.endswith("## 4. after\n")
     committed = (REPO / "results" / "benchmarks" / "heads.md").read_text()
     assert committed.count(rs.BEGIN) == 1 and committed.count(rs.END) == 1
+
+
+@pytest.mark.slow
+def test_the_adversarial_cases_are_all_clear(tmp_path):
+    """Issue 28's measure, end to end with fewer head calls: every hostile case is refused in one line, accepted as
+    valid, or ignored; none is a traceback, silently wrong, lost or code run (the benchmark exits 1 then)."""
+    out = tmp_path / "adversarial.md"
+    p = run_module("adversarial", "--head-cases", "300", "--work", str(tmp_path / "work"), "--out", str(out))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| **all**"))
+    tried, *counts = (int(c.strip("* ").replace(",", "")) for c in row.split("|")[2:-1])
+    assert tried > 5000 and counts[3:] == [0, 0, 0, 0], row

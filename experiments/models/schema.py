@@ -63,9 +63,9 @@ EXTRACTOR_BUILDERS = {
     "extractors.audio.whisper_tiny": ("extractors.audio", "whisper_tiny", {"pool_frames"} | _HF),
 }
 #: the loaders ``predict.py`` reads a folder of new files with (``dataset=image_folder | audio_folder``)
-FOLDER_LOADERS = {
-    "data.image_folder.load": ("data.image_folder", "load", None),
-    "data.audio_folder.load": ("data.audio_folder", "load", None),
+FOLDER_LOADERS = {  # the third entry: the settings a saved model must name (each changes every prediction)
+    "data.image_folder.load": ("data.image_folder", "load", {"mode", "size", "crop", "mean", "std"}),
+    "data.audio_folder.load": ("data.audio_folder", "load", {"sample_rate", "seconds", "window", "denoise"}),
 }
 
 
@@ -119,7 +119,7 @@ def extractor_from_saved(node, file, **fixed):
     os.environ["SOFTSTEP_OFFLINE"] = "1"
     try:
         return _function(EXTRACTOR_BUILDERS, name)(**args, **fixed)
-    except (WeightsNotFound, ValueError) as e:
+    except (WeightsNotFound, ValueError, TypeError) as e:  # TypeError: a seed of null or a list
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise field_error(file, SOURCE, f"{first[:200]}; {PLACE_WEIGHTS}") from None
     finally:
@@ -167,6 +167,9 @@ def folder_data_from_saved(node, file, **fixed):
     name = config_target(node, "config.dataset.loader", file, FOLDER_LOADERS, "folder loaders")
     fn = _function(FOLDER_LOADERS, name)
     args = config_arguments(node, "config.dataset.loader", file, signature_arguments(fn), fixed)
+    missing = sorted(FOLDER_LOADERS[name][2] - set(node))
+    if missing:  # left to the loader's default, it would change the inputs silently
+        raise field_error(file, f"config.dataset.loader.{missing[0]}", "missing (it changes every prediction)")
     try:
         return fn(**args, **fixed)
     except DataError as e:  # the transform's settings (the files are the ones predict listed itself)

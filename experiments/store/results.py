@@ -175,14 +175,9 @@ def check_result(result: Any, path: str | Path = "<memory>") -> dict:
         value = result["metrics"].get(key)
         if value is None and key in optional:
             continue  # written before these were recorded
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or (value < 0 and not key.endswith("_r2"))
-        ):
+        if not _number(value, nonneg=not key.endswith("_r2")):
             want = "a finite number" + ("" if key.endswith("_r2") else " >= 0")
-            raise ResultError(f"{path}: metrics.{key} must be {want}, got {value!r}")
+            raise ResultError(f"{path}: metrics.{key} must be {want}, got {str(value)[:40]!r}")
     if result["split"] < 0:
         raise ResultError(f"{path}: field 'split' must be >= 0, got {result['split']}")
     _check_optional(result, path)
@@ -191,6 +186,8 @@ def check_result(result: Any, path: str | Path = "<memory>") -> dict:
 
 def _number(value, *, nonneg: bool = True) -> bool:
     """Whether ``value`` is a finite number (not a bool), and >= 0 when ``nonneg``."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return False  # an integer float64 cannot hold (math.isfinite of a 400-digit integer overflows)
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
