@@ -130,7 +130,10 @@ def _predict(args) -> int:
         return 2
     try:
         out = predict(args.run_dir, args.input, split=args.split, explain=args.explain, device=args.device)
-        atomic_write_bytes(args.out, out.to_csv(index=False).encode("utf-8"))  # all of it, or the old file
+        readable = out.round({"prediction": out.attrs.get("decimals", 12)})  # the label range's resolution
+        if out.attrs.get("decimals") == 0 and readable["prediction"].abs().max() < 2**53:
+            readable["prediction"] = readable["prediction"].astype("int64")  # 18299, not 18299.0
+        atomic_write_bytes(args.out, readable.to_csv(index=False).encode("utf-8"))  # all of it, or the old file
     except (PredictError, SavedModelError, DataError, OSError) as e:
         print(f"predict.py: error: {one_line(str(e))}", file=sys.stderr)  # a string from a file cannot forge a line
         return 2

@@ -245,7 +245,8 @@ def epoch_printer(max_epochs: int):
 
 
 def fit_summary(res) -> str:
-    """``fit``'s last line with ``verbose``: epochs, seconds per epoch, the best epoch (1-based).
+    """``fit``'s last line with ``verbose``: epochs, seconds per epoch, the best epoch, counted as the epoch lines
+    count it (from 1) and as ``best_epoch_`` holds it (from 0).
 
     Parameters
     ----------
@@ -258,10 +259,11 @@ def fit_summary(res) -> str:
     Examples
     --------
     >>> from softstep.training_types import FitResult
-    >>> fit_summary(FitResult(3, 5, 0.1, float("nan"), [], 2.5, {})).endswith("best epoch 4")
-    True
+    >>> fit_summary(FitResult(3, 5, 0.1, float("nan"), [], 2.5, {})).split("; ")[1]
+    'best epoch 4 of 5 (best_epoch_ = 3, counted from 0)'
     """
     return (
         f"SoftStepRegressor: {res.epochs_run} epochs in {res.wall_time_s:.1f} s "
-        f"({res.wall_time_s / max(res.epochs_run, 1):.2f} s per epoch); best epoch {res.best_epoch + 1}"
+        f"({res.wall_time_s / max(res.epochs_run, 1):.2f} s per epoch); best epoch {res.best_epoch + 1} of "
+        f"{res.epochs_run} (best_epoch_ = {res.best_epoch}, counted from 0)"
     )

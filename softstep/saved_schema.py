@@ -29,6 +29,8 @@ from .saved_fields import (  # noqa: F401 - the field checks, also importable fr
 MODEL_FORMAT = 1
 #: the largest label of a log target (``label.hi``): exp of it is a finite float64
 LOG_LABEL_MAX = 700.0
+#: float32's largest value: a feature's mean and variance are within it (the model computes in float32)
+FLOAT32_MAX = 3.4028234663852886e38
 META_MAX_BYTES = 1 << 28  # 256 MiB: a million reference paths fit many times over
 #: every field a saved model's JSON may have; the pipeline's own (dataset … extractor_saved) are checked by
 #: :mod:`experiments.models.schema`
@@ -129,9 +131,13 @@ def _features(state, file) -> int | None:
     for col, mv in required_field(state, "numeric", dict, file, "features.numeric").items():
         if not isinstance(mv, list) or len(mv) != 2:
             raise field_error(file, f"features.numeric.{col}", "expected [mean, variance]")
-        finite_field(mv[0], f"features.numeric.{col}[0]", file)
-        if finite_field(mv[1], f"features.numeric.{col}[1]", file) < 0:
-            raise field_error(file, f"features.numeric.{col}[1]", "a variance is not negative")
+        for i, value in enumerate(finite_field(v, f"features.numeric.{col}[{k}]", file) for k, v in enumerate(mv)):
+            if not (-FLOAT32_MAX <= value <= FLOAT32_MAX and (i == 0 or value >= 0)):
+                raise field_error(
+                    file,
+                    f"features.numeric.{col}[{i}]",
+                    f"{value:g}: expected a {'mean' if i == 0 else 'variance >= 0'} within float32's range",
+                )
     categorical = required_field(state, "categorical", dict, file, "features.categorical")
     for col, cats in categorical.items():
         if not isinstance(cats, list) or not cats or not all(isinstance(c, str) for c in cats):

@@ -95,3 +95,18 @@ def test_finding_16_text_labels_are_one_clear_error(fitted):
     _, X = fitted
     with pytest.raises(ValueError, match=r"convert them first \(y.astype\(float\)\)"):
         SoftStepRegressor(max_epochs=1).fit(X, X.sum(axis=1).to_numpy().astype(str))
+
+
+def test_issue_29_predictions_are_written_to_the_label_ranges_resolution(saved_run, tmp_path, capsys):  # noqa: F811
+    """A price range of 20,000 to 250,000 is written in whole units (18299, not 18299.01); predict() keeps them all."""
+    from experiments.models.predict import predict, readable_decimals
+
+    assert readable_decimals({"lo": 2e4, "hi": 2.5e5, "log_target": False}) == 0
+    assert readable_decimals({"lo": 1.0, "hi": 5.0, "log_target": False}) == 4
+    assert readable_decimals({"lo": 0.0, "hi": float(np.log(100.0)), "log_target": True}) == 3  # 1 to 100 in units
+    run_dir, table = saved_run
+    code, _ = _predict(run_dir, table, tmp_path, capsys)
+    written = pd.read_csv(tmp_path / "p.csv")["prediction"]
+    full = predict(run_dir, table)["prediction"]
+    assert code == 0 and written.dtype == np.int64 and (written == full.round().astype(np.int64)).all()
+    assert not (full == full.round()).all()  # the API's predictions keep their digits

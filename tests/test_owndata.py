@@ -217,7 +217,7 @@ def test_saved_model_predicts_what_the_run_measured(tmp_path, table_cfg):
 
 
 @pytest.mark.slow
-def test_predict_errors_are_one_line(tmp_path, table_cfg):
+def test_predict_errors_are_one_line(tmp_path, table_cfg, capsys):
     df = flats(tmp_path / "f.csv")
     res = pipeline.run(table_cfg("head=nca", "splits=[0]"))
     df.drop(columns=["rooms"]).to_csv(tmp_path / "no_rooms.csv", index=False)
@@ -237,9 +237,11 @@ def test_predict_errors_are_one_line(tmp_path, table_cfg):
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (message, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     lin = pipeline.run(table_cfg("head=linear", "splits=[0]"))
-    with pytest.raises(PredictError, match="without neighbours"):
-        predict(lin.key.dir, tmp_path / "f.csv", split=0, explain=2)
-    assert len(predict(lin.key.dir, tmp_path / "f.csv", split=0)) == len(df)
+    plain = predict(lin.key.dir, tmp_path / "f.csv", split=0)
+    capsys.readouterr()
+    explained = predict(lin.key.dir, tmp_path / "f.csv", split=0, explain=2)  # issue 29: a note, not an exit
+    assert "without neighbours" in capsys.readouterr().err and len(plain) == len(df)
+    pd.testing.assert_frame_equal(explained, plain)
 
 
 def test_save_model_setting(tmp_path, table_cfg):

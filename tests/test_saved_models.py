@@ -323,7 +323,11 @@ def test_verbose_prints_each_epoch_with_its_time(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert all("val MSE" in line and line.endswith(" s") for line in lines[:3])
-    assert "3 epochs in" in lines[3] and "s per epoch" in lines[3] and f"best epoch {est.best_epoch_ + 1}" in lines[3]
+    assert (
+        "3 epochs in" in lines[3]
+        and "s per epoch" in lines[3]
+        and f"best epoch {est.best_epoch_ + 1} of 3 (best_epoch_ = {est.best_epoch_}," in lines[3]
+    )
     assert all(h["epoch_time_s"] >= 0 for h in est.history_)
 
 

@@ -77,6 +77,8 @@ CASES = {  # finding: (change, the field the one line must name)
         "reference_items",
     ),
     "13 integer variance 10**30": (_set(["features", "numeric", "area"], [1.0, 10**30]), "features.numeric.area[1]"),
+    "3 a mean beyond float32": (_set(["features", "numeric", "area"], [1e300, 1.0]), "features.numeric.area[0]"),
+    "3 a negative variance": (_set(["features", "numeric", "area"], [1.0, -2.0]), "features.numeric.area[1]"),
     "13 extractor_saved on a table": (_set(["extractor_saved"], True), "extractor_saved"),
     "13 NUL in a feature name": (_rename_feature("ar\x00ea"), "features.ar\\x00ea"),
     "13 hidden = embed_dim = 65536": (_sizes, "config.model.hidden"),

@@ -258,10 +258,14 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
     (:func:`explain_neighbors`): ``weight_share`` and ``effective_neighbors`` per prediction, and
     ``neighbor_k``, ``target_k``, ``weight_k`` for k = 1..K."""
     models = load_models(run_dir, split, device)
-    if explain and not models[0].model.head.needs_reference:
-        raise PredictError(
-            f"--explain: the {models[0].meta['head']} head predicts without neighbours; choose a run of a neighbour head"
+    if explain and not models[0].model.head.needs_reference:  # the predictions still come, without the columns
+        print(
+            f"[softstep] note: --explain: the {models[0].meta['head']} head predicts without neighbours, so the "
+            "predictions are written without an explanation",
+            file=sys.stderr,
+            flush=True,
         )
+        explain = 0
     if explain and explain < 1:
         raise PredictError(f"--explain must be >= 1; got {explain}")
     for m in models:
@@ -287,7 +291,21 @@ def predict(run_dir, input_path, *, split="all", explain: int = 0, device="cpu")
             f"{models[0].meta_file}: the prediction of row {int(np.argmax(bad))} (0-based) is not a finite number: the "
             "model's weights or label range are not a trained model's; save the model again"
         )
-    return out if extra is None else pd.concat([out, extra], axis=1)
+    out = out if extra is None else pd.concat([out, extra], axis=1)
+    out.attrs["decimals"] = readable_decimals(models[0].meta["label"])  # what predict.py rounds the CSV to
+    return out
+
+
+#: the CSV's predictions resolve the label range to this fraction (4 digits of the range; the API keeps them all)
+RESOLUTION = 1e-4
+
+
+def readable_decimals(label: dict) -> int:
+    """The decimals ``predict.py`` writes predictions with: enough to resolve :data:`RESOLUTION` of the label range
+    in the target's units (a price range of 50,000: none, 18299.01 is written 18299; a rating of 1 to 5: four)."""
+    lo, hi = (float(v) for v in saved_format.to_target([label["lo"], label["hi"]], label["log_target"]))
+    span = hi - lo if np.isfinite(hi - lo) and hi > lo else 1.0
+    return max(0, min(12, int(np.ceil(-np.log10(span * RESOLUTION)))))
 
 
 def _unrepresentable(model: saved.SavedModel, z: torch.Tensor, path: Path, names: dict) -> str:

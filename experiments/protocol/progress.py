@@ -29,7 +29,8 @@ def loop_hooks(ctx: RunContext, split: int, model, inputs, idx: tuple, settings)
     ``trainer.checkpoint``), ``stop`` (the run's stop request) and ``epoch_metrics`` (a neighbour head's sparsity)."""
     cfg, key = ctx.cfg, ctx.store.key
     tracker = make_tracker(cfg, key.run_id, split)
-    progress = EpochProgress(settings.max_epochs, f"split {split}", cfg.progress, tracker.log, report=ctx.report)
+    what = "final model (all labelled rows)" if key.final else f"split {split}"  # the bar says which it trains
+    progress = EpochProgress(settings.max_epochs, f"{what}, at most", cfg.progress, tracker.log, report=ctx.report)
     try:
         yield dict(
             checkpoint=preemption.FileCheckpoint(key.checkpoint(split)) if cfg.trainer.checkpoint else None,
