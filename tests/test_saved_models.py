@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from experiments.models import saved
-from experiments.models.predict import PredictError, predict
+from experiments.models.predict import PredictError, predict, readable_decimals
 from experiments.protocol import pipeline
 from softstep import SoftStepRegressor
 from softstep.saved_schema import SavedModelError
@@ -88,7 +88,8 @@ def test_estimator_save_predicts_and_explains_through_the_cli(tmp_path, capsys):
         == 0
     )
     out = pd.read_csv(tmp_path / "p.csv")
-    np.testing.assert_allclose(out["prediction"], est.predict(X.iloc[130:]), rtol=1e-6)
+    decimals = readable_decimals(json.loads((tmp_path / "houses.json").read_text())["label"])  # the CSV's resolution
+    np.testing.assert_allclose(out["prediction"], est.predict(X.iloc[130:]), rtol=1e-6, atol=0.5 * 10.0**-decimals)
     idx, wts = est.neighbors(X.iloc[130:], k=3)
     for k in range(3):
         np.testing.assert_array_equal(out[f"neighbor_{k + 1}"], idx[:, k])  # rows of fit's X
