@@ -62,6 +62,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     hidden : int, default=200
         Width of the MLP's hidden layer; 0 for one linear map to the embedding.
     max_epochs : int, default=200
+    max_time : float or None, default=None
+        Seconds of training after which no epoch starts (the best epoch so far is kept); None: no limit.
     patience : int, default=10
         Epochs without a lower validation MSE before stopping; the best epoch's weights are kept. ``fit``
         holds out 15 % of the rows for it (with fewer than 10 rows it trains ``max_epochs`` on all).
@@ -127,6 +129,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         embed_dim=None,
         hidden=200,
         max_epochs=200,
+        max_time=None,
         patience=10,
         batch_size=None,
         lr=1e-3,
@@ -140,7 +143,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         self.similarity = similarity
         self.embed_dim = embed_dim
         self.hidden = hidden
-        self.max_epochs = max_epochs
+        self.max_epochs, self.max_time = max_epochs, max_time
         self.patience = patience
         self.batch_size = batch_size
         self.lr = lr
@@ -206,7 +209,9 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             self.model_ = Regressor(X.shape[1], self.hidden, embed_dim, head, arch=architecture(self.hidden)).to(
                 device, dtype
             )
-            settings = TrainerSettings(self.max_epochs, self.patience, batch_size, self.lr, device=str(device))
+            settings = TrainerSettings(
+                self.max_epochs, self.patience, batch_size, self.lr, device=str(device), max_time_s=self.max_time
+            )
             # the pipeline's loop (softstep.training.fit): the batch as the reference set, early stopping on val_rows
             res = fit(
                 self.model_,
@@ -338,14 +343,10 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         with torch_threads(self.n_jobs):
             z = self._embed(X)
             rows = max(1, 2**22 // len(self.reference_indices_))
-            idx, wts = [], []
             with torch.no_grad(), self._representable(z, X):
-                for i in range(0, len(z), rows):
-                    w, j = head.neighbor_weights(z[i : i + rows], self.z_ref_).topk(int(k), dim=-1)
-                    idx.append(j.cpu())
-                    wts.append(w.cpu())
-        j = torch.cat(idx).numpy() if idx else np.zeros((0, k), dtype=np.int64)
-        w = torch.cat(wts).double().numpy() if wts else np.zeros((0, k))
+                tops = [head.neighbor_weights(zb, self.z_ref_).topk(int(k), dim=-1) for zb in z.split(rows)]
+        j = torch.cat([t.indices.cpu() for t in tops]).numpy() if tops else np.zeros((0, k), dtype=np.int64)
+        w = torch.cat([t.values.cpu() for t in tops]).double().numpy() if tops else np.zeros((0, k))
         return self.reference_indices_[j], w
 
     # ------------------------------------------------------------------ save and load
@@ -354,9 +355,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
         ``scripts/predict.py PATH.json --input new.csv`` then predicts (and ``--explain K`` names the rows of
         ``fit``'s ``X``): the table's columns are the ``X`` columns' names (``x0``, ``x1``, … for an array).
-        The format is :mod:`softstep.saved_format`'s (no pickle), written by the library itself, so the estimator
-        needs no research code; the pipeline writes the same files (``experiments/models/saved.py``). The dtype
-        is the model's (float32 unless ``dtype="float64"``).
+        The format is :mod:`softstep.saved_format`'s (no pickle; the pipeline writes the same files), written by
+        the library itself; the dtype is the model's (float32 unless ``dtype="float64"``).
 
         Parameters
         ----------

@@ -55,6 +55,9 @@ def resolved_settings(est) -> tuple[str | None, int, int]:
             raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
     if not isinstance(est.lr, (int, float)) or isinstance(est.lr, bool) or not est.lr > 0:
         raise ValueError(f"lr must be a number > 0; got {est.lr!r}")
+    budget = getattr(est, "max_time", None)
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
+        raise ValueError(f"max_time must be None or a number of seconds > 0; got {budget!r}")
     return sim, int(embed), int(batch)
 
 

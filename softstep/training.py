@@ -102,7 +102,8 @@ def fit(
     opt = _optimizer(model, s)
     state = TrainState(EarlyStopping(s.patience))
     resume(checkpoint, model, opt, state, s.device, s.max_epochs)
-    while not state.finished(s.max_epochs):
+    started, first = time.time(), state.epoch
+    while not state.finished(s.max_epochs) and not _out_of_time(s, started, state.epoch > first):
         epoch_start = time.time()
         _train_epoch(model, inputs, y_dev, train_idx, step_loss, opt, s, seed, state, checkpoint, stop)
         entry = None
@@ -219,6 +220,11 @@ def _optimizer(model: Regressor, s: TrainerSettings) -> torch.optim.Adam:
     if ext:
         groups.append({"params": ext, "lr": s.extractor_lr})
     return torch.optim.Adam(groups, weight_decay=s.weight_decay, **adam_kernels(s.device))
+
+
+def _out_of_time(s: TrainerSettings, started: float, trained: bool) -> bool:
+    """``max_time_s`` spent (ours, the estimator's ``max_time``): no further epoch starts, once one has run."""
+    return trained and s.max_time_s is not None and time.time() - started >= s.max_time_s
 
 
 def _train_epoch(

@@ -94,6 +94,8 @@ class TrainerSettings:
         Evaluation batches, and the most query × reference entries evaluated at once.
     device, precision, compile, eval_from_epoch, reference, reference_fraction, channels_last
         See above.
+    max_time_s : float, optional
+        Ours: no epoch starts after this many seconds of training (the best epoch so far is kept); None: no limit.
 
     Examples
     --------
@@ -117,6 +119,7 @@ class TrainerSettings:
     reference_fraction: float = 0.3
     channels_last: bool = False
     head_lr: float | None = None
+    max_time_s: float | None = None
 
 
 @dataclass

@@ -165,3 +165,22 @@ def test_float64_predictions_do_not_depend_on_the_batch():
     whole = est.predict(X)
     one_by_one = np.array([est.predict(X[i : i + 1])[0] for i in range(len(X))])
     np.testing.assert_allclose(one_by_one, whole, rtol=1e-5, atol=1e-5 * np.abs(y).max())
+
+
+def test_max_time_starts_no_epoch_after_the_budget_and_keeps_the_best():
+    """Issue 29: a time budget. One epoch always runs; after the budget no further epoch starts; the best epoch so
+    far is the model kept, and the budget is checked like any other setting."""
+    from softstep import SoftStepRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5))
+    y = X.sum(1)
+    tiny = SoftStepRegressor(head="nca_i", max_epochs=50, patience=50, max_time=1e-9, random_state=0).fit(X, y)
+    assert tiny.n_epochs_ == 1 and tiny.best_epoch_ == 0 and np.isfinite(tiny.predict(X[:5])).all()
+    budget = 0.5
+    timed = SoftStepRegressor(head="nca_i", max_epochs=500, patience=500, max_time=budget, random_state=0).fit(X, y)
+    started = np.cumsum([0.0] + [h["epoch_time_s"] for h in timed.history_])[:-1]  # when each epoch began
+    assert 1 < timed.n_epochs_ < 500 and (started[1:] < budget + 0.05).all()
+    assert timed.best_epoch_ == int(np.argmin([h["val_mse"] for h in timed.history_]))
+    with pytest.raises(ValueError, match="max_time must be None or a number of seconds > 0"):
+        SoftStepRegressor(max_time=0).fit(X, y)
