@@ -12,11 +12,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import saved_format
+from .estimator_columns import encoded, fit_categories, keep_one_hot
 from .estimator_files import architecture, estimator_from_saved, estimator_meta, feature_names, loadable_meta
 from .estimator_settings import (
     DTYPES,
     check_k,
-    check_numeric_columns,
     check_target,
     epoch_printer,
     fit_summary,
@@ -38,15 +38,13 @@ VALIDATION_FRACTION = 0.15
 class SoftStepRegressor(RegressorMixin, BaseEstimator):
     """MLP → embedding → one of the library's heads, trained with Adam and early stopping.
 
-    The paper's protocol (section 5) on one table: features standardised and labels min–max scaled on the
-    training rows; a neighbour head's reference set is each training batch in training (Algorithm 1 line 10)
-    and, at prediction, every row given to ``fit``, embedded by the best model.
-
-    ``fit`` is the pipeline's final model (``python run.py ... final=true``) in Python: it trains on all the
-    rows it is given but a validation fraction (15 %) that early stopping watches, with the pipeline's trainer
-    (:func:`softstep.training.fit`), keeps the best epoch's weights, and predicts from all the rows (training
-    and early-stopping ones) as the reference set. There is no test split: measure the estimator with
-    scikit-learn's ``cross_val_score`` or a held-out set of your own.
+    The paper's protocol (section 5) on one table: numeric features standardised (categorical columns one-hot,
+    :mod:`softstep.estimator_columns`) and labels min–max scaled on the training rows; a neighbour head's
+    reference set is each training batch in training (Algorithm 1 line 10) and, at prediction, every row given to
+    ``fit``, embedded by the best model. ``fit`` is the pipeline's final model (``final=true``) in Python: it
+    trains on all the rows it is given but 15 % that early stopping watches (:func:`softstep.training.fit`), keeps
+    the best epoch's weights, and predicts from all the rows as the reference set. There is no test split:
+    measure it with scikit-learn's ``cross_val_score`` or a held-out set of your own.
 
     ``save(path)`` writes, and ``SoftStepRegressor.load(path)`` reads, the format a pipeline run saves its
     models in (:mod:`softstep.saved_format`), with the reference set unless ``reference=False``. Pickling works too.
@@ -176,8 +174,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             Trained and predicting in ``dtype`` (float32 by default).
         """
         check_target(y)
-        check_numeric_columns(X)
-        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        self.categories_ = fit_categories(X)  # strings and categories one-hot (softstep.estimator_columns)
+        X, y = validate_data(self, encoded(X, self.categories_), y, y_numeric=True, dtype=np.float64)
         thread_count(self.n_jobs)  # a bad n_jobs fails before any work
         with torch_threads(self.n_jobs):
             return self._fit(X, y)
@@ -196,7 +194,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
         device, dtype = torch_device(self.device), DTYPES[self.dtype]
 
-        self.x_scaler_ = StandardScaler().fit(X[train_rows])
+        self.x_scaler_ = keep_one_hot(StandardScaler().fit(X[train_rows]), feature_names(self), self.categories_)
         y_lo, y_hi = float(y[train_rows].min()), float(y[train_rows].max())
         self.y_lo_, self.y_hi_, self.y_span_ = y_lo, y_hi, (y_hi - y_lo if y_hi > y_lo else 1.0)
         xs = torch.as_tensor(self.x_scaler_.transform(X), dtype=dtype, device=device)
@@ -264,7 +262,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         self : SoftStepRegressor
         """
         check_is_fitted(self, "model_")
-        X, y = validate_data(self, X, y, reset=False, y_numeric=True, dtype=np.float64)
+        X, y = validate_data(self, encoded(X, self.categories_), y, reset=False, y_numeric=True, dtype=np.float64)
         with torch_threads(self.n_jobs):
             xs = self._scaled(X)
             self.reference_indices_ = np.arange(len(X))
@@ -280,7 +278,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     def _embed(self, X) -> torch.Tensor:
         """The fitted MLP's embeddings of ``X`` (in the model's dtype)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, encoded(X, self.categories_), reset=False, dtype=np.float64)
         xs = self._scaled(X)
         self.model_.eval()
         with torch.no_grad():
@@ -288,7 +286,9 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
 
     def _representable(self, z, X):
         """A block where the head's overflow is one ValueError naming the row and column (:mod:`softstep.new_rows`)."""
-        return representable(z, lambda: self.x_scaler_.transform(np.asarray(X, float)), feature_names(self))
+        return representable(
+            z, lambda: self.x_scaler_.transform(np.asarray(encoded(X, self.categories_), float)), feature_names(self)
+        )
 
     def _check_reference(self) -> None:
         if self.model_.uses_reference and getattr(self, "z_ref_", None) is None:

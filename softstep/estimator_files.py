@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .estimator_columns import one_hot_mask
 from .estimator_settings import resolved_settings
 from .heads import head_module
 from .saved_schema import FIX, MODEL_FORMAT, SavedModelError, validate_meta
@@ -57,10 +58,13 @@ def estimator_meta(est, keep: bool) -> dict:
     {'arch': 'mlp', 'hidden': 200, 'embed_dim': 25, 'dropout': 0.0}
     """
     similarity, embed_dim, batch_size = resolved_settings(est)
-    sc = est.x_scaler_
+    sc, categories = est.x_scaler_, getattr(est, "categories_", {})
     constant = (sc.scale_ == 1.0) & (sc.var_ != 1.0)  # treated as constant by StandardScaler: saved as var 0
+    hot = one_hot_mask(feature_names(est), categories)  # the one-hot columns: saved as their categories
     numeric = {
-        c: [float(m), 0.0 if k else float(v)] for c, m, v, k in zip(feature_names(est), sc.mean_, sc.var_, constant)
+        c: [float(m), 0.0 if k else float(v)]
+        for c, m, v, k, h in zip(feature_names(est), sc.mean_, sc.var_, constant, hot)
+        if not h
     }
     name = "SoftStepRegressor"
     return {
@@ -73,7 +77,7 @@ def estimator_meta(est, keep: bool) -> dict:
         "in_dim": int(est.n_features_in_),
         "extractor_saved": False,
         "label": {"lo": est.y_lo_, "hi": _y_hi(est), "log_target": _log_target(est)},
-        "features": {"numeric": numeric, "categorical": {}},
+        "features": {"numeric": numeric, "categorical": categories},
         "reference_items": [int(i) for i in est.reference_indices_] if keep else None,
         "config": {
             "head": {
@@ -141,9 +145,11 @@ def estimator_from_saved(cls, loaded, device):
         resolved_settings(est)
     except ValueError as e:
         raise SavedModelError(f"{meta_file}: field config: {e}; {FIX}") from None
-    names = list(features["numeric"])
-    mean = np.array([features["numeric"][c][0] for c in names], dtype=np.float64)
-    var = np.array([features["numeric"][c][1] for c in names], dtype=np.float64)
+    est.categories_ = features["categorical"]  # one-hot columns after the numeric ones, mean 0 and variance 1
+    hot = [f"{c}={v}" for c, values in est.categories_.items() for v in values]
+    names = list(features["numeric"]) + hot
+    mean = np.array([features["numeric"][c][0] for c in features["numeric"]] + [0.0] * len(hot), dtype=np.float64)
+    var = np.array([features["numeric"][c][1] for c in features["numeric"]] + [1.0] * len(hot), dtype=np.float64)
     est.x_scaler_ = StandardScaler()
     est.x_scaler_.mean_, est.x_scaler_.var_ = mean, var
     est.x_scaler_.scale_ = np.where(var > 0, np.sqrt(var), 1.0)
@@ -186,16 +192,10 @@ def loadable_meta(meta, meta_file) -> dict:
     """
     validate_meta(meta, meta_file)
     features = meta.get("features")
-    if meta.get("extractor_saved") or meta.get("modality") != "table" or not features or features["categorical"]:
-        what = "categorical columns" if features and features["categorical"] else f"{meta.get('modality')} inputs"
+    if meta.get("extractor_saved") or meta.get("modality") != "table" or not features:
         raise SavedModelError(
-            f"{meta_file}: this model reads {what}; SoftStepRegressor loads models of numeric columns only "
-            f"(predict with scripts/predict.py {meta_file} --input ...)"
-        )
-    if len(features["numeric"]) != meta["in_dim"]:
-        raise SavedModelError(
-            f"{meta_file}: field in_dim: {meta['in_dim']} where features.numeric lists "
-            f"{len(features['numeric'])} columns; {FIX}"
+            f"{meta_file}: this model reads {meta.get('modality')} inputs; SoftStepRegressor loads models of a "
+            f"table's columns only (predict with scripts/predict.py {meta_file} --input ...)"
         )
     return meta
 

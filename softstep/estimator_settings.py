@@ -116,38 +116,6 @@ def check_target(y) -> None:
         )
 
 
-def check_numeric_columns(X) -> None:
-    """A DataFrame column of text or categories is one ValueError saying what to do (scikit-learn's own message
-    is a float conversion error deep in NumPy).
-
-    Parameters
-    ----------
-    X : array-like or DataFrame
-
-    Returns
-    -------
-    None
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> check_numeric_columns(pd.DataFrame({"a": [1.0], "b": ["x"]}))
-    Traceback (most recent call last):
-    ...
-    ValueError: X's column 'b' holds ... values: SoftStepRegressor takes numeric columns only; ...
-    """
-    dtypes = getattr(X, "dtypes", None)
-    if dtypes is None or not hasattr(dtypes, "items"):
-        return
-    for name, dtype in dtypes.items():
-        if dtype.kind not in "biuf":
-            raise ValueError(
-                f"X's column {name!r} holds {dtype} values: SoftStepRegressor takes numeric columns only; one-hot "
-                f"encode it first (pandas.get_dummies, the same way for new rows), or train through the pipeline "
-                f"(python run.py dataset=table ...), which encodes categorical columns itself"
-            )
-
-
 def check_k(k, n_ref: int) -> None:
     """``neighbors``' ``k``: an integer from 1 to the number of reference rows, else a ValueError.
 

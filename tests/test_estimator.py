@@ -140,15 +140,38 @@ def test_a_target_of_strings_is_one_clear_error():
 
 
 @pytest.mark.parametrize("kind", ["object", "category"])
-def test_a_text_column_of_x_is_one_clear_error_naming_it(kind):
+def test_categorical_columns_are_one_hot_as_the_pipeline_encodes_them(kind):
+    """Issue 29, point 2: a DataFrame's string or category column is one-hot encoded with the categories ``fit``
+    saw, after the numeric columns; the model equals one fitted on those columns encoded by hand, an unseen
+    category sets none of its columns (with a warning that counts it), and an identifier column is left out."""
+    import warnings
+
     import pandas as pd
+    from sklearn.preprocessing import OneHotEncoder
 
     from softstep import SoftStepRegressor
+    from softstep.estimator_columns import encoded
 
-    X = pd.DataFrame({"area": np.arange(20.0), "color": pd.Series(["red", "blue"] * 10, dtype=kind)})
-    with pytest.raises(ValueError, match="column 'color' .*numeric columns only.*get_dummies"):
-        SoftStepRegressor(max_epochs=1).fit(X, np.arange(20.0))
-    SoftStepRegressor(max_epochs=1).fit(pd.get_dummies(X, columns=["color"], dtype=float), np.arange(20.0))
+    rng = np.random.default_rng(0)
+    color = np.where(rng.random(60) > 0.5, "red", "blue")
+    X = pd.DataFrame({"color": pd.Series(color, dtype=kind), "area": rng.normal(size=60)})
+    y = X["area"].to_numpy() + 3.0 * (color == "red")
+    est = SoftStepRegressor(head="nca_i", max_epochs=30, random_state=0).fit(X, y)
+    assert est.categories_ == {"color": ["blue", "red"]}
+    assert list(est.feature_names_in_) == ["area", "color=blue", "color=red"]  # numeric first, as the pipeline
+    inputs = est.x_scaler_.transform(encoded(X, est.categories_).to_numpy())
+    reference = OneHotEncoder(handle_unknown="ignore").fit(X[["color"]].astype(str)).transform(X[["color"]].astype(str))
+    np.testing.assert_array_equal(inputs[:, 1:], reference.toarray())  # one-hot, not standardised
+    assert abs(inputs[:, 0].mean()) < 0.2 and est.score(X, y) > 0.8  # the numeric column standardised; it learns
+    new = X.iloc[:3].copy()
+    new["color"] = pd.Series(["green", "red", "blue"], dtype=kind, index=new.index)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = est.predict(new)
+    assert np.isfinite(out).all() and any("1 of 3 rows in column 'color'" in str(w.message) for w in seen)
+    ids = X.assign(id=[f"row{i}" for i in range(60)])
+    with pytest.warns(UserWarning, match=r"\['id'\] have a distinct value in most rows"):
+        assert "id" not in SoftStepRegressor(max_epochs=1).fit(ids, y).categories_
 
 
 def test_float64_predictions_do_not_depend_on_the_batch():

@@ -190,7 +190,7 @@ def test_a_pipeline_model_loads_as_an_estimator(numeric_run, tmp_path):
     np.testing.assert_allclose(explained["target_1"], y[idx[:, 0]], rtol=1e-5)  # the training file's own label
 
 
-def test_a_pipeline_model_with_categorical_columns_is_one_clear_error(tiny, tmp_path):
+def test_a_pipeline_model_with_categorical_columns_loads_in_the_estimator(tiny, tmp_path):
     X, y = houses(n=80)
     X.assign(city=np.where(X["rooms"] > 2, "oslo", "bergen"), price=y).to_csv(tmp_path / "h.csv", index=False)
     cfg = tiny(
@@ -202,8 +202,23 @@ def test_a_pipeline_model_with_categorical_columns_is_one_clear_error(tiny, tmp_
         "splits=[0]",
     )
     run_dir = pipeline.run(cfg).key.dir
-    with pytest.raises(SavedModelError, match="categorical columns.*scripts/predict.py"):
-        SoftStepRegressor.load(run_dir / "models" / "model_0")
+    est = SoftStepRegressor.load(run_dir / "models" / "model_0")  # issue 29: one encoding for both
+    rows = pd.read_csv(tmp_path / "h.csv").drop(columns="price")
+    via_cli = predict(run_dir, tmp_path / "h.csv", split=0)["prediction"].to_numpy()
+    np.testing.assert_allclose(est.predict(rows), via_cli, rtol=1e-5)
+
+
+def test_an_estimator_with_categorical_columns_saves_loads_and_predicts_through_the_cli(tmp_path):
+    X, y = houses(n=120)
+    X = X.assign(city=np.where(X["rooms"] > 2, "oslo", "bergen"))
+    est = SoftStepRegressor(head="nca_i", max_epochs=3, random_state=0).fit(X.iloc[:100], y[:100])
+    est.save(tmp_path / "m")
+    again = SoftStepRegressor.load(tmp_path / "m")
+    assert again.categories_ == est.categories_ == {"city": ["bergen", "oslo"]}
+    np.testing.assert_array_equal(again.predict(X.iloc[100:]), est.predict(X.iloc[100:]))
+    X.iloc[100:].to_csv(tmp_path / "new.csv", index=False)
+    out = predict(tmp_path / "m.json", tmp_path / "new.csv")
+    np.testing.assert_allclose(out["prediction"], est.predict(X.iloc[100:]), rtol=1e-5)
 
 
 # ---------------------------------------------------------------- privacy: relative paths, reference set left out
