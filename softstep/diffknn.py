@@ -16,6 +16,9 @@ from .neighbors import NeighborHead, _check, block_shape
 from .ranks import rank_dtype, soft_rank
 from .search import check_search
 from .step import SoftKStep, renamed_step_argument
+from .ties import exact_top, order_from, ramp_pairs, settle_ties
+
+__all__ = ["DiffKNNHead", "exact_top", "ramp_pairs"]
 
 
 class DiffKNNHead(NeighborHead):
@@ -247,7 +250,10 @@ class DiffKNNHead(NeighborHead):
                 [Sim.similarity_sides(fr, sub, Sim.side(fr, z_ref[t : t + cols])) for t in range(0, n, cols)], 1
             )
 
-        top, idx = _settle_ties(*_order(top, idx), width, full_rows)
+        k = self.kstep.k(z, n).detach()
+        top, idx = settle_ties(
+            *order_from(top, idx), width, full_rows, matters=lambda r: ramp_pairs(k, self.kstep.q, r)
+        )
         return self._weighted(top, idx, z, n, y2)
 
     def _predict_wide(self, fr, z, z_ref, y2, max_elements, width):
@@ -266,7 +272,8 @@ class DiffKNNHead(NeighborHead):
 
     def _wide_rows(self, sim, z, y2):
         """ŷ from whole rows ``sim``: the best ⌈k + q⌉ + 1 selected unordered, and only the ranks past min k (where
-        SoftKStep is below 1) ordered; a tie that would change a weight orders the row by (value, index)."""
+        SoftKStep is below 1) ordered; a tie that would change a weight (two neighbouring ranks on the row's own ramp
+        k … k + q, :func:`ramp_pairs`) orders the row by (value, index)."""
         n = sim.shape[1]
         width = self._width(z, n)
         keep, free = min(width + 1, n), self._free(z, n, width)
@@ -276,13 +283,16 @@ class DiffKNNHead(NeighborHead):
         ranks = torch.zeros_like(top).scatter_(
             -1, tp, torch.arange(keep - 1, free - 1, -1, dtype=top.dtype).expand_as(tv)
         )
-        tied = (tv[:, 1:] == tv[:, :-1]).any(-1) | ((top == tv[:, -1:]).sum(-1) > (tv == tv[:, -1:]).sum(-1))
+        k = self.kstep.k(z, n).to(top.dtype)
+        # tv[:, j] and tv[:, j + 1] hold ranks keep − 1 − j and keep − 2 − j: a tie there matters only on k's ramp
+        ramp = ramp_pairs(k, self.kstep.q, torch.arange(keep - 2, free - 1, -1, device=top.device))
+        head_tie = ((top == tv[:, -1:]).sum(-1) > (tv == tv[:, -1:]).sum(-1)) & ramp_pairs(k, self.kstep.q, free - 1)
+        tied = ((tv[:, 1:] == tv[:, :-1]) & ramp).any(-1) | head_tie
         rows = tied.nonzero().squeeze(-1)
         if len(rows):
             v, i = sim[rows].sort(dim=-1, descending=True, stable=True)
             top[rows], idx[rows] = v[:, :keep], i[:, :keep]
             ranks[rows] = torch.arange(keep, dtype=top.dtype)
-        k = self.kstep.k(z, n).to(top.dtype)
         w = torch.exp_(self._scaled(top, top.amax(-1, keepdim=True)))
         w.mul_(Fn.soft_step_weights(-ranks, -(k + self.kstep.q), -k, self.kstep.t))
         return (w.unsqueeze(-1) * y2[idx]).sum(1) / w.sum(-1, keepdim=True)
@@ -291,87 +301,3 @@ class DiffKNNHead(NeighborHead):
         """ŷ of each query from its best ``top`` (exact ranks 0, 1, …) and their labels ``y2[idx]``."""
         w = torch.softmax(self._top_logits(top, z, n), dim=-1)
         return (w.unsqueeze(-1) * y2[idx]).sum(1)
-
-
-def exact_top(block_sim, n: int, cols: int, width: int, *, free: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``width`` largest similarities of each row and their reference indices, in order, over tiles of ``cols``
-    references (a running best, merged tile by tile): exact search with torch's own blocks.
-
-    Ties are ordered by reference index (lower first), whatever the tiling, so that tiled and whole-row evaluation
-    rank alike (not in the paper, which leaves ties to its sort).
-
-    Parameters
-    ----------
-    block_sim : callable
-        ``block_sim(s)`` gives the similarities (B, len(s)) of the rows against the references of slice ``s``.
-    n : int
-        The number of references.
-    cols : int
-        References per tile.
-    width : int
-        How many to keep, ≤ n.
-    free : int, default=0
-        Leading ranks whose order does not matter (they are the best ``free``, in any order).
-
-    Returns
-    -------
-    top, idx : torch.Tensor, each shape (B, width)
-
-    Examples
-    --------
-    >>> import torch
-    >>> sim = torch.tensor([[0.1, 0.9, 0.5, 0.9, 0.2]])
-    >>> exact_top(lambda s: sim[:, s], 5, 2, 3)
-    (tensor([[0.9000, 0.9000, 0.5000]]), tensor([[1, 3, 2]]))
-    """
-    keep = min(width + 1, n)  # one more: a tie across the boundary is seen
-    top = idx = None
-    for j in range(0, n, cols):
-        sim = block_sim(slice(j, j + cols))
-        ids = torch.arange(j, j + sim.shape[1], device=sim.device).expand_as(sim)
-        if top is not None:
-            sim, ids = torch.cat([top, sim], 1), torch.cat([idx, ids], 1)
-        top, pos = sim.topk(min(keep, sim.shape[1]), dim=-1, sorted=False)
-        idx = ids.gather(-1, pos)
-    top, idx = _order(top, idx, free)
-    return _settle_ties(
-        top, idx, width, lambda r: torch.cat([block_sim(slice(j, j + cols))[r] for j in range(0, n, cols)], 1), free
-    )
-
-
-def _order(top, idx, free: int = 0):
-    """Rows of ``top`` in descending order from position ``free`` on; the first ``free`` are the largest, unordered
-    (a partial selection of the rest is cheaper than sorting a wide k)."""
-    tail = top.shape[1] - free
-    if free < 64 or tail < 1:
-        v, o = top.sort(dim=-1, descending=True)
-        return v, idx.gather(-1, o)
-    tv, tp = top.topk(tail, dim=-1, largest=False, sorted=True)
-    head = torch.ones_like(top, dtype=torch.bool).scatter_(-1, tp, False)
-    tp = tp.flip(-1)
-    return (
-        torch.cat([top[head].view(len(top), free), top.gather(-1, tp)], 1),
-        torch.cat([idx[head].view(len(top), free), idx.gather(-1, tp)], 1),
-    )
-
-
-def _settle_ties(top, idx, width: int, full_rows, free: int = 0):
-    """The best ``width`` of the ordered ``top`` (:func:`_order`; ≥ width + 1 columns where the references allow),
-    ties ordered by index: a tie across the cut is settled on the whole row (``full_rows(r)``: the similarities of
-    rows ``r``), by a stable sort; ties among the unordered first ``free`` change nothing."""
-    if top.shape[1] > width:
-        tied = (top[:, width - 1] == top[:, width]).nonzero().squeeze(-1)
-        if len(tied):
-            v, i = full_rows(tied).sort(dim=-1, descending=True, stable=True)
-            top[tied], idx[tied] = v[:, : top.shape[1]], i[:, : top.shape[1]]
-    top, idx = top[:, :width], idx[:, :width]
-    inner = (top[:, free + 1 :] == top[:, free:-1]).any(-1)
-    if 0 < free < width:  # the unordered head against the first ordered rank
-        inner |= top[:, :free].amin(-1) == top[:, free]
-    inner = inner.nonzero().squeeze(-1)
-    if len(inner):  # ties that matter: the row by (value, index)
-        by_index = idx[inner].argsort(-1)
-        v, i = top[inner].gather(-1, by_index), idx[inner].gather(-1, by_index)
-        order = v.sort(dim=-1, descending=True, stable=True).indices
-        top[inner], idx[inner] = v.gather(-1, order), i.gather(-1, order)
-    return top, idx

@@ -24,12 +24,13 @@ from .estimator_settings import (
     thread_count,
     torch_device,
     torch_threads,
+    trainer_settings,
 )
 from .heads import build_head
 from .model import Regressor
 from .new_rows import representable, warn_far
 from .training import fit
-from .training_types import TensorInputs, TrainerSettings
+from .training_types import TensorInputs
 
 #: Share of the rows ``fit`` holds out for early stopping (the paper's 85/15), when there are at least 10.
 VALIDATION_FRACTION = 0.15
@@ -65,10 +66,17 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
     patience : int, default=10
         Epochs without a lower validation MSE before stopping; the best epoch's weights are kept. ``fit``
         holds out 15 % of the rows for it (with fewer than 10 rows it trains ``max_epochs`` on all).
-    batch_size : int or None, default=None
-        None: the paper's tuned value (32).
-    lr : float, default=1e-3
-        Adam's learning rate.
+    batch_size : int, "auto" or None, default="auto"
+        None: the paper's tuned value (32); ``"auto"`` (ours): 32 below 4,096 training rows, 256 from there.
+    lr : float or "auto", default="auto"
+        Adam's rate; ``"auto"`` (ours): 1e-3 · √(batch / 32), i.e. 1e-3 (``protocol=tuned``'s) at 32, 2.8e-3 at 256.
+    reference : {"batch", "sample", "auto"}, default="auto"
+        A neighbour head's reference set in training: the batch (the paper, Algorithm 1 line 10), or (ours) the
+        batch and ``reference_size`` other training rows drawn afresh for each batch; ``"auto"``: the batch below
+        4,096 training rows, a sample from there. The ``"auto"`` defaults were chosen on ten tables: docs/predict.md,
+        "When to choose a SoftStep head".
+    reference_size : int, default=1024
+        With a sampled reference set, how many other training rows each batch draws (all when fewer).
     device : str, default="auto"
         ``"auto"``: CUDA when available, else CPU; or any torch device name.
     dtype : {"float32", "float64"}, default="float32"
@@ -91,7 +99,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         The epoch (0-based) whose weights were kept.
     n_epochs_ : int
     history_ : list of dict
-        Per epoch: ``epoch``, ``val_mse`` (on the [0, 1] label scale), ``epoch_time_s`` (training and validation).
+        Per epoch: ``epoch``, ``val_mse`` (on the [0, 1] label scale), ``epoch_time_s`` (training and validation),
+        ``train_time_s`` (training alone).
     fit_time_s_ : float
         Wall-clock seconds of ``fit``'s training loop.
     reference_indices_ : ndarray of int
@@ -129,27 +138,21 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
         max_epochs=200,
         max_time=None,
         patience=10,
-        batch_size=None,
-        lr=1e-3,
+        batch_size="auto",
+        lr="auto",
+        reference="auto",
+        reference_size=1024,
         device="auto",
         dtype="float32",
         n_jobs=None,
         verbose=0,
         random_state=None,
     ):
-        self.head = head
-        self.similarity = similarity
-        self.embed_dim = embed_dim
-        self.hidden = hidden
-        self.max_epochs, self.max_time = max_epochs, max_time
-        self.patience = patience
-        self.batch_size = batch_size
-        self.lr = lr
-        self.device = device
-        self.dtype = dtype
-        self.n_jobs = n_jobs
-        self.verbose = verbose
-        self.random_state = random_state
+        self.head, self.similarity, self.embed_dim, self.hidden = head, similarity, embed_dim, hidden
+        self.max_epochs, self.max_time, self.patience = max_epochs, max_time, patience
+        self.batch_size, self.lr, self.reference, self.reference_size = batch_size, lr, reference, reference_size
+        self.device, self.dtype, self.n_jobs = device, dtype, n_jobs
+        self.verbose, self.random_state = verbose, random_state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -207,10 +210,8 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
             self.model_ = Regressor(X.shape[1], self.hidden, embed_dim, head, arch=architecture(self.hidden)).to(
                 device, dtype
             )
-            settings = TrainerSettings(
-                self.max_epochs, self.patience, batch_size, self.lr, device=str(device), max_time_s=self.max_time
-            )
-            # the pipeline's loop (softstep.training.fit): the batch as the reference set, early stopping on val_rows
+            settings = trainer_settings(self, batch_size, len(train_rows), device)  # "auto" resolved for this n
+            # the pipeline's loop (softstep.training.fit), early stopping on val_rows
             res = fit(
                 self.model_,
                 TensorInputs(xs),
@@ -222,9 +223,7 @@ class SoftStepRegressor(RegressorMixin, BaseEstimator):
                 seed=seed,
                 on_epoch=epoch_printer(self.max_epochs) if self.verbose else None,
             )
-        self.history_ = [
-            {"epoch": h["epoch"], "val_mse": h["val_mse"], "epoch_time_s": h["epoch_time_s"]} for h in res.history
-        ]
+        self.history_ = [{k: h[k] for k in ("epoch", "val_mse", "epoch_time_s", "train_time_s")} for h in res.history]
         self.best_epoch_, self.n_epochs_, self.fit_time_s_ = res.best_epoch, res.epochs_run, res.wall_time_s
         if self.verbose:
             print(fit_summary(res), flush=True)

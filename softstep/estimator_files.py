@@ -13,7 +13,7 @@ from .saved_schema import FIX, MODEL_FORMAT, SavedModelError, validate_meta
 
 #: the estimator's settings a saved model's ``config.trainer`` restores on ``load`` (the rest come from its
 #: ``config.head`` and ``config.model``)
-TRAINER_PARAMS = ("max_epochs", "patience", "batch_size", "lr", "random_state")
+TRAINER_PARAMS = ("max_epochs", "patience", "batch_size", "lr", "reference", "reference_size", "random_state")
 
 
 def architecture(hidden: int) -> str:
@@ -96,6 +96,8 @@ def estimator_meta(est, keep: bool) -> dict:
                 "patience": est.patience,
                 "batch_size": batch_size,
                 "lr": est.lr,
+                "reference": est.reference,
+                "reference_size": int(est.reference_size),
                 # an int seed is kept (a RandomState instance is not a plain value)
                 "random_state": int(est.random_state) if isinstance(est.random_state, (int, np.integer)) else None,
             },
@@ -213,6 +215,7 @@ def _saved_params(cfg: dict, file) -> dict:
     if not isinstance(trainer, dict):
         raise SavedModelError(f"{file}: field config.trainer: expected a mapping; {FIX}")
     params.update({k: trainer[k] for k in TRAINER_PARAMS if k in trainer})
+    params.setdefault("reference", "batch")  # what every model saved before the option was trained with
     return params
 
 

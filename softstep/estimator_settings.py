@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .heads import HEADS, TUNED
+from .training_types import TrainerSettings
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -44,21 +45,92 @@ def resolved_settings(est) -> tuple[str | None, int, int]:
     sim = est.similarity if est.similarity is not None else sim
     embed = est.embed_dim if est.embed_dim is not None else embed
     batch = est.batch_size if est.batch_size is not None else batch
+    auto = isinstance(batch, str) and batch == "auto"
+    batch = AUTO_BATCH[1] if auto else batch  # checked as the largest it can be
     for name, value, lo in (
         ("embed_dim", embed, 1),
         ("hidden", est.hidden, 0),
         ("max_epochs", est.max_epochs, 1),
         ("patience", est.patience, 1),
         ("batch_size", batch, 2),
+        ("reference_size", getattr(est, "reference_size", 1), 1),
     ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
             raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
-    if not isinstance(est.lr, (int, float)) or isinstance(est.lr, bool) or not est.lr > 0:
-        raise ValueError(f"lr must be a number > 0; got {est.lr!r}")
+    if not (isinstance(est.lr, str) and est.lr == "auto") and (
+        not isinstance(est.lr, (int, float)) or isinstance(est.lr, bool) or not est.lr > 0
+    ):
+        raise ValueError(f"lr must be a number > 0 or 'auto'; got {est.lr!r}")
+    if getattr(est, "reference", "batch") not in ("batch", "sample", "auto"):
+        raise ValueError(f"reference must be 'batch' (the paper), 'sample' or 'auto' (ours); got {est.reference!r}")
     budget = getattr(est, "max_time", None)
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
         raise ValueError(f"max_time must be None or a number of seconds > 0; got {budget!r}")
-    return sim, int(embed), int(batch)
+    return sim, int(embed), "auto" if auto else int(batch)
+
+
+#: ``"auto"`` settings (ours, chosen on ten tables: benchmarks/tables.py): from this many training rows the estimator
+#: trains with batches of 256 against a sampled reference set, below it as the paper does (batch 32, the batch as
+#: the reference set)
+LARGE = 4096
+#: (small, large) tables' ``batch_size="auto"``
+AUTO_BATCH = (32, 256)
+
+
+def batch_for(batch, n_train: int) -> int:
+    """The batch size of a fit on ``n_train`` rows: ``batch`` itself, or for ``"auto"`` the paper's tuned 32 below
+    :data:`LARGE` training rows and 256 from there.
+
+    Parameters
+    ----------
+    batch : int or "auto"
+    n_train : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> batch_for("auto", 1600), batch_for("auto", 16000), batch_for(64, 16000)
+    (32, 256, 64)
+    """
+    if batch != "auto":
+        return int(batch)
+    return AUTO_BATCH[n_train >= LARGE]
+
+
+def reference_for(reference: str, n_train: int) -> str:
+    """The training reference set: ``reference`` itself, or for ``"auto"`` the batch (the paper) below
+    :data:`LARGE` training rows and a sampled reference set (ours) from there.
+
+    Examples
+    --------
+    >>> reference_for("auto", 1600), reference_for("auto", 16000), reference_for("batch", 16000)
+    ('batch', 'sample', 'batch')
+    """
+    return ("batch", "sample")[n_train >= LARGE] if reference == "auto" else reference
+
+
+def lr_for(lr, batch: int) -> float:
+    """Adam's rate: ``lr`` itself, or for ``"auto"`` (ours) 1e-3 · √(batch / 32), the rate tuned at the paper's
+    batch of 32 scaled by the square root of the batch (2.8e-3 at 256).
+
+    Parameters
+    ----------
+    lr : float or "auto"
+    batch : int
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> lr_for("auto", 32), round(lr_for("auto", 256), 5), lr_for(0.01, 256)
+    (0.001, 0.00283, 0.01)
+    """
+    return 1e-3 * (batch / 32) ** 0.5 if lr == "auto" else float(lr)
 
 
 def thread_count(n_jobs) -> int:
@@ -237,4 +309,20 @@ def fit_summary(res) -> str:
         f"SoftStepRegressor: {res.epochs_run} epochs in {res.wall_time_s:.1f} s "
         f"({res.wall_time_s / max(res.epochs_run, 1):.2f} s per epoch); best epoch {res.best_epoch + 1} of "
         f"{res.epochs_run} (best_epoch_ = {res.best_epoch}, counted from 0)"
+    )
+
+
+def trainer_settings(est, batch, n_train: int, device) -> TrainerSettings:
+    """The trainer's settings of ``est``'s fit on ``n_train`` rows, its ``"auto"`` values resolved
+    (:func:`batch_for`, :func:`lr_for`, :func:`reference_for`); ``reference_size`` as a share of the other rows."""
+    b = batch_for(batch, n_train)
+    return TrainerSettings(
+        est.max_epochs,
+        est.patience,
+        b,
+        lr_for(est.lr, b),
+        device=str(device),
+        max_time_s=est.max_time,
+        reference=reference_for(est.reference, n_train),
+        reference_fraction=min(1.0, est.reference_size / max(1, n_train - b)),
     )

