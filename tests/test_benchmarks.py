@@ -25,6 +25,7 @@ NAMES = (
     "pipeline_tables",
     "tables",
     "precision",
+    "ties",
     "adversarial",
 )
 
