@@ -26,6 +26,7 @@ NAMES = (
     "tables",
     "precision",
     "ties",
+    "k_growth",
     "adversarial",
 )
 
