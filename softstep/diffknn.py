@@ -16,7 +16,7 @@ from .neighbors import NeighborHead, _check, block_shape
 from .ranks import rank_dtype, soft_rank
 from .search import check_search
 from .step import SoftKStep, renamed_step_argument
-from .ties import exact_top, order_from, ramp_pairs, settle_ties
+from .ties import _order, _settle_ties, exact_top, ramp_pairs
 
 __all__ = ["DiffKNNHead", "exact_top", "ramp_pairs"]
 
@@ -251,9 +251,7 @@ class DiffKNNHead(NeighborHead):
             )
 
         k = self.kstep.k(z, n).detach()
-        top, idx = settle_ties(
-            *order_from(top, idx), width, full_rows, matters=lambda r: ramp_pairs(k, self.kstep.q, r)
-        )
+        top, idx = _settle_ties(*_order(top, idx), width, full_rows, matters=lambda r: ramp_pairs(k, self.kstep.q, r))
         return self._weighted(top, idx, z, n, y2)
 
     def _predict_wide(self, fr, z, z_ref, y2, max_elements, width):

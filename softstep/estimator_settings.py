@@ -104,6 +104,15 @@ def reference_for(reference: str, n_train: int) -> str:
     """The training reference set: ``reference`` itself, or for ``"auto"`` the batch (the paper) below
     :data:`LARGE` training rows and a sampled reference set (ours) from there.
 
+    Parameters
+    ----------
+    reference : {"batch", "sample", "auto"}
+    n_train : int
+
+    Returns
+    -------
+    {"batch", "sample"}
+
     Examples
     --------
     >>> reference_for("auto", 1600), reference_for("auto", 16000), reference_for("batch", 16000)
@@ -314,7 +323,26 @@ def fit_summary(res) -> str:
 
 def trainer_settings(est, batch, n_train: int, device) -> TrainerSettings:
     """The trainer's settings of ``est``'s fit on ``n_train`` rows, its ``"auto"`` values resolved
-    (:func:`batch_for`, :func:`lr_for`, :func:`reference_for`); ``reference_size`` as a share of the other rows."""
+    (:func:`batch_for`, :func:`lr_for`, :func:`reference_for`); ``reference_size`` as a share of the other rows.
+
+    Parameters
+    ----------
+    est : SoftStepRegressor
+    batch : int or "auto"
+    n_train : int
+    device : torch.device or str
+
+    Returns
+    -------
+    TrainerSettings
+
+    Examples
+    --------
+    >>> from softstep import SoftStepRegressor
+    >>> s = trainer_settings(SoftStepRegressor(), "auto", 8000, "cpu")
+    >>> s.batch_size, round(s.lr, 5), s.reference, round(s.reference_fraction * (8000 - 256))
+    (256, 0.00283, 'sample', 1024)
+    """
     b = batch_for(batch, n_train)
     return TrainerSettings(
         est.max_epochs,

@@ -47,13 +47,13 @@ def exact_top(block_sim, n: int, cols: int, width: int, *, free: int = 0) -> tup
             sim, ids = torch.cat([top, sim], 1), torch.cat([idx, ids], 1)
         top, pos = sim.topk(min(keep, sim.shape[1]), dim=-1, sorted=False)
         idx = ids.gather(-1, pos)
-    top, idx = order_from(top, idx, free)
-    return settle_ties(
+    top, idx = _order(top, idx, free)
+    return _settle_ties(
         top, idx, width, lambda r: torch.cat([block_sim(slice(j, j + cols))[r] for j in range(0, n, cols)], 1), free
     )
 
 
-def order_from(top, idx, free: int = 0):
+def _order(top, idx, free: int = 0):
     """Rows of ``top`` in descending order from position ``free`` on; the first ``free`` are the largest, unordered
     (a partial selection of the rest is cheaper than sorting a wide k)."""
     tail = top.shape[1] - free
@@ -72,7 +72,18 @@ def order_from(top, idx, free: int = 0):
 def ramp_pairs(k: torch.Tensor, q: float, r) -> torch.Tensor:
     """Whether swapping ranks ``r`` and ``r + 1`` can change a SoftKStep weight: both weigh 1 when r + 1 ≤ k and 0
     when r ≥ k + q (Algorithm 1 line 19), so only r + 1 > k and r < k + q matter. ``k`` (B,) per query; ``r`` an int
-    or a 1-d tensor of ranks; returns (B,) or (B, len(r)) booleans.
+    or a 1-d tensor of ranks.
+
+    Parameters
+    ----------
+    k : torch.Tensor, shape (B,) or (B, 1)
+    q : float
+        SoftKStep's transition width.
+    r : int or torch.Tensor of shape (P,)
+
+    Returns
+    -------
+    torch.Tensor of bool, shape (B,) or (B, P)
 
     Examples
     --------
@@ -85,8 +96,8 @@ def ramp_pairs(k: torch.Tensor, q: float, r) -> torch.Tensor:
     return (r + 1 > k) & (r < k + q)
 
 
-def settle_ties(top, idx, width: int, full_rows, free: int = 0, matters=None):
-    """The best ``width`` of the ordered ``top`` (:func:`order_from`; ≥ width + 1 columns where the references allow),
+def _settle_ties(top, idx, width: int, full_rows, free: int = 0, matters=None):
+    """The best ``width`` of the ordered ``top`` (:func:`_order`; ≥ width + 1 columns where the references allow),
     ties ordered by index: a tie across the cut is settled on the whole row (``full_rows(r)``: the similarities of
     rows ``r``), by a stable sort; ties among the unordered first ``free`` change nothing. ``matters(r)``, when
     given, says per row whether a tie of ranks r and r + 1 can change a weight (:func:`ramp_pairs`); other ties
