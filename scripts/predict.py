@@ -21,17 +21,28 @@ import signal
 import sys
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):  # not an Exception: no library's `except Exception` may catch it
     """SIGINT or SIGTERM during a prediction: stop with one line, the earlier output file intact."""
 
 
+_received: list[
+    int
+] = []  # the signals _interrupt was sent: an import that turns Interrupted into another error still stops
+
+
 def _interrupt(signum, frame):
+    _received.append(signum)
     raise Interrupted(signum)
 
 
-if __name__ == "__main__":  # before the slow imports (torch): a stop at any time is one line
+def _stopped_while_starting(signum, frame) -> None:
+    print(f"predict.py: stopped by {signal.Signals(signum).name} while starting; nothing was written", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+if __name__ == "__main__":  # before the slow imports (torch): a stop during start-up is one line, not a traceback
     for _sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_sig, _interrupt)
+        signal.signal(_sig, _stopped_while_starting)
 
 import argparse  # noqa: E402 - after the signal handlers
 import os  # noqa: E402
@@ -105,9 +116,14 @@ def out_refusal(out: Path, inputs: Path, model: Path) -> str | None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if __name__ == "__main__":  # from here a stop is caught below and leaves the earlier --out file intact
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, _interrupt)
         return _predict(args)
-    except (Interrupted, KeyboardInterrupt) as e:
-        signum = e.args[0] if isinstance(e, Interrupted) and e.args else signal.SIGINT
+    except BaseException as e:
+        if not (_received or isinstance(e, (Interrupted, KeyboardInterrupt))):
+            raise
+        signum = e.args[0] if isinstance(e, Interrupted) and e.args else _received[0] if _received else signal.SIGINT
         name = signal.Signals(signum).name
         print(
             f"predict.py: stopped by {name}; {args.out} was not written (an earlier file there is intact)",
