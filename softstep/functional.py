@@ -8,6 +8,8 @@ Every function is pure and follows its inputs' device and dtype; finite inputs g
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -108,7 +110,9 @@ def scale_rows(sim: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mask: torc
     return out if mask is None else out.masked_fill(mask, 0.0)
 
 
-def log_soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def log_soft_step(
+    s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor, power_floor: float | None = None
+) -> torch.Tensor:
     """log SoftStep(s; l, u, t), the SoftStep equation of section 3.1 in log space (Algorithm 2 line 17).
 
     SoftStep(s) = 0 for s ≤ l, (s − l)^(1/t) / ((s − l)^(1/t) + (u − s)^(1/t)) for l < s < u, 1 for s ≥ u.
@@ -121,6 +125,9 @@ def log_soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Te
         Lower and upper thresholds, broadcast against ``s``.
     t : torch.Tensor or float
         The transition's curvature, clamped at ``T_MIN``.
+    power_floor : float, optional
+        Floor both powers (s − l)^(1/t) and (u − s)^(1/t) at this value, as nona_anon's ``S_1`` does (1e-12);
+        between l and u where both are below it the step is 1/2. None (ours, the equation): no floor.
 
     Returns
     -------
@@ -134,17 +141,20 @@ def log_soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Te
     >>> log_soft_step(torch.tensor([0.1, 0.5, 0.9]), 0.2, 0.8, 1.0)
     tensor([   -inf, -0.6931,  0.0000])
     """
-    return _log_step(s - l, u - s, t)
+    return _log_step(s - l, u - s, t, power_floor)
 
 
-def _log_step(above_l: torch.Tensor, below_u: torch.Tensor, t) -> torch.Tensor:
+def _log_step(above_l: torch.Tensor, below_u: torch.Tensor, t, power_floor: float | None = None) -> torch.Tensor:
     """log SoftStep from the two distances s − l and u − s (SoftKStep passes k + q − r and r − k)."""
     if isinstance(t, (int, float)):
         t = max(float(t), T_MIN)
     else:
         t = torch.as_tensor(t, dtype=above_l.dtype, device=above_l.device).clamp_min(T_MIN)
     floor = torch.finfo(above_l.dtype).tiny ** 0.5  # keeps 1/(t·(s−l)) finite next to l and u
-    x = (torch.log(above_l.clamp_min(floor)) - torch.log(below_u.clamp_min(floor))) / t
+    log_above, log_below = torch.log(above_l.clamp_min(floor)) / t, torch.log(below_u.clamp_min(floor)) / t
+    if power_floor is not None:  # log max(a^(1/t), floor) = max(log(a) / t, log floor)
+        log_above, log_below = (v.clamp_min(math.log(power_floor)) for v in (log_above, log_below))
+    x = log_above - log_below
     # outside (l, u) the fills replace the (finite) transition value, and their gradient is exactly 0
     return F.logsigmoid(x).masked_fill(below_u <= 0, 0.0).masked_fill(above_l <= 0, -torch.inf)
 

@@ -11,6 +11,7 @@ saved model may build (:func:`head_classes`), the report's labels and the benchm
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -147,3 +148,27 @@ def head_module(name: str, embed_dim: int, similarity: str | None) -> dict:
     if spec.needs_reference and similarity is not None:
         node["similarity"], node["gamma"] = similarity, None  # γ None: 1/d (rbf), named so a file states it
     return node
+
+
+def stepless_module(module) -> dict:
+    """A neighbour head's ``config.head.module`` without its step: an NCA head (Algorithm 2 without lines 7–17)
+    with the same similarity, embedding and β; a DiffKNN head without SoftKStep weighs every reference by
+    softmax(β·Sim), which is this NCA head. The control ``head.control=no_step`` of the pipeline builds it.
+
+    Parameters
+    ----------
+    module : mapping
+        A ``config.head.module`` of :class:`NCAHead` or :class:`DiffKNNHead`.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> stepless_module({"_target_": "softstep.DiffKNNHead", "embed_dim": 25, "step": "instance", "q": 4.0})
+    {'_target_': 'softstep.NCAHead', 'embed_dim': 25, 'step': None}
+    """
+    accepted = set(inspect.signature(NCAHead).parameters) - {"step", "softstep"}
+    kept = {k: v for k, v in dict(module).items() if k in accepted}
+    return {"_target_": "softstep.NCAHead", **kept, "step": None}

@@ -67,6 +67,9 @@ class NCAHead(NeighborHead):
         Line 13 as printed (the query's own similarity in the row's min–max) or without it.
     param_init : {"zero", "authors"}, default="zero"
         How SoftStep's parameters start (:class:`softstep.step.SigmoidParams`).
+    power_floor : float, optional
+        nona_anon's floor of SoftStep's two powers (1e-12 there; :class:`softstep.step.SoftStep`); None (default):
+        Algorithm 2 as printed.
 
     Examples
     --------
@@ -89,6 +92,7 @@ class NCAHead(NeighborHead):
         scale_init: str = "perplexity",
         init_perplexity: float = 5.0,
         param_init: str = "zero",
+        power_floor: float | None = None,
         softstep=...,
     ):
         super().__init__(
@@ -103,7 +107,11 @@ class NCAHead(NeighborHead):
             raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
         self.norm = norm
         step = renamed_step_argument(step, softstep, "NCAHead")
-        self.step = None if step is None else SoftStep(param_mode=step, embed_dim=embed_dim, init=param_init)
+        self.step = (
+            None
+            if step is None
+            else SoftStep(param_mode=step, embed_dim=embed_dim, init=param_init, power_floor=power_floor)
+        )
         self._register_load_state_dict_pre_hook(_rename_saved_keys)
 
     @property
@@ -173,7 +181,11 @@ class NCAHead(NeighborHead):
             if p == 0:  # the block's row bounds, without its Sim
                 lo[i], hi[i] = torch.minimum(lo[i], sim[0]), torch.maximum(hi[i], sim[1])
                 continue
-            step = Fn.soft_step_weights(Fn.scale_rows(sim, lo[i], hi[i]), l[i], u[i], t[i])
+            s_norm = Fn.scale_rows(sim, lo[i], hi[i])
+            if self.step.power_floor is None:
+                step = Fn.soft_step_weights(s_norm, l[i], u[i], t[i])
+            else:  # nona_anon's floored powers (an option): the log form, which takes the floor
+                step = torch.exp(Fn.log_soft_step(s_norm, l[i], u[i], t[i], self.step.power_floor))
             w = torch.exp_(self._scaled(sim, hi[i])).mul_(step)
             denom[i] += w.sum(-1, keepdim=True)
             acc[i] += w @ y2[j]

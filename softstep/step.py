@@ -138,6 +138,9 @@ class SoftStep(nn.Module):
         ε of line 15, in (0, 1).
     init : {"zero", "authors"}, default="zero"
         How (l₀, u₀, t) start (:class:`SigmoidParams`).
+    power_floor : float, optional
+        nona_anon's ``S_1`` floor of both powers (1e-12; :func:`softstep.functional.log_soft_step`); None: the
+        equation as printed.
 
     Examples
     --------
@@ -148,13 +151,22 @@ class SoftStep(nn.Module):
     """
 
     def __init__(
-        self, *, param_mode: str = "global", embed_dim: int | None = None, eps: float = 1e-4, init: str = "zero"
+        self,
+        *,
+        param_mode: str = "global",
+        embed_dim: int | None = None,
+        eps: float = 1e-4,
+        init: str = "zero",
+        power_floor: float | None = None,
     ):
         super().__init__()
         if not (isinstance(eps, (int, float)) and 0 < eps < 1):
             raise ValueError(f"eps must be a number in (0, 1); got {eps!r}")
+        if power_floor is not None and not (isinstance(power_floor, (int, float)) and 0 < power_floor < 1):
+            raise ValueError(f"power_floor must be None or a number in (0, 1); got {power_floor!r}")
         self.params = SigmoidParams(3, param_mode=param_mode, embed_dim=embed_dim, init=init)
         self.eps = eps
+        self.power_floor = power_floor
 
     def forward(self, s_norm: torch.Tensor, z: torch.Tensor, top: torch.Tensor | None = None) -> torch.Tensor:
         """Log-weights for normalised similarities ``s_norm`` of queries ``z`` (Algorithm 2 lines 7–17).
@@ -173,7 +185,7 @@ class SoftStep(nn.Module):
         torch.Tensor, shape (B, N)
             log SoftStep, in [−inf, 0].
         """
-        return log_soft_step(s_norm, *self.thresholds(z, s_norm.dtype, top))
+        return log_soft_step(s_norm, *self.thresholds(z, s_norm.dtype, top), self.power_floor)
 
     def thresholds(self, z: torch.Tensor, dtype: torch.dtype, top: torch.Tensor | None = None):
         """(l, u, t), each (B, 1), of queries ``z``: Algorithm 2 lines 14–16 (``top`` as in :meth:`forward`).

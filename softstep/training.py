@@ -98,7 +98,7 @@ def fit(
     y = torch.as_tensor(y_scaled, dtype=torch.float32)
     y_dev = y.to(s.device)  # copied once: a per-batch copy from pageable memory can wait for the GPU
     _place_model(model, s)
-    step_loss = _training_step(model, s.compile)
+    step_loss = _training_step(model, s.compile, s.embed_passes)
     opt = _optimizer(model, s)
     state = TrainState(EarlyStopping(s.patience))
     resume(checkpoint, model, opt, state, s.device, s.max_epochs)
@@ -176,12 +176,17 @@ def _place_model(model: Regressor, s: TrainerSettings) -> None:
             model.extractor.to(memory_format=torch.channels_last)
 
 
-def _training_step(model: Regressor, compile: bool) -> Callable:
+def _training_step(model: Regressor, compile: bool, embed_passes: int = 1) -> Callable:
     """The loss of one batch: the batch (and a sampled reference set) as the head's reference set, each item
-    excluded from its own neighbours; compiled with ``torch.compile`` when asked."""
+    excluded from its own neighbours; compiled with ``torch.compile`` when asked. ``embed_passes=2`` (nona_anon's
+    ``finetune.py``): the queries are embedded again in a second forward pass, and the self-mask applies only where
+    the two passes agree exactly (not where dropout made them differ)."""
 
     def batch_loss(x, yb, y_ref):
         z_ref = model.embed(x)
+        if embed_passes == 2 and model.uses_reference:
+            z = model.embed(x)
+            return mse(model.head(z, z_ref, y_ref, exclude_self=bool(torch.equal(z, z_ref))), yb)
         z = z_ref if len(z_ref) == len(yb) else z_ref[: len(yb)]  # the same tensor: the head computes it once
         return mse(model.head(z, z_ref, y_ref, exclude_self=True), yb)
 

@@ -96,6 +96,9 @@ class TrainerSettings:
         See above.
     max_time_s : float, optional
         Ours: no epoch starts after this many seconds of training (the best epoch so far is kept); None: no limit.
+    embed_passes : {1, 2}
+        1: the batch is embedded once as queries and reference set (Algorithms 1–2); 2: twice, as nona_anon trains
+        (with ``reference="batch"`` only; docs/paper-choices.md).
 
     Examples
     --------
@@ -120,6 +123,7 @@ class TrainerSettings:
     channels_last: bool = False
     head_lr: float | None = None
     max_time_s: float | None = None
+    embed_passes: int = 1
 
 
 @dataclass

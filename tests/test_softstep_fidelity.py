@@ -325,6 +325,39 @@ def test_experiment_heads_start_as_the_authors_softstep(name, seed):
     assert head.log_scale is None
 
 
+@pytest.mark.parametrize("t_logit", [-2.2, 0.0])
+def test_power_floor_is_the_authors_s1_clamp(t_logit):
+    """``head.module.power_floor=1e-12`` (nona_anon's option) gives the transcription's weights to 1e-12, where
+    SoftStep as printed differs; at t ≈ 0.1 (σ(−2.2)) the floor flattens the step towards 1/2."""
+    from omegaconf import OmegaConf
+
+    from experiments.protocol.compose import compose
+    from experiments.protocol.settings import head_from_config
+
+    cfg = compose(["experiment=table1", "head=nca_g", "head.similarity=l2"])
+    theta = np.array([-0.5, 0.3, t_logit])
+    z = torch.tanh(randn(128, 100, seed=5, dtype=torch.float64))
+    expected = nona_anon_nca(z.numpy(), theta, None, None, 1e-4)
+    weights = {}
+    for floor in (None, 1e-12):
+        OmegaConf.update(cfg, "head.module.power_floor", floor)
+        head = head_from_config(cfg).double()
+        with torch.no_grad():
+            head.step.params.theta.copy_(torch.from_numpy(theta))
+            weights[floor] = head.train().neighbor_weights(z, z, exclude_self=True).numpy()
+        if floor is not None:  # evaluation takes the floor too (the blocked predict path)
+            y = torch.rand(128, dtype=torch.float64)
+            with torch.no_grad():
+                got = head.eval().predict(z[:7], z, y).numpy()
+                w_eval = head.neighbor_weights(z[:7], z).numpy()
+            np.testing.assert_allclose(got, w_eval @ y.numpy(), rtol=1e-9, atol=1e-12)
+    # rtol: next to the floor (s − l ≈ 1e-6 at t = 0.5) a weight carries the similarities' 1e-12 rounding as 1e-6
+    np.testing.assert_allclose(weights[1e-12], expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(weights[1e-12] == 0, expected == 0)
+    gap = np.abs(weights[None] - expected).max()
+    assert gap > 1e-4 if t_logit < -2 else gap < 1e-6  # the floor matters only for a sharp step
+
+
 @pytest.mark.parametrize("kind", SIMS)
 @pytest.mark.parametrize("name", ["nca_g", "nca_i"])
 def test_experiment_nca_heads_match_algorithm_2_at_their_start(name, kind):

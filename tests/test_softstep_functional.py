@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import pairwise
 
 from softstep import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
+from softstep.step import SoftStep
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -340,3 +341,22 @@ def test_a_cuda_training_step_reads_nothing_back_to_the_host(monkeypatch, name):
     head.scale_initialised.fill_(False)
     head(2 * z, 2 * z, torch.rand(16), exclude_self=True)
     assert head.log_scale.item() != first  # a reset flag is seen: β is set from this batch
+
+
+def test_power_floor_gives_one_half_where_both_powers_are_below_it():
+    """nona_anon's S_1 floors (s − l)^(1/t) and (u − s)^(1/t) at 1e-12: where both are below it the step is 1/2,
+    where one is, that one counts as 1e-12; outside (l, u) the step is 0 or 1 as printed."""
+    s = torch.tensor([0.0, 0.201, 0.5, 0.799, 0.9], dtype=torch.float64)
+    l, u, t = 0.2, 0.8, 0.05  # 1/t = 20: (0.3)^20 = 3.5e-11, (0.001)^20 = 1e-60
+    floored = torch.exp(log_soft_step(s, l, u, t, power_floor=1e-12))
+    a, b = (s - l).clamp_min(0) ** (1 / t), (u - s).clamp_min(0) ** (1 / t)
+    a, b = a.clamp_min(1e-12), b.clamp_min(1e-12)
+    want = torch.where(s <= l, 0.0, torch.where(s >= u, 1.0, a / (a + b)))
+    torch.testing.assert_close(floored, want, rtol=1e-12, atol=0)
+    assert floored[2] == pytest.approx(0.5)  # both powers 3.5e-11 ≥ floor: the equation's 1/2 by symmetry
+    plain = torch.exp(log_soft_step(s, l, u, t))
+    assert plain[1] < 1e-40 < floored[1]  # next to l the printed step is ~0, the floored one 1e-12 / (1e-12 + b)
+    narrow = torch.exp(log_soft_step(torch.tensor([0.46, 0.5, 0.54]), 0.45, 0.55, t, power_floor=1e-12))
+    torch.testing.assert_close(narrow, torch.full((3,), 0.5))  # both powers ≤ 0.09^20 < 1e-12: flat at 1/2
+    with pytest.raises(ValueError, match="power_floor"):
+        SoftStep(power_floor=0.0)

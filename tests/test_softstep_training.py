@@ -83,12 +83,15 @@ def test_an_epoch_embeds_the_training_split_once_for_its_validation_and_sparsity
 
     def recorded(m, embeddings):
         out = metrics(m, embeddings)
-        want = sparsity.flat(sparsity.head_sparsity(m.head, embeddings["val"], embeddings["reference"], mass=False))
+        want = sparsity.flat(sparsity.head_sparsity(m.head, embeddings["val"], embeddings["reference"]))
         seen.append(out == want and embeddings["reference"].shape == (80, 4) and embeddings["val"].shape == (20, 4))
         return out
 
     res = training.fit(model, TensorInputs(x), y, train, val, test, s, seed=0, epoch_metrics=recorded)
     assert seen == [True] * 3 and all("sparsity/effective_median" in h for h in res.history)
+    logged = {"removed_mass", "zero_fraction", "l", "u", "t"}  # the mechanism per epoch, with its spread over queries
+    assert all(f"sparsity/{q}_{s}" in h for h in res.history for q in logged for s in ("median", "p10", "p90"))
+    assert all(h["sparsity/l_p10"] <= h["sparsity/l_median"] <= h["sparsity/l_p90"] for h in res.history)
     assert calls.count(len(train)) == 3 + 1  # three validated epochs and the final evaluation
 
 

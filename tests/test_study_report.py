@@ -111,10 +111,10 @@ def test_best_linear_is_chosen_on_validation_not_test(tmp_path):
 
 
 def test_variants_are_read_from_the_config():
-    r = result("d", "nca_i_frozen", 0, 1.0, head_cfg={"freeze_step": True})
+    r = result("d", "nca_i_frozen", 0, 1.0, head_cfg={"control": "frozen_step"})
     assert V.base_head("nca_i_frozen") == "nca_i" and V.base_head("nca_i") == "nca_i" and V.base_head("mine") == "mine"
     assert V.variant_of(r) == V.Variant((), V.FROZEN)
-    assert V.variant_of(result("d", "diffknn_i", 0, 1.0, head_cfg={"step": False})) == V.Variant((), V.NO_STEP)
+    assert V.variant_of(result("d", "diffknn_i", 0, 1.0, head_cfg={"control": "no_step"})) == V.Variant((), V.NO_STEP)
     normed = result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "exclude_self"}})
     assert V.variant_of(normed).label == "norm=exclude_self"
     assert V.variant_of(result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "paper"}})) == V.Variant()
@@ -142,10 +142,10 @@ def test_controls_and_settings_find_their_references(tmp_path):
         put(tmp_path, result("d", "linear", s, 8.0 + 0.1 * s))
         put(tmp_path, result("d", "nca", s, 7.0 + 0.1 * s))
         put(tmp_path, result("d", "nca_i", s, 5.0 + 0.1 * s))
-        put(tmp_path, result("d", "nca_i_frozen", s, 6.0 + 0.1 * s, head_cfg={"freeze_step": True}))
+        put(tmp_path, result("d", "nca_i_frozen", s, 6.0 + 0.1 * s, head_cfg={"control": "frozen_step"}))
         put(tmp_path, result("d", "nca_i", s, 4.0 + 0.1 * s, run="x", head_cfg={"module": {"norm": "exclude_self"}}))
         put(tmp_path, result("d", "diffknn_i", s, 5.0 + 0.1 * s))
-        put(tmp_path, result("d", "diffknn_i", s, 5.5 + 0.1 * s, run="nostep", head_cfg={"step": False}))
+        put(tmp_path, result("d", "diffknn_i", s, 5.5 + 0.1 * s, run="nostep", head_cfg={"control": "no_step"}))
     cells = {(c.head, c.variant.label): c for c in study_cells(read_results(tmp_path))}
     plain = cells["nca_i", ""]
     assert plain.tests["stepless"].reference == "nca" and plain.tests["frozen"].reference == "nca_i frozen step"
@@ -165,7 +165,7 @@ def test_verdicts_a_and_b_follow_the_data(tmp_path, better):
     sign = -1 if better else 1
     lin = np.linspace(10, 17, 8)
     grid(tmp_path, {"linear": lin, "nca": lin + sign * 1.0, "nca_i": lin + sign * 2.0, "nca_g": lin + sign * 1.5})
-    grid(tmp_path, {"nca_i_frozen": lin + sign * 1.2}, head_cfg={"freeze_step": True})
+    grid(tmp_path, {"nca_i_frozen": lin + sign * 1.2}, head_cfg={"control": "frozen_step"})
     a, b = _verdict(tmp_path, "a"), _verdict(tmp_path, "b")
     assert ("**yes**" in a) is better and ("**no**" in a) is not better
     assert "Of 3 (protocol, head) pairs" in a and ("3 better" if better else "3 worse") in a
@@ -290,7 +290,7 @@ def test_make_figures_draws_the_step_trajectories(tmp_path):
     history = [{"epoch": e, "val_mse": 0.01, "sparsity/l_median": 0.5 - 0.1 * e, "sparsity/l_p10": 0.3 - 0.1 * e,
                 "sparsity/l_p90": 0.6 - 0.1 * e} for e in range(3)]  # fmt: skip
     write_cell(tmp_path, "d", "nca_i", 5.0, history=history, step_start=start)
-    write_cell(tmp_path, "d", "nca_i_frozen", 5.0, history=history, head_cfg={"freeze_step": True})
+    write_cell(tmp_path, "d", "nca_i_frozen", 5.0, history=history, head_cfg={"control": "frozen_step"})
     assert make_figures.main(["--results-root", str(tmp_path), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs/study_trajectories_tuned.png").stat().st_size > 0
 
@@ -301,7 +301,7 @@ def test_protocol_and_variant_from_a_real_resolved_config():
     from experiments.protocol.compose import compose
 
     overrides = ["dataset=synthetic", "head=nca_i", "protocol=authors", "head.module.norm=exclude_self"]
-    cfg = OmegaConf.to_container(compose([*overrides, "+head.freeze_step=true"]), resolve=True)
+    cfg = OmegaConf.to_container(compose([*overrides, "head.control=frozen_step"]), resolve=True)
     r = {"config": cfg, "head": "nca_i"}
     assert V.protocol_of(r) == "authors" and V.variant_of(r) == V.Variant(("norm=exclude_self",), V.FROZEN)
     plain = {"config": OmegaConf.to_container(compose(["head=diffknn_i"]), resolve=True), "head": "diffknn_i"}

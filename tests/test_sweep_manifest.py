@@ -9,6 +9,7 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -313,11 +314,36 @@ def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, tiny, monkeyp
     monkeypatch.setattr("experiments.sweep.launchers.subprocess.run", fake_run)
     out = io.StringIO()
     sweep.LAUNCHERS["local"](p, out)
-    assert [cmd[1:] for cmd, _ in ran] == [["run.py", *shlex.split(j.line)] for j in p.jobs]
+    lines = [j.line.replace("splits=0", "splits=[0]") for j in p.jobs]  # one configuration, its splits, a line
+    assert [cmd[1:] for cmd, _ in ran] == [["run.py", *shlex.split(line)] for line in lines]
     assert all(cwd == sweep.REPO for _, cwd in ran)
-    assert p.exits == {p.jobs[0].line: REQUEUE_EXIT, p.jobs[1].line: 0} and p.failed() == [p.jobs[0].line]
+    assert p.exits == {lines[0]: REQUEUE_EXIT, lines[1]: 0} and p.failed() == [lines[0]]
     text = out.getvalue()
-    assert "local: 1 ok, 1 failed" in text and f"exit status {REQUEUE_EXIT}: {p.jobs[0].line}" in text
+    assert "local: 1 ok, 1 failed" in text and f"exit status {REQUEUE_EXIT}: {lines[0]}" in text
+
+
+def test_local_launcher_joins_a_configurations_splits_and_runs_lines_in_parallel(tmp_path, tiny, monkeypatch):
+    p = sweep.plan(
+        "table1",
+        tiny.overrides("head=linear,nca", "splits=[0,1,2]", f"paths.results_root={tmp_path}"),
+        log_dir=tmp_path / "logs",
+        launcher="submitit_local_test",
+        parallel=2,
+    )
+    running, most = [], []
+    gate = threading.Barrier(2, timeout=30)  # both lines must be running at once to pass it
+
+    def fake_run(cmd, cwd):
+        running.append(cmd)
+        most.append(len(running))
+        gate.wait()
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr("experiments.sweep.launchers.subprocess.run", fake_run)
+    sweep.LAUNCHERS["local"](p, io.StringIO())
+    assert len(p.jobs) == 6 and sorted(c[-1] for c in running) == ["splits=[0,1,2]"] * 2
+    assert {c[c.index("run.py") + 1 :][:-1].count("head=linear") for c in running} == {0, 1} and max(most) == 2
+    assert not p.failed()
 
 
 def _write_result(job, tmp_path, epoch_times, device="cuda"):
@@ -387,3 +413,23 @@ def test_benchmark_rates_missing_from_gpu_md_come_from_its_siblings(tmp_path):
     (tmp_path / "gpu_cpu.md").write_text(line % ("cpu", '{"distilbert": 5.0}'))
     rates = read_benchmark(tmp_path / "gpu.md")["train_items_per_s"]
     assert rates == {"resnet18": 1400.0, "whisper_tiny": 48.0}  # gpu.md's own rate wins; another device's is ignored
+
+
+def test_an_experiments_parts_are_unioned_and_the_command_line_filters_them():
+    """offline_study's parts for one dataset and split: each protocol's heads, the controls only of heads with a step,
+    nona_anon's options, and no fine-tuning line (that part names another dataset)."""
+    jobs = sweep.expand("offline_study", ["dataset=gapminder", "splits=[0]"])
+    lines = [shlex.split(j.line) for j in jobs]
+    assert {j.dataset for j in jobs} == {"gapminder"} and {j.split for j in jobs} == {0}
+
+    def count(*items):
+        return sum(all(i in line for i in items) for line in lines)
+
+    assert count("protocol=learn") == 12 + 8 + 2  # 6 heads x 2 rates, 4 heads x 2 controls, 2 x exclude_self
+    assert count("head.control=frozen_step") == count("head.control=no_step") == 4
+    assert not any("head=linear" in line and any(i.startswith("head.control=") for i in line) for line in lines)
+    assert count("protocol=tuned") == 6 and count("protocol=authors") == 6 + 2 + 2
+    assert not any("extractor.finetune" in " ".join(line) for line in lines)
+    assert len({j.run_id for j in jobs}) == len(jobs)  # every line a configuration of its own
+    text = sweep.expand("offline_study", ["dataset=textblob_polarity", "head=nca_i", "splits=[1]"])
+    assert sum("extractor.finetune=true" in j.line.lower() for j in text) == 2  # one pass and two passes

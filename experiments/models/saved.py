@@ -37,6 +37,7 @@ from experiments.models import schema
 from experiments.models.schema import MODEL_FORMAT, SavedModelError
 from experiments.store.results import RunKey
 from softstep import saved_format
+from softstep.heads import stepless_module
 from softstep.model import Regressor, embed_rows
 
 SAVE_MODEL_CHOICES = ("auto", True, False, "weights")
@@ -60,6 +61,14 @@ def wanted(cfg: DictConfig) -> bool:
 def with_reference(cfg: DictConfig) -> bool:
     """Whether a saved model keeps its reference set (all but ``save_model=weights``)."""
     return _setting(cfg) != "weights"
+
+
+def head_module(cfg: DictConfig) -> DictConfig:
+    """The ``head.module`` the pipeline builds and saves: the configured one, or with ``head.control=no_step`` the
+    same head without its step (:func:`softstep.heads.stepless_module`)."""
+    if OmegaConf.select(cfg, "head.control", default="none") != "no_step":
+        return cfg.head.module
+    return OmegaConf.create(stepless_module(OmegaConf.to_container(cfg.head.module, resolve=True)))
 
 
 def weights_path(run_dir: Path, split: int) -> Path:
@@ -158,6 +167,7 @@ def save(
         "reference_items": reference_items(data, train_idx, root) if keep_reference else None,
         "config": relative_paths(OmegaConf.to_container(cfg, resolve=True), root),
     }
+    meta["config"]["head"]["module"] = OmegaConf.to_container(head_module(cfg), resolve=True)
     w, m = saved_format.write_model(
         weights_path(key.dir, split).with_suffix(""),
         model,

@@ -39,6 +39,7 @@ class SplitFit:
     idx: tuple
     inputs: Inputs
     prep: tabular.TablePreprocessor | None
+    step_start: dict | None = None
 
 
 def evaluate(ctx: RunContext, split: int, sf: SplitFit) -> dict:
@@ -117,6 +118,8 @@ def split_extras(ctx: RunContext, split: int, sf: SplitFit, z: dict) -> dict:
             z["train"],
             max_elements=resolve_max_elements(cfg.trainer.max_elements, device, model.head),
         )
+    if sf.step_start:
+        out["step_start"] = sf.step_start
     if key.final or saved.wanted(cfg):  # a final model's neighbours: the training and the early-stopping rows
         ref = np.sort(np.concatenate([train_idx, val_idx])) if key.final else train_idx
         digest = frozen_extractor_sha256(cfg, ctx.data)
@@ -126,20 +129,36 @@ def split_extras(ctx: RunContext, split: int, sf: SplitFit, z: dict) -> dict:
     return out
 
 
+def step_start(cfg: DictConfig, model: Regressor, inputs: Inputs, idx: tuple) -> dict | None:
+    """Where the step starts: the untrained model's l, u, t (SoftStep) or k (SoftKStep) on the test queries, in the
+    ``sparsity`` block's form (``{"l": {"p10", "median", "p90"}, …}``); None for a head without a step. Read in eval
+    mode, which draws no random numbers, so training is unchanged."""
+    if not model.uses_reference or not len(idx[2]):
+        return None
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    try:
+        with torch.no_grad():
+            z = embed_rows(model, inputs, idx[2], cfg.trainer.eval_batch_size, device)
+            return sparsity.learned_parameters(model.head, z, len(idx[0])) or None
+    finally:
+        model.train(was_training)
+
+
 #: Validation queries whose neighbourhoods are measured after each epoch.
 EPOCH_SPARSITY_QUERIES = 256
 
 
 def epoch_sparsity(cfg: DictConfig, model: Regressor, inputs: Inputs, train_idx, val_idx, settings: TrainerSettings):
-    """The per-epoch sparsity metrics (medians over up to 256 validation queries, the training split as the
-    reference set), for neighbour heads; None otherwise. They read the embeddings the epoch's validation computed
-    (the training split is embedded once per epoch)."""
+    """The per-epoch sparsity metrics (median, p10 and p90 over up to 256 validation queries, the training split as
+    the reference set; the mass the step removes included), for neighbour heads; None otherwise. They read the
+    embeddings the epoch's validation computed (the training split is embedded once per epoch)."""
     if not model.uses_reference:
         return None
     s = settings
 
     def metrics(m: Regressor, embeddings: dict) -> dict:
         z_ref, z = embeddings["reference"], embeddings["val"][:EPOCH_SPARSITY_QUERIES]
-        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements, mass=False))
+        return sparsity.flat(sparsity.head_sparsity(m.head, z, z_ref, max_elements=s.max_elements))
 
     return metrics

@@ -24,7 +24,7 @@ from experiments.inputs.batches import Inputs
 from experiments.labels import MinMaxScaler
 from experiments.models import saved
 from experiments.protocol import workers
-from experiments.protocol.evaluate import SplitFit, evaluate
+from experiments.protocol.evaluate import SplitFit, evaluate, step_start
 from experiments.protocol.progress import loop_hooks
 from experiments.protocol.settings import check_config, trainer_settings
 from experiments.protocol.setup import RunContext, build_model, load_data, start_run
@@ -128,6 +128,7 @@ def fit_split(ctx: RunContext, split: int, idx: tuple, scaler: MinMaxScaler) -> 
     torch.manual_seed(split)
     model = build_model(cfg, data, in_dim)
     settings = trainer_settings(cfg.trainer, ctx.device, model.head)
+    start = step_start(cfg, model, inputs, idx)  # before training: how far the step moves is measured from here
     try:
         # the loop's progress bar and tracker, checkpoint file, stop request and per-epoch sparsity
         with loop_hooks(ctx, split, model, inputs, idx, settings) as hooks:
@@ -137,7 +138,7 @@ def fit_split(ctx: RunContext, split: int, idx: tuple, scaler: MinMaxScaler) -> 
             f"split {split}: {e}; embeddings this large after training mean it diverged: lower trainer.lr "
             f"(now {cfg.trainer.lr:g})"
         ) from None
-    return SplitFit(res, model, scaler, idx, inputs, prep)
+    return SplitFit(res, model, scaler, idx, inputs, prep, start)
 
 
 @contextmanager

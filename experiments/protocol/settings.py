@@ -126,6 +126,15 @@ def check_more(cfg: DictConfig, bad) -> None:
     for field in ("force", "progress", "trainer.checkpoint", "final"):
         if not isinstance(OmegaConf.select(cfg, field), bool):
             bad(field, OmegaConf.select(cfg, field), "true or false")
+    if t.embed_passes not in (1, 2) or isinstance(t.embed_passes, bool):
+        bad("trainer.embed_passes", t.embed_passes, "1 (the batch embedded once) or 2 (twice, as nona_anon)")
+    if t.embed_passes == 2 and t.reference != "batch":
+        bad("trainer.embed_passes", t.embed_passes, "2 only with trainer.reference=batch (nona_anon's training)")
+    control = OmegaConf.select(cfg, "head.control", default="none")
+    if control not in CONTROLS:
+        bad("head.control", control, f"one of {', '.join(CONTROLS)}")
+    if control != "none" and OmegaConf.select(cfg, "head.module.step", default=None) is None:
+        bad("head.control", control, f"none: head {cfg.head.name!r} has no step to freeze or leave out")
     check_device(t.device, bad)
 
 
@@ -194,10 +203,20 @@ def check_device(name, bad) -> None:
         bad("trainer.device", name, "MPS is not available on this machine; use trainer.device=cpu or auto")
 
 
+#: ``head.control`` (ours): the step learned (none), kept at its initial draw, or left out of the same head.
+CONTROLS = ("none", "frozen_step", "no_step")
+
+
 def head_from_config(cfg: DictConfig) -> torch.nn.Module:
-    """The configured head: ``instantiate(head.module)``; a bad argument is a :class:`ConfigError` naming it."""
+    """The configured head: ``instantiate(head.module)``; a bad argument is a :class:`ConfigError` naming it.
+
+    ``head.control``: ``frozen_step`` keeps the step's parameters (SoftStep's l, u, t or SoftKStep's k) at their
+    initial draw; ``no_step`` builds the same head without its step (a DiffKNN head without SoftKStep weighs every
+    reference by softmax(β·Sim): NCA with DiffKNN's similarity)."""
+    control = OmegaConf.select(cfg, "head.control", default="none")
+    module = saved.head_module(cfg)
     try:
-        return instantiate(cfg.head.module)
+        head = instantiate(module)
     except InstantiationException as e:
         why = str(e.__cause__ or e).strip().splitlines()[0]
         keys = [str(k) for k in cfg.head.module if k != "_target_"]
@@ -210,6 +229,11 @@ def head_from_config(cfg: DictConfig) -> torch.nn.Module:
         raise ConfigError(
             f"bad config {field} for head {cfg.head.name!r} ({cfg.head.module.get('_target_')}): {why}"
         ) from None
+    if control == "frozen_step":
+        for name in ("step", "kstep"):
+            if getattr(head, name, None) is not None:
+                getattr(head, name).requires_grad_(False)
+    return head
 
 
 def trainer_settings(trainer: DictConfig, device: torch.device, head) -> TrainerSettings:
@@ -231,4 +255,5 @@ def trainer_settings(trainer: DictConfig, device: torch.device, head) -> Trainer
         eval_from_epoch=t.eval_from_epoch,
         reference=t.reference,
         reference_fraction=t.reference_fraction,
+        embed_passes=t.embed_passes,
     )

@@ -86,7 +86,13 @@ def learned_parameters(head, z: torch.Tensor, n_ref: int) -> dict:
 
 
 def flat(block: dict | None, prefix: str = "sparsity") -> dict[str, float]:
-    """The medians of a sparsity block as flat metrics (``sparsity/effective_median``, …) for per-epoch logs."""
+    """A sparsity block as flat metrics for per-epoch logs: each quantity's median and spread over queries
+    (``sparsity/effective_median``, ``sparsity/l_p10``, ``sparsity/l_p90``, …)."""
     if not block:
         return {}
-    return {f"{prefix}/{name}_median": v["median"] for name, v in block.items() if isinstance(v, dict)}
+    return {
+        f"{prefix}/{name}_{stat}": v[stat]
+        for name, v in block.items()
+        if isinstance(v, dict)
+        for stat in ("median", "p10", "p90")
+    }

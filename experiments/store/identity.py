@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.store.results import FinalKey, RunKey
 
 #: Config keys that do not change a result: left out of the run id.
-NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model", "final"}
+NOT_IN_RUN_ID = {"splits", "force", "progress", "paths", "logger", "hydra", "slurm", "save_model", "final", "parts"}
 TRAINER_NOT_IN_RUN_ID = {
     "device",
     "threads",
@@ -26,6 +26,12 @@ TRAINER_NOT_IN_RUN_ID = {
 }  # how it runs, like device: recorded in result files
 #: Head arguments renamed since run ids were first hashed: hashed under the name they had, so ids do not move.
 FIRST_NAMES = {"step": "softstep"}
+#: Settings added after run ids were first hashed, left out at their default so earlier ids do not move.
+LATER_DEFAULTS = {
+    "trainer": {"head_lr": None, "embed_passes": 1},
+    "module": {"power_floor": None},
+    "head": {"control": "none"},
+}
 
 
 def run_id(cfg: DictConfig) -> str:
@@ -38,15 +44,25 @@ def run_id(cfg: DictConfig) -> str:
     key["trainer"] = {
         k: v
         for k, v in key["trainer"].items()
-        if k not in TRAINER_NOT_IN_RUN_ID and not (k == "head_lr" and v is None)  # unset: the ids from before it
+        if k not in TRAINER_NOT_IN_RUN_ID and not _later_default("trainer", k, v)
     }
     key["dataset"] = {
         k: v for k, v in key["dataset"].items() if k not in ("expected_n", "expected_n_note")
     }  # checks only
-    module = {FIRST_NAMES.get(k, k): v for k, v in (key["head"]["module"] or {}).items()}
+    module = {
+        FIRST_NAMES.get(k, k): v for k, v in (key["head"]["module"] or {}).items() if not _later_default("module", k, v)
+    }
+    control = key["head"].get("control", "none")
     key["head"] = {"name": key["head"]["name"], "module": module}
+    if not _later_default("head", "control", control):
+        key["head"]["control"] = control
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{head_similarity(cfg) or cfg.head.name}-e{cfg.model.embed_dim}-b{cfg.trainer.batch_size}-{digest}"
+
+
+def _later_default(group: str, k: str, v) -> bool:
+    defaults = LATER_DEFAULTS[group]
+    return k in defaults and v == defaults[k]
 
 
 def head_similarity(cfg: DictConfig) -> str | None:

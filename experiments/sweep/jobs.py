@@ -7,6 +7,12 @@ line wins for a key it names). Each line is composed to its result identity (dat
 ``run_id``, split), and lines with the same identity collapse to one (e.g. the linear head ignores
 ``head.similarity``).
 
+**Parts.** An experiment may list ``parts``: grids of their own (each a mapping of key to swept values, as
+``hydra.sweeper.params``), each crossed with the experiment's grid and the command line and unioned, e.g. the
+offline study's protocols with different split counts, and controls only where a head has a step: a line whose
+``head.control`` does not apply to its head (a control of a head without a step) is left out of a part. Hydra's
+``-m`` sweeps the base grid only; ``scripts/submit.py`` expands the parts.
+
 **Same resources as the Hydra path.** sbatch flags are read from a Hydra launcher config
 (``configs/hydra/launcher/submitit_h100.yaml`` by default), so per-cluster values live in one place.
 """
@@ -112,9 +118,61 @@ def _root(path: str) -> str:
     return str(p if p.is_absolute() else REPO / p)  # jobs run in the repository root (sbatch --chdir)
 
 
+def experiment_parts(experiment: str) -> list[list[str]]:
+    """The experiment's ``parts`` as override lists (``[[]]``: one part, the experiment's grid itself)."""
+    try:
+        base = compose([f"experiment={experiment}"], hydra=True)
+    except Exception as e:  # noqa: BLE001 - composition errors: missing group option, bad key
+        raise SweepError(f"experiment {experiment!r}: {e}") from None
+    node = OmegaConf.select(base, "parts", default=None)
+    parts = [] if node is None else OmegaConf.to_container(node, resolve=False)
+    if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
+        raise SweepError(f"configs/experiment/{experiment}.yaml: parts must be a list of mappings key: values")
+    return [[f"{k}={v}" for k, v in part.items()] for part in parts] or [[]]
+
+
 def expand(experiment: str, overrides: list[str] = ()) -> list[Job]:
-    """Every job of an experiment: one per distinct (dataset, extractor, head, run_id, split), in grid order."""
-    fixed, swept = grid(experiment, list(overrides))
+    """Every job of an experiment: one per distinct (dataset, extractor, head, run_id, split), in grid order (part
+    by part where the experiment has ``parts``; the command line wins over a part for a key it names)."""
+    parts = experiment_parts(experiment)
+    jobs: dict[tuple, Job] = {}
+    for part in parts:
+        lines = _in_part(part, list(overrides))
+        if lines is not None:
+            _expand_grid(jobs, experiment, lines, in_part=len(parts) > 1 or bool(part))
+    return list(jobs.values())
+
+
+def _in_part(part: list[str], overrides: list[str]) -> list[str] | None:
+    """A part's overrides with the command line's. Where both name a key, the command line's values filter the
+    part's (``dataset=vader`` keeps a part's vader lines; a part without any is left out: None); the command
+    line's other keys apply as given."""
+    if not part:
+        return overrides
+    mine = {o.get_key_element(): o for o in _parse(part)}
+    out = []
+    for o in _parse(overrides):
+        key = o.get_key_element()
+        if key not in mine or o.is_delete():
+            out.append(o.input_line)
+            continue
+        theirs, ours = _values(o), _values(mine.pop(key))
+        kept = [v for v in ours if v in theirs]
+        if not kept:
+            return None
+        out.append(f"{key}=[{','.join(kept)}]" if key == "splits" else f"{key}={','.join(kept)}")
+    return [o.input_line for o in mine.values()] + out
+
+
+def _values(o) -> list[str]:
+    values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+    if o.get_key_element() == "splits":
+        return [str(s) for s in _splits_of([f"splits={v}" for v in values])]
+    return values
+
+
+def _expand_grid(jobs: dict, experiment: str, overrides: list[str], in_part: bool) -> None:
+    fixed, swept = grid(experiment, overrides)
     split_items = swept.pop("splits", None)
     if split_items is None:
         split_items = [i for i in fixed if i.startswith("splits=")]
@@ -125,20 +183,22 @@ def expand(experiment: str, overrides: list[str] = ()) -> list[Job]:
         raise SweepError(f"splits {split_items}: {e}") from None
     if explicit is not None and not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in explicit):
         raise SweepError(f"bad splits {split_items}: each split is an integer seed >= 0")
-    jobs: dict[tuple, Job] = {}
     with hydra_context():
         for combo in itertools.product(*swept.values()):
-            _add_jobs(jobs, fixed + list(combo), explicit)
-    return list(jobs.values())
+            _add_jobs(jobs, fixed + list(combo), explicit, in_part)
 
 
-def _add_jobs(jobs: dict, items: list[str], explicit: list[int] | None) -> None:
-    """Compose one grid point and add a job per split (the first line of each result identity wins)."""
+def _add_jobs(jobs: dict, items: list[str], explicit: list[int] | None, in_part: bool = False) -> None:
+    """Compose one grid point and add a job per split (the first line of each result identity wins); in a part,
+    a control of a head without a step is left out."""
     from experiments.protocol.settings import ConfigError, check_config
     from experiments.store.identity import run_key
 
     try:
         cfg = compose(items)
+        control = OmegaConf.select(cfg, "head.control", default="none")
+        if in_part and control != "none" and OmegaConf.select(cfg, "head.module.step", default=None) is None:
+            return
         splits = check_config(cfg) if explicit is None else explicit
     except ConfigError as e:
         raise SweepError(f"{' '.join(items)}: {e}") from None

@@ -115,6 +115,7 @@ class Plan:
     submitted: list[Submission] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # the command line's, for messages
     exits: dict[str, int] = field(default_factory=dict)  # manifest line → exit status (local runs)
+    parallel: int | None = None  # the command line's --parallel (local runs: lines at once)
 
     def failed(self) -> list[str]:
         """The lines that ran here and exited non-zero."""
@@ -154,6 +155,7 @@ def plan(
         setup,
         list(settings["setup"] or []),
         overrides=list(overrides),
+        parallel=parallel,
     )
     size = max_array or max_array_size()
     par = parallel or settings.get("array_parallelism") or 64

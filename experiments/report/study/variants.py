@@ -3,8 +3,8 @@
 - **Protocol**: ``config.protocol.name`` (``authors``, ``learn``, ``tuned``, …); :data:`NO_PROTOCOL` when absent.
 - **Base head**: the head of the paper (:data:`experiments.report.names.HEADS`) a head name extends: ``nca_i`` is
   itself, ``nca_i_frozen`` is ``nca_i`` (the longest paper head followed by ``_``); any other name is itself.
-- **Control** (:data:`CONTROLS`): a config flag that makes the run a control of its base head: the step frozen at
-  its initial draw (``head.freeze_step: true``) or the step left out (``head.step: false``). A control is compared
+- **Control** (:data:`CONTROLS`): ``head.control``, which makes the run a control of its base head: the step frozen
+  at its initial draw (``frozen_step``) or the same head built without it (``no_step``). A control is compared
   against, never ranked.
 - **Setting** (:data:`SETTINGS`): a config value other than its default that makes a comparison of its own, e.g.
   ``head.module.norm: exclude_self`` (Algorithm 2's line 13 without the query's own similarity). The heads of one
@@ -22,12 +22,17 @@ from experiments.report.names import HEADS
 NO_PROTOCOL = "(none)"
 #: (config path, the value that marks the control, label)
 CONTROLS = (
-    ("head.freeze_step", True, "frozen step"),
-    ("head.step", False, "no step"),
+    ("head.control", "frozen_step", "frozen step"),
+    ("head.control", "no_step", "no step"),
 )
 FROZEN, NO_STEP = (label for _, _, label in CONTROLS)
 #: (config path, default): a value other than the default is a setting, labelled ``<last key>=<value>``
-SETTINGS = (("head.module.norm", "paper"),)
+SETTINGS = (
+    ("head.module.norm", "paper"),
+    ("head.module.power_floor", None),
+    ("trainer.embed_passes", 1),
+    ("extractor.finetune", False),
+)
 #: Protocols in the order the report shows them; others follow by name.
 PROTOCOL_ORDER = ("authors", "learn", "tuned")
 
