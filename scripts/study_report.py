@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The offline study's report (issue 32) from result files (never from the trainer).
 
-    python scripts/study_report.py [--results-root results] [--out DIR | --write]
+    python scripts/study_report.py [--results-root results/offline_study] [--out DIR | --write]
 
 Writes offline_study.md, offline_study.csv and figures/study_cd_*.{png,pdf}, figures/study_trajectories_*.{png,pdf}
 into --out (default outputs/offline_study/, a scratch folder); --write writes them into results/, over the committed
@@ -23,11 +23,17 @@ from experiments.store.results import ResultError
 
 REPO = Path(__file__).resolve().parents[1]
 SCRATCH = Path("outputs/offline_study")
+STUDY = Path("results/offline_study")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--results-root", type=Path, default=Path("results"), help="folder holding runs/ (default: results)")
+    p.add_argument(
+        "--results-root",
+        type=Path,
+        default=STUDY,
+        help=f"folder holding runs/ (default: {STUDY}, where configs/experiment/offline_study.yaml writes)",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=SCRATCH, help=f"output folder (default: {SCRATCH})")
     where.add_argument("--write", action="store_true", help="write into results/, over the committed report")

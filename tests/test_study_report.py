@@ -118,6 +118,12 @@ def test_variants_are_read_from_the_config():
     normed = result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "exclude_self"}})
     assert V.variant_of(normed).label == "norm=exclude_self"
     assert V.variant_of(result("d", "nca_i", 0, 1.0, head_cfg={"module": {"norm": "paper"}})) == V.Variant()
+    nona = result("d", "nca_i", 0, 1.0, head_cfg={"module": {"power_floor": 1e-12}})
+    nona["config"]["trainer"] = {"embed_passes": 2}
+    assert V.variant_of(nona).label == "power_floor=1e-12, embed_passes=2"  # nona_anon's options, each a setting
+    nona["config"]["trainer"] = {"embed_passes": 1}
+    nona["config"]["head"]["module"]["power_floor"] = None
+    assert V.variant_of(nona) == V.Variant()  # their defaults: the plain run
     assert [h for h in ("linear", "nca", "nca_g", "nca_i", "diffknn_g", "diffknn_i", "mine") if V.has_step(h)] == [
         "nca_g",
         "nca_i",
