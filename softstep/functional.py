@@ -210,7 +210,8 @@ def soft_step_weights(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torc
     inv_t = 1.0 / (max(float(t), T_MIN) if isinstance(t, (int, float)) else torch.as_tensor(t).clamp_min(T_MIN))
     above = torch.sub(s, l).clamp_min_(0.0)
     ratio = torch.sub(u, s).clamp_min_(0.0).div_(above)  # inf below l, 0 above u
-    return ratio.pow_(inv_t).add_(1.0).reciprocal_()
+    # 0/0 only where s = l = u (u − l below float resolution, a step learned hard): s ≤ l wins, as in log_soft_step
+    return ratio.pow_(inv_t).add_(1.0).reciprocal_().nan_to_num_(nan=0.0)
 
 
 def log_soft_k_step(ranks: torch.Tensor, k: torch.Tensor, q: float = 4.0, t: float = 0.75) -> torch.Tensor:

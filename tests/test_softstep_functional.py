@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import pairwise
 
 from softstep import SIMILARITIES, log_soft_k_step, log_soft_step, row_minmax, similarity, soft_step
+from softstep import functional as Fn
 from softstep.step import SoftStep
 
 DTYPES = (torch.float32, torch.float64)
@@ -360,3 +361,23 @@ def test_power_floor_gives_one_half_where_both_powers_are_below_it():
     torch.testing.assert_close(narrow, torch.full((3,), 0.5))  # both powers ≤ 0.09^20 < 1e-12: flat at 1/2
     with pytest.raises(ValueError, match="power_floor"):
         SoftStep(power_floor=0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    s=st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]) | st.floats(0, 1, width=32), min_size=1, max_size=8),
+    l=st.sampled_from([0.0, 0.25, 0.5, 0.75]) | st.floats(0, 0.75, width=32),
+    width=st.sampled_from([0.0, 1e-9, 0.25]) | st.floats(0, 1, width=32),
+    t=st.floats(1e-6, 2.0),
+)
+def test_evaluation_step_is_the_log_step_exponentiated(s, l, width, t):
+    """The evaluation path's SoftStep (no autograd, fewer passes) is exp(log SoftStep), finite, in [0, 1], also
+    where the learned step is hard and u collapses onto l in float32 (s = l = u: 0, as s ≤ l; once NaN, seen on
+    abalone under protocol=learn)."""
+    s = torch.tensor(s, dtype=torch.float32)
+    l = torch.tensor(l, dtype=torch.float32)
+    u = l + torch.tensor(width, dtype=torch.float32) * (1 - l)  # the heads' u = l + u0 (1 − l): u ≥ l, maybe = l
+    got = Fn.soft_step_weights(s, l, u, t)
+    assert torch.isfinite(got).all() and ((got >= 0) & (got <= 1)).all()
+    torch.testing.assert_close(got, torch.exp(log_soft_step(s, l, u, t)), rtol=1e-4, atol=1e-5)
+    assert (got[s <= l] == 0).all() and (got[(s >= u) & (s > l)] == 1).all()
