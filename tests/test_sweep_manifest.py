@@ -295,15 +295,16 @@ def test_local_launcher_runs_each_line_here_and_reports_failures(tmp_path, tiny)
     assert again.returncode == 1 and "1 job(s) to run here; 1 already done" in again.stdout
 
 
+def local_plan(tmp_path, tiny, splits: str, **kw):
+    """table1's plan of the linear and nca heads on the tiny data, for the local launcher's tests."""
+    overrides = tiny.overrides("head=linear,nca", splits, f"paths.results_root={tmp_path}")
+    return sweep.plan("table1", overrides, log_dir=tmp_path / "logs", launcher="submitit_local_test", **kw)
+
+
 def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, tiny, monkeypatch):
     from experiments.protocol.preemption import REQUEUE_EXIT
 
-    p = sweep.plan(
-        "table1",
-        tiny.overrides("head=linear,nca", "splits=0", f"paths.results_root={tmp_path}"),
-        log_dir=tmp_path / "logs",
-        launcher="submitit_local_test",
-    )
+    p = local_plan(tmp_path, tiny, "splits=0")
     codes = iter([REQUEUE_EXIT, 0])
     ran = []
 
@@ -323,13 +324,7 @@ def test_local_launcher_reports_a_requeue_exit_as_failed(tmp_path, tiny, monkeyp
 
 
 def test_local_launcher_joins_a_configurations_splits_and_runs_lines_in_parallel(tmp_path, tiny, monkeypatch):
-    p = sweep.plan(
-        "table1",
-        tiny.overrides("head=linear,nca", "splits=[0,1,2]", f"paths.results_root={tmp_path}"),
-        log_dir=tmp_path / "logs",
-        launcher="submitit_local_test",
-        parallel=2,
-    )
+    p = local_plan(tmp_path, tiny, "splits=[0,1,2]", parallel=2)
     running, most = [], []
     gate = threading.Barrier(2, timeout=30)  # both lines must be running at once to pass it
 

@@ -130,10 +130,10 @@ def check_more(cfg: DictConfig, bad) -> None:
         bad("trainer.embed_passes", t.embed_passes, "1 (the batch embedded once) or 2 (twice, as nona_anon)")
     if t.embed_passes == 2 and t.reference != "batch":
         bad("trainer.embed_passes", t.embed_passes, "2 only with trainer.reference=batch (nona_anon's training)")
-    control = OmegaConf.select(cfg, "head.control", default="none")
+    control = head_control(cfg)
     if control not in CONTROLS:
         bad("head.control", control, f"one of {', '.join(CONTROLS)}")
-    if control != "none" and OmegaConf.select(cfg, "head.module.step", default=None) is None:
+    if control_without_step(cfg):
         bad("head.control", control, f"none: head {cfg.head.name!r} has no step to freeze or leave out")
     check_device(t.device, bad)
 
@@ -207,16 +207,24 @@ def check_device(name, bad) -> None:
 CONTROLS = ("none", "frozen_step", "no_step")
 
 
+def head_control(cfg: DictConfig) -> str:
+    """``head.control`` (``none`` where a head config has no such key)."""
+    return OmegaConf.select(cfg, "head.control", default="none")
+
+
+def control_without_step(cfg: DictConfig) -> bool:
+    """Whether a control (``frozen_step``, ``no_step``) is asked of a head that has no step (linear, nca)."""
+    return head_control(cfg) != "none" and OmegaConf.select(cfg, "head.module.step", default=None) is None
+
+
 def head_from_config(cfg: DictConfig) -> torch.nn.Module:
     """The configured head: ``instantiate(head.module)``; a bad argument is a :class:`ConfigError` naming it.
 
     ``head.control``: ``frozen_step`` keeps the step's parameters (SoftStep's l, u, t or SoftKStep's k) at their
     initial draw; ``no_step`` builds the same head without its step (a DiffKNN head without SoftKStep weighs every
     reference by softmax(β·Sim): NCA with DiffKNN's similarity)."""
-    control = OmegaConf.select(cfg, "head.control", default="none")
-    module = saved.head_module(cfg)
     try:
-        head = instantiate(module)
+        head = instantiate(saved.head_module(cfg))
     except InstantiationException as e:
         why = str(e.__cause__ or e).strip().splitlines()[0]
         keys = [str(k) for k in cfg.head.module if k != "_target_"]
@@ -229,7 +237,7 @@ def head_from_config(cfg: DictConfig) -> torch.nn.Module:
         raise ConfigError(
             f"bad config {field} for head {cfg.head.name!r} ({cfg.head.module.get('_target_')}): {why}"
         ) from None
-    if control == "frozen_step":
+    if head_control(cfg) == "frozen_step":
         for name in ("step", "kstep"):
             if getattr(head, name, None) is not None:
                 getattr(head, name).requires_grad_(False)

@@ -191,13 +191,12 @@ def _expand_grid(jobs: dict, experiment: str, overrides: list[str], in_part: boo
 def _add_jobs(jobs: dict, items: list[str], explicit: list[int] | None, in_part: bool = False) -> None:
     """Compose one grid point and add a job per split (the first line of each result identity wins); in a part,
     a control of a head without a step is left out."""
-    from experiments.protocol.settings import ConfigError, check_config
+    from experiments.protocol.settings import ConfigError, check_config, control_without_step
     from experiments.store.identity import run_key
 
     try:
         cfg = compose(items)
-        control = OmegaConf.select(cfg, "head.control", default="none")
-        if in_part and control != "none" and OmegaConf.select(cfg, "head.module.step", default=None) is None:
+        if in_part and control_without_step(cfg):
             return
         splits = check_config(cfg) if explicit is None else explicit
     except ConfigError as e:
