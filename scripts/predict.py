@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         if __name__ == "__main__":  # from here a stop is caught below and leaves the earlier --out file intact
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, _interrupt)
-        return _predict(args)
+        code = _predict(args)
     except BaseException as e:
         if not (_received or isinstance(e, (Interrupted, KeyboardInterrupt))):
             raise
@@ -131,6 +131,10 @@ def main(argv=None) -> int:
             flush=True,
         )
         return 128 + signum
+    if __name__ == "__main__":  # done: a stop while the interpreter shuts down (its handlers gone) changes nothing
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    return code
 
 
 def _predict(args) -> int:

@@ -124,3 +124,19 @@ def test_finding_15_a_stop_at_any_time_in_predict_is_one_line(saved_run, tmp_pat
         return
     assert "Traceback" not in err and code == 128 + sig and len(err.strip().splitlines()) == 1, (code, err[-2000:])
     assert out.read_text() == "earlier\n"
+
+
+def test_finding_15_a_stop_after_the_output_is_written_changes_nothing(saved_run, tmp_path):  # noqa: F811
+    """A signal while the interpreter shuts down (CI saw SIGINT end a finished predict.py with -2 and no line):
+    once the predictions are written, a stop is ignored; atexit runs before the interpreter drops its handlers."""
+    run_dir, table = saved_run
+    out = tmp_path / "pred.csv"
+    late_stop = (
+        "import atexit, os, runpy, signal, sys; "
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT)); "
+        f"sys.argv = ['scripts/predict.py', {str(run_dir)!r}, '--input', {str(table)!r}, '--out', {str(out)!r}]; "
+        "runpy.run_path('scripts/predict.py', run_name='__main__')"
+    )
+    p = subprocess.run([sys.executable, "-c", late_stop], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "stopped" not in p.stderr, (p.returncode, p.stderr)
+    assert len(pd.read_csv(out)) == len(pd.read_csv(table))
