@@ -428,3 +428,24 @@ def test_an_experiments_parts_are_unioned_and_the_command_line_filters_them():
     assert len({j.run_id for j in jobs}) == len(jobs)  # every line a configuration of its own
     text = sweep.expand("offline_study", ["dataset=textblob_polarity", "head=nca_i", "splits=[1]"])
     assert sum("extractor.finetune=true" in j.line.lower() for j in text) == 2  # one pass and two passes
+
+
+def test_part_keeps_only_the_parts_named_by_their_number_from_1():
+    """``--part 8,9`` is the fine-tuning: its lines name extractor.finetune, the others' do not; a number the
+    experiment lacks, or any number of an experiment without parts, is one line naming the file."""
+    every = sweep.expand("offline_study", ["splits=[0]"])
+    finetune = sweep.expand("offline_study", ["splits=[0]"], only=[8, 9])
+    assert {j.key for j in finetune} == {j.key for j in every if "extractor.finetune" in j.line}
+    assert len(finetune) == 3  # linear and nca_i, then nca_i with two passes
+    assert {j.key for j in sweep.expand("offline_study", ["splits=[0]"], only=[1])} < {j.key for j in every}
+    for experiment, part, why in (("offline_study", 10, "parts 1 to 9"), ("table1", 1, "no parts")):
+        with pytest.raises(sweep.SweepError, match=f"--part {part}: configs/experiment/{experiment}.yaml has {why}"):
+            sweep.expand(experiment, [], only=[part])
+    out = subprocess.run(
+        [sys.executable, "scripts/submit.py", "offline_study", "--part", "x", "--dry-run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2 and "part numbers separated by commas" in out.stderr and "Traceback" not in out.stderr

@@ -41,6 +41,20 @@ def add_submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gres", help="e.g. gpu:1 (sbatch --gres); 'none' drops it")
     p.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (use with --gres none)")
     p.add_argument("--dry-run", action="store_true", help="the same as --launcher dry-run")
+    p.add_argument(
+        "--part",
+        type=part_numbers,
+        help="only these of the experiment's parts, numbered from 1 as listed (e.g. 7 or 1,4); a command-line "
+        "override filters a part's values for a key the part names and adds itself to the others",
+    )
+
+
+def part_numbers(text: str) -> list[int]:
+    """``--part``'s value: part numbers separated by commas (``7``, ``1,4``)."""
+    try:
+        return [int(n) for n in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: part numbers separated by commas, e.g. 7 or 1,4") from None
 
 
 def _choose_launcher(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -81,6 +95,7 @@ def plan_and_launch(args: argparse.Namespace, overrides: list[str], out=sys.stdo
         max_array=args.max_array_size,
         parallel=args.parallel,
         resources=resources,
+        parts=args.part,
     )
     verb = "run here" if args.launcher == "local" else "submit"
     print(

@@ -131,13 +131,20 @@ def experiment_parts(experiment: str) -> list[list[str]]:
     return [[f"{k}={v}" for k, v in part.items()] for part in parts] or [[]]
 
 
-def expand(experiment: str, overrides: list[str] = ()) -> list[Job]:
+def expand(experiment: str, overrides: list[str] = (), only: list[int] | None = None) -> list[Job]:
     """Every job of an experiment: one per distinct (dataset, extractor, head, run_id, split), in grid order (part
-    by part where the experiment has ``parts``; the command line wins over a part for a key it names)."""
+    by part where the experiment has ``parts``; the command line wins over a part for a key it names). ``only``:
+    the parts to keep, numbered from 1 as listed (``submit.py --part``)."""
     parts = experiment_parts(experiment)
+    bad = [n for n in only or () if not 1 <= n <= len(parts) or parts == [[]]]
+    if bad:
+        raise SweepError(
+            f"--part {','.join(map(str, bad))}: configs/experiment/{experiment}.yaml has "
+            + (f"parts 1 to {len(parts)}" if parts != [[]] else "no parts")
+        )
     jobs: dict[tuple, Job] = {}
-    for part in parts:
-        lines = _in_part(part, list(overrides))
+    for number, part in enumerate(parts, 1):
+        lines = None if only and number not in only else _in_part(part, list(overrides))
         if lines is not None:
             _expand_grid(jobs, experiment, lines, in_part=len(parts) > 1 or bool(part))
     return list(jobs.values())

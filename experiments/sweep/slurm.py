@@ -132,13 +132,15 @@ def plan(
     parallel: int | None = None,
     resources: dict | None = None,
     python: str = sys.executable,
+    parts: list[int] | None = None,
 ) -> Plan:
     """Expand, leave out done and active jobs, and build the sbatch commands (nothing is written).
 
     ``launcher`` names the Hydra launcher config the resources come from (``configs/hydra/launcher/``);
-    how the plan is then run is :data:`experiments.sweep.launchers.LAUNCHERS`'s choice."""
+    how the plan is then run is :data:`experiments.sweep.launchers.LAUNCHERS`'s choice; ``parts`` keeps those
+    of the experiment's parts (numbered from 1)."""
     log_dir = Path(log_dir or default_log_dir(experiment)).resolve()
-    all_jobs = expand(experiment, list(overrides))
+    all_jobs = expand(experiment, list(overrides), parts)
     todo = [j for j in all_jobs if not j.done()]
     active = set(active_lines(log_dir, experiment)) if slurm_available() else set()
     left = [j for j in todo if j.line not in active]
