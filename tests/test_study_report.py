@@ -312,3 +312,39 @@ def test_protocol_and_variant_from_a_real_resolved_config():
     assert V.protocol_of(r) == "authors" and V.variant_of(r) == V.Variant(("norm=exclude_self",), V.FROZEN)
     plain = {"config": OmegaConf.to_container(compose(["head=diffknn_i"]), resolve=True), "head": "diffknn_i"}
     assert V.protocol_of(plain) == "tuned" and V.variant_of(plain) == V.Variant()
+
+
+def test_compute_is_summed_per_part_and_dataset_from_each_files_times(tmp_path):
+    """Hours per (protocol, variant) over datasets, and per dataset: sums of the files' wall_time_s by device and of
+    their epochs' train_time_s, counted here from the same numbers."""
+    times = {("d0", "learn", None): (3600.0, 1800.0), ("d1", "learn", None): (7200.0, 900.0)}
+    times[("d0", "learn", "frozen_step")] = (1800.0, 900.0)
+    times[("d1", "tuned", None)] = (360.0, 36.0)
+    for (dataset, protocol, control), (wall, train) in times.items():
+        head_cfg = {"control": control} if control else None
+        put(
+            tmp_path,
+            result(
+                dataset,
+                "nca_i",
+                0,
+                5.0,
+                protocol=protocol,
+                head_cfg=head_cfg,
+                run=control or "plain",
+                wall_time_s=wall,
+                runtime={"device": "cpu"},
+                history=[{"epoch": 0, "train_time_s": train / 2}, {"epoch": 1, "train_time_s": train / 2}],
+            ),
+        )
+    assert study_report.main(["--results-root", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "offline_study.md").read_text()
+    compute = text.split("## Compute")[1].split("## Missing")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in compute.splitlines() if line.startswith("| ")]
+    by_part = {(r[0], r[1]): r[2:] for r in rows if len(r) == 7}
+    assert by_part[("`learn`", "")] == ["2", "3.00", "0.00", "0.00", "0.75"]  # d0 1 h + d1 2 h; 0.5 h + 0.25 h
+    assert by_part[("`learn`", "frozen step")] == ["1", "0.50", "0.00", "0.00", "0.25"]
+    assert by_part[("`tuned`", "")] == ["1", "0.10", "0.00", "0.00", "0.01"]
+    assert by_part[("all", "")] == ["4", "3.60", "0.00", "0.00", "1.01"]
+    per_dataset = {(r[0], r[1], r[2]): r[3:] for r in rows if len(r) == 8}
+    assert per_dataset[("d0", "`learn`", "frozen step")][:2] == ["1", "0.50"]

@@ -13,7 +13,7 @@ from . import figures, write
 from .grid import StudyCell, study_cells
 from .mechanism import compute_hours
 from .ranking import Ranking, rankings
-from .variants import protocol_of, protocol_sort_key
+from .variants import protocol_of, protocol_sort_key, variant_of
 from .verdicts import verdicts
 
 MARKDOWN, CSV = "offline_study.md", "offline_study.csv"
@@ -33,8 +33,9 @@ def study(results: list[dict]) -> Study:
     """Cells, rankings, verdicts and compute of ``results`` (result files as read)."""
     cells = study_cells(results)
     ranked = rankings(cells)
-    hours = compute_hours(results, lambda r: (r["dataset"], protocol_of(r)))
-    hours = {k: hours[k] for k in sorted(hours, key=lambda k: (dataset_sort_key(k[0]), protocol_sort_key(k[1])))}
+    hours = compute_hours(results, lambda r: (r["dataset"], protocol_of(r), variant_of(r).label))
+    order = sorted(hours, key=lambda k: (dataset_sort_key(k[0]), protocol_sort_key(k[1]), k[2]))
+    hours = {k: hours[k] for k in order}
     return Study(cells, ranked, verdicts(cells, ranked), hours, len(results))
 
 

@@ -132,14 +132,30 @@ def _dropped(r: Ranking) -> list[str]:
     return ["", "Left out of the ranking: " + "; ".join(r.dropped) + "."] if r.dropped else []
 
 
+def _hours_text(h: dict) -> list[str]:
+    device = h["device"]
+    other = sum(v for k, v in device.items() if k not in ("cpu", "cuda"))
+    return [str(h["files"])] + [f"{x:.2f}" for x in (device.get("cpu", 0), device.get("cuda", 0), other, h["train"])]
+
+
 def hours_rows(hours: dict) -> list[list[str]]:
-    rows = []
-    for (dataset, protocol), h in hours.items():
-        device = h["device"]
-        other = sum(v for k, v in device.items() if k not in ("cpu", "cuda"))
-        hours_text = [f"{x:.2f}" for x in (device.get("cpu", 0.0), device.get("cuda", 0.0), other, h["train"])]
-        rows.append([dataset_label(dataset), f"`{protocol}`", str(h["files"]), *hours_text])
-    return rows
+    """One row per (dataset, protocol, variant) of ``hours``."""
+    return [[dataset_label(d), f"`{p}`", v, *_hours_text(h)] for (d, p, v), h in hours.items()]
+
+
+def part_hours_rows(hours: dict) -> list[list[str]]:
+    """``hours`` summed over datasets: one row per (protocol, variant), roughly a part of the study, then all."""
+    parts: dict = {}
+    for (_, protocol, variant), h in hours.items():
+        for key in ((f"`{protocol}`", variant), ("all", "")):
+            total = parts.setdefault(key, {"files": 0, "train": 0.0, "device": {}})
+            total["files"] += h["files"]
+            total["train"] += h["train"]
+            for device, x in h["device"].items():
+                total["device"][device] = total["device"].get(device, 0.0) + x
+    every = parts.pop(("all", ""), None)
+    rows = [[p, v, *_hours_text(h)] for (p, v), h in sorted(parts.items())]
+    return rows + ([["all", "", *_hours_text(every)]] if every else [])
 
 
 def missing_notes(cells: list[StudyCell]) -> list[str]:
@@ -197,12 +213,19 @@ def markdown(cells, rankings, verdicts, hours, *, root: str, n_files: int, figur
         "",
         "Hours of `wall_time_s` (each split's training and evaluation; cached feature extraction not included), "
         "summed over every result file, including runs not chosen on validation, by `runtime.device` (unknown: "
-        "files without `runtime`); **training**: the epochs' `train_time_s` alone, on any device.",
+        "files without `runtime`); **training**: the epochs' `train_time_s` alone, on any device. First by protocol "
+        "and variant (a part of the study, or a control within one), then per dataset.",
         "",
         md_table(
-            ["dataset", "protocol", "files", "CPU h", "GPU h", "unknown h", "training h"],
-            hours_rows(hours),
+            ["protocol", "variant", "files", "CPU h", "GPU h", "unknown h", "training h"],
+            part_hours_rows(hours),
             ["---", "---", "---:", "---:", "---:", "---:", "---:"],
+        ),
+        "",
+        md_table(
+            ["dataset", "protocol", "variant", "files", "CPU h", "GPU h", "unknown h", "training h"],
+            hours_rows(hours),
+            ["---", "---", "---", "---:", "---:", "---:", "---:", "---:"],
         ),
         "## Missing",
         "",
