@@ -254,7 +254,7 @@ def test_report_is_written_from_result_files_only(tmp_path):
     assert "figures/study_cd_tuned.png" in md and (out / "figures/study_cd_tuned.png").stat().st_size > 0
     assert (out / "figures/study_trajectories_tuned.png").exists()
     # 3 heads × 6 splits of 1.5 s on the CPU: 0.0075 h; training 18 × 4 epochs × 100 s = 2 h
-    assert "| d0 | `tuned` | 18 | 0.01 | 0.00 | 0.00 | 2.00 |" in md
+    assert "| d0 | `tuned` |  | 18 | 0.01 | 0.00 | 0.00 | 2.00 |" in md
     nca_i = next(r for r in rows if r["head"] == "nca_i" and r["dataset"] == "d0")
     assert float(nca_i["l_drift"]) == pytest.approx(-0.15)  # best epoch 4: the last logged, epoch 3, minus epoch 0
 
