@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -12,7 +13,8 @@ def _stopped_while_starting(signum, frame) -> None:
         file=sys.stderr,
         flush=True,
     )
-    sys.exit(128 + signum)
+    sys.stdout.flush()
+    os._exit(128 + signum)  # not SystemExit: an import it interrupts (omegaconf's) may turn it into a traceback
 
 
 if __name__ == "__main__":  # before the slow imports: a stop during start-up is one line, not a traceback

@@ -17,6 +17,7 @@ root), ``target_k`` (its target) and ``weight_k`` for k = 1..K.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -36,8 +37,10 @@ def _interrupt(signum, frame):
 
 
 def _stopped_while_starting(signum, frame) -> None:
-    print(f"predict.py: stopped by {signal.Signals(signum).name} while starting; nothing was written", file=sys.stderr)
-    sys.exit(128 + signum)
+    name = signal.Signals(signum).name
+    print(f"predict.py: stopped by {name} while starting; nothing was written", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(128 + signum)  # not SystemExit: an import it interrupts (omegaconf's) may turn it into a traceback
 
 
 if __name__ == "__main__":  # before the slow imports (torch): a stop during start-up is one line, not a traceback
@@ -45,7 +48,6 @@ if __name__ == "__main__":  # before the slow imports (torch): a stop during sta
         signal.signal(_sig, _stopped_while_starting)
 
 import argparse  # noqa: E402 - after the signal handlers
-import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 

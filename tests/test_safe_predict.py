@@ -140,3 +140,29 @@ def test_finding_15_a_stop_after_the_output_is_written_changes_nothing(saved_run
     p = subprocess.run([sys.executable, "-c", late_stop], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "Traceback" not in p.stderr and "stopped" not in p.stderr, (p.returncode, p.stderr)
     assert len(pd.read_csv(out)) == len(pd.read_csv(table))
+
+
+def test_finding_15_a_stop_inside_an_import_that_rewrites_errors_is_one_line(tmp_path):
+    """CI saw SIGINT 0.1 s into run.py land inside omegaconf, which turned the handler's SystemExit into an
+    AttributeError with a traceback. Here a stand-in ``hydra`` (first on the path) is stopped while it does the same."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "hydra.py").write_text(
+        "import os, signal\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    sum(range(10**6))  # the handler runs here\n"
+        "except BaseException:\n"
+        "    raise AttributeError('a library turned the stop into an error of its own') from None\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(fake)}
+    p = subprocess.run(
+        [sys.executable, "run.py", "dataset=synthetic", f"paths.results_root={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert p.returncode == 128 + signal.SIGINT and "Traceback" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    assert p.stderr.strip().splitlines() == ["[softstep] stopped by SIGINT while starting; nothing to save"]
