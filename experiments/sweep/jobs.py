@@ -136,12 +136,11 @@ def expand(experiment: str, overrides: list[str] = (), only: list[int] | None = 
     by part where the experiment has ``parts``; the command line wins over a part for a key it names). ``only``:
     the parts to keep, numbered from 1 as listed (``submit.py --part``)."""
     parts = experiment_parts(experiment)
-    bad = [n for n in only or () if not 1 <= n <= len(parts) or parts == [[]]]
+    count = 0 if parts == [[]] else len(parts)
+    bad = [str(n) for n in only or () if not 1 <= n <= count]
     if bad:
-        raise SweepError(
-            f"--part {','.join(map(str, bad))}: configs/experiment/{experiment}.yaml has "
-            + (f"parts 1 to {len(parts)}" if parts != [[]] else "no parts")
-        )
+        has = f"parts 1 to {count}" if count else "no parts"
+        raise SweepError(f"--part {','.join(bad)}: configs/experiment/{experiment}.yaml has {has}")
     jobs: dict[tuple, Job] = {}
     for number, part in enumerate(parts, 1):
         lines = None if only and number not in only else _in_part(part, list(overrides))

@@ -25,7 +25,8 @@ class Study:
     cells: list[StudyCell]
     rankings: list[Ranking]
     verdicts: list[str]
-    hours: dict
+    hours: dict  # (dataset, protocol, variant) → compute_hours' entry
+    part_hours: dict  # (protocol, variant), then ("all", "") → the same over datasets
     n_files: int
 
 
@@ -36,7 +37,10 @@ def study(results: list[dict]) -> Study:
     hours = compute_hours(results, lambda r: (r["dataset"], protocol_of(r), variant_of(r).label))
     order = sorted(hours, key=lambda k: (dataset_sort_key(k[0]), protocol_sort_key(k[1]), k[2]))
     hours = {k: hours[k] for k in order}
-    return Study(cells, ranked, verdicts(cells, ranked), hours, len(results))
+    parts = compute_hours(results, lambda r: (protocol_of(r), variant_of(r).label))
+    parts = {k: parts[k] for k in sorted(parts, key=lambda k: (protocol_sort_key(k[0]), k[1]))}
+    parts |= compute_hours(results, lambda r: ("all", ""))
+    return Study(cells, ranked, verdicts(cells, ranked), hours, parts, len(results))
 
 
 def write_report(root: str | Path, out_dir: str | Path) -> list[Path]:
@@ -52,5 +56,7 @@ def write_report(root: str | Path, out_dir: str | Path) -> list[Path]:
             links[r.name] = f"{FIGURES}/{paths[0].name}"
             written += paths
     written += figures.plot_trajectories(s.cells, fig_dir)
-    text = write.markdown(s.cells, s.rankings, s.verdicts, s.hours, root=str(root), n_files=s.n_files, figures=links)
+    text = write.markdown(
+        s.cells, s.rankings, s.verdicts, s.hours, s.part_hours, root=str(root), n_files=s.n_files, figures=links
+    )
     return write_texts(out_dir, {MARKDOWN: text, CSV: write.csv_rows(s.cells)}) + written

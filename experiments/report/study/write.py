@@ -143,19 +143,9 @@ def hours_rows(hours: dict) -> list[list[str]]:
     return [[dataset_label(d), f"`{p}`", v, *_hours_text(h)] for (d, p, v), h in hours.items()]
 
 
-def part_hours_rows(hours: dict) -> list[list[str]]:
-    """``hours`` summed over datasets: one row per (protocol, variant), roughly a part of the study, then all."""
-    parts: dict = {}
-    for (_, protocol, variant), h in hours.items():
-        for key in ((f"`{protocol}`", variant), ("all", "")):
-            total = parts.setdefault(key, {"files": 0, "train": 0.0, "device": {}})
-            total["files"] += h["files"]
-            total["train"] += h["train"]
-            for device, x in h["device"].items():
-                total["device"][device] = total["device"].get(device, 0.0) + x
-    every = parts.pop(("all", ""), None)
-    rows = [[p, v, *_hours_text(h)] for (p, v), h in sorted(parts.items())]
-    return rows + ([["all", "", *_hours_text(every)]] if every else [])
+def part_hours_rows(part_hours: dict) -> list[list[str]]:
+    """One row per (protocol, variant) summed over datasets, roughly a part of the study, then ``all``."""
+    return [[p if p == "all" else f"`{p}`", v, *_hours_text(h)] for (p, v), h in part_hours.items()]
 
 
 def missing_notes(cells: list[StudyCell]) -> list[str]:
@@ -170,7 +160,7 @@ def missing_notes(cells: list[StudyCell]) -> list[str]:
     return out
 
 
-def markdown(cells, rankings, verdicts, hours, *, root: str, n_files: int, figures: dict) -> str:
+def markdown(cells, rankings, verdicts, hours, part_hours, *, root: str, n_files: int, figures: dict) -> str:
     datasets = sorted({c.dataset for c in cells})
     protocols = sorted({c.protocol for c in cells})
     header = ["protocol", "dataset", "head", "variant", "test MSE × 10³ (n)", "val", "runs"]
@@ -218,7 +208,7 @@ def markdown(cells, rankings, verdicts, hours, *, root: str, n_files: int, figur
         "",
         md_table(
             ["protocol", "variant", "files", "CPU h", "GPU h", "unknown h", "training h"],
-            part_hours_rows(hours),
+            part_hours_rows(part_hours),
             ["---", "---", "---:", "---:", "---:", "---:", "---:"],
         ),
         "",
