@@ -186,7 +186,9 @@ def soft_step(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor
 
 
 @torch.no_grad()
-def soft_step_weights(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def soft_step_weights(
+    s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torch.Tensor, power_floor: float | None = None
+) -> torch.Tensor:
     """SoftStep(s; l, u, t) without autograd and in fewer passes, for evaluation: 1 / (1 + ((u − s)/(s − l))^(1/t)),
     the same function as :func:`soft_step` (exactly 0 for s ≤ l, exactly 1 for s ≥ u).
 
@@ -196,6 +198,8 @@ def soft_step_weights(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torc
         Normalised similarities.
     l, u, t : torch.Tensor or float
         As for :func:`soft_step`.
+    power_floor : float, optional
+        nona_anon's floor on both powers (an option, as in :func:`log_soft_step`); taken through the log form.
 
     Returns
     -------
@@ -207,6 +211,8 @@ def soft_step_weights(s: torch.Tensor, l: torch.Tensor, u: torch.Tensor, t: torc
     >>> soft_step_weights(torch.tensor([0.1, 0.5, 0.6, 0.9]), 0.2, 0.8, 1.0)
     tensor([0.0000, 0.5000, 0.6667, 1.0000])
     """
+    if power_floor is not None:
+        return torch.exp(log_soft_step(s, l, u, t, power_floor))
     inv_t = 1.0 / (max(float(t), T_MIN) if isinstance(t, (int, float)) else torch.as_tensor(t).clamp_min(T_MIN))
     above = torch.sub(s, l).clamp_min_(0.0)
     ratio = torch.sub(u, s).clamp_min_(0.0).div_(above)  # inf below l, 0 above u

@@ -182,10 +182,7 @@ class NCAHead(NeighborHead):
                 lo[i], hi[i] = torch.minimum(lo[i], sim[0]), torch.maximum(hi[i], sim[1])
                 continue
             s_norm = Fn.scale_rows(sim, lo[i], hi[i])
-            if self.step.power_floor is None:
-                step = Fn.soft_step_weights(s_norm, l[i], u[i], t[i])
-            else:  # nona_anon's floored powers (an option): the log form, which takes the floor
-                step = torch.exp(Fn.log_soft_step(s_norm, l[i], u[i], t[i], self.step.power_floor))
+            step = Fn.soft_step_weights(s_norm, l[i], u[i], t[i], self.step.power_floor)
             w = torch.exp_(self._scaled(sim, hi[i])).mul_(step)
             denom[i] += w.sum(-1, keepdim=True)
             acc[i] += w @ y2[j]

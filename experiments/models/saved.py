@@ -63,10 +63,15 @@ def with_reference(cfg: DictConfig) -> bool:
     return _setting(cfg) != "weights"
 
 
+def head_control(cfg: DictConfig) -> str:
+    """``head.control`` (``none`` where a head config has no such key)."""
+    return OmegaConf.select(cfg, "head.control", default="none")
+
+
 def head_module(cfg: DictConfig) -> DictConfig:
     """The ``head.module`` the pipeline builds and saves: the configured one, or with ``head.control=no_step`` the
     same head without its step (:func:`softstep.heads.stepless_module`)."""
-    if OmegaConf.select(cfg, "head.control", default="none") != "no_step":
+    if head_control(cfg) != "no_step":
         return cfg.head.module
     return OmegaConf.create(stepless_module(OmegaConf.to_container(cfg.head.module, resolve=True)))
 

@@ -130,7 +130,7 @@ def check_more(cfg: DictConfig, bad) -> None:
         bad("trainer.embed_passes", t.embed_passes, "1 (the batch embedded once) or 2 (twice, as nona_anon)")
     if t.embed_passes == 2 and t.reference != "batch":
         bad("trainer.embed_passes", t.embed_passes, "2 only with trainer.reference=batch (nona_anon's training)")
-    control = head_control(cfg)
+    control = saved.head_control(cfg)
     if control not in CONTROLS:
         bad("head.control", control, f"one of {', '.join(CONTROLS)}")
     if control_without_step(cfg):
@@ -207,14 +207,9 @@ def check_device(name, bad) -> None:
 CONTROLS = ("none", "frozen_step", "no_step")
 
 
-def head_control(cfg: DictConfig) -> str:
-    """``head.control`` (``none`` where a head config has no such key)."""
-    return OmegaConf.select(cfg, "head.control", default="none")
-
-
 def control_without_step(cfg: DictConfig) -> bool:
     """Whether a control (``frozen_step``, ``no_step``) is asked of a head that has no step (linear, nca)."""
-    return head_control(cfg) != "none" and OmegaConf.select(cfg, "head.module.step", default=None) is None
+    return saved.head_control(cfg) != "none" and OmegaConf.select(cfg, "head.module.step", default=None) is None
 
 
 def head_from_config(cfg: DictConfig) -> torch.nn.Module:
@@ -237,7 +232,7 @@ def head_from_config(cfg: DictConfig) -> torch.nn.Module:
         raise ConfigError(
             f"bad config {field} for head {cfg.head.name!r} ({cfg.head.module.get('_target_')}): {why}"
         ) from None
-    if head_control(cfg) == "frozen_step":
+    if saved.head_control(cfg) == "frozen_step":
         for name in ("step", "kstep"):
             if getattr(head, name, None) is not None:
                 getattr(head, name).requires_grad_(False)
